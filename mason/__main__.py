@@ -1,0 +1,5 @@
+import sys
+
+from mason.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Lark grammars (data files), loaded by the frontends."""
