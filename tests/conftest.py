@@ -1,0 +1,4 @@
+"""Shared pytest set-up. Session fixtures for real daemons live in tests/fixtures/ and are
+registered here as plugins."""
+
+pytest_plugins: list[str] = []
