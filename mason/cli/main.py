@@ -16,6 +16,7 @@ from mason.ir.errors import MasonError
 
 # name -> (module, attribute, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "daemon": ("mason.cli.daemon", "daemon", "Manage mason's private containerd (status, stop, address)."),
     "llb": ("mason.cli.llb", "llb", "Inspect LLB Definitions (dump as json, text, dot, svg)."),
     "parse": ("mason.cli.parse", "parse", "Parse a Dockerfile and report errors (or --dump its syntax tree)."),
 }

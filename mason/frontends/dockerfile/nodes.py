@@ -21,6 +21,7 @@ class Heredoc:
     content: str  # the body, including its final newline
     expand: bool = True  # False for a quoted delimiter (<<'EOF' / <<"EOF")
     chomp: bool = False  # True for <<-EOF (leading tabs stripped)
+    fd: int = 0  # the file descriptor written before the operator (``3<<EOF``), 0 if none
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,8 @@ class Node:
     onbuild: "Node | None" = None
     original: str = ""
     loc: SourceLoc | None = field(default=None, compare=False)
+    # the comment lines right above the instruction (BuildKit's PrevComment), for checks
+    comments: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,309 @@
+"""Run one process in a container on an overlay snapshot: the solver's exec primitive.
+
+Per step: Containers.Create (OCI spec as JSON in an ``Any``) → Tasks.Create with the
+snapshot's mounts as rootfs and FIFOs for stdout/stderr → Start → Wait → Tasks.Delete →
+Containers.Delete. The FIFOs are opened non-blocking *before* Tasks.Create (the shim opens the
+write side during Create) and drained by reader threads while the process runs, so a chatty
+step cannot fill a pipe and stall.
+
+Two levers measured in DESIGN.md ("containerd") and in ``bench/containerd_step_bench.py``:
+
+* **shim grouping** — every step's spec carries the ``io.containerd.runc.v2.group``
+  annotation naming one long-lived *anchor* container, so one runc v2 shim hosts them all
+  instead of starting a shim per step. The anchor is a task that is created but never started
+  (runc's init waits forever on its exec FIFO), on an empty snapshot.
+* **background delete** — Tasks.Delete + Containers.Delete of a finished step run on a worker
+  thread; the next step only needs the committed snapshot. :meth:`Executor.flush` (and
+  ``close``) wait for them.
+
+Containers and tasks are always cleaned up, also when the step fails, raises or is
+interrupted (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import os
+import select
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from mason.backends.containerd.client import Client, ContainerdError, NotFound
+from mason.backends.containerd.spec import BindMount, Process, build_spec
+from mason.ir.errors import MasonError
+
+OutputSink = Callable[[str, bytes], None]  # (stream name "stdout" | "stderr", data)
+
+MANAGED_LABEL = "mason.managed"  # on every container mason creates (role: step | anchor)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecResult:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+    timings: Mapping[str, float] = field(default_factory=dict)  # seconds per phase
+
+
+class _FifoReader(threading.Thread):
+    """Drains one FIFO. Opened O_NONBLOCK before the shim opens its write side; Linux reports
+    POLLHUP on a FIFO only after a writer has come and gone, so "readable and empty" = EOF."""
+
+    def __init__(self, path: Path, name: str, sink: OutputSink | None):
+        super().__init__(name=f"fifo-{name}", daemon=True)
+        os.mkfifo(path, 0o600)
+        self.path, self.stream, self.sink = path, name, sink
+        self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self.chunks: list[bytes] = []
+        self.give_up = threading.Event()
+
+    def run(self) -> None:
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN | select.POLLHUP)
+        try:
+            while True:
+                if not poller.poll(50):
+                    if self.give_up.is_set():
+                        return
+                    continue
+                try:
+                    data = os.read(self.fd, 1 << 16)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    return
+                self.chunks.append(data)
+                if self.sink is not None:
+                    self.sink(self.stream, data)
+        finally:
+            os.close(self.fd)
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+    def finish(self, timeout: float = 5.0) -> bytes:
+        self.join(timeout)
+        if self.is_alive():  # no EOF seen (the shim never opened its end): stop polling
+            self.give_up.set()
+            self.join()
+        return b"".join(self.chunks)
+
+
+class Executor:
+    """Runs :class:`Process` es in containers on containerd. One per build (it owns the
+    anchor container of its shim group); use as a context manager or call :meth:`close`."""
+
+    def __init__(self, client: Client, *, io_dir: str | Path, runc_root: str | Path | None = None,
+                 group_shims: bool = True, background_delete: bool = True):
+        self.client = client
+        self.io_dir = Path(io_dir)
+        self.io_dir.mkdir(parents=True, exist_ok=True)
+        self.runc_root = str(runc_root) if runc_root is not None else None
+        self.group_shims = group_shims
+        self.background_delete = background_delete
+        self._anchor: str | None = None
+        self._anchor_lock = threading.Lock()
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pending: set[concurrent.futures.Future[None]] = set()
+        self._pending_lock = threading.Lock()
+        self.cleanup_errors: list[BaseException] = []
+
+    @classmethod
+    def for_daemon(cls, client: Client, daemon, **kw) -> "Executor":
+        """An executor using a :class:`ManagedContainerd`'s runc root and FIFO directory."""
+        return cls(client, io_dir=daemon.io_dir, runc_root=daemon.runc_root, **kw)
+
+    # -- the primitive ----------------------------------------------------------------------
+
+    def run(self, process: Process, snapshot: str, *, output: OutputSink | None = None) -> ExecResult:
+        """Run ``process`` with the active snapshot ``snapshot`` as its root filesystem and wait
+        for it. The snapshot is left as it is (commit or remove it afterwards)."""
+        c = self.client
+        cid = f"mason-{uuid.uuid4().hex[:16]}"
+        t: dict[str, float] = {}
+        t0 = time.perf_counter()
+        group = self._ensure_anchor() if self.group_shims else None
+        t["anchor"] = time.perf_counter() - t0
+        rootfs = c.mounts(snapshot)
+        spec = build_spec(process, cid, shim_group=group)
+        readers: list[_FifoReader] = []
+        created_container = created_task = waited = False
+        exit_code = -1
+        try:
+            t0 = time.perf_counter()
+            c.create_container(cid, spec, runc_root=self.runc_root, labels={MANAGED_LABEL: "step"})
+            created_container = True
+            t["container_create"] = time.perf_counter() - t0
+            readers = [_FifoReader(self.io_dir / f"{cid}-{s}", s, output) for s in ("stdout", "stderr")]
+            for r in readers:
+                r.start()
+            t0 = time.perf_counter()
+            c.create_task(cid, rootfs, stdout=str(readers[0].path), stderr=str(readers[1].path))
+            created_task = True
+            t["task_create"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            wait = c.wait_task_future(cid)  # subscribe before Start so no exit is missed
+            try:
+                c.start_task(cid)
+                t["task_start"] = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                exit_code = _wait(c, cid, wait)
+                waited = True
+            finally:
+                wait.cancel()
+            t["wait"] = time.perf_counter() - t0
+        except BaseException:
+            # Failure or Ctrl-C: clean up synchronously, then re-raise.
+            for r in readers:
+                r.give_up.set()  # stop polling promptly if the shim never opened its end
+            self._cleanup(cid, created_task, created_container, kill=not waited)
+            for r in readers:
+                r.finish(1.0)
+            raise
+        out = [r.finish() for r in readers]
+        t0 = time.perf_counter()
+        if self.background_delete:
+            self._submit(self._cleanup, cid, True, True, False)
+        else:
+            self._cleanup(cid, True, True, False, raise_errors=True)
+        t["delete"] = time.perf_counter() - t0
+        return ExecResult(exit_code, out[0], out[1], t)
+
+    def run_step(self, process: Process, parent: str, commit_as: str | None = None, *,
+                 labels: Mapping[str, str] | None = None, output: OutputSink | None = None,
+                 key: str | None = None) -> ExecResult:
+        """Prepare an active snapshot from ``parent`` (a committed snapshot name, or "" for an
+        empty root), run ``process`` on it and, if it exits 0 and ``commit_as`` is given, commit
+        it under that name (with ``labels``); otherwise the active snapshot is removed."""
+        c = self.client
+        key = key or f"mason-active-{uuid.uuid4().hex[:16]}"
+        t0 = time.perf_counter()
+        c.prepare(key, parent)
+        prep = time.perf_counter() - t0
+        committed = False
+        try:
+            res = self.run(process, key, output=output)
+            if res.exit_code == 0 and commit_as is not None:
+                t0 = time.perf_counter()
+                c.commit(commit_as, key, labels)
+                committed = True
+                res = replace(res, timings={**res.timings, "prepare": prep, "commit": time.perf_counter() - t0})
+            return res
+        finally:
+            if not committed:
+                # The failed step's task may still hold the rootfs mounted: finish its delete first.
+                self.flush()
+                with contextlib.suppress(NotFound):
+                    c.remove_snapshot(key)
+
+    # -- cleanup ----------------------------------------------------------------------------
+
+    def _cleanup(self, cid: str, task: bool, container: bool, kill: bool, raise_errors: bool = False) -> None:
+        c = self.client
+        try:
+            if task:
+                if kill:
+                    c.force_delete_task(cid)
+                else:
+                    with contextlib.suppress(NotFound):
+                        c.delete_task(cid)
+            if container:
+                with contextlib.suppress(NotFound):
+                    c.delete_container(cid)
+        except BaseException as e:  # noqa: BLE001 - collected, reported by flush()
+            if raise_errors:
+                raise
+            self.cleanup_errors.append(e)
+        finally:
+            for s in ("stdout", "stderr"):
+                with contextlib.suppress(OSError):
+                    os.unlink(self.io_dir / f"{cid}-{s}")
+
+    def _submit(self, fn, *args) -> None:
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="mason-delete")
+        fut = self._pool.submit(fn, *args)
+        with self._pending_lock:
+            self._pending.add(fut)
+        fut.add_done_callback(self._done)
+
+    def _done(self, fut: concurrent.futures.Future[None]) -> None:
+        with self._pending_lock:
+            self._pending.discard(fut)
+
+    def flush(self) -> None:
+        """Wait for background deletions; raise the first error any of them hit."""
+        with self._pending_lock:
+            pending = list(self._pending)
+        concurrent.futures.wait(pending)
+        if self.cleanup_errors:
+            err, self.cleanup_errors = self.cleanup_errors[0], []
+            raise MasonError(f"cleaning up a finished container failed: {err}")
+
+    # -- the shim group's anchor ------------------------------------------------------------
+
+    def _ensure_anchor(self) -> str:
+        with self._anchor_lock:
+            if self._anchor is not None:
+                return self._anchor
+            c = self.client
+            aid = f"mason-anchor-{uuid.uuid4().hex[:12]}"
+            rootfs = c.prepare(aid)  # empty
+            # Never started, so never executed: any host file will do as the program, since runc
+            # only checks that it exists before waiting on the exec FIFO.
+            exe = os.path.realpath(sys.executable)
+            proc = Process(args=("/anchor",), mounts=(BindMount(exe, "/anchor"),), hostname="mason-anchor")
+            try:
+                c.create_container(aid, build_spec(proc, aid, shim_group=aid), runc_root=self.runc_root,
+                                   labels={MANAGED_LABEL: "anchor"})
+                c.create_task(aid, rootfs)
+            except BaseException:
+                self._remove_anchor(aid)
+                raise
+            self._anchor = aid
+            return aid
+
+    def _remove_anchor(self, aid: str) -> None:
+        c = self.client
+        for step in (lambda: c.force_delete_task(aid), lambda: c.delete_container(aid),
+                     lambda: c.remove_snapshot(aid)):
+            with contextlib.suppress(NotFound):
+                step()
+
+    def close(self) -> None:
+        """Wait for background work, then delete the anchor (its shim exits with it)."""
+        try:
+            self.flush()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
+            if self._anchor is not None:
+                aid, self._anchor = self._anchor, None
+                self._remove_anchor(aid)
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _wait(c: Client, cid: str, fut) -> int:
+    """Wait on a Tasks.Wait future in short slices so KeyboardInterrupt gets through."""
+    import grpc
+
+    while True:
+        try:
+            return fut.result(timeout=0.25).exit_status
+        except grpc.FutureTimeoutError:
+            continue
+        except grpc.RpcError as e:
+            raise c._error(f"wait for task {cid}", e) from None
+        except grpc.FutureCancelledError:
+            raise ContainerdError(f"containerd: wait for task {cid}: cancelled") from None

@@ -1,0 +1,67 @@
+"""Dumpers: draw an LLB Definition as JSON (``buildctl debug dump-llb``'s shape), mason's IR
+text, Graphviz DOT (``dump-llb --dot``'s shape) or SVG.
+
+Input goes through the typed IR: the codec decodes and validates the Definition (bad input is a
+:class:`~mason.ir.errors.MasonError` from there), then each op is turned back into its wire
+message with ``op_to_pb`` and rendered. Imports ``mason.ir`` only.
+
+    from mason.backends.dump import dump_definition
+    print(dump_definition(open("x.llb", "rb").read(), "dot"), end="")
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mason.backends.dump.model import DumpedOp, op_digest, terminal_op
+from mason.ir.errors import MasonError
+
+FORMATS = ("json", "text", "dot", "svg")
+
+__all__ = ["FORMATS", "DumpedOp", "dump_definition", "records_from_decoded", "render"]
+
+
+def records_from_decoded(decoded: Any) -> list[DumpedOp]:
+    """The records of a ``DecodedDefinition``: its ops in file order, then the terminal op
+    (rebuilt from the result reference, with the terminal metadata as decoded)."""
+    from mason.ir.codec import metadata_to_pb, op_to_pb
+
+    records = [DumpedOp(op.digest, op_to_pb(op), metadata_to_pb(op.metadata)) for op in decoded.ops]
+    term = terminal_op(decoded.ref.op.digest, decoded.ref.index)
+    tmd = decoded.terminal_metadata
+    records.append(DumpedOp(op_digest(term), term, metadata_to_pb(tmd) if tmd is not None else None))
+    return records
+
+
+def render(records: list[DumpedOp], fmt: str, *, pretty: bool = False) -> str:
+    """``records`` in format ``json``, ``dot`` or ``svg``."""
+    if fmt == "json":
+        from mason.backends.dump.dumpjson import dump_json
+
+        return dump_json(records, pretty=pretty)
+    if fmt == "dot":
+        from mason.backends.dump.dot import dump_dot
+
+        return dump_dot(records)
+    if fmt == "svg":
+        from mason.backends.dump.svg import render_svg
+
+        return render_svg(records)
+    raise MasonError(f"unknown dump format {fmt!r}; valid formats: {', '.join(FORMATS)}")
+
+
+def dump_definition(data: bytes, fmt: str = "json", *, pretty: bool = False, metadata: bool = False) -> str:
+    """The dump of the serialized Definition ``data`` in format ``fmt`` (see ``FORMATS``).
+    ``pretty`` indents JSON as one array (the corpus's ``NAME.pretty.json``); ``metadata`` adds
+    each op's metadata to the text form as a comment."""
+    if fmt not in FORMATS:
+        raise MasonError(f"unknown dump format {fmt!r}; valid formats: {', '.join(FORMATS)}")
+    from mason.ir.codec import decode_definition
+
+    decoded = decode_definition(data)
+    if fmt == "text":
+        from mason.ir.text import format_graph
+
+        text = format_graph(decoded.graph, metadata=metadata)
+        return text if text.endswith("\n") else text + "\n"
+    return render(records_from_decoded(decoded), fmt, pretty=pretty)

@@ -1,0 +1,62 @@
+"""``mason daemon``: manage mason's private containerd (status, start, stop, address).
+
+``ctr --address "$(mason daemon address)" -n mason images ls`` looks into mason's image store.
+"""
+
+from __future__ import annotations
+
+import click
+
+from mason.backends.containerd.daemon import ADDRESS_ENV, ROOT_ENV, ManagedContainerd
+
+# Shared with the commands that build: ``resolve_address(containerd_address, root)``.
+containerd_address_option = click.option(
+    "--containerd-address", envvar=ADDRESS_ENV, default=None, metavar="SOCKET",
+    help=f"Use the containerd at this socket (default: ${ADDRESS_ENV}, else mason's own, started when needed).",
+)
+root_option = click.option(
+    "--root", type=click.Path(file_okay=False), envvar=ROOT_ENV, default=None,
+    help=f"mason's state directory (default: ${ROOT_ENV}, /var/lib/mason as root, ~/.local/share/mason otherwise).",
+)
+
+
+@click.group()
+def daemon() -> None:
+    """Manage mason's private containerd."""
+
+
+@daemon.command()
+@root_option
+def status(root: str | None) -> None:
+    """Say whether mason's containerd runs, with its PID and address."""
+    st = ManagedContainerd.at(root).status()
+    if st["running"]:
+        click.echo(f"running (pid {st['pid']}) at {st['address']}")
+    elif st["pid"] is not None:
+        click.echo(f"not answering (pid {st['pid']}) at {st['address']}; see {st['log']}")
+    else:
+        click.echo(f"not running ({st['address']})")
+
+
+@daemon.command()
+@root_option
+def start(root: str | None) -> None:
+    """Start mason's containerd unless it runs (builds do this by themselves)."""
+    d = ManagedContainerd.at(root)
+    d.ensure_running()
+    click.echo(f"running (pid {d.pid()}) at {d.address}")
+
+
+@daemon.command()
+@root_option
+def stop(root: str | None) -> None:
+    """Stop mason's containerd (killing any task it still runs)."""
+    d = ManagedContainerd.at(root)
+    click.echo("stopped" if d.stop() else "not running")
+
+
+@daemon.command()
+@root_option
+def address(root: str | None) -> None:
+    """Print the socket path of mason's containerd (for ctr --address)."""
+    click.echo(ManagedContainerd.at(root).address)

@@ -1,0 +1,438 @@
+"""The Dockerfile syntax layer: source text → the generic node tree of BuildKit's parser.
+
+``parse_dockerfile(text, filename)`` returns a :class:`ParseResult` whose nodes split their
+arguments exactly as BuildKit's parser does (its golden ``result`` files are the conformance
+suite), with file:line:col locations, or raises :class:`MasonError` with a location.
+
+It works in two steps, like BuildKit:
+
+* a line pass: parser directives at the top (``# escape=``/``# syntax=``/``# check=``, BOM),
+  comments, continuation lines with the current escape character (also across comment and
+  empty lines, which warn), and heredoc bodies after the instruction that names them;
+* per instruction: the command word, ``--flags``, and the instruction's own argument form
+  (JSON exec form, whitespace words, ENV/LABEL pairs, HEALTHCHECK, ONBUILD's nested
+  instruction). Exec-form JSON is described by ``grammars/dockerfile_json.lark``, used to
+  locate the element that makes an array invalid. BuildKit's word tokenizers are small state
+  machines with quirks; they are reproduced by hand (``syntax_words``) for exactness and speed.
+
+Unknown instructions, unknown flags and instructions before FROM are not errors here: the
+instructions layer judges them.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from importlib import resources
+
+from mason.frontends.dockerfile.nodes import Directive, Heredoc, Node, ParseResult
+from mason.frontends.dockerfile.syntax_dump import dump, go_quote
+from mason.frontends.dockerfile.syntax_heredoc import HeredocError, heredocs_from_line
+from mason.frontends.dockerfile.syntax_words import (
+    GO_SPACE,
+    NotStringArray,
+    go_lower,
+    parse_json_array,
+    parse_words,
+    split_command,
+    split_health,
+    split_whitespace,
+    RE_WHITESPACE,
+)
+from mason.ir.errors import MasonError, SourceLoc
+
+__all__ = ["parse_dockerfile", "dump", "go_quote", "detect_directive"]
+
+# Go's regexp \s is [\t\n\f\r ]; $ is the end of the text.
+_DIRECTIVE = re.compile(r"#[\t\n\f\r ]*([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\Z")
+_SLASH_DIRECTIVE = re.compile(r"//[\t\n\f\r ]*([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\Z")
+_VALID_DIRECTIVES = ("syntax", "escape", "check")
+_MAX_LINE_BYTES = 64 * 1024  # bufio.Scanner's token limit, newline included
+
+_MAYBE_JSON = frozenset(("run", "cmd", "entrypoint", "shell"))
+_MAYBE_JSON_LIST = frozenset(("add", "copy", "volume"))
+_WORDS = frozenset(("expose", "from"))
+_STRING = frozenset(("maintainer", "stopsignal", "user", "workdir"))
+_HEREDOC_INSTRUCTIONS = frozenset(("add", "copy", "run"))
+
+
+class _LineError(Exception):
+    """An error inside one logical instruction line; ``offset`` indexes that line."""
+
+    def __init__(self, message: str, offset: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.offset = offset
+
+
+def parse_dockerfile(text: str, filename: str = "Dockerfile") -> ParseResult:
+    """Parse Dockerfile source into BuildKit's generic node tree (see the module docstring)."""
+    return _Parser(text, filename).parse()
+
+
+class _Parser:
+    def __init__(self, text: str, filename: str):
+        self.text = text
+        self.file = filename
+        lines = text.split("\n")
+        self.final_newline = lines[-1] == ""
+        if self.final_newline:
+            lines.pop()
+        self.lines = lines
+
+    # -- errors ---------------------------------------------------------------------------
+
+    def error(self, message: str, idx: int, col: int = 1, end_idx: int | None = None) -> MasonError:
+        """A located error at line index ``idx`` (0-based), column ``col`` (1-based)."""
+        if not self.lines:
+            return MasonError(message, SourceLoc(self.file, 1, 1), "")
+        idx = min(max(idx, 0), len(self.lines) - 1)
+        src = self.lines[idx].rstrip("\r")
+        col = min(max(col, 1), len(src) + 1)
+        end = None if end_idx is None else end_idx + 1
+        return MasonError(message, SourceLoc(self.file, idx + 1, col, end), src)
+
+    # -- the line pass ----------------------------------------------------------------------
+
+    def parse(self) -> ParseResult:
+        lines = self.lines
+        n = len(lines)
+        esc = "\\"
+        directives: list[Directive] = []
+        seen: set[str] = set()
+        directives_done = False
+        nodes: list[Node] = []
+        warnings: list[tuple[str, SourceLoc]] = []
+        comments: list[str] = []
+        file = self.file
+        space = GO_SPACE
+        late_error: MasonError | None = None
+
+        bom = 1 if n and lines[0].startswith("\ufeff") else 0
+        i = 0
+        while i < n:
+            raw = lines[i]
+            if len(raw) > _MAX_LINE_BYTES // 4 and self._too_long(i):
+                late_error = self.error(f"dockerfile line greater than max allowed size of {_MAX_LINE_BYTES - 1}", i)
+                break
+            if i == 0 and bom:
+                raw = raw[1:]
+            tok = raw.rstrip("\r")
+            content = tok.lstrip(space)
+            col0 = (bom if i == 0 else 0) + len(tok) - len(content)
+            if content[:1] == "#":
+                comment = raw[1:].strip(space)
+                if comment:
+                    comments.append(comment)
+                else:
+                    comments = []
+                if not directives_done:
+                    d = self._directive(content, i, col0, seen)
+                    if d is None:
+                        directives_done = True
+                    else:
+                        directives.append(d)
+                        comments.pop()
+                        if d.name == "escape":
+                            esc = d.value
+                i += 1
+                continue
+            directives_done = True
+            start = i
+            # continuation character at the end (ignoring spaces and tabs)?
+            end = content.rstrip(" \t")
+            if not end or end[-1] != esc or (len(end) > 1 and end[-2] == esc):
+                if not content:
+                    i += 1
+                    continue
+                line = content
+                segs = None
+            else:
+                parts = [end[:-1]]
+                segs = [(0, i, col0)]
+                length = len(parts[0])
+                empty_cont = False
+                cont = True
+                while cont and i + 1 < n:
+                    tok = lines[i + 1].rstrip("\r")
+                    if len(tok) > _MAX_LINE_BYTES // 4 and self._too_long(i + 1):
+                        late_error = self.error(
+                            f"dockerfile line greater than max allowed size of {_MAX_LINE_BYTES - 1}", i + 1)
+                        n = i + 1  # the scanner stops here
+                        break
+                    i += 1
+                    s = tok.lstrip(space)
+                    if s[:1] == "#":
+                        continue
+                    if not s:
+                        empty_cont = True
+                        continue
+                    end = tok.rstrip(" \t")
+                    if end[-1] == esc and (len(end) == 1 or end[-2] != esc):
+                        tok = end[:-1]
+                    else:
+                        cont = False
+                    segs.append((length, i, 0))
+                    parts.append(tok)
+                    length += len(tok)
+                line = "".join(parts)
+                if empty_cont:
+                    warnings.append(("Empty continuation line found in: " + line, SourceLoc(file, i + 1, 1, i + 1)))
+            try:
+                parts_ = _node_parts(line, esc)
+            except _LineError as e:
+                ln, col = self._map(e.offset, start, col0, segs)
+                raise self.error(e.message, ln, col, i) from None
+            heredocs: tuple[Heredoc, ...] = ()
+            if "<<" in line and _can_contain_heredoc(parts_):
+                i, heredocs = self._read_heredocs(line, start, col0, segs, i, n)
+            last = lines[i].rstrip("\r")
+            nodes.append(self._node(parts_, line, heredocs, start, col0, segs, i, len(last) + 1, tuple(comments)))
+            comments = []
+            i += 1
+
+        if not nodes:
+            if late_error is not None:
+                raise late_error
+            last = max(n - 1, 0)
+            raise self.error("file with no instructions", last, 1)
+        if late_error is not None:
+            raise late_error
+        first, lastn = nodes[0].loc, nodes[-1].loc
+        whole = SourceLoc(file, first.line, first.col, lastn.end_line, lastn.end_col)
+        return ParseResult(tuple(nodes), tuple(directives), esc, tuple(warnings), whole)
+
+    def _node(self, parts, original: str, heredocs, start: int, col0: int, segs, end_idx: int, end_col: int,
+              comments: tuple[str, ...] = ()) -> Node:
+        name, args, flags, is_json, off, nested, rest = parts
+        onbuild = None
+        if nested is not None:
+            # the nested instruction starts where ONBUILD's arguments start
+            ln, col = self._map(off, start, col0, segs)
+            onbuild = self._node(nested, rest, heredocs, ln, col - 1, None, end_idx, end_col)
+        loc = SourceLoc(self.file, start + 1, col0 + 1, end_idx + 1, end_col)
+        return Node(name, args, flags, heredocs, is_json, onbuild, original, loc, comments)
+
+    def _too_long(self, idx: int) -> bool:
+        raw = self.lines[idx]
+        nl = 1 if idx < len(self.lines) - 1 or self.final_newline else 0
+        return len(raw.encode("utf-8", "surrogateescape")) + nl > _MAX_LINE_BYTES
+
+    def _directive(self, content: str, idx: int, col0: int, seen: set[str]) -> Directive | None:
+        """BuildKit's DirectiveParser.ParseLine on a comment line while directives are allowed."""
+        m = _DIRECTIVE.match(content)
+        if m is None:
+            return None
+        key = m.group(1).lower()
+        if key not in _VALID_DIRECTIVES:
+            return None
+        if key in seen:
+            raise self.error(f"only one {key} parser directive can be used", idx, col0 + m.start(1) + 1)
+        seen.add(key)
+        value = m.group(2)
+        if key == "escape" and value not in ("\\", "`"):
+            raise self.error(f"invalid escape token '{value}' does not match ` or \\", idx, col0 + m.start(2) + 1)
+        return Directive(key, value, SourceLoc(self.file, idx + 1, col0 + 1, idx + 1))
+
+    @staticmethod
+    def _map(offset: int | None, start: int, col0: int, segs) -> tuple[int, int]:
+        """(line index, 1-based column) of ``offset`` in a logical line."""
+        if offset is None:
+            offset = 0
+        if segs is None:
+            return start, col0 + offset + 1
+        for loff, li, c0 in reversed(segs):
+            if offset >= loff:
+                return li, c0 + offset - loff + 1
+        return start, col0 + 1
+
+    def _read_heredocs(self, line: str, start: int, col0: int, segs, i: int, n: int) -> tuple[int, tuple[Heredoc, ...]]:
+        try:
+            found = heredocs_from_line(line)
+        except HeredocError as e:
+            ln, col = self._map(line.find("<<"), start, col0, segs)
+            raise self.error(str(e), ln, col, i) from None
+        lines = self.lines
+        out = []
+        for doc, word in found:
+            body = []
+            terminated = False
+            while i + 1 < n:
+                i += 1
+                raw = lines[i]
+                possible = raw.rstrip("\r")
+                if doc.chomp:
+                    possible = possible.lstrip("\t")
+                if possible == doc.name:
+                    terminated = True
+                    break
+                body.append(raw + "\n" if i < len(lines) - 1 or self.final_newline else raw)
+            if not terminated:
+                pos = line.find(word)
+                ln, col = self._map(pos if pos >= 0 else line.find("<<"), start, col0, segs)
+                raise self.error(f"unterminated heredoc {go_quote(doc.name)}: no line {go_quote(doc.name)} "
+                                 "before the end of the file", ln, col, n - 1)
+            out.append(Heredoc(doc.name, "".join(body), doc.expand, doc.chomp, doc.fd))
+        return i, tuple(out)
+
+
+def _can_contain_heredoc(parts) -> bool:
+    if parts[0] == "onbuild":
+        if parts[5] is None:
+            return False
+        parts = parts[5]
+    return parts[0] in _HEREDOC_INSTRUCTIONS and not parts[3]
+
+
+def _node_parts(line: str, esc: str):
+    """BuildKit's ``newNodeFromLine``: (name, args, flags, json, offset of the arguments in
+    ``line``, the nested instruction's parts for ONBUILD, the arguments text)."""
+    cmd, flags, rest, off = split_command(line)
+    name = go_lower(cmd)
+    flags_t = tuple(flags)
+    is_json = False
+    nested = None
+    if name in _MAYBE_JSON:
+        if not rest:
+            args: tuple[str, ...] = ()
+        else:
+            arr = _json(rest, off) if rest[0] == "[" else None
+            if arr is None:
+                args = (rest,)
+            else:
+                args, is_json = arr, True
+    elif name in _MAYBE_JSON_LIST:
+        arr = _json(rest, off) if rest[:1] == "[" else None
+        if arr is None:
+            args = tuple(split_whitespace(rest))
+        else:
+            args, is_json = arr, True
+    elif name in _STRING:
+        args = (rest,) if rest else ()
+    elif name in _WORDS:
+        args = tuple(split_whitespace(rest))
+    elif name == "env" or name == "label":
+        args = _name_val(rest, name.upper(), esc, off)
+    elif name == "arg":
+        args = tuple(parse_words(rest, esc))
+    elif name == "healthcheck":
+        args = ()
+        typ, tail = split_health(rest)
+        if typ:
+            args = (typ,)
+            if tail:
+                toff = off + len(rest) - len(tail)
+                arr = _json(tail, toff) if tail.lstrip(GO_SPACE)[:1] == "[" else None
+                if arr is None:
+                    args += (tail,)
+                else:
+                    args += arr
+                    is_json = True
+    elif name == "onbuild":
+        args = ()
+        if rest:
+            try:
+                sub = _node_parts(rest, esc)
+            except _LineError as e:
+                raise _LineError(e.message, off + (e.offset or 0)) from None
+            nested = sub
+    else:
+        args = ("",)  # parseIgnore: an unknown instruction keeps one empty argument
+    return name, args, flags_t, is_json, off, nested, rest
+
+
+def _json(rest: str, off: int) -> tuple[str, ...] | None:
+    try:
+        arr = parse_json_array(rest)
+    except NotStringArray:
+        raise _LineError("when using JSON array syntax, arrays must be comprised of strings only",
+                         off + _bad_json_element(rest)) from None
+    return None if arr is None else tuple(arr)
+
+
+def _name_val(rest: str, key: str, esc: str, off: int) -> tuple[str, ...]:
+    """BuildKit's ``parseNameVal`` (ENV, LABEL): key, value, separator triples."""
+    words = parse_words(rest, esc)
+    if not words:
+        return ()
+    if "=" not in words[0]:
+        parts = RE_WHITESPACE.split(rest, maxsplit=1)
+        if len(parts) < 2:
+            raise _LineError(f"{key} must have two arguments", off + len(rest))
+        return (parts[0], parts[1], "")
+    out: list[str] = []
+    for w in words:
+        k, eq, v = w.partition("=")
+        if not eq:
+            pos = rest.find(w)
+            raise _LineError(f"Syntax error - can't find = in {go_quote(w)}. Must be of the form: name=value",
+                             off + max(pos, 0))
+        out += (k, v, "=")
+    return tuple(out)
+
+
+# -- exec-form JSON, located with the lark grammar ----------------------------------------------
+
+
+@functools.cache
+def _json_parser():
+    import lark  # only the error path needs it; keep `mason parse` start-up fast
+
+    grammar = resources.files("mason.grammars").joinpath("dockerfile_json.lark").read_text()
+    return lark.Lark(grammar, parser="lalr", propagate_positions=True)
+
+
+def _bad_json_element(rest: str) -> int:
+    """Offset in ``rest`` of the first element of the JSON array that is not a string."""
+    import lark
+
+    lead = len(rest) - len(rest.lstrip(GO_SPACE))
+    try:
+        tree = _json_parser().parse(rest[lead:])
+    except lark.exceptions.LarkError:  # the one place lark errors are met: fall back to '['
+        return lead
+    for child in tree.children[0].children:
+        if isinstance(child, lark.Tree) and child.data != "string" and not child.meta.empty:
+            return lead + child.meta.start_pos
+    return lead
+
+
+# -- directives for the driver ---------------------------------------------------------------
+
+
+def detect_directive(text: str, key: str, any_format: bool = False) -> Directive | None:
+    """BuildKit's ``ParseDirective``/``DetectSyntax``: find directive ``key`` at the top of the
+    file, skipping a BOM and a ``#!`` line; with ``any_format`` (used for ``syntax``) also the
+    ``// key=value`` comment form and a JSON object ``{"key": "value"}``. Never raises."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    first, nl, rest = text.partition("\n")
+    shebang = 0
+    if first.startswith("#!"):
+        text = rest if nl else ""
+        shebang = 1
+    pats = [_DIRECTIVE, _SLASH_DIRECTIVE] if any_format else [_DIRECTIVE]
+    for pat in pats:
+        seen: set[str] = set()
+        for idx, line in enumerate(text.splitlines()):
+            m = pat.match(line)
+            if m is None:
+                break
+            k = m.group(1).lower()
+            if k not in _VALID_DIRECTIVES:
+                break
+            if k in seen:
+                break
+            seen.add(k)
+            if k == key:
+                return Directive(k, m.group(2), SourceLoc("", idx + 1 + shebang, 1, idx + 1 + shebang))
+    if any_format:
+        import json
+
+        try:
+            obj = json.loads(text)
+        except (ValueError, RecursionError):
+            return None
+        if isinstance(obj, dict) and isinstance(obj.get(key), str):
+            return Directive(key, obj[key], SourceLoc("", 1 + shebang, 1, 1 + shebang))
+    return None

@@ -1,0 +1,105 @@
+"""The OCI image config (plain JSON dicts) and the mason ConfigOp's changes applied to it.
+
+An image config is the JSON object of the OCI image spec: ``architecture``, ``os``,
+``config`` (Env, Cmd, Entrypoint, WorkingDir, User, ExposedPorts, Volumes, Labels, StopSignal,
+Healthcheck, Shell, OnBuild, ArgsEscaped), ``rootfs``, ``history``. The ``hoist-config`` pass and
+the solver both fold ConfigOp changes with :func:`apply_config_changes`, which is pure.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Iterable
+
+from mason.ir.errors import MasonError
+from mason.ir.ops import ConfigChange
+
+__all__ = ["CONFIG_ACTIONS", "empty_image_config", "apply_config_changes", "env_dict", "HISTORY_COMMENT"]
+
+CONFIG_ACTIONS = ("set", "env", "label", "add", "append")
+HISTORY_COMMENT = "buildkit.dockerfile.v0"
+
+
+def empty_image_config(architecture: str = "amd64", os: str = "linux", variant: str = "") -> dict:
+    cfg: dict = {"architecture": architecture, "os": os}
+    if variant:
+        cfg["variant"] = variant
+    cfg["rootfs"] = {"type": "layers", "diff_ids": []}
+    cfg["config"] = {}
+    cfg["history"] = []
+    return cfg
+
+
+def env_dict(config: dict) -> dict[str, str]:
+    """``config.Env`` as a dict (later entries win)."""
+    out: dict[str, str] = {}
+    for e in (config.get("config") or {}).get("Env") or ():
+        k, _, v = e.partition("=")
+        out[k] = v
+    return out
+
+
+def _json(change: ConfigChange) -> object:
+    try:
+        return json.loads(change.value)
+    except ValueError as e:
+        raise MasonError(f"config change {change.action} {change.key}: value is not JSON: {e}") from None
+
+
+def apply_config_changes(config: dict, changes: Iterable[ConfigChange], created_by: str | None = None) -> dict:
+    """A new image config with ``changes`` applied to its ``config`` object (``config`` itself is
+    not modified). With ``created_by``, an empty-layer history entry is appended, as BuildKit's
+    Dockerfile frontend writes for config-only instructions.
+
+    Actions (see ``llb.proto``): ``set`` key = JSON value (``null`` removes the key); ``env``
+    sets ``key=value`` in Env, replacing an entry for the same key in place; ``label`` sets
+    Labels[key]; ``add`` merges the JSON object value into the map field key (ExposedPorts,
+    Volumes); ``append`` extends the list field key with the JSON array value (OnBuild)."""
+    out = copy.deepcopy(config)
+    c = out.get("config")
+    if not isinstance(c, dict):
+        c = {}
+        out["config"] = c
+    for ch in changes:
+        a, key = ch.action, ch.key
+        if a == "set":
+            v = _json(ch)
+            if v is None:
+                c.pop(key, None)
+            else:
+                c[key] = v
+        elif a == "env":
+            env = list(c.get("Env") or ())
+            prefix = key + "="
+            entry = prefix + ch.value
+            for i, e in enumerate(env):
+                if e == key or e.startswith(prefix):
+                    env[i] = entry
+                    break
+            else:
+                env.append(entry)
+            c["Env"] = env
+        elif a == "label":
+            labels = dict(c.get("Labels") or {})
+            labels[key] = ch.value
+            c["Labels"] = labels
+        elif a == "add":
+            v = _json(ch)
+            if not isinstance(v, dict):
+                raise MasonError(f"config change add {key}: value must be a JSON object")
+            m = dict(c.get(key) or {})
+            m.update(v)
+            c[key] = m
+        elif a == "append":
+            v = _json(ch)
+            if not isinstance(v, list):
+                raise MasonError(f"config change append {key}: value must be a JSON array")
+            c[key] = list(c.get(key) or ()) + v
+        else:
+            raise MasonError(f"unknown config change action {a!r} (valid: {', '.join(CONFIG_ACTIONS)})")
+    if created_by is not None:
+        hist = list(out.get("history") or ())
+        hist.append({"created_by": created_by, "comment": HISTORY_COMMENT, "empty_layer": True})
+        out["history"] = hist
+    return out

@@ -1,0 +1,152 @@
+"""The exec primitive: processes in containers on overlay snapshots, on a real containerd."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+import uuid
+
+import pytest
+
+from mason.backends.containerd import exec as exec_mod
+from mason.backends.containerd.layers import diff_snapshot
+from mason.backends.containerd.spec import BindMount, Process
+
+pytestmark = pytest.mark.integration
+
+
+def sh(script: str, **kw) -> Process:
+    return Process(args=("sh", "-c", script), **kw)
+
+
+@pytest.fixture(params=[True, False], ids=["levers", "plain"])
+def executor(request, containerd_env):
+    """An executor in the session lease, with and without shim grouping + background delete;
+    afterwards nothing may be left in containerd but committed snapshots."""
+    lc = containerd_env.client.with_lease(containerd_env.lease)
+    before = {s.name for s in lc.list_snapshots()}
+    ex = containerd_env.executor(lc, group_shims=request.param, background_delete=request.param)
+    yield ex
+    ex.close()
+    assert lc.list_containers() == []
+    assert lc.list_tasks() == []
+    leftover = [s for s in lc.list_snapshots() if s.name not in before and s.kind != "committed"]
+    assert leftover == []
+
+
+def test_echo_hi(executor, containerd_env) -> None:
+    res = executor.run_step(Process(args=("echo", "hi")), containerd_env.busybox)
+    assert (res.exit_code, res.stdout, res.stderr) == (0, b"hi\n", b"")
+
+
+def test_nonzero_exit_and_stderr(executor, containerd_env) -> None:
+    res = executor.run_step(sh("echo oops >&2; exit 3"), containerd_env.busybox, "never-committed")
+    assert (res.exit_code, res.stdout, res.stderr) == (3, b"", b"oops\n")
+    assert not executor.client.snapshot_exists("never-committed")
+
+
+def test_written_file_lands_in_committed_snapshot(executor, containerd_env) -> None:
+    lc = executor.client
+    name = f"test-step-{uuid.uuid4().hex[:8]}"
+    res = executor.run_step(sh("mkdir -p /out && cat /proc/uptime > /out/uptime && echo marker > /marker"),
+                            containerd_env.busybox, name)
+    assert res.exit_code == 0
+    info = lc.stat_snapshot(name)
+    assert (info.kind, info.parent) == ("committed", containerd_env.busybox)
+    layer = diff_snapshot(lc, name)
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(lc.read_blob(layer.digest)))) as tar:
+        assert tar.extractfile("marker").read() == b"marker\n"
+        assert float(tar.extractfile("out/uptime").read().split()[0]) > 0
+    # The next step sees it on top of the committed snapshot.
+    res = executor.run_step(Process(args=("cat", "/marker")), name)
+    assert res.stdout == b"marker\n"
+    lc.remove_snapshot(name)
+
+
+def test_network_none_has_only_loopback(executor, containerd_env) -> None:
+    res = executor.run_step(sh("ls /sys/class/net; cat /proc/net/dev"), containerd_env.busybox)
+    assert res.exit_code == 0
+    lines = res.stdout.decode().splitlines()
+    assert lines[0] == "lo"
+    devs = [ln.split(":")[0].strip() for ln in lines[1:] if ":" in ln]
+    assert devs == ["lo"]
+
+
+def test_host_network_sees_host_interfaces(executor, containerd_env) -> None:
+    import os
+
+    res = executor.run_step(Process(args=("ls", "/sys/class/net"), network="host"), containerd_env.busybox)
+    assert res.exit_code == 0
+    assert sorted(res.stdout.decode().split()) == sorted(os.listdir("/sys/class/net"))
+
+
+def test_user_cwd_env_hostname_and_bind_mount(executor, containerd_env, tmp_path) -> None:
+    (tmp_path / "in.txt").write_text("from the host\n")
+    tmp_path.chmod(0o755)  # readable by nobody
+    p = sh('id -u; id -g; pwd; echo "$GREETING"; cat /proc/sys/kernel/hostname; cat /mnt/in/in.txt',
+           uid=65534, gid=65534, cwd="/tmp", env=("PATH=/bin", "GREETING=hello"), hostname="step",
+           mounts=(BindMount(str(tmp_path), "/mnt/in"),))
+    res = executor.run_step(p, containerd_env.busybox)
+    assert res.stderr == b""
+    assert res.stdout.decode().splitlines() == ["65534", "65534", "/tmp", "hello", "step", "from the host"]
+
+
+def test_large_output_does_not_stall(executor, containerd_env) -> None:
+    # 2 MiB through each pipe: far beyond a FIFO's 64 KiB buffer.
+    res = executor.run_step(sh("head -c 2097152 /dev/zero; head -c 2097152 /dev/zero >&2"), containerd_env.busybox)
+    assert (res.exit_code, len(res.stdout), len(res.stderr)) == (0, 2097152, 2097152)
+
+
+def test_output_is_streamed(executor, containerd_env) -> None:
+    seen: list[tuple[str, bytes]] = []
+    executor.run_step(sh("echo a; echo b >&2"), containerd_env.busybox, output=lambda s, d: seen.append((s, d)))
+    assert b"".join(d for s, d in seen if s == "stdout") == b"a\n"
+    assert b"".join(d for s, d in seen if s == "stderr") == b"b\n"
+
+
+def test_missing_program_is_an_error_and_leaves_nothing(executor, containerd_env) -> None:
+    from mason.ir.errors import MasonError
+
+    with pytest.raises(MasonError, match="no-such-program"):
+        executor.run_step(Process(args=("/no-such-program",)), containerd_env.busybox, "never")
+
+
+def test_interrupt_kills_and_cleans_up(executor, containerd_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A Ctrl-C while the step runs: the task is killed and removed before the exception leaves.
+    def interrupted(c, cid, fut):
+        assert c.task(cid).status == "running"
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(exec_mod, "_wait", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        executor.run_step(Process(args=("sleep", "60")), containerd_env.busybox, "never")
+    lc = executor.client
+    assert [c for c in lc.list_containers() if lc.container_labels(c).get(exec_mod.MANAGED_LABEL) == "step"] == []
+
+
+def _shims(address: str) -> set[int]:
+    import os
+
+    found = set()
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                cmd = open(f"/proc/{p}/cmdline", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if cmd[0].endswith(b"containerd-shim-runc-v2") and address.encode() in cmd:
+                found.add(int(p))
+    return found
+
+
+def test_shim_grouping_runs_every_step_in_the_anchor_shim(containerd_env) -> None:
+    lc = containerd_env.client.with_lease(containerd_env.lease)
+    assert _shims(containerd_env.address) == set()
+    with containerd_env.executor(lc, group_shims=True) as ex:
+        ex.run_step(Process(args=("true",)), containerd_env.busybox)
+        shims = _shims(containerd_env.address)
+        assert len(shims) == 1  # the anchor's, which the step joined
+        ex.run_step(Process(args=("true",)), containerd_env.busybox)
+        assert _shims(containerd_env.address) == shims
+    assert _shims(containerd_env.address) == set()  # gone with the anchor

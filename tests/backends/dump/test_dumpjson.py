@@ -1,0 +1,137 @@
+"""JSON dump: BuildKit's ``dump-llb`` output in the corpus, and Go's JSON rules on ops the
+corpus lacks (merge, diff, mkfile bytes, chown, mason's ConfigOp)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mason.backends.dump import dump_definition
+from mason.backends.dump.dumpjson import go_json
+from mason.ir.llb_pb import pb
+from tests.backends.dump.llbdata import CORPUS, build_definition, corpus_names, digests_of
+
+P = pb()
+PLATFORM = P.Platform(Architecture="amd64", OS="linux")
+IMAGE = "docker-image://docker.io/library/alpine:latest"
+
+
+def _lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+@pytest.mark.parametrize("name", corpus_names())
+def test_corpus_json_matches_dump_llb(name: str) -> None:
+    out = dump_definition((CORPUS / f"{name}.llb").read_bytes(), "json")
+    expected = (CORPUS / f"{name}.json").read_text()
+    assert _lines(out) == _lines(expected)
+    assert out == expected  # byte for byte, Go's escaping and key order included
+
+
+@pytest.mark.parametrize("name", corpus_names())
+def test_corpus_pretty_json(name: str) -> None:
+    out = dump_definition((CORPUS / f"{name}.llb").read_bytes(), "json", pretty=True)
+    expected = (CORPUS / f"{name}.pretty.json").read_text()
+    assert json.loads(out) == json.loads(expected)
+    assert out.rstrip("\n") == expected.rstrip("\n")
+
+
+def _dump(ops: list, metadata: dict | None = None) -> list[dict]:
+    return _lines(dump_definition(build_definition(ops, metadata), "json"))
+
+
+def test_terminal_op_and_missing_metadata() -> None:
+    src = P.Op(source=P.SourceOp(identifier=IMAGE), platform=PLATFORM)
+    data = build_definition([src])
+    src_d, term_d = digests_of(data)
+    lines = _lines(dump_definition(data, "json"))
+    assert lines == [
+        {"Op": {"Op": {"source": {"identifier": IMAGE}}, "platform": {"Architecture": "amd64", "OS": "linux"}},
+         "Digest": src_d, "OpMetadata": {}},
+        {"Op": {"inputs": [{"digest": src_d, "index": 0}], "Op": None}, "Digest": term_d, "OpMetadata": {}},
+    ]
+
+
+def test_merge_and_diff_print_their_input_indices() -> None:
+    a = P.Op(source=P.SourceOp(identifier=IMAGE))
+    b = P.Op(source=P.SourceOp(identifier="local://context"))
+    merge = P.Op(inputs=[P.Input(digest="#0"), P.Input(digest="#1")],
+                 merge=P.MergeOp(inputs=[P.MergeInput(input=0), P.MergeInput(input=1)]))
+    diff = P.Op(inputs=[P.Input(digest="#0"), P.Input(digest="#2")],
+                diff=P.DiffOp(lower=P.LowerDiffInput(input=0), upper=P.UpperDiffInput(input=1)))
+    lines = _dump([a, b, merge, diff])
+    assert lines[2]["Op"]["Op"] == {"merge": {"inputs": [{"input": 0}, {"input": 1}]}}
+    assert lines[3]["Op"]["Op"] == {"diff": {"lower": {"input": 0}, "upper": {"input": 1}}}
+
+
+def test_file_actions_bytes_owner_and_always_printed_indices() -> None:
+    root = P.Op(source=P.SourceOp(identifier=IMAGE))
+    owner = P.ChownOpt(user=P.UserOpt(byID=0), group=P.UserOpt(byName=P.NamedUserOpt(name="app", input=0)))
+    actions = [
+        P.FileAction(input=0, secondaryInput=-1, output=-1,
+                     mkfile=P.FileActionMkFile(path="/a", mode=0o644, data=b"hi\n", owner=owner, timestamp=-1)),
+        P.FileAction(input=1, secondaryInput=-1, output=-1, rm=P.FileActionRm(path="/b", allowNotFound=True)),
+        P.FileAction(input=2, secondaryInput=-1, output=0,
+                     symlink=P.FileActionSymlink(oldpath="/a", newpath="/c")),
+    ]
+    file = P.Op(inputs=[P.Input(digest="#0")], file=P.FileOp(actions=actions))
+    got = _dump([root, file])[1]["Op"]["Op"]["file"]["actions"]
+    assert got == [
+        {"input": 0, "secondaryInput": -1, "output": -1,
+         "Action": {"mkfile": {"path": "/a", "mode": 420, "data": "aGkK",
+                               # byID 0: the Go oneof wrapper's field is omitempty, so {}
+                               "owner": {"user": {"User": {}},
+                                         "group": {"User": {"byName": {"name": "app", "input": 0}}}},
+                               "timestamp": -1}}},
+        {"input": 1, "secondaryInput": -1, "output": -1, "Action": {"rm": {"path": "/b", "allowNotFound": True}}},
+        {"input": 2, "secondaryInput": -1, "output": 0, "Action": {"symlink": {"oldpath": "/a", "newpath": "/c"}}},
+    ]
+
+
+def test_exec_enums_and_empty_messages() -> None:
+    root = P.Op(source=P.SourceOp(identifier=IMAGE))
+    ex = P.Op(
+        inputs=[P.Input(digest="#0")],
+        exec=P.ExecOp(
+            meta=P.Meta(args=["sh"], cwd="/", proxy_env=P.ProxyEnv()),
+            mounts=[P.Mount(input=0, dest="/", output=0),
+                    P.Mount(input=-1, dest="/run/s", output=-1, mountType=1,
+                            secretOpt=P.SecretOpt(ID="tok", mode=0o400))],
+            network=1, security=1,
+        ),
+        constraints=P.WorkerConstraints(),
+    )
+    got = _dump([root, ex])[1]["Op"]
+    assert got == {
+        "inputs": [{"digest": got["inputs"][0]["digest"], "index": 0}],
+        "Op": {"exec": {"meta": {"args": ["sh"], "cwd": "/", "proxy_env": {}},
+                        "mounts": [{"input": 0, "dest": "/", "output": 0},
+                                   {"input": -1, "dest": "/run/s", "output": -1, "mountType": 1,
+                                    "secretOpt": {"ID": "tok", "mode": 256}}],
+                        "network": 1, "security": 1}},
+        "constraints": {},
+    }
+
+
+def test_config_op_and_metadata_fields() -> None:
+    root = P.Op(source=P.SourceOp(identifier=IMAGE))
+    cfg = P.Op(inputs=[P.Input(digest="#0")],
+               config=P.ConfigOp(changes=[P.ConfigChange(action="env", key="A", value="1")], created_by="ENV A=1"))
+    md = P.OpMetadata(ignore_cache=True, description={"b": "2", "a": "1"}, caps={"z": True, "a": True},
+                      progress_group=P.ProgressGroup(id="g"))
+    md.export_cache.SetInParent()
+    lines = _dump([root, cfg], {1: md})
+    assert lines[1]["Op"]["Op"] == {"config": {"changes": [{"action": "env", "key": "A", "value": "1"}],
+                                               "created_by": "ENV A=1"}}
+    assert lines[1]["OpMetadata"] == {"ignore_cache": True, "description": {"a": "1", "b": "2"},
+                                      "export_cache": {}, "caps": {"a": True, "z": True},
+                                      "progress_group": {"id": "g"}}
+    # maps print with sorted keys, as Go does
+    assert list(lines[1]["OpMetadata"]["description"]) == ["a", "b"]
+
+
+def test_go_string_escaping() -> None:
+    assert go_json({"s": "a<b>&c\u2028"}) == '{"s":"a\\u003cb\\u003e\\u0026c\\u2028"}'
+    assert go_json(["\b\f\n\t\"\\b", "é"]) == '["\\u0008\\u000c\\n\\t\\"\\\\b","é"]'
+    assert go_json({"n": None, "t": True, "i": -1, "l": []}) == '{"n":null,"t":true,"i":-1,"l":[]}'
