@@ -41,6 +41,7 @@ changes the bytes):
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -648,6 +649,17 @@ class DecodedDefinition:
 
 def decode_definition(data: bytes) -> DecodedDefinition:
     """Decode one Definition into the typed IR (see the module docstring for field decisions)."""
+    # Decoding allocates many small objects and frees none: pausing the cyclic GC saves ~20%.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _decode_definition(data)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _decode_definition(data: bytes) -> DecodedDefinition:
     try:
         d = P.Definition.FromString(data)
     except DecodeError as e:

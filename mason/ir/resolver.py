@@ -22,7 +22,7 @@ import hashlib
 import json
 import platform as _platform
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping, Protocol, runtime_checkable
 
 from mason.ir.errors import MasonError

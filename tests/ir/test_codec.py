@@ -84,10 +84,6 @@ def test_image_config_and_name_ride_in_terminal_metadata() -> None:
 
 # ---------------------------------------------------------------- properties
 
-def _marshal_all(g) -> list[bytes]:  # type: ignore[no-untyped-def]
-    return encode_graph(g)
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(graphs())
 def test_encode_decode_encode_identical(g) -> None:  # type: ignore[no-untyped-def]
@@ -100,12 +96,13 @@ def test_encode_decode_encode_identical(g) -> None:  # type: ignore[no-untyped-d
         assert dd.name == out.name
     second = [marshal(dd.ref, dd.image_config, name=dd.name) for dd in decoded]
     assert second == first
-    # metadata survives
+    # metadata survives (of the first op met with that digest)
+    first_md = {}
+    for o in g.ops():
+        first_md.setdefault(o.digest, o.metadata)
     for dd in decoded:
         for op in dd.ops:
-            want = next(o for o in g.ops() if o.digest == op.digest)
-            assert op.metadata == want.metadata or any(
-                o.digest == op.digest and o.metadata == op.metadata for o in g.ops())
+            assert op.metadata == first_md[op.digest]
     # a stream of all outputs decodes to the same graph text
     g2 = decode_graph(write_stream(first))
     assert format_graph(g2) == format_graph(g)
@@ -153,7 +150,7 @@ FIXED_APP_DIGEST = "sha256:2ccef5508688cf1435ef8664d111fe05f6d8163c4d6af81a41dfc
 # ---------------------------------------------------------------- deep chains
 
 def test_chain_of_20000_ops() -> None:
-    assert sys.getrecursionlimit() <= 1000 or True
+    assert sys.getrecursionlimit() <= 1000
     top = chain(20000)
     d = top.digest
     data = marshal(top)
@@ -163,7 +160,7 @@ def test_chain_of_20000_ops() -> None:
     assert dd.ref.op == top and hash(dd.ref.op) == hash(top)
     text = format_graph(dd)
     assert text.count("\n") == 20001
-    assert repr(top).startswith("<ConfigOp ")
+    assert len(repr(top)) < 60 and repr(top).startswith("<ExecOp ")
     from mason.ir.graph import Graph
     assert len(Graph.of(top).ops()) == 20000
 

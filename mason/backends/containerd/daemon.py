@@ -216,6 +216,11 @@ class ManagedContainerd:
         return self.address
 
     def _start(self, timeout: float) -> None:
+        if os.geteuid() != 0:
+            raise MasonError(
+                "mason's own containerd needs root (rootless containerd is not supported yet); "
+                f"run as root or point --containerd-address / {ADDRESS_ENV} at a running containerd"
+            )
         containerd = _require_binary("containerd", "containerd")
         _require_binary("runc", "runc")
         _require_binary("containerd-shim-runc-v2", "containerd")

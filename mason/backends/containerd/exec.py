@@ -41,6 +41,43 @@ from mason.ir.errors import MasonError
 OutputSink = Callable[[str, bytes], None]  # (stream name "stdout" | "stderr", data)
 
 MANAGED_LABEL = "mason.managed"  # on every container mason creates (role: step | anchor)
+OWNER_LABEL = "mason.owner"  # "<pid>:<start time>" of the mason process that made it
+
+
+def _process_identity(pid: int) -> str | None:
+    """``pid:starttime`` (clock ticks since boot, /proc/PID/stat field 22): survives PID reuse."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return f"{pid}:{stat.rsplit(')', 1)[1].split()[19]}"
+
+
+def _owner_alive(owner: str) -> bool:
+    try:
+        pid = int(owner.split(":", 1)[0])
+    except ValueError:
+        return False
+    return _process_identity(pid) == owner
+
+
+def reap_orphans(client: Client) -> int:
+    """Delete the containers, tasks and active snapshots that a mason process which no longer
+    exists left behind (killed with SIGKILL, power loss). Returns how many objects went."""
+    n = 0
+    for cid in client.list_containers([f"labels.\"{OWNER_LABEL}\""]):
+        with contextlib.suppress(NotFound):
+            if _owner_alive(client.container_labels(cid).get(OWNER_LABEL, "")):
+                continue
+            client.force_delete_task(cid)
+            client.delete_container(cid)
+            n += 1
+    for snap in client.list_snapshots([f"labels.\"{OWNER_LABEL}\""]):
+        if snap.kind != "committed" and not _owner_alive(snap.labels.get(OWNER_LABEL, "")):
+            with contextlib.suppress(NotFound):
+                client.remove_snapshot(snap.name)
+                n += 1
+    return n
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +99,7 @@ class _FifoReader(threading.Thread):
         self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         self.chunks: list[bytes] = []
         self.give_up = threading.Event()
+        self.sink_error: BaseException | None = None
 
     def run(self) -> None:
         poller = select.poll()
@@ -79,8 +117,11 @@ class _FifoReader(threading.Thread):
                 if not data:
                     return
                 self.chunks.append(data)
-                if self.sink is not None:
-                    self.sink(self.stream, data)
+                if self.sink is not None and self.sink_error is None:
+                    try:
+                        self.sink(self.stream, data)
+                    except BaseException as e:  # noqa: BLE001 - keep draining; raised by finish()
+                        self.sink_error = e
         finally:
             os.close(self.fd)
             with contextlib.suppress(OSError):
@@ -91,6 +132,8 @@ class _FifoReader(threading.Thread):
         if self.is_alive():  # no EOF seen (the shim never opened its end): stop polling
             self.give_up.set()
             self.join()
+        if self.sink_error is not None:
+            raise self.sink_error
         return b"".join(self.chunks)
 
 
@@ -112,6 +155,7 @@ class Executor:
         self._pending: set[concurrent.futures.Future[None]] = set()
         self._pending_lock = threading.Lock()
         self.cleanup_errors: list[BaseException] = []
+        self.owner = _process_identity(os.getpid()) or str(os.getpid())
 
     @classmethod
     def for_daemon(cls, client: Client, daemon, **kw) -> "Executor":
@@ -122,21 +166,29 @@ class Executor:
 
     def run(self, process: Process, snapshot: str, *, output: OutputSink | None = None) -> ExecResult:
         """Run ``process`` with the active snapshot ``snapshot`` as its root filesystem and wait
-        for it. The snapshot is left as it is (commit or remove it afterwards)."""
+        for it. The snapshot is left as it is (commit or remove it afterwards; with background
+        delete, the finished task may still have it mounted for a moment: :meth:`flush`
+        before removing it)."""
+        return self._run(process, snapshot, output)[0]
+
+    def _run(self, process: Process, snapshot: str, output: OutputSink | None
+             ) -> tuple[ExecResult, concurrent.futures.Future[None] | None]:
         c = self.client
         cid = f"mason-{uuid.uuid4().hex[:16]}"
         t: dict[str, float] = {}
         t0 = time.perf_counter()
         group = self._ensure_anchor() if self.group_shims else None
         t["anchor"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         rootfs = c.mounts(snapshot)
+        t["mounts"] = time.perf_counter() - t0
         spec = build_spec(process, cid, shim_group=group)
         readers: list[_FifoReader] = []
         created_container = created_task = waited = False
         exit_code = -1
         try:
             t0 = time.perf_counter()
-            c.create_container(cid, spec, runc_root=self.runc_root, labels={MANAGED_LABEL: "step"})
+            c.create_container(cid, spec, runc_root=self.runc_root, labels={MANAGED_LABEL: "step", OWNER_LABEL: self.owner})
             created_container = True
             t["container_create"] = time.perf_counter() - t0
             readers = [_FifoReader(self.io_dir / f"{cid}-{s}", s, output) for s in ("stdout", "stderr")]
@@ -163,16 +215,24 @@ class Executor:
                 r.give_up.set()  # stop polling promptly if the shim never opened its end
             self._cleanup(cid, created_task, created_container, kill=not waited)
             for r in readers:
-                r.finish(1.0)
+                with contextlib.suppress(BaseException):
+                    r.finish(1.0)
             raise
-        out = [r.finish() for r in readers]
         t0 = time.perf_counter()
+        try:
+            out = [r.finish() for r in readers]
+        except BaseException:  # the output sink raised
+            self._cleanup(cid, True, True, False)
+            raise
+        t["io"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        cleanup = None
         if self.background_delete:
-            self._submit(self._cleanup, cid, True, True, False)
+            cleanup = self._submit(self._cleanup, cid, True, True, False)
         else:
             self._cleanup(cid, True, True, False, raise_errors=True)
         t["delete"] = time.perf_counter() - t0
-        return ExecResult(exit_code, out[0], out[1], t)
+        return ExecResult(exit_code, out[0], out[1], t), cleanup
 
     def run_step(self, process: Process, parent: str, commit_as: str | None = None, *,
                  labels: Mapping[str, str] | None = None, output: OutputSink | None = None,
@@ -183,11 +243,12 @@ class Executor:
         c = self.client
         key = key or f"mason-active-{uuid.uuid4().hex[:16]}"
         t0 = time.perf_counter()
-        c.prepare(key, parent)
+        c.prepare(key, parent, {OWNER_LABEL: self.owner})
         prep = time.perf_counter() - t0
         committed = False
+        cleanup = None
         try:
-            res = self.run(process, key, output=output)
+            res, cleanup = self._run(process, key, output)
             if res.exit_code == 0 and commit_as is not None:
                 t0 = time.perf_counter()
                 c.commit(commit_as, key, labels)
@@ -197,7 +258,8 @@ class Executor:
         finally:
             if not committed:
                 # The failed step's task may still hold the rootfs mounted: finish its delete first.
-                self.flush()
+                if cleanup is not None:
+                    cleanup.result()
                 with contextlib.suppress(NotFound):
                     c.remove_snapshot(key)
 
@@ -224,13 +286,14 @@ class Executor:
                 with contextlib.suppress(OSError):
                     os.unlink(self.io_dir / f"{cid}-{s}")
 
-    def _submit(self, fn, *args) -> None:
+    def _submit(self, fn, *args) -> concurrent.futures.Future[None]:
         if self._pool is None:
             self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="mason-delete")
         fut = self._pool.submit(fn, *args)
         with self._pending_lock:
             self._pending.add(fut)
         fut.add_done_callback(self._done)
+        return fut
 
     def _done(self, fut: concurrent.futures.Future[None]) -> None:
         with self._pending_lock:
@@ -253,14 +316,14 @@ class Executor:
                 return self._anchor
             c = self.client
             aid = f"mason-anchor-{uuid.uuid4().hex[:12]}"
-            rootfs = c.prepare(aid)  # empty
+            rootfs = c.prepare(aid, labels={OWNER_LABEL: self.owner})  # empty
             # Never started, so never executed: any host file will do as the program, since runc
             # only checks that it exists before waiting on the exec FIFO.
             exe = os.path.realpath(sys.executable)
             proc = Process(args=("/anchor",), mounts=(BindMount(exe, "/anchor"),), hostname="mason-anchor")
             try:
                 c.create_container(aid, build_spec(proc, aid, shim_group=aid), runc_root=self.runc_root,
-                                   labels={MANAGED_LABEL: "anchor"})
+                                   labels={MANAGED_LABEL: "anchor", OWNER_LABEL: self.owner})
                 c.create_task(aid, rootfs)
             except BaseException:
                 self._remove_anchor(aid)

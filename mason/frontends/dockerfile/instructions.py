@@ -36,7 +36,9 @@ __all__ = [
 ]
 
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9\-_.]*$")
-_ARG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Stricter than BuildKit (which takes any word): a name must be usable, if not as $name then
+# at least through --build-arg and the environment of RUN.
+_ARG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _EMPTY: dict[str, object] = {}
 _MIN_INTERVAL = 1_000_000  # 1ms, docker's container.MinimumDuration
 
@@ -52,14 +54,22 @@ _SECURITY = ("sandbox", "insecure")
 
 
 class _Ctx:
-    """Per-file state: the source lines (to locate mistakes) and the collected errors."""
+    """Per-file state: the source text (split into lines only when an error needs locating)
+    and the collected errors."""
 
-    __slots__ = ("lines", "errors", "file")
+    __slots__ = ("text", "_lines", "errors", "file")
 
-    def __init__(self, lines: list[str] | None, file: str):
-        self.lines = lines
+    def __init__(self, text: str | None, file: str):
+        self.text = text
+        self._lines: list[str] | None = None
         self.errors: list[MasonError] = []
         self.file = file
+
+    @property
+    def lines(self) -> list[str] | None:
+        if self._lines is None and self.text is not None:
+            self._lines = self.text.splitlines()
+        return self._lines
 
     def error(self, node: Node, message: str, *needles: str) -> None:
         err = MasonError(message, self.locate(node, needles))
@@ -303,8 +313,8 @@ def _parse_arg(node: Node, ctx: _Ctx) -> Arg | None:
             ctx.error(node, "ARG names can not be blank", word)
             ok = False
         elif _ARG_NAME.match(name) is None and not any(c in name for c in "$'\"\\"):
-            ctx.error(node, f"invalid ARG name {name!r}: use letters, digits and _, not "
-                      "starting with a digit", word)
+            ctx.error(node, f"invalid ARG name {name!r}: use letters, digits, _, - and ., "
+                      "not starting with a digit", word)
             ok = False
         out.append((name, value if eq else None))
     return Arg(tuple(out), node.original, node.loc) if ok else None
@@ -513,8 +523,7 @@ def _parse_node(node: Node, ctx: _Ctx) -> Instruction | None:
 
 def parse_instruction(node: Node, text: str | None = None) -> Instruction:
     """One node → its typed instruction (no stage rules); raises :class:`MasonErrors`."""
-    ctx = _Ctx(text.splitlines() if text is not None else None,
-               node.loc.file if node.loc else "Dockerfile")
+    ctx = _Ctx(text, node.loc.file if node.loc else "Dockerfile")
     inst = _parse_node(node, ctx)
     if ctx.errors or inst is None:
         raise MasonErrors(ctx.errors or [MasonError("invalid instruction", node.loc)])
@@ -528,7 +537,7 @@ def parse_instructions(result: ParseResult, text: str | None = None) -> Dockerfi
     file = result.loc.file if result.loc is not None else None
     if file is None:
         file = next((n.loc.file for n in result.nodes if n.loc is not None), "Dockerfile")
-    ctx = _Ctx(text.splitlines() if text is not None else None, file)
+    ctx = _Ctx(text, file)
     parsers = _PARSERS
     instructions: list[Instruction] = []
     meta_args: list[Arg] = []
@@ -543,7 +552,9 @@ def parse_instructions(result: ParseResult, text: str | None = None) -> Dockerfi
             continue
         instructions.append(inst)
         cls = type(inst)
-        if cls is From:
+        if current is not None and cls is not From:
+            current.append(inst)
+        elif cls is From:
             current = []
             stage_parts.append((inst, current))  # type: ignore[arg-type]
             name = inst.stage_name  # type: ignore[union-attr]
@@ -555,8 +566,6 @@ def parse_instructions(result: ParseResult, text: str | None = None) -> Dockerfi
                               node.args[2])
                 else:
                     names[name] = inst  # type: ignore[assignment]
-        elif current is not None:
-            current.append(inst)
         elif cls is Arg:
             meta_args.append(inst)  # type: ignore[arg-type]
         else:
@@ -568,6 +577,8 @@ def parse_instructions(result: ParseResult, text: str | None = None) -> Dockerfi
         err = MasonError("the Dockerfile has no FROM: there is no stage to build", loc)
         ctx.errors.append(err if text is None else err.with_source(text))
     if ctx.errors:
+        # In source order (one instruction's checks do not run left to right).
+        ctx.errors.sort(key=lambda e: (e.loc.line, e.loc.col) if e.loc else (0, 0))
         raise MasonErrors(ctx.errors)
     for f, insts in stage_parts:
         stages.append(Stage(f.stage_name, f.image, f.platform, tuple(insts), f, f.loc))

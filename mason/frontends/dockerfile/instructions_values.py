@@ -37,10 +37,10 @@ _FLAG_OWNERS = {
 }
 
 
-def suggest(word: str, choices) -> str:
+def suggest(word: str, choices, prefix: str = "") -> str:
     """`` (did you mean X?)`` for the closest choice, or ``""``."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
+    return f" (did you mean {prefix}{close[0]}?)" if close else ""
 
 
 def parse_flags(flags: tuple[str, ...], spec: dict[str, int], instr: str,
@@ -64,7 +64,7 @@ def parse_flags(flags: tuple[str, ...], spec: dict[str, int], instr: str,
             elif not spec:
                 msg = f"unknown flag --{name}: {instr} takes no flags"
             else:
-                msg = f"unknown flag --{name} for {instr}" + suggest(name, spec)
+                msg = f"unknown flag --{name} for {instr}" + suggest(name, spec, "--")
             probs.append((msg, (word,)))
             continue
         if kind == STRINGS:
@@ -118,8 +118,8 @@ def parse_go_bool(value: str) -> bool | None:
 
 def parse_uint(value: str, base: int = 10, bits: int = 32) -> int | None:
     """Go's ``strconv.ParseUint(value, base, bits)`` for base 8 or 10: None if invalid."""
-    digits = "01234567" if base == 8 else "0123456789"
-    if not value or any(c not in digits for c in value):
+    # isdigit() on an ASCII string means 0-9 only (no other Unicode digits, no sign).
+    if not (value.isascii() and value.isdigit()) or (base == 8 and value.strip("01234567")):
         return None
     n = int(value, base)
     return n if n < (1 << bits) else None
@@ -348,6 +348,14 @@ def parse_mount(spec: str, probs: Problems, word: str = "",
     return _build_mount(tuple(options), probs, word, loc, expanded=expand is not None)
 
 
+_CANONICAL = {
+    "target": "target", "dst": "target", "destination": "target", "source": "source",
+    "src": "source", "readonly": "ro", "ro": "ro", "readwrite": "rw", "rw": "rw",
+    **{k: k for k in ("type", "from", "id", "sharing", "required", "mode", "uid", "gid",
+                      "size", "env")},
+}
+
+
 def _build_mount(options: tuple[tuple[str, str], ...], probs: Problems, word: str,
                  loc: SourceLoc | None, expanded: bool = False) -> Mount | None:
     before = len(probs)
@@ -362,111 +370,107 @@ def _build_mount(options: tuple[tuple[str, str], ...], probs: Problems, word: st
         probs.append((f"unsupported mount type {mtype!r}" + suggest(mtype, MOUNT_TYPES),
                       (word, "type=")))
         return None
-
-    vals: dict[str, object] = {}
+    target = source = from_ = mid = env = None
+    readonly: bool | str | None = None
+    required: bool | str = False
+    sharing = "shared"
+    mode = uid = gid = size = None  # int | str | None
     for key, v in options:
-        if key == "type":
+        canon = _CANONICAL[key]
+        if canon == "target":
+            target = v
+            continue
+        if canon == "type":
+            continue
+        if canon == "id":
+            mid = v
             continue
         static = expanded or "$" not in v
         at = (word, key + "=")
-        if key in ("target", "dst", "destination"):
-            vals["target"] = v
-        elif key in ("source", "src"):
-            if mtype in ("tmpfs", "ssh"):
+        if canon == "source":
+            if mtype == "tmpfs" or mtype == "ssh":
                 probs.append((f"{key} is not allowed for {mtype} mounts", at))
-            vals["source"] = v
-        elif key == "from":
-            if mtype not in ("bind", "cache"):
+            source = v
+        elif canon == "from":
+            if mtype != "bind" and mtype != "cache":
                 probs.append((f"from is not allowed for {mtype} mounts", at))
-            vals["from_"] = v
-        elif key in ("readonly", "ro", "readwrite", "rw"):
+            from_ = v
+        elif canon == "ro" or canon == "rw":
             b: bool | str | None = parse_go_bool(v) if static else v
             if b is None:
                 probs.append((f"invalid value for --mount {key}: {v!r}", at))
-                continue
-            if isinstance(b, bool) and key in ("readwrite", "rw"):
-                b = not b
-            vals["readonly"] = b  # a str: not known before expansion (see expand_mount)
-        elif key == "required":
-            if mtype not in ("secret", "ssh"):
+            elif b.__class__ is bool and canon == "rw":
+                readonly = not b
+            else:
+                readonly = b  # a str: not known before expansion (see expand_mount)
+        elif canon == "required":
+            if mtype != "secret" and mtype != "ssh":
                 probs.append((f"unexpected key 'required' for mount type {mtype!r}", at))
                 continue
             b = parse_go_bool(v) if static else v
             if b is None:
                 probs.append((f"invalid value for --mount required: {v!r}", at))
-                continue
-            vals["required"] = b
-        elif key == "id":
-            vals["id"] = v
-        elif key == "sharing":
+            else:
+                required = b
+        elif canon == "sharing":
             if mtype != "cache":
                 probs.append((f"sharing is only valid for cache mounts, not {mtype}", at))
-                continue
-            if static and v.lower() not in _SHARING:
+            elif static and v.lower() not in _SHARING:
                 probs.append((f"unsupported sharing value {v!r} (expected shared, private or "
                               "locked)", at))
-                continue
-            vals["sharing"] = v.lower() if static else v
-        elif key in ("mode", "uid", "gid"):
-            if mtype not in _FILEINFO_TYPES:
-                probs.append((f"{key} is not allowed for {mtype} mounts", at))
-                continue
-            n: int | str | None = (parse_uint(v, 8 if key == "mode" else 10) if static
-                                   else v)
-            if n is None:
-                probs.append((f"invalid value {v!r} for --mount {key}", at))
-                continue
-            vals[key] = n
-        elif key == "size":
+            else:
+                sharing = v.lower() if static else v
+        elif canon == "size":
             if mtype != "tmpfs":
                 probs.append((f"size is only valid for tmpfs mounts, not {mtype}", at))
                 continue
-            n = parse_size(v) if static else v
-            if n is None:
+            size = parse_size(v) if static else v
+            if size is None:
                 probs.append((f"invalid value {v!r} for --mount size", at))
-                continue
-            vals["size"] = n
-        elif key == "env":
+        elif canon == "env":
             if mtype != "secret":
                 probs.append((f"env is only valid for secret mounts, not {mtype}", at))
+            env = v
+        else:  # mode, uid, gid
+            if mtype not in _FILEINFO_TYPES:
+                probs.append((f"{key} is not allowed for {mtype} mounts", at))
                 continue
-            vals["env"] = v
+            n = parse_uint(v, 8 if key == "mode" else 10) if static else v
+            if n is None:
+                probs.append((f"invalid value {v!r} for --mount {key}", at))
+            elif key == "mode":
+                mode = n
+            elif key == "uid":
+                uid = n
+            else:
+                gid = n
     if len(probs) != before:
         return None
-    target = vals.get("target") or None
-    if mtype in _NEEDS_TARGET and not target:
+    target = target or None
+    if not target and mtype in _NEEDS_TARGET:
         probs.append((f"--mount type={mtype} needs a target", (word,)))
         return None
-    ro = vals.get("readonly")
     if mtype == "bind":
-        rw = False if ro is None else (not ro if isinstance(ro, bool) else ro)
-        return BindMount(target, vals.get("source") or None,  # type: ignore[arg-type]
-                         vals.get("from_") or None, rw, options, loc)
+        rw = False if readonly is None else (not readonly if readonly.__class__ is bool
+                                             else readonly)
+        return BindMount(target, source or None, from_ or None, rw,  # type: ignore[arg-type]
+                         options, loc)
     if mtype == "cache":
-        return CacheMount(target, vals.get("id") or None,  # type: ignore[arg-type]
-                          False if ro is None else ro,  # type: ignore[arg-type]
-                          vals.get("sharing", "shared"),  # type: ignore[arg-type]
-                          vals.get("from_") or None, vals.get("source") or None,
-                          vals.get("mode"), vals.get("uid"), vals.get("gid"),  # type: ignore
-                          options, loc)
+        return CacheMount(target, mid or None, False if readonly is None else readonly,
+                          sharing, from_ or None, source or None, mode, uid, gid, options, loc)
     if mtype == "tmpfs":
-        return TmpfsMount(target, vals.get("size"), options, loc)  # type: ignore[arg-type]
+        return TmpfsMount(target, size, options, loc)  # type: ignore[arg-type]
     if mtype == "secret":
-        sid = vals.get("id") or None
-        src = vals.get("source") or None
-        if sid and src:
+        if mid and source:
             probs.append(("secret mount: both source and id can't be set", (word,)))
             return None
-        sid = sid or src
-        if not sid and not target and not vals.get("env"):
+        mid = mid or source
+        if not mid and not target and not env:
             probs.append(("secret mount needs an id, a target or an env", (word,)))
             return None
-        return SecretMount(sid, target, vals.get("env") or None,  # type: ignore[arg-type]
-                           vals.get("required", False), vals.get("mode"),  # type: ignore
-                           vals.get("uid"), vals.get("gid"), options, loc)  # type: ignore
-    return SshMount(vals.get("id") or None, target,  # type: ignore[arg-type]
-                    vals.get("required", False), vals.get("mode"),  # type: ignore[arg-type]
-                    vals.get("uid"), vals.get("gid"), options, loc)  # type: ignore[arg-type]
+        return SecretMount(mid or None, target, env or None, required, mode, uid, gid,
+                           options, loc)
+    return SshMount(mid or None, target, required, mode, uid, gid, options, loc)
 
 
 def expand_mount(mount: Mount, expand: Callable[[str], str]) -> Mount:

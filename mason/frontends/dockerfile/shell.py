@@ -35,7 +35,7 @@ _GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006
 _SPLIT = re.compile("[" + re.escape(_GO_SPACE) + "]+").split
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
 # ${a:-${b:-${c…}}}: the scanner recurses once per level; stop long before Python's stack does.
-_MAX_DEPTH = 100
+_MAX_DEPTH = 64
 
 
 class ShellError(MasonError):

@@ -49,6 +49,7 @@ _SLASH_DIRECTIVE = re.compile(r"//[\t\n\f\r ]*([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*
 _VALID_DIRECTIVES = ("syntax", "escape", "check")
 _MAX_LINE_BYTES = 64 * 1024  # bufio.Scanner's token limit, newline included
 
+_SPACE_SET = frozenset(GO_SPACE)
 _MAYBE_JSON = frozenset(("run", "cmd", "entrypoint", "shell"))
 _MAYBE_JSON_LIST = frozenset(("add", "copy", "volume"))
 _WORDS = frozenset(("expose", "from"))
@@ -74,6 +75,8 @@ class _Parser:
     def __init__(self, text: str, filename: str):
         self.text = text
         self.file = filename
+        if text.startswith("\ufeff"):  # a byte-order mark; columns count from after it
+            text = text[1:]
         lines = text.split("\n")
         self.final_newline = lines[-1] == ""
         if self.final_newline:
@@ -97,110 +100,147 @@ class _Parser:
     def parse(self) -> ParseResult:
         lines = self.lines
         n = len(lines)
-        esc = "\\"
-        directives: list[Directive] = []
-        seen: set[str] = set()
-        directives_done = False
-        nodes: list[Node] = []
-        warnings: list[tuple[str, SourceLoc]] = []
-        comments: list[str] = []
         file = self.file
         space = GO_SPACE
+        space_set = _SPACE_SET
+        nodes: list[Node] = []
+        warnings: list[tuple[str, SourceLoc]] = []
         late_error: MasonError | None = None
-
-        bom = 1 if n and lines[0].startswith("\ufeff") else 0
-        i = 0
+        i, esc, directives, comments = self._header()
+        node_parts = _node_parts
         while i < n:
             raw = lines[i]
-            if len(raw) > _MAX_LINE_BYTES // 4 and self._too_long(i):
-                late_error = self.error(f"dockerfile line greater than max allowed size of {_MAX_LINE_BYTES - 1}", i)
-                break
-            if i == 0 and bom:
-                raw = raw[1:]
-            tok = raw.rstrip("\r")
-            content = tok.lstrip(space)
-            col0 = (bom if i == 0 else 0) + len(tok) - len(content)
-            if content[:1] == "#":
-                comment = raw[1:].strip(space)
-                if comment:
-                    comments.append(comment)
-                else:
-                    comments = []
-                if not directives_done:
-                    d = self._directive(content, i, col0, seen)
-                    if d is None:
-                        directives_done = True
-                    else:
-                        directives.append(d)
-                        comments.pop()
-                        if d.name == "escape":
-                            esc = d.value
+            if not raw:
                 i += 1
                 continue
-            directives_done = True
-            start = i
-            # continuation character at the end (ignoring spaces and tabs)?
-            end = content.rstrip(" \t")
-            if not end or end[-1] != esc or (len(end) > 1 and end[-2] == esc):
-                if not content:
+            last = raw[-1]
+            if (raw[0] in space_set or raw[0] == "#" or last == esc or last == "\r" or last == " "
+                    or last == "\t" or len(raw) > _MAX_LINE_BYTES // 4):
+                # the general case: comments, indentation, continuations, CR, long lines
+                if len(raw) > _MAX_LINE_BYTES // 4 and self._too_long(i):
+                    late_error = self._too_long_error(i)
+                    break
+                tok = raw.rstrip("\r")
+                content = tok.lstrip(space)
+                if content[:1] == "#":
+                    comment = raw[1:].strip(space)
+                    if comment:
+                        comments.append(comment)
+                    else:
+                        comments = []
                     i += 1
                     continue
-                line = content
-                segs = None
+                col0 = len(tok) - len(content)
+                start = i
+                end = content.rstrip(" \t")
+                if not end or end[-1] != esc or (len(end) > 1 and end[-2] == esc):
+                    if not content:
+                        i += 1
+                        continue
+                    line = content
+                    segs = None
+                else:
+                    line, segs, i, empty_cont, late_error = self._continued(end[:-1], i, col0, esc)
+                    if empty_cont:
+                        warnings.append(("Empty continuation line found in: " + line,
+                                         SourceLoc(file, i + 1, 1, i + 1)))
+                    if late_error is not None:
+                        n = i + 1  # the scanner stopped at the long line
             else:
-                parts = [end[:-1]]
-                segs = [(0, i, col0)]
-                length = len(parts[0])
-                empty_cont = False
-                cont = True
-                while cont and i + 1 < n:
-                    tok = lines[i + 1].rstrip("\r")
-                    if len(tok) > _MAX_LINE_BYTES // 4 and self._too_long(i + 1):
-                        late_error = self.error(
-                            f"dockerfile line greater than max allowed size of {_MAX_LINE_BYTES - 1}", i + 1)
-                        n = i + 1  # the scanner stops here
-                        break
-                    i += 1
-                    s = tok.lstrip(space)
-                    if s[:1] == "#":
-                        continue
-                    if not s:
-                        empty_cont = True
-                        continue
-                    end = tok.rstrip(" \t")
-                    if end[-1] == esc and (len(end) == 1 or end[-2] != esc):
-                        tok = end[:-1]
-                    else:
-                        cont = False
-                    segs.append((length, i, 0))
-                    parts.append(tok)
-                    length += len(tok)
-                line = "".join(parts)
-                if empty_cont:
-                    warnings.append(("Empty continuation line found in: " + line, SourceLoc(file, i + 1, 1, i + 1)))
+                line = raw
+                start = i
+                col0 = 0
+                segs = None
             try:
-                parts_ = _node_parts(line, esc)
+                parts = node_parts(line, esc)
             except _LineError as e:
                 ln, col = self._map(e.offset, start, col0, segs)
                 raise self.error(e.message, ln, col, i) from None
-            heredocs: tuple[Heredoc, ...] = ()
-            if "<<" in line and _can_contain_heredoc(parts_):
+            if "<<" in line and _can_contain_heredoc(parts):
                 i, heredocs = self._read_heredocs(line, start, col0, segs, i, n)
-            last = lines[i].rstrip("\r")
-            nodes.append(self._node(parts_, line, heredocs, start, col0, segs, i, len(last) + 1, tuple(comments)))
-            comments = []
+                end_col = len(lines[i].rstrip("\r")) + 1
+            else:
+                heredocs = ()
+                end_col = len(line) + 1 if segs is None else len(lines[i].rstrip("\r")) + 1
+            if parts[5] is None:
+                nodes.append(Node(parts[0], parts[1], parts[2], heredocs, parts[3], None, line,
+                                  SourceLoc(file, start + 1, col0 + 1, i + 1, end_col),
+                                  tuple(comments) if comments else ()))
+            else:
+                nodes.append(self._node(parts, line, heredocs, start, col0, segs, i, end_col,
+                                        tuple(comments)))
+            if comments:
+                comments = []
             i += 1
 
         if not nodes:
             if late_error is not None:
                 raise late_error
-            last = max(n - 1, 0)
-            raise self.error("file with no instructions", last, 1)
+            raise self.error("file with no instructions", max(n - 1, 0), 1)
         if late_error is not None:
             raise late_error
         first, lastn = nodes[0].loc, nodes[-1].loc
         whole = SourceLoc(file, first.line, first.col, lastn.end_line, lastn.end_col)
         return ParseResult(tuple(nodes), tuple(directives), esc, tuple(warnings), whole)
+
+    def _header(self) -> tuple[int, str, list[Directive], list[str]]:
+        """The parser directives at the top: (index of the first line after them, escape
+        character, directives, comments seen so far)."""
+        lines = self.lines
+        esc = "\\"
+        directives: list[Directive] = []
+        comments: list[str] = []
+        seen: set[str] = set()
+        i = 0
+        while i < len(lines):
+            raw = lines[i]
+            tok = raw.rstrip("\r")
+            content = tok.lstrip(GO_SPACE)
+            if content[:1] != "#":
+                break
+            d = self._directive(content, i, len(tok) - len(content), seen)
+            if d is None:
+                break  # an ordinary comment: the main loop takes it
+            directives.append(d)
+            if d.name == "escape":
+                esc = d.value
+            i += 1
+        return i, esc, directives, comments
+
+    def _continued(self, first: str, i: int, col0: int, esc: str):
+        """Join continuation lines after line ``i`` (whose text without the continuation
+        character is ``first``): (line, segments, last line index, saw an empty line, error)."""
+        lines = self.lines
+        n = len(lines)
+        space = GO_SPACE
+        parts = [first]
+        segs = [(0, i, col0)]
+        length = len(first)
+        empty_cont = False
+        while i + 1 < n:
+            tok = lines[i + 1].rstrip("\r")
+            if len(tok) > _MAX_LINE_BYTES // 4 and self._too_long(i + 1):
+                return "".join(parts), segs, i, empty_cont, self._too_long_error(i + 1)
+            i += 1
+            s = tok.lstrip(space)
+            if s[:1] == "#":
+                continue
+            if not s:
+                empty_cont = True
+                continue
+            end = tok.rstrip(" \t")
+            cont = end[-1] == esc and (len(end) == 1 or end[-2] != esc)
+            if cont:
+                tok = end[:-1]
+            segs.append((length, i, 0))
+            parts.append(tok)
+            length += len(tok)
+            if not cont:
+                break
+        return "".join(parts), segs, i, empty_cont, None
+
+    def _too_long_error(self, idx: int) -> MasonError:
+        return self.error(f"dockerfile line greater than max allowed size of {_MAX_LINE_BYTES - 1}", idx)
 
     def _node(self, parts, original: str, heredocs, start: int, col0: int, segs, end_idx: int, end_col: int,
               comments: tuple[str, ...] = ()) -> Node:

@@ -48,24 +48,31 @@ def runes_from_invalid(s: str) -> str:
     return _SURROGATE.sub("\ufffd", s) if not s.isascii() else s
 
 
+_CMD_WORD = re.compile(r"([^\t\v\f\r ]*)[\t\v\f\r ]+")
+
+
 def split_command(line: str) -> tuple[str, list[str], str, int]:
     """BuildKit's ``splitCommand``: (instruction name, raw flags, trimmed arguments, offset of
     the arguments in ``line``). The name is returned as written; callers lower-case it."""
-    stripped = go_trim_space(line)
-    lead = len(line) - len(line.lstrip(GO_SPACE))
-    m = RE_WHITESPACE.search(stripped)
+    stripped = line.strip(GO_SPACE)
+    lead = 0 if stripped[:1] == line[:1] else len(line) - len(line.lstrip(GO_SPACE))
+    m = _CMD_WORD.match(stripped)
     if m is None:
         return stripped, [], "", len(line)
-    cmd = stripped[: m.start()]
-    after = stripped[m.end():]
-    after_off = lead + m.end()
+    cmd = m.group(1)
+    after_off = m.end()
+    if stripped[after_off:after_off + 2] != "--":
+        # no flags (the common case): the arguments are the rest, trimmed
+        args = stripped[after_off:].lstrip(GO_SPACE)
+        return cmd, [], args, lead + len(stripped) - len(args)
+    after = stripped[after_off:]
     rest, flags = extract_builder_flags(after)
     args = go_trim_space(rest)
     if not args:
         return cmd, flags, "", len(line)
     # ``rest`` is a suffix of ``after`` (in code points, see extract_builder_flags)
-    off = after_off + len(after) - len(rest) + (len(rest) - len(rest.lstrip(GO_SPACE)))
-    return cmd, flags, args, off
+    off = lead + after_off + len(after) - len(rest) + (len(rest) - len(rest.lstrip(GO_SPACE)))
+    return cmd, flags, args, min(off, len(line))
 
 
 def extract_builder_flags(line: str) -> tuple[str, list[str]]:
@@ -78,10 +85,36 @@ def extract_builder_flags(line: str) -> tuple[str, list[str]]:
     if not line.startswith("--", i):
         return line[i:], []
     if line.isascii():
-        return _extract_flags(line)
+        fast = _extract_flags_simple(line, i)
+        return fast if fast is not None else _extract_flags(line)
     # Go walks this byte by byte: emulate it on the bytes, then map the rest back.
     rest, flags = _extract_flags(to_bytes_domain(line))
     return from_bytes_domain(rest), flags
+
+
+_SIMPLE_FLAG = re.compile(r"--[^\t\n\v\f\r '\"\\]*")
+_ASCII_SPACE = frozenset("\t\n\v\f\r ")
+
+
+def _extract_flags_simple(line: str, pos: int) -> tuple[str, list[str]] | None:
+    """The same for ASCII flag words without quotes or backslashes; None for anything else."""
+    words: list[str] = []
+    n = len(line)
+    match = _SIMPLE_FLAG.match
+    while True:
+        m = match(line, pos)
+        end = m.end()
+        if end < n and line[end] not in _ASCII_SPACE:
+            return None
+        w = m.group()
+        if w == "--":
+            return line[end:], words
+        words.append(w)
+        pos = end
+        while pos < n and line[pos] in _ASCII_SPACE:
+            pos += 1
+        if not line.startswith("--", pos):
+            return line[pos:], words
 
 
 def _extract_flags(line: str) -> tuple[str, list[str]]:
@@ -153,11 +186,31 @@ def _extract_flags(line: str) -> tuple[str, list[str]]:
     return "", words
 
 
+def _quoted_words(esc: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Regexes for parseWords on well-formed input: every quote closed, no escape at the end.
+    Possessive quantifiers: plain runs are taken in one step and nothing backtracks."""
+    e = re.escape(esc)
+    sp = "[" + GO_SPACE + "]"
+    word = (f"(?:[^{GO_SPACE}'\"{e}]++|{e}[\\s\\S]|\"(?:[^\"{e}]++|{e}[\\s\\S])*+\"|'[^']*+')++")
+    return re.compile(f"{sp}*+(?:{word}(?:{sp}++|\\Z))*+\\Z"), re.compile(word)
+
+
+_QUOTED_WORDS = {"\\": _quoted_words("\\"), "`": _quoted_words("`")}
+
+
 def parse_words(rest: str, esc: str) -> list[str]:
     """BuildKit's ``parseWords``: split on whitespace, keeping quotes and escapes in the words
     (used by ENV, LABEL and ARG)."""
     if "'" not in rest and '"' not in rest and esc not in rest:
         return [runes_from_invalid(w) for w in _GO_WORD.findall(rest)]
+    full, word = _QUOTED_WORDS[esc]
+    if full.match(rest):
+        return [runes_from_invalid(w) for w in word.findall(rest)]
+    return parse_words_slow(rest, esc)
+
+
+def parse_words_slow(rest: str, esc: str) -> list[str]:
+    """``parseWords`` as BuildKit's state machine, for any input."""
     words: list[str] = []
     IN_SPACES, IN_WORD, IN_QUOTE = 0, 1, 2
     phase = IN_SPACES

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import tarfile
 import uuid
 
@@ -11,7 +12,8 @@ import pytest
 
 from mason.backends.containerd import exec as exec_mod
 from mason.backends.containerd.layers import diff_snapshot
-from mason.backends.containerd.spec import BindMount, Process
+from mason.ir.errors import MasonError
+from mason.backends.containerd.spec import BindMount, Process, build_spec
 
 pytestmark = pytest.mark.integration
 
@@ -74,8 +76,6 @@ def test_network_none_has_only_loopback(executor, containerd_env) -> None:
 
 
 def test_host_network_sees_host_interfaces(executor, containerd_env) -> None:
-    import os
-
     res = executor.run_step(Process(args=("ls", "/sys/class/net"), network="host"), containerd_env.busybox)
     assert res.exit_code == 0
     assert sorted(res.stdout.decode().split()) == sorted(os.listdir("/sys/class/net"))
@@ -106,8 +106,6 @@ def test_output_is_streamed(executor, containerd_env) -> None:
 
 
 def test_missing_program_is_an_error_and_leaves_nothing(executor, containerd_env) -> None:
-    from mason.ir.errors import MasonError
-
     with pytest.raises(MasonError, match="no-such-program"):
         executor.run_step(Process(args=("/no-such-program",)), containerd_env.busybox, "never")
 
@@ -126,8 +124,6 @@ def test_interrupt_kills_and_cleans_up(executor, containerd_env, monkeypatch: py
 
 
 def _shims(address: str) -> set[int]:
-    import os
-
     found = set()
     for p in os.listdir("/proc"):
         if p.isdigit():
@@ -150,3 +146,28 @@ def test_shim_grouping_runs_every_step_in_the_anchor_shim(containerd_env) -> Non
         ex.run_step(Process(args=("true",)), containerd_env.busybox)
         assert _shims(containerd_env.address) == shims
     assert _shims(containerd_env.address) == set()  # gone with the anchor
+
+
+def test_failing_output_sink_still_cleans_up(executor, containerd_env) -> None:
+    def sink(stream: str, data: bytes) -> None:
+        raise RuntimeError("sink broke")
+
+    with pytest.raises(RuntimeError, match="sink broke"):
+        executor.run_step(sh("head -c 300000 /dev/zero"), containerd_env.busybox, "never", output=sink)
+    assert not executor.client.snapshot_exists("never")
+
+
+def test_reap_orphans_removes_what_dead_masons_left(containerd_env) -> None:
+    lc = containerd_env.client.with_lease(containerd_env.lease)
+    dead, alive = "0:0", exec_mod._process_identity(os.getpid())
+    for owner, cid in ((dead, "orphan-1"), (alive, "live-1")):
+        mounts = lc.prepare(f"{cid}-rootfs", containerd_env.busybox, {exec_mod.OWNER_LABEL: owner})
+        lc.create_container(cid, build_spec(Process(args=("true",)), cid), labels={exec_mod.OWNER_LABEL: owner},
+                            runc_root=str(containerd_env.daemon.runc_root))
+        lc.create_task(cid, mounts)
+    assert exec_mod.reap_orphans(lc) == 2  # the orphan's container (with its task) and snapshot
+    assert lc.list_containers() == ["live-1"] and lc.list_tasks() == ["live-1"]
+    assert not lc.snapshot_exists("orphan-1-rootfs") and lc.snapshot_exists("live-1-rootfs")
+    lc.force_delete_task("live-1")
+    lc.delete_container("live-1")
+    lc.remove_snapshot("live-1-rootfs")

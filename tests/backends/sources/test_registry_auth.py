@@ -4,14 +4,12 @@ Docker config credentials, lying servers (digest mismatches) and network errors.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import stat
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -371,7 +369,16 @@ def test_schemes_and_hosts():
     assert is_loopback("[::1]:5000") and is_loopback("LOCALHOST")
     assert not is_loopback("10.0.0.1:5000") and not is_loopback("example.com")
     with client(insecure_registries=["myreg.lan:5000"]) as c:
-        assert c._registry("myreg.lan:5000").base == "http://myreg.lan:5000"
-        assert c._registry("127.0.0.1:5000").base == "http://127.0.0.1:5000"
-        assert c._registry("quay.io").base == "https://quay.io"
-        assert c._registry("docker.io").base == "https://registry-1.docker.io"
+        assert c.transport._registry("myreg.lan:5000").base == "http://myreg.lan:5000"
+        assert c.transport._registry("127.0.0.1:5000").base == "http://127.0.0.1:5000"
+        assert c.transport._registry("quay.io").base == "https://quay.io"
+        assert c.transport._registry("docker.io").base == "https://registry-1.docker.io"
+
+
+def test_push_scope_token(fake):
+    """Push-side calls ask the token server for pull,push on the repository."""
+    fake.auth = "bearer"
+    with client() as c:
+        assert c.blob_exists(f"{fake.host}/test/app:v1", oci.sha256_digest(LAYER))
+        assert not c.blob_exists(f"{fake.host}/test/app:v1", "sha256:" + "e" * 64)
+    assert [t["query"]["scope"] for t in fake.token_requests] == [["repository:test/app:pull,push"]]

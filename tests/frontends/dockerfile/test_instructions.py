@@ -233,8 +233,10 @@ def test_add_defaults():
 # --- ARG / ENV / LABEL -------------------------------------------------------------------------
 
 def test_arg_forms():
-    a = one(N('ARG a b=1 c= D_2="x y"', ("a", "b=1", "c=", 'D_2="x y"')))
-    assert a.args == (("a", None), ("b", "1"), ("c", ""), ("D_2", '"x y"'))
+    a = one(N('ARG a b=1 c= D_2="x y" my-arg.v ${X}=1', ("a", "b=1", "c=", 'D_2="x y"',
+                                                        "my-arg.v", "${X}=1")))
+    assert a.args == (("a", None), ("b", "1"), ("c", ""), ("D_2", '"x y"'), ("my-arg.v", None),
+                      ("${X}", "1"))
 
 
 def test_env_and_label_pairs():

@@ -26,7 +26,7 @@ CASES = {
     "unknown-flag": (N("COPY --bogus a b", ("a", "b"), ("--bogus",)),
                      (2, 6, "unknown flag --bogus for COPY")),
     "unknown-flag-suggest": (N("COPY --chmode=7 a b", ("a", "b"), ("--chmode=7",)),
-                             (2, 6, "unknown flag --chmode for COPY (did you mean chmod?)")),
+                             (2, 6, "unknown flag --chmode for COPY (did you mean --chmod?)")),
     "flag-on-flagless": (N("USER --x=1 me", ("me",), ("--x=1",)),
                          (2, 6, "unknown flag --x: USER takes no flags")),
     "from-on-run": (N("RUN --from=a x", ("x",), ("--from=a",)),
@@ -220,11 +220,11 @@ CASES = {
                          (2, 11, "LABEL names can not be blank")),
     "arg-blank-name": (N("ARG =x", ("=x",)), (2, 5, "ARG names can not be blank")),
     "arg-bad-name": (N("ARG ok 1abc=2", ("ok", "1abc=2")),
-                     (2, 8, "invalid ARG name '1abc': use letters, digits and _, not starting "
-                            "with a digit")),
-    "arg-bad-name-symbol": (N("ARG a-b", ("a-b",)),
-                            (2, 5, "invalid ARG name 'a-b': use letters, digits and _, not "
-                                   "starting with a digit")),
+                     (2, 8, "invalid ARG name '1abc': use letters, digits, _, - and ., not "
+                            "starting with a digit")),
+    "arg-bad-name-symbol": (N("ARG a/b", ("a/b",)),
+                            (2, 5, "invalid ARG name 'a/b': use letters, digits, _, - and ., "
+                                   "not starting with a digit")),
     "volume-blank": (N('VOLUME ["/a", " "]', ("/a", " "), json=True),
                      (2, 1, "VOLUME specified can not be an empty string")),
     # ONBUILD
@@ -261,7 +261,7 @@ CASES = {
                                  (2, 16, "invalid name for build stage: '$N', name can't start "
                                          "with a number or contain symbols")),
     "from-unknown-flag": (N("FROM --plat=x alpine", ("alpine",), ("--plat=x",)),
-                          (2, 6, "unknown flag --plat for FROM (did you mean platform?)")),
+                          (2, 6, "unknown flag --plat for FROM (did you mean --platform?)")),
     "copy-heredoc-dest": (N("COPY a <<EOF", ("a", "<<EOF"), heredocs=(Heredoc("EOF", "x\n"),)),
                           (2, 8, "COPY destination cannot be a heredoc")),
 }
@@ -360,3 +360,57 @@ def test_indented_instruction_columns():
         with pytest.raises(MasonErrors) as e:
             parse_instructions(ParseResult(nodes), t)
         assert (e.value.loc.line, e.value.loc.col) == (2, 9)
+
+
+
+BAD_DOCKERFILE = """\
+RUN echo too early
+ARG 9lives=1
+FROM alpine AS 1st
+  COPY --chmod=999 app
+RUN --network=host \\
+    --mount=type=cache,target=/c,sharing=maybe \\
+    make
+ONBUILD FROM busybox
+ONBUILD COPY --link=sure a b
+HEALTHCHECK --interval=10 CMD true
+EXPOSE 80/tcp 8080/http
+SHELL /bin/bash -c
+FROM scratch AS b
+FROM scratch AS B
+COPY a <<EOF
+hi
+EOF
+STOPSIGNAL SIGNOPE
+LABEL =x
+"""
+
+
+def test_text_through_both_layers_reports_every_mistake_in_order():
+    from mason.frontends.dockerfile.syntax import parse_dockerfile
+    with pytest.raises(MasonErrors) as e:
+        parse_instructions(parse_dockerfile(BAD_DOCKERFILE, "app/Dockerfile"), BAD_DOCKERFILE)
+    got = [(x.loc.file, x.loc.line, x.loc.col, x.message) for x in e.value.errors]
+    assert got == [("app/Dockerfile", *x) for x in [
+        (1, 1, "RUN before the first FROM: only ARG may come before FROM"),
+        (2, 5, "invalid ARG name '9lives': use letters, digits, _, - and ., not starting "
+               "with a digit"),
+        (3, 16, "invalid name for build stage: '1st', name can't start with a number or "
+                "contain symbols"),
+        (4, 8, "invalid --chmod value '999': an octal mode must be 0-7777"),
+        (4, 20, "COPY requires at least two arguments: a source and a destination"),
+        (6, 34, "unsupported sharing value 'maybe' (expected shared, private or locked)"),
+        (8, 9, "FROM isn't allowed as an ONBUILD trigger"),
+        (9, 14, "expecting boolean value for flag --link, not: 'sure'"),
+        (10, 13, "invalid duration '10' for --interval (like 30s, 1m30s, 500ms)"),
+        (11, 15, "invalid EXPOSE port '8080/http': expected PORT[-PORT][/tcp|udp|sctp]"),
+        (12, 7, 'SHELL requires the arguments to be in JSON form, like ["/bin/sh", "-c"]'),
+        (14, 17, "duplicate stage name 'b' (first defined on line 13)"),
+        (15, 8, "COPY destination cannot be a heredoc"),
+        (18, 12, "invalid STOPSIGNAL 'SIGNOPE': expected a signal name or number"),
+        (19, 7, "LABEL names can not be blank"),
+    ]]
+    text = e.value.format()
+    assert "app/Dockerfile:6:34: error: unsupported sharing value 'maybe'" in text
+    assert "        --mount=type=cache,target=/c,sharing=maybe \\\n" \
+           "                                     ^" in text
