@@ -21,15 +21,23 @@ root_option = click.option(
 
 
 @click.group()
-def daemon() -> None:
+@root_option
+@click.pass_context
+def daemon(ctx: click.Context, root: str | None) -> None:
     """Manage mason's private containerd."""
+    ctx.obj = root
+
+
+def _daemon(root: str | None) -> ManagedContainerd:
+    """The subcommand's --root, else the group's (``mason daemon --root X status`` works too)."""
+    return ManagedContainerd.at(root if root is not None else click.get_current_context().obj)
 
 
 @daemon.command()
 @root_option
 def status(root: str | None) -> None:
     """Say whether mason's containerd runs, with its PID and address."""
-    st = ManagedContainerd.at(root).status()
+    st = _daemon(root).status()
     if st["running"]:
         click.echo(f"running (pid {st['pid']}) at {st['address']}")
     elif st["pid"] is not None:
@@ -42,7 +50,7 @@ def status(root: str | None) -> None:
 @root_option
 def start(root: str | None) -> None:
     """Start mason's containerd unless it runs (builds do this by themselves)."""
-    d = ManagedContainerd.at(root)
+    d = _daemon(root)
     d.ensure_running()
     click.echo(f"running (pid {d.pid()}) at {d.address}")
 
@@ -51,7 +59,7 @@ def start(root: str | None) -> None:
 @root_option
 def stop(root: str | None) -> None:
     """Stop mason's containerd (killing any task it still runs)."""
-    d = ManagedContainerd.at(root)
+    d = _daemon(root)
     click.echo("stopped" if d.stop() else "not running")
 
 
@@ -59,4 +67,4 @@ def stop(root: str | None) -> None:
 @root_option
 def address(root: str | None) -> None:
     """Print the socket path of mason's containerd (for ctr --address)."""
-    click.echo(ManagedContainerd.at(root).address)
+    click.echo(_daemon(root).address)
