@@ -18,6 +18,10 @@ root_option = click.option(
     "--root", type=click.Path(file_okay=False), envvar=ROOT_ENV, default=None,
     help=f"mason's state directory (default: ${ROOT_ENV}, /var/lib/mason as root, ~/.local/share/mason otherwise).",
 )
+# On the subcommands too, without the environment variable (the group reads that), so that
+# both `mason daemon --root X status` and `mason daemon status --root X` work.
+_sub_root_option = click.option("--root", type=click.Path(file_okay=False), default=None,
+                                help="mason's state directory (as for `mason daemon --root`).")
 
 
 @click.group()
@@ -34,7 +38,7 @@ def _daemon(root: str | None) -> ManagedContainerd:
 
 
 @daemon.command()
-@root_option
+@_sub_root_option
 def status(root: str | None) -> None:
     """Say whether mason's containerd runs, with its PID and address."""
     st = _daemon(root).status()
@@ -47,7 +51,7 @@ def status(root: str | None) -> None:
 
 
 @daemon.command()
-@root_option
+@_sub_root_option
 def start(root: str | None) -> None:
     """Start mason's containerd unless it runs (builds do this by themselves)."""
     d = _daemon(root)
@@ -56,7 +60,7 @@ def start(root: str | None) -> None:
 
 
 @daemon.command()
-@root_option
+@_sub_root_option
 def stop(root: str | None) -> None:
     """Stop mason's containerd (killing any task it still runs)."""
     d = _daemon(root)
@@ -64,7 +68,7 @@ def stop(root: str | None) -> None:
 
 
 @daemon.command()
-@root_option
+@_sub_root_option
 def address(root: str | None) -> None:
     """Print the socket path of mason's containerd (for ctr --address)."""
     click.echo(_daemon(root).address)

@@ -11,8 +11,9 @@ Variables are not expanded here (that needs ARG/ENV values: the lowering does it
 
 from __future__ import annotations
 
-import re
-
+from mason.frontends.dockerfile.instructions_commands import PARSERS, parse_node
+from mason.frontends.dockerfile.instructions_context import Ctx
+from mason.frontends.dockerfile.instructions_mounts import expand_mount, parse_mount
 from mason.frontends.dockerfile.instructions_types import (  # noqa: F401 (re-exported)
     Add, Arg, BindMount, CacheMount, Cmd, Copy, DeferredMount, Dockerfile, Entrypoint, Env,
     ExecForm, Expose, From, Healthcheck, Instruction, Label, Maintainer, Mount, Onbuild, Run,
@@ -20,10 +21,9 @@ from mason.frontends.dockerfile.instructions_types import (  # noqa: F401 (re-ex
     Volume, Workdir,
 )
 from mason.frontends.dockerfile.instructions_values import (  # noqa: F401 (re-exported)
-    BOOL, STRING, STRINGS, Problems, check_chmod, check_signal, expand_mount, parse_duration,
-    parse_flags, parse_mount, parse_port_spec, parse_size, suggest,
+    check_chmod, check_signal, parse_duration, parse_port_spec, parse_size,
 )
-from mason.frontends.dockerfile.nodes import Heredoc, Node, ParseResult
+from mason.frontends.dockerfile.nodes import Node, ParseResult
 from mason.ir.errors import MasonError, MasonErrors, SourceLoc
 
 __all__ = [
@@ -35,496 +35,14 @@ __all__ = [
     "Workdir", "Volume", "Stopsignal", "Healthcheck", "Shell", "Onbuild", "Maintainer",
 ]
 
-_STAGE_NAME = re.compile(r"^[a-z][a-z0-9\-_.]*$")
-# Stricter than BuildKit (which takes any word): a name must be usable, if not as $name then
-# at least through --build-arg and the environment of RUN.
-_ARG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
-_EMPTY: dict[str, object] = {}
-_MIN_INTERVAL = 1_000_000  # 1ms, docker's container.MinimumDuration
-
-_COPY_FLAGS = {"from": STRING, "chown": STRING, "chmod": STRING, "link": BOOL,
-               "parents": BOOL, "exclude": STRINGS}
-_ADD_FLAGS = {**_COPY_FLAGS, "checksum": STRING, "keep-git-dir": BOOL, "unpack": BOOL}
-_RUN_FLAGS = {"mount": STRINGS, "network": STRING, "security": STRING, "device": STRINGS}
-_FROM_FLAGS = {"platform": STRING}
-_HEALTH_FLAGS = {"interval": STRING, "timeout": STRING, "start-period": STRING,
-                 "start-interval": STRING, "retries": STRING}
-_NETWORKS = ("default", "none", "host")
-_SECURITY = ("sandbox", "insecure")
-
-
-class _Ctx:
-    """Per-file state: the source text (split into lines only when an error needs locating)
-    and the collected errors."""
-
-    __slots__ = ("text", "_lines", "errors", "file")
-
-    def __init__(self, text: str | None, file: str):
-        self.text = text
-        self._lines: list[str] | None = None
-        self.errors: list[MasonError] = []
-        self.file = file
-
-    @property
-    def lines(self) -> list[str] | None:
-        if self._lines is None and self.text is not None:
-            self._lines = self.text.splitlines()
-        return self._lines
-
-    def error(self, node: Node, message: str, *needles: str) -> None:
-        err = MasonError(message, self.locate(node, needles))
-        if self.lines is not None and err.loc is not None:
-            line = err.loc.line
-            if 1 <= line <= len(self.lines):
-                err.source_line = self.lines[line - 1]
-        self.errors.append(err)
-
-    def problems(self, node: Node, probs: Problems) -> None:
-        for msg, needles in probs:
-            self.error(node, msg, *needles)
-
-    def locate(self, node: Node, needles: tuple[str, ...]) -> SourceLoc:
-        loc = node.loc
-        if loc is None:
-            return SourceLoc(self.file, 1, 1)
-        base = SourceLoc(loc.file, loc.line, loc.col)
-        needles = tuple(n for n in needles if n)
-        if not needles:
-            return base
-        start_col = loc.col - 1 + len(node.name)
-        if self.lines is not None:
-            last = min(loc.end_line or loc.line, len(self.lines))
-            segments = [(ln, self.lines[ln - 1]) for ln in range(loc.line, last + 1)]
-        else:
-            # Without the text, only a one-line instruction maps onto columns via `original`.
-            if (loc.end_line or loc.line) != loc.line or not node.original:
-                return base
-            orig = node.original
-            lead = len(orig) - len(orig.lstrip())
-            segments = [(loc.line, " " * (loc.col - 1) + orig[lead:])]
-        found = None
-        line_i, col = 0, start_col
-        prev = None
-        for needle in needles:
-            if needle == prev:  # the same text again: its next occurrence (a repeated flag)
-                col += 1
-            prev = needle
-            hit = _search(segments, line_i, col, needle)
-            if hit is None:
-                break
-            line_i, col = hit
-            found = hit
-        if found is None:
-            return base
-        return SourceLoc(loc.file, segments[found[0]][0], found[1] + 1)
-
-
-def _search(segments: list[tuple[int, str]], line_i: int, col: int,
-            needle: str) -> tuple[int, int] | None:
-    for exact in (True, False):
-        i, c = line_i, col
-        want = needle if exact else needle.lower()
-        while i < len(segments):
-            text = segments[i][1] if exact else segments[i][1].lower()
-            j = text.find(want, c)
-            if j >= 0:
-                return i, j
-            i, c = i + 1, 0
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
-# One instruction each. A parser returns the instruction, or None after reporting errors.
-
-
-def _command(node: Node) -> ShellOrExec:
-    if node.json:
-        return ExecForm(node.args)
-    args = node.args
-    return ShellForm(args[0] if len(args) == 1 else " ".join(args))
-
-
-def _no_flags(node: Node, ctx: _Ctx, instr: str) -> bool:
-    if not node.flags:
-        return True
-    probs: Problems = []
-    parse_flags(node.flags, _EMPTY, instr, probs)  # type: ignore[arg-type]
-    ctx.problems(node, probs)
-    return not probs
-
-
-def _exactly_one(node: Node, ctx: _Ctx, instr: str) -> str | None:
-    ok = _no_flags(node, ctx, instr)
-    if len(node.args) != 1:
-        needle = node.args[1] if len(node.args) > 1 else ""
-        ctx.error(node, f"{instr} requires exactly one argument", needle)
-        return None
-    return node.args[0] if ok else None
-
-
-def _parse_from(node: Node, ctx: _Ctx) -> From | None:
-    probs: Problems = []
-    flags = parse_flags(node.flags, _FROM_FLAGS, "FROM", probs) if node.flags else _EMPTY
-    ctx.problems(node, probs)
-    ok = not probs
-    args = node.args
-    name = None
-    if len(args) == 3 and args[1].lower() == "as":
-        name = args[2].lower()
-        if _STAGE_NAME.match(name) is None:
-            ctx.error(node, f"invalid name for build stage: {args[2]!r}, name can't start "
-                      "with a number or contain symbols", args[1], args[2])
-            ok = False
-    elif len(args) == 3:
-        ctx.error(node, f"FROM expects AS before the stage name, not {args[1]!r}", args[1])
-        ok = False
-    elif len(args) == 2 and args[1].lower() == "as":
-        ctx.error(node, "FROM ... AS needs a stage name", args[1])
-        ok = False
-    elif len(args) != 1:
-        ctx.error(node, "FROM requires either one or three arguments (image [AS name])",
-                  args[1] if len(args) > 1 else "")
-        ok = False
-    if not ok:
-        return None
-    return From(args[0], flags.get("platform") or None, name,  # type: ignore[arg-type]
-                node.original, node.loc)
-
-
-def _parse_run(node: Node, ctx: _Ctx) -> Run | None:
-    if not node.flags:
-        if not node.args and not node.heredocs:
-            ctx.error(node, "RUN requires at least one argument")
-            return None
-        return Run(_command(node), (), None, None, (), node.heredocs, node.original, node.loc)
-    probs: Problems = []
-    flags = parse_flags(node.flags, _RUN_FLAGS, "RUN", probs)
-    mounts = []
-    for spec in flags.get("mount", ()):  # type: ignore[union-attr]
-        # A mount carries its instruction's location (locating the flag itself costs more
-        # than the whole parse; errors found here are located precisely anyway).
-        m = parse_mount(spec, probs, "--mount=" + spec, node.loc)
-        if m is not None:
-            mounts.append(m)
-    network = flags.get("network")
-    if network is not None and network not in _NETWORKS:
-        probs.append((f"unsupported --network value {network!r} (expected default, none or "
-                      "host)", ("--network=",)))
-    security = flags.get("security")
-    if security is not None and security not in _SECURITY:
-        probs.append((f"unsupported --security value {security!r} (expected sandbox or "
-                      "insecure)", ("--security=",)))
-    if not node.args and not node.heredocs:
-        probs.append(("RUN requires at least one argument", ()))
-    if probs:
-        ctx.problems(node, probs)
-        return None
-    return Run(_command(node), tuple(mounts), network, security,  # type: ignore[arg-type]
-               tuple(flags.get("device", ())), node.heredocs,  # type: ignore[arg-type]
-               node.original, node.loc)
-
-
-def _parse_cmd(node: Node, ctx: _Ctx) -> Cmd | None:
-    if not _no_flags(node, ctx, "CMD"):
-        return None
-    return Cmd(_command(node), node.original, node.loc)
-
-
-def _parse_entrypoint(node: Node, ctx: _Ctx) -> Entrypoint | None:
-    if not _no_flags(node, ctx, "ENTRYPOINT"):
-        return None
-    return Entrypoint(_command(node), node.original, node.loc)
-
-
-def _heredoc_name(word: str) -> str | None:
-    if word[:2] != "<<":
-        return None
-    name = word[2:]
-    if name[:1] == "-":
-        name = name[1:]
-    if len(name) >= 2 and name[0] == name[-1] and name[0] in "'\"":
-        name = name[1:-1]
-    return name or None
-
-
-def _parse_copy(node: Node, ctx: _Ctx, add: bool = False) -> Copy | Add | None:
-    args = node.args
-    if not node.flags and not node.heredocs and len(args) >= 2:  # the common case, fast
-        if add:
-            return Add(args[:-1], args[-1], None, None, None, False, False, (), (), None,
-                       False, None, node.original, node.loc)
-        return Copy(args[:-1], args[-1], None, None, None, False, False, (), (),
-                    node.original, node.loc)
-    instr = "ADD" if add else "COPY"
-    probs: Problems = []
-    flags = (parse_flags(node.flags, _ADD_FLAGS if add else _COPY_FLAGS, instr, probs)
-             if node.flags else _EMPTY)
-    if len(args) < 2:
-        probs.append((f"{instr} requires at least two arguments: a source and a destination"
-                      if args else f"{instr} requires at least two arguments, but got none",
-                      (args[0],) if args else ()))
-    chmod = flags.get("chmod") or None
-    if chmod is not None:
-        bad = check_chmod(chmod)  # type: ignore[arg-type]
-        if bad:
-            probs.append((bad, ("--chmod=",)))
-    if probs:
-        ctx.problems(node, probs)
-        return None
-    dest = args[-1]
-    sources = args[:-1]
-    heredocs: tuple[Heredoc, ...] = ()
-    if node.heredocs:
-        by_name = {h.name: h for h in node.heredocs}
-        if _heredoc_name(dest) in by_name:
-            ctx.error(node, f"{instr} destination cannot be a heredoc", dest)
-            return None
-        paths, docs = [], []
-        for s in sources:
-            h = by_name.get(_heredoc_name(s))  # type: ignore[arg-type]
-            if h is None:
-                paths.append(s)
-            else:
-                docs.append(h)
-        sources, heredocs = tuple(paths), tuple(docs)
-    common = (sources, dest, flags.get("from") or None, flags.get("chown") or None, chmod,
-              flags.get("link", False), flags.get("parents", False),
-              tuple(flags.get("exclude", ())), heredocs)  # type: ignore[arg-type]
-    if not add:
-        return Copy(*common, node.original, node.loc)  # type: ignore[arg-type]
-    return Add(*common, flags.get("checksum") or None,  # type: ignore[arg-type]
-               flags.get("keep-git-dir", False), flags.get("unpack"),  # type: ignore
-               node.original, node.loc)
-
-
-def _parse_add(node: Node, ctx: _Ctx) -> Add | None:
-    return _parse_copy(node, ctx, add=True)  # type: ignore[return-value]
-
-
-def _parse_arg(node: Node, ctx: _Ctx) -> Arg | None:
-    ok = _no_flags(node, ctx, "ARG")
-    if not node.args:
-        ctx.error(node, "ARG requires at least one argument")
-        return None
-    out = []
-    for word in node.args:
-        name, eq, value = word.partition("=")
-        if not name:
-            ctx.error(node, "ARG names can not be blank", word)
-            ok = False
-        elif _ARG_NAME.match(name) is None and not any(c in name for c in "$'\"\\"):
-            ctx.error(node, f"invalid ARG name {name!r}: use letters, digits, _, - and ., "
-                      "not starting with a digit", word)
-            ok = False
-        out.append((name, value if eq else None))
-    return Arg(tuple(out), node.original, node.loc) if ok else None
-
-
-def _pairs(node: Node, ctx: _Ctx, instr: str) -> tuple[tuple[str, str], ...] | None:
-    ok = _no_flags(node, ctx, instr)
-    args = node.args
-    if not args:
-        ctx.error(node, f"{instr} requires at least one argument")
-        return None
-    if len(args) % 3:
-        ctx.error(node, f"{instr}: malformed key/value arguments")
-        return None
-    out = []
-    for i in range(0, len(args), 3):
-        key = args[i]
-        if not key:
-            ctx.error(node, f"{instr} names can not be blank", "=" + args[i + 1])
-            ok = False
-        out.append((key, args[i + 1]))
-    return tuple(out) if ok else None
-
-
-def _parse_env(node: Node, ctx: _Ctx) -> Env | None:
-    pairs = _pairs(node, ctx, "ENV")
-    return None if pairs is None else Env(pairs, node.original, node.loc)
-
-
-def _parse_label(node: Node, ctx: _Ctx) -> Label | None:
-    pairs = _pairs(node, ctx, "LABEL")
-    return None if pairs is None else Label(pairs, node.original, node.loc)
-
-
-def _parse_expose(node: Node, ctx: _Ctx) -> Expose | None:
-    ok = _no_flags(node, ctx, "EXPOSE")
-    if not node.args:
-        ctx.error(node, "EXPOSE requires at least one argument")
-        return None
-    for port in node.args:
-        if "$" not in port and parse_port_spec(port) is None:
-            ctx.error(node, f"invalid EXPOSE port {port!r}: expected PORT[-PORT][/tcp|udp|sctp]",
-                      port)
-            ok = False
-    return Expose(node.args, node.original, node.loc) if ok else None
-
-
-def _parse_user(node: Node, ctx: _Ctx) -> User | None:
-    v = _exactly_one(node, ctx, "USER")
-    return None if v is None else User(v, node.original, node.loc)
-
-
-def _parse_workdir(node: Node, ctx: _Ctx) -> Workdir | None:
-    v = _exactly_one(node, ctx, "WORKDIR")
-    return None if v is None else Workdir(v, node.original, node.loc)
-
-
-def _parse_maintainer(node: Node, ctx: _Ctx) -> Maintainer | None:
-    v = _exactly_one(node, ctx, "MAINTAINER")
-    return None if v is None else Maintainer(v, node.original, node.loc)
-
-
-def _parse_stopsignal(node: Node, ctx: _Ctx) -> Stopsignal | None:
-    v = _exactly_one(node, ctx, "STOPSIGNAL")
-    if v is None:
-        return None
-    if "$" not in v and not check_signal(v):
-        ctx.error(node, f"invalid STOPSIGNAL {v!r}: expected a signal name or number", v)
-        return None
-    return Stopsignal(v, node.original, node.loc)
-
-
-def _parse_volume(node: Node, ctx: _Ctx) -> Volume | None:
-    ok = _no_flags(node, ctx, "VOLUME")
-    if not node.args:
-        ctx.error(node, "VOLUME requires at least one argument")
-        return None
-    paths = tuple(p.strip() for p in node.args)
-    if "" in paths:
-        ctx.error(node, "VOLUME specified can not be an empty string")
-        return None
-    return Volume(paths, node.original, node.loc) if ok else None
-
-
-def _parse_shell(node: Node, ctx: _Ctx) -> Shell | None:
-    ok = _no_flags(node, ctx, "SHELL")
-    if not node.json:
-        ctx.error(node, "SHELL requires the arguments to be in JSON form, like "
-                  '["/bin/sh", "-c"]', node.args[0] if node.args else "")
-        return None
-    if not node.args:
-        ctx.error(node, "SHELL requires at least one argument")
-        return None
-    return Shell(node.args, node.original, node.loc) if ok else None
-
-
-def _parse_healthcheck(node: Node, ctx: _Ctx) -> Healthcheck | None:
-    args = node.args
-    if not args:
-        ctx.error(node, "HEALTHCHECK requires at least one argument (CMD … or NONE)")
-        return None
-    typ = args[0].upper()
-    if typ == "NONE":
-        if len(args) > 1:
-            ctx.error(node, "HEALTHCHECK NONE takes no arguments", args[1])
-            return None
-        if node.flags:
-            ctx.error(node, "HEALTHCHECK NONE takes no flags", node.flags[0])
-            return None
-        return Healthcheck(None, original=node.original, loc=node.loc)
-    probs: Problems = []
-    flags = parse_flags(node.flags, _HEALTH_FLAGS, "HEALTHCHECK", probs) if node.flags else _EMPTY
-    if typ != "CMD":
-        probs.append((f"unknown type {args[0]!r} in HEALTHCHECK (try CMD or NONE)", (args[0],)))
-    elif len(args) < 2:
-        probs.append(("missing command after HEALTHCHECK CMD", (args[0],)))
-    durations: list[int | None] = []
-    for name in ("interval", "timeout", "start-period", "start-interval"):
-        raw = flags.get(name)
-        if raw is None or raw == "":
-            durations.append(None)
-            continue
-        d = parse_duration(raw)  # type: ignore[arg-type]
-        if d is None:
-            probs.append((f"invalid duration {raw!r} for --{name} (like 30s, 1m30s, 500ms)",
-                          (f"--{name}=",)))
-        elif d != 0 and d < _MIN_INTERVAL:
-            probs.append((f"--{name} cannot be less than 1ms", (f"--{name}=",)))
-        durations.append(d)
-    retries = None
-    raw = flags.get("retries")
-    if raw:
-        try:
-            retries = int(raw, 10)  # type: ignore[call-overload]
-            if not (raw.isascii() and -(1 << 31) <= retries < (1 << 31)):  # type: ignore
-                raise ValueError
-            if retries < 0:
-                probs.append((f"--retries cannot be negative ({retries})", ("--retries=",)))
-        except ValueError:
-            probs.append((f"invalid --retries value {raw!r}: expected a whole number",
-                          ("--retries=",)))
-    if probs:
-        ctx.problems(node, probs)
-        return None
-    cmd_args = args[1:]
-    test: ShellOrExec = (ExecForm(cmd_args) if node.json
-                         else ShellForm(" ".join(cmd_args)))
-    return Healthcheck(test, *durations, retries, node.original, node.loc)
-
-
-def _parse_onbuild(node: Node, ctx: _Ctx) -> Onbuild | None:
-    ok = _no_flags(node, ctx, "ONBUILD")
-    inner = node.onbuild
-    if inner is None and node.args:
-        inner = Node(node.args[0].lower(), node.args[1:], original=" ".join(node.args),
-                     loc=node.loc)
-    if inner is None:
-        ctx.error(node, "ONBUILD requires at least one argument")
-        return None
-    if inner.loc is None:
-        inner = Node(inner.name, inner.args, inner.flags, inner.heredocs, inner.json,
-                     inner.onbuild, inner.original, node.loc)
-    name = inner.name.lower()
-    if name == "onbuild":
-        ctx.error(inner, "chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
-        return None
-    if name in ("from", "maintainer"):
-        ctx.error(inner, f"{name.upper()} isn't allowed as an ONBUILD trigger")
-        return None
-    trigger = _parse_node(inner, ctx)
-    if trigger is None or not ok:
-        return None
-    expr = node.original.lstrip()
-    if expr[:7].lower() == "onbuild":
-        expr = expr[7:].lstrip()
-    for h in node.heredocs or inner.heredocs:
-        expr += "\n" + h.content + h.name
-    return Onbuild(trigger, expr, node.original, node.loc)
-
-
-_PARSERS = {
-    "from": _parse_from, "run": _parse_run, "cmd": _parse_cmd, "entrypoint": _parse_entrypoint,
-    "copy": _parse_copy, "add": _parse_add, "arg": _parse_arg, "env": _parse_env,
-    "label": _parse_label, "expose": _parse_expose, "user": _parse_user,
-    "workdir": _parse_workdir, "volume": _parse_volume, "stopsignal": _parse_stopsignal,
-    "healthcheck": _parse_healthcheck, "shell": _parse_shell, "onbuild": _parse_onbuild,
-    "maintainer": _parse_maintainer,
-}
-
-
-def _parse_node(node: Node, ctx: _Ctx) -> Instruction | None:
-    parser = _PARSERS.get(node.name)
-    if parser is None:
-        parser = _PARSERS.get(node.name.lower())
-    if parser is None:
-        upper = node.name.upper()
-        ctx.error(node, f"unknown instruction: {upper}"
-                  + suggest(upper, [k.upper() for k in _PARSERS]))
-        return None
-    return parser(node, ctx)  # type: ignore[operator]
-
-
 # ---------------------------------------------------------------------------------------------
 # Entry points
 
 
 def parse_instruction(node: Node, text: str | None = None) -> Instruction:
     """One node → its typed instruction (no stage rules); raises :class:`MasonErrors`."""
-    ctx = _Ctx(text, node.loc.file if node.loc else "Dockerfile")
-    inst = _parse_node(node, ctx)
+    ctx = Ctx(text, node.loc.file if node.loc else "Dockerfile")
+    inst = parse_node(node, ctx)
     if ctx.errors or inst is None:
         raise MasonErrors(ctx.errors or [MasonError("invalid instruction", node.loc)])
     return inst
@@ -537,8 +55,8 @@ def parse_instructions(result: ParseResult, text: str | None = None) -> Dockerfi
     file = result.loc.file if result.loc is not None else None
     if file is None:
         file = next((n.loc.file for n in result.nodes if n.loc is not None), "Dockerfile")
-    ctx = _Ctx(text, file)
-    parsers = _PARSERS
+    ctx = Ctx(text, file)
+    parsers = PARSERS
     instructions: list[Instruction] = []
     meta_args: list[Arg] = []
     stages: list[Stage] = []
@@ -547,7 +65,7 @@ def parse_instructions(result: ParseResult, text: str | None = None) -> Dockerfi
     stage_parts: list[tuple[From, list[Instruction]]] = []
     for node in result.nodes:
         parser = parsers.get(node.name)
-        inst = parser(node, ctx) if parser is not None else _parse_node(node, ctx)
+        inst = parser(node, ctx) if parser is not None else parse_node(node, ctx)
         if inst is None:
             continue
         instructions.append(inst)
@@ -575,7 +93,10 @@ def parse_instructions(result: ParseResult, text: str | None = None) -> Dockerfi
         first = result.nodes[0] if result.nodes else None
         loc = first.loc if first is not None and first.loc is not None else SourceLoc(file, 1, 1)
         err = MasonError("the Dockerfile has no FROM: there is no stage to build", loc)
-        ctx.errors.append(err if text is None else err.with_source(text))
+        lines = ctx.lines
+        if lines is not None and 1 <= loc.line <= len(lines):
+            err.source_line = lines[loc.line - 1]
+        ctx.errors.append(err)
     if ctx.errors:
         # In source order (one instruction's checks do not run left to right).
         ctx.errors.sort(key=lambda e: (e.loc.line, e.loc.col) if e.loc else (0, 0))

@@ -50,6 +50,11 @@ _VALID_DIRECTIVES = ("syntax", "escape", "check")
 _MAX_LINE_BYTES = 64 * 1024  # bufio.Scanner's token limit, newline included
 
 _SPACE_SET = frozenset(GO_SPACE)
+# an instruction word, one space, arguments that neither start with "-" nor start or end with
+# whitespace: split_command's result without the general machinery
+_SIMPLE_LINE = re.compile(r"([^\s][^\t\v\f\r ]*) ([^\s-](?:.*[^\s])?)\Z", re.S)
+_SIMPLE_FLAGS_LINE = re.compile(r"([^\s][^\t\v\f\r ]*) ((?:--[!#-&(-\[\]-~]+ )+)([^\s-](?:.*[^\s])?)\Z", re.S)
+_LOWER: dict[str, str] = {}
 _MAYBE_JSON = frozenset(("run", "cmd", "entrypoint", "shell"))
 _MAYBE_JSON_LIST = frozenset(("add", "copy", "volume"))
 _WORDS = frozenset(("expose", "from"))
@@ -327,9 +332,23 @@ def _can_contain_heredoc(parts) -> bool:
 def _node_parts(line: str, esc: str):
     """BuildKit's ``newNodeFromLine``: (name, args, flags, json, offset of the arguments in
     ``line``, the nested instruction's parts for ONBUILD, the arguments text)."""
-    cmd, flags, rest, off = split_command(line)
-    name = go_lower(cmd)
-    flags_t = tuple(flags)
+    m = _SIMPLE_LINE.match(line)
+    if m is not None:  # "NAME args" without flags or odd spacing: the common case
+        cmd, rest = m.groups()
+        off = m.start(2)
+        flags_t: tuple[str, ...] = ()
+    elif (m := _SIMPLE_FLAGS_LINE.match(line)) is not None:  # plain ASCII --flags, single spaces
+        cmd, flag_text, rest = m.groups()
+        off = m.start(3)
+        flags_t = tuple(flag_text[:-1].split(" "))
+    else:
+        cmd, flags, rest, off = split_command(line)
+        flags_t = tuple(flags)
+    name = _LOWER.get(cmd)
+    if name is None:
+        name = go_lower(cmd)
+        if len(_LOWER) < 256:
+            _LOWER[cmd] = name
     is_json = False
     nested = None
     if name in _MAYBE_JSON:

@@ -202,11 +202,13 @@ def parse_words(rest: str, esc: str) -> list[str]:
     """BuildKit's ``parseWords``: split on whitespace, keeping quotes and escapes in the words
     (used by ENV, LABEL and ARG)."""
     if "'" not in rest and '"' not in rest and esc not in rest:
-        return [runes_from_invalid(w) for w in _GO_WORD.findall(rest)]
-    full, word = _QUOTED_WORDS[esc]
-    if full.match(rest):
-        return [runes_from_invalid(w) for w in word.findall(rest)]
-    return parse_words_slow(rest, esc)
+        words = _GO_WORD.findall(rest)
+    else:
+        full, word = _QUOTED_WORDS[esc]
+        if not full.match(rest):
+            return parse_words_slow(rest, esc)
+        words = word.findall(rest)
+    return words if rest.isascii() else [runes_from_invalid(w) for w in words]
 
 
 def parse_words_slow(rest: str, esc: str) -> list[str]:
@@ -315,6 +317,8 @@ def parse_json_array(rest: str) -> list[str] | None:
         if not isinstance(v, str):
             raise NotStringArray()
     # Go decodes lone surrogates and invalid bytes to U+FFFD
+    if rest.isascii():
+        return value
     return [runes_from_invalid(_fix_surrogates(v)) for v in value]
 
 

@@ -21,6 +21,8 @@ def test_cli_status_address_stop(tmp_path_factory, capsys: pytest.CaptureFixture
     d = ManagedContainerd.at(root)
     assert main(["daemon", "address", "--root", str(root)]) == 0
     assert capsys.readouterr().out == f"{root}/containerd/state/containerd.sock\n"
+    assert main(["daemon", "--root", str(root), "address"]) == 0
+    assert capsys.readouterr().out == f"{root}/containerd/state/containerd.sock\n"
     assert main(["daemon", "status", "--root", str(root)]) == 0
     assert capsys.readouterr().out.startswith("not running")
 
@@ -65,7 +67,7 @@ def test_missing_binaries_name_the_package(binary, package, tmp_path: Path, monk
     assert e.value.message == f"`{binary}` is not on PATH; install the Debian package {package}"
 
 
-def test_unwritable_deep_root_is_refused(tmp_path: Path) -> None:
+def test_too_deep_root_is_refused(tmp_path: Path) -> None:
     deep = tmp_path / ("x" * 90)
     with pytest.raises(MasonError, match="too deep for a unix socket"):
         ManagedContainerd.at(deep).ensure_running()

@@ -194,6 +194,10 @@ CASES = {
                                   ("--retries=three",)),
                                 (2, 13, "invalid --retries value 'three': expected a whole "
                                         "number")),
+    "healthcheck-spaced-retries": (N("HEALTHCHECK --retries=1_0 CMD true", ("CMD", "true"),
+                                     ("--retries=1_0",)),
+                                   (2, 13, "invalid --retries value '1_0': expected a whole "
+                                           "number")),
     "healthcheck-huge-retries": (N("HEALTHCHECK --retries=99999999999 CMD true", ("CMD", "true"),
                                    ("--retries=99999999999",)),
                                  (2, 13, "invalid --retries value '99999999999': expected a "

@@ -9,7 +9,8 @@ from mason.frontends.dockerfile.instructions import (
     CacheMount, DeferredMount, SecretMount, TmpfsMount, check_chmod, check_signal,
     expand_mount, parse_duration, parse_mount, parse_port_spec, parse_size,
 )
-from mason.frontends.dockerfile.instructions_values import parse_go_bool, parse_uint, split_csv
+from mason.frontends.dockerfile.instructions_mounts import split_csv
+from mason.frontends.dockerfile.instructions_values import parse_go_bool, parse_uint
 from mason.ir.errors import MasonErrors, SourceLoc
 
 
@@ -27,6 +28,13 @@ def test_parse_duration(text, ns):
                                   "9999999999h"])
 def test_parse_duration_invalid(text):
     assert parse_duration(text) is None
+
+
+def test_go_int():
+    from mason.frontends.dockerfile.instructions_values import parse_go_int
+    assert [parse_go_int(v, 32) for v in ("5", "+5", "-5", "2147483647", "2147483648", " 5",
+                                          "1_0", "", "-", "٣")] == \
+        [5, 5, -5, 2**31 - 1, None, None, None, None, None, None]
 
 
 def test_go_bool_and_uint():
@@ -78,7 +86,7 @@ def test_port_spec_invalid(spec):
 def test_signals():
     for ok in ("SIGKILL", "kill", "SigTerm", "15", "SIGRTMIN+15", "RTMAX", "SIGWINCH"):
         assert check_signal(ok), ok
-    for bad in ("0", "SIGFOO", "", "SIG", "RTMIN+16", "sig term"):
+    for bad in ("0", "SIGFOO", "", "SIG", "RTMIN+16", "sig term", " 9", "1_0", "+0"):
         assert not check_signal(bad), bad
 
 

@@ -109,3 +109,33 @@ flag_text = st.lists(st.sampled_from(["--", "-", "a", "=", " ", "\t", "'", '"', 
 @given(flag_text)
 def test_flag_fast_path_matches_state_machine(text):
     assert syntax_words.extract_builder_flags(text) == syntax_words._extract_flags(text.lstrip(" \t"))
+
+
+line_text = st.lists(st.sampled_from(["RUN", "a", " ", "  ", "\t", "-", "--x", "\u3000", "\x1c", "\x85",
+                                      "\u00a0", "é", "\v", "=", '"']), min_size=1, max_size=12).map("".join)
+
+
+@SETTINGS
+@given(line_text)
+def test_simple_line_fast_path_matches_split_command(line):
+    from mason.frontends.dockerfile.syntax import _SIMPLE_LINE
+
+    m = _SIMPLE_LINE.match(line)
+    if m is not None:
+        cmd, flags, rest, off = syntax_words.split_command(line)
+        assert (m.group(1), m.group(2), m.start(2)) == (cmd, rest, off) and flags == []
+
+
+flags_line = st.lists(st.sampled_from(["COPY", " ", "--a=1", "--b", "--", "-", "x", "'q'", "\\", "é", "\t"]),
+                      min_size=1, max_size=10).map("".join)
+
+
+@SETTINGS
+@given(flags_line)
+def test_flags_line_fast_path_matches_split_command(line):
+    from mason.frontends.dockerfile.syntax import _SIMPLE_FLAGS_LINE
+
+    m = _SIMPLE_FLAGS_LINE.match(line)
+    if m is not None:
+        cmd, flags, rest, off = syntax_words.split_command(line)
+        assert (m.group(1), tuple(m.group(2)[:-1].split(" ")), m.group(3), m.start(3)) == (cmd, tuple(flags), rest, off)
