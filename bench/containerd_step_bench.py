@@ -82,7 +82,7 @@ def main() -> int:
             print(f"containerd {client.version()}, {args.steps} chained steps x {args.rounds} rounds "
                   f"(`sh -c true`, prepare → run → commit), medians in ms\n")
             print(f"{'configuration':<20} {'1 step':>8} {'per step':>9} {'p90':>7}   "
-                  f"{'task create':>11} {'start':>6} {'wait':>6} {'delete':>7} {'prep+commit':>11}")
+                  f"{'settle':>6} {'task create':>11} {'start':>6} {'wait':>6} {'delete':>7} {'prep+commit':>11}")
             results = {label: ([], [], {}) for label, _, _ in CONFIGS}
             for _ in range(args.rounds):  # configurations interleaved, so load drift hits all alike
                 for label, group, bg in CONFIGS:
@@ -100,7 +100,7 @@ def main() -> int:
                 med = {k: statistics.median(v) for k, v in phases.items()}
                 p90 = statistics.quantiles(walls, n=10)[-1]
                 print(f"{label:<20} {ms(statistics.median(singles)):>8} {ms(statistics.median(walls)):>9} "
-                      f"{ms(p90):>7}   {ms(med['task_create']):>11} {ms(med['task_start']):>6} "
+                      f"{ms(p90):>7}   {ms(med['settle']):>6} {ms(med['task_create']):>11} {ms(med['task_start']):>6} "
                       f"{ms(med['wait']):>6} {ms(med['delete']):>7} {ms(med['prepare'] + med['commit']):>11}")
     finally:
         client.close()

@@ -154,6 +154,8 @@ class Executor:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._pending: set[concurrent.futures.Future[None]] = set()
         self._pending_lock = threading.Lock()
+        # committed snapshot -> deletion of the task that still has its overlay mounted
+        self._producers: dict[str, concurrent.futures.Future[None]] = {}
         self.cleanup_errors: list[BaseException] = []
         self.owner = _process_identity(os.getpid()) or str(os.getpid())
 
@@ -171,7 +173,7 @@ class Executor:
         before removing it)."""
         return self._run(process, snapshot, output)[0]
 
-    def _run(self, process: Process, snapshot: str, output: OutputSink | None
+    def _run(self, process: Process, snapshot: str, output: OutputSink | None, parent: str = ""
              ) -> tuple[ExecResult, concurrent.futures.Future[None] | None]:
         c = self.client
         cid = f"mason-{uuid.uuid4().hex[:16]}"
@@ -194,6 +196,10 @@ class Executor:
             readers = [_FifoReader(self.io_dir / f"{cid}-{s}", s, output) for s in ("stdout", "stderr")]
             for r in readers:
                 r.start()
+            t0 = time.perf_counter()
+            if parent:
+                self.settle(parent)  # Tasks.Create mounts the parent as a lower dir
+            t["settle"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             c.create_task(cid, rootfs, stdout=str(readers[0].path), stderr=str(readers[1].path))
             created_task = True
@@ -248,11 +254,15 @@ class Executor:
         committed = False
         cleanup = None
         try:
-            res, cleanup = self._run(process, key, output)
+            res, cleanup = self._run(process, key, output, parent)
             if res.exit_code == 0 and commit_as is not None:
                 t0 = time.perf_counter()
                 c.commit(commit_as, key, labels)
                 committed = True
+                if cleanup is not None and not cleanup.done():
+                    with self._pending_lock:
+                        self._producers[commit_as] = cleanup
+                    cleanup.add_done_callback(lambda _f, n=commit_as: self._producers.pop(n, None))
                 res = replace(res, timings={**res.timings, "prepare": prep, "commit": time.perf_counter() - t0})
             return res
         finally:
@@ -298,6 +308,17 @@ class Executor:
     def _done(self, fut: concurrent.futures.Future[None]) -> None:
         with self._pending_lock:
             self._pending.discard(fut)
+
+    def settle(self, snapshot: str) -> None:
+        """Wait until no finished task still has ``snapshot`` mounted. With background delete, a
+        step's snapshot is committed while its task's overlay may still be mounted for a few
+        milliseconds; mounting it again as a lower dir before that is undefined behaviour for
+        overlayfs. ``run_step`` settles the parent itself; call this before mounting a result
+        any other way (views, diffs, file operations)."""
+        with self._pending_lock:
+            fut = self._producers.get(snapshot)
+        if fut is not None:
+            fut.result()
 
     def flush(self) -> None:
         """Wait for background deletions; raise the first error any of them hit."""

@@ -171,3 +171,17 @@ def test_reap_orphans_removes_what_dead_masons_left(containerd_env) -> None:
     lc.force_delete_task("live-1")
     lc.delete_container("live-1")
     lc.remove_snapshot("live-1-rootfs")
+
+
+def test_settle_waits_for_the_producing_task(containerd_env) -> None:
+    # With background delete the snapshot is committed while its task may still have it mounted;
+    # settle() returns only once that task is gone (run_step settles the parent by itself).
+    lc = containerd_env.client.with_lease(containerd_env.lease)
+    name = f"test-settle-{uuid.uuid4().hex[:8]}"
+    with containerd_env.executor(lc, group_shims=False, background_delete=True) as ex:
+        ex.run_step(Process(args=("touch", "/x")), containerd_env.busybox, name)
+        ex.settle(name)
+        assert lc.list_tasks() == []
+        res = ex.run_step(Process(args=("ls", "/x")), name)
+        assert (res.exit_code, res.timings["settle"] >= 0) == (0, True)
+    lc.remove_snapshot(name)
