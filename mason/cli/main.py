@@ -18,6 +18,7 @@ from mason.ir.errors import MasonError
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "daemon": ("mason.cli.daemon", "daemon", "Manage mason's private containerd (status, stop, address)."),
     "llb": ("mason.cli.llb", "llb", "Inspect LLB Definitions (dump as json, text, dot, svg)."),
+    "opt": ("mason.cli.opt", "opt", "Run passes over an LLB Definition."),
     "parse": ("mason.cli.parse", "parse", "Parse a Dockerfile and report errors (or --dump its syntax tree)."),
 }
 

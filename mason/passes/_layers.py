@@ -174,7 +174,13 @@ def fold_image_config(config: dict | None, chain: Iterable[Op]) -> dict | None:
             hist = list(cur.pop("history", None) or ())
         if is_cfg:
             if op.changes:
-                cur = apply_config_changes(cur, op.changes)
+                try:
+                    cur = apply_config_changes(cur, op.changes)
+                except MasonError as e:
+                    raise MasonError(f"config op {op.digest}: {e.message}", op.loc) from None
+                except (ValueError, TypeError, AttributeError) as e:  # a field of another JSON type
+                    raise MasonError(f"config op {op.digest}: cannot apply {op.created_by or 'its changes'!r} "
+                                     f"to the image config: {e}", op.loc) from None
             if op.created_by:
                 hist.append({"created_by": op.created_by, "comment": HISTORY_COMMENT, "empty_layer": True})
         hist.extend(copy.deepcopy(entries))

@@ -342,10 +342,10 @@ def run_pipeline(graph: Graph, pipeline: str | Iterable[Pass], *, print_after: I
             stream.write(format_graph(graph))
     if time_passes:
         total = sum(t for _, t in timings)
-        width = max([len(n) for n, _ in timings] + [5])
         stream.write("// pass timings (ms)\n")
         for n, t in timings:
             stream.write(f"{t:10.3f}  {n}\n")
-        stream.write(f"{total:10.3f}  {'total':<{width}}\n")
-    stream.flush() if hasattr(stream, "flush") else None
+        stream.write(f"{total:10.3f}  total\n")
+    if hasattr(stream, "flush"):
+        stream.flush()
     return graph

@@ -180,8 +180,12 @@ def cache_root() -> Path:
 def _generate(protos: dict[str, str], dest: Path) -> None:
     from grpc_tools import protoc
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    except OSError as e:
+        raise MasonError(f"cannot write containerd's API stubs under {dest.parent}: {e.strerror}; "
+                         "set MASON_CACHE to a writable directory") from None
     try:
         src, py = tmp / "proto", tmp / "py"
         for rel, text in protos.items():

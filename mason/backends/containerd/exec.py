@@ -14,7 +14,12 @@ Two levers measured in DESIGN.md ("containerd") and in ``bench/containerd_step_b
   (runc's init waits forever on its exec FIFO), on an empty snapshot.
 * **background delete** — Tasks.Delete + Containers.Delete of a finished step run on a worker
   thread; the next step only needs the committed snapshot. :meth:`Executor.flush` (and
-  ``close``) wait for them.
+  ``close``) wait for them. One ordering is kept: the shim unmounts a step's overlay only in
+  Tasks.Delete, and mounting a snapshot as a lower dir while it is still the upper dir of a
+  live mount is undefined behaviour for overlayfs (the kernel logs "lowerdir is in-use as
+  upperdir"; seen here under load). So a step waits for its parent's delete right before its
+  own Tasks.Create (:meth:`Executor.settle`), which overlaps most of the delete with the
+  commit, prepare and Containers.Create in between.
 
 Containers and tasks are always cleaned up, also when the step fails, raises or is
 interrupted (Ctrl-C).

@@ -1,0 +1,137 @@
+"""Small pure helpers of the Dockerfile lowering: Go-compatible formatting (the history texts
+BuildKit writes with ``%q``, ``%v`` and ``time.Duration``), JSON as Go's ``encoding/json`` writes
+it, and LLB path normalization (``llb``'s ``normalizePath``).
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+
+__all__ = [
+    "go_quote", "go_quote_rune", "go_list_q", "go_list_v", "go_duration", "go_json",
+    "normalize_path", "join_abs", "clean",
+]
+
+_ESC = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+        "\v": "\\v"}
+
+
+def _quote_char(c: str, quote: str) -> str:
+    if c == quote or c == "\\":
+        return "\\" + c
+    o = ord(c)
+    if 0xDC80 <= o <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
+        return f"\\x{o - 0xDC00:02x}"
+    if c.isprintable() and o != 0xFEFF:
+        return c
+    if c in _ESC:
+        return _ESC[c]
+    if o < 0x80:
+        return f"\\x{o:02x}"
+    if o < 0x10000:
+        return f"\\u{o:04x}"
+    return f"\\U{o:08x}"
+
+
+def go_quote(s: str) -> str:
+    """Go's ``strconv.Quote`` (what ``%q`` prints for a string)."""
+    return '"' + "".join(_quote_char(c, '"') for c in s) + '"'
+
+
+def go_quote_rune(n: int) -> str:
+    """Go's ``%q`` of an integer: a quoted character literal (``'\\x00'``, ``'\\x03'``)."""
+    if n < 0 or n > 0x10FFFF or 0xD800 <= n <= 0xDFFF:
+        return "'\\ufffd'"
+    return "'" + _quote_char(chr(n), "'") + "'"
+
+
+def go_list_q(items) -> str:
+    """``%q`` of a ``[]string``: ``["a" "b"]``."""
+    return "[" + " ".join(go_quote(s) for s in items) + "]"
+
+
+def go_list_v(items) -> str:
+    """``%v`` of a ``[]string``: ``[a b]``."""
+    return "[" + " ".join(items) + "]"
+
+
+def _fmt_frac(v: int, prec: int) -> tuple[str, int]:
+    """Go's fmtFrac: the fraction of ``v / 10**prec`` without trailing zeros, and the rest."""
+    digits = []
+    printed = False
+    for _ in range(prec):
+        d = v % 10
+        printed = printed or d != 0
+        if printed:
+            digits.append(str(d))
+        v //= 10
+    frac = ("." + "".join(reversed(digits))) if printed else ""
+    return frac, v
+
+
+def go_duration(ns: int) -> str:
+    """Go's ``time.Duration.String`` (``30s``, ``1m30s``, ``1.5s``, ``500ms``, ``0s``)."""
+    if ns == 0:
+        return "0s"
+    neg = ns < 0
+    u = -ns if neg else ns
+    if u < 1_000_000_000:
+        if u < 1_000:
+            out = f"{u}ns"
+        elif u < 1_000_000:
+            frac, whole = _fmt_frac(u, 3)
+            out = f"{whole}{frac}µs"
+        else:
+            frac, whole = _fmt_frac(u, 6)
+            out = f"{whole}{frac}ms"
+    else:
+        frac, secs = _fmt_frac(u, 9)
+        out = ""
+        if secs >= 3600:
+            out = f"{secs // 3600}h{(secs // 60) % 60}m{secs % 60}{frac}s"
+        elif secs >= 60:
+            out = f"{secs // 60}m{secs % 60}{frac}s"
+        else:
+            out = f"{secs}{frac}s"
+    return "-" + out if neg else out
+
+
+def go_json(value) -> str:
+    """Compact JSON as Go's ``encoding/json`` writes it (``<``, ``>``, ``&`` and U+2028/2029
+    escaped, other characters as they are)."""
+    s = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return (s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def clean(p: str) -> str:
+    """Go's ``path.Clean``."""
+    if not p:
+        return "."
+    out = posixpath.normpath(p)
+    if out.startswith("//"):  # POSIX keeps a leading "//"; Go does not
+        out = "/" + out.lstrip("/")
+    return out
+
+
+def join_abs(*parts: str) -> str:
+    """Go's ``path.Join("/", parts…)``: an absolute, clean path."""
+    return clean("/" + "/".join(p for p in parts if p))
+
+
+def normalize_path(parent: str, p: str, keep_slash: bool) -> str:
+    """``llb``'s ``normalizePath``: clean ``p``, resolve it against ``parent`` when relative,
+    and with ``keep_slash`` keep a trailing ``/`` (or ``/.``) of the original."""
+    orig = p
+    p = clean(p)
+    if not p.startswith("/"):
+        p = join_abs(parent, p)
+    if keep_slash:
+        if orig.endswith("/") and not p.endswith("/"):
+            p += "/"
+        elif orig.endswith("/."):
+            if p != "/":
+                p += "/"
+            p += "."
+    return p
