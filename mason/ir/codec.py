@@ -662,8 +662,9 @@ def decode_definition(data: bytes) -> DecodedDefinition:
 def _decode_definition(data: bytes) -> DecodedDefinition:
     try:
         d = P.Definition.FromString(data)
-    except DecodeError as e:
-        raise MasonError(f"not an LLB Definition (truncated or not protobuf): {e}") from None
+    except DecodeError:
+        raise MasonError(f"not an LLB Definition: {len(data)} bytes that do not decode as a "
+                         "protobuf pb.Definition (truncated, or another kind of file)") from None
     unk = _unknown.UnknownFieldSet(d)
     if len(unk):
         raise MasonError(f"not an LLB Definition: unknown field {unk[0].field_number} at the top level")

@@ -164,6 +164,7 @@ def fold_image_config(config: dict | None, chain: Iterable[Op]) -> dict | None:
     Returned as is (the same object) when the chain carries none; a None config starts empty."""
     cur: dict | None = None
     hist: list = []
+    had_history = False
     for op in chain:
         entries = history_entries(op)
         is_cfg = type(op) is ConfigOp
@@ -171,7 +172,10 @@ def fold_image_config(config: dict | None, chain: Iterable[Op]) -> dict | None:
             continue
         if cur is None:
             cur = copy.deepcopy(config) if config is not None else {}
+            had_history = "history" in cur
             hist = list(cur.pop("history", None) or ())
+            if not isinstance(cur.get("config"), dict):  # as apply_config_changes: always an object
+                cur["config"] = {}
         if is_cfg:
             if op.changes:
                 try:
@@ -186,5 +190,6 @@ def fold_image_config(config: dict | None, chain: Iterable[Op]) -> dict | None:
         hist.extend(copy.deepcopy(entries))
     if cur is None:
         return config
-    cur["history"] = hist
+    if hist or had_history:
+        cur["history"] = hist
     return cur

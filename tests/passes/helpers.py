@@ -263,6 +263,8 @@ def config_of(o: Output) -> dict | None:
             cfg = apply_config_changes(cfg, op.changes, created_by=op.created_by or None)  # type: ignore[union-attr]
         if entries:
             cfg = dict(cfg)
+            if not isinstance(cfg.get("config"), dict):
+                cfg["config"] = {}
             cfg["history"] = list(cfg.get("history") or []) + entries
     return cfg
 

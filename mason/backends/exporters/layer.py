@@ -1,0 +1,181 @@
+"""Layers of an exported image, computed lazily from the chain of a build result.
+
+A chain is a sequence of :data:`LayerSource`: a :class:`KnownLayer` is a base-image layer that
+passes through byte for byte (compressed digest, size, media type, diff ID); a
+:class:`SnapshotDiff` is the change from one committed snapshot (``lower``; ``None`` = empty) to
+another (``upper``), turned into a tar+gzip blob only when an image is exported (the solver
+never waits for a diff; DESIGN.md "containerd").
+
+:func:`resolve_layer` diffs through containerd's Diff service, or — with a
+``SOURCE_DATE_EPOCH`` — writes the tar itself (:mod:`.difftar`), since containerd 1.6's Diff
+cannot clamp timestamps. Either way the result is remembered as a label on the upper snapshot
+(``mason.layer/<lower>`` or ``mason.layer.epoch-<N>/<lower>`` = JSON descriptor), together with
+a ``containerd.io/gc.ref.content.…`` label so containerd's GC keeps the blob as long as the
+snapshot: each diff is computed once.
+
+Empty diffs stay layers, as in BuildKit (a RUN that changes nothing still has a non-empty
+history entry, and the layer count must match it); their tar holds only the end-of-archive
+blocks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import uuid
+from dataclasses import dataclass
+from typing import Union
+
+from mason.backends import oci
+from mason.backends.containerd.client import UNCOMPRESSED, Client, NotFound
+from mason.backends.exporters._mount import mounted
+from mason.backends.exporters.difftar import file_chunks, write_gzip_diff
+from mason.backends.sources.result import Layer
+from mason.ir.errors import MasonError
+
+__all__ = ["Layer", "KnownLayer", "SnapshotDiff", "LayerSource", "resolve_layer", "resolve_chain",
+           "layer_cache_label"]
+
+GC_REF_CONTENT = "containerd.io/gc.ref.content"
+
+
+@dataclass(frozen=True, slots=True)
+class KnownLayer:
+    """A layer that already exists as a blob (a base image's): exported unchanged."""
+
+    layer: Layer
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotDiff:
+    """The change from committed snapshot ``lower`` (``None``: the empty tree) to ``upper``."""
+
+    lower: str | None
+    upper: str
+
+
+LayerSource = Union[KnownLayer, SnapshotDiff]
+
+
+def layer_cache_label(lower: str | None, source_date_epoch: int | None = None) -> str:
+    """The label on the upper snapshot that remembers the layer from ``lower``."""
+    space = "mason.layer" if source_date_epoch is None else f"mason.layer.epoch-{source_date_epoch}"
+    return f"{space}/{lower or 'scratch'}"
+
+
+def _gc_label(lower: str | None, source_date_epoch: int | None) -> str:
+    tag = hashlib.sha256(f"{lower or ''}\0{source_date_epoch}".encode()).hexdigest()[:16]
+    return f"{GC_REF_CONTENT}.mason.layer.{tag}"
+
+
+def _cached(client: Client, upper_labels: dict[str, str], key: str) -> Layer | None:
+    raw = upper_labels.get(key)
+    if not raw:
+        return None
+    try:
+        d = json.loads(raw)
+        layer = Layer(d["mediaType"], d["digest"], int(d["size"]), d["diffID"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    return layer if client.content_exists(layer.digest) else None
+
+
+def _label_snapshot(client: Client, name: str, labels: dict[str, str]) -> None:
+    # TODO(containerd client): use Client.update_snapshot_labels once it exists; until then
+    # Snapshots.Update is called here through the client's own stubs and metadata.
+    update = getattr(client, "update_snapshot_labels", None)
+    if update is not None:
+        update(name, labels)
+        return
+    from google.protobuf import field_mask_pb2
+
+    from mason.backends.containerd.client import SNAPSHOTTER
+    pb = client.pb.snapshots
+    req = pb.UpdateSnapshotRequest(snapshotter=SNAPSHOTTER, info=pb.Info(name=name, labels=labels),
+                                   update_mask=field_mask_pb2.FieldMask(paths=[f"labels.{k}" for k in labels]))
+    client._call(f"label snapshot {name}", client._snapshots.Update, req)
+
+
+@contextlib.contextmanager
+def viewed(client: Client, snapshot: str | None):
+    """A read-only mount of committed ``snapshot`` (None: an empty directory)."""
+    if snapshot is None:
+        with mounted([]) as path:
+            yield path
+        return
+    key = f"mason-export-view-{uuid.uuid4().hex[:16]}"
+    mounts = client.view(key, snapshot)
+    try:
+        with mounted(mounts) as path:
+            yield path
+    finally:
+        with contextlib.suppress(NotFound):
+            client.remove_snapshot(key)
+
+
+def _diff_by_containerd(client: Client, src: SnapshotDiff) -> Layer:
+    tag = uuid.uuid4().hex[:16]
+    upper_key, lower_key = f"mason-export-upper-{tag}", f"mason-export-lower-{tag}"
+    try:
+        upper = client.view(upper_key, src.upper)
+        lower = client.view(lower_key, src.lower) if src.lower else []
+        desc = client.diff(lower, upper, media_type=oci.OCI_LAYER_GZIP)
+    finally:
+        for k in (upper_key, lower_key):
+            with contextlib.suppress(NotFound):
+                client.remove_snapshot(k)
+    diff_id = client.content_info(desc.digest).labels.get(UNCOMPRESSED)
+    if not diff_id:
+        raise MasonError(f"containerd's diff of {src.upper} has no {UNCOMPRESSED} label")
+    return Layer(oci.OCI_LAYER_GZIP, desc.digest, desc.size, diff_id)
+
+
+def _diff_by_mason(client: Client, src: SnapshotDiff, epoch: int | None) -> Layer:
+    fd, tmp = tempfile.mkstemp(prefix="mason-layer-", suffix=".tar.gz")
+    try:
+        with os.fdopen(fd, "wb") as out, viewed(client, src.lower) as lower, viewed(client, src.upper) as upper:
+            diff_id, digest, size = write_gzip_diff(lower, upper, out, epoch=epoch)
+        client.write_blob(file_chunks(tmp)(), digest=digest, size=size, labels={UNCOMPRESSED: diff_id})
+    finally:
+        os.unlink(tmp)
+    return Layer(oci.OCI_LAYER_GZIP, digest, size, diff_id)
+
+
+def resolve_layer(client: Client, src: LayerSource, *, source_date_epoch: int | None = None) -> Layer:
+    """The layer blob for ``src``, in the content store. A :class:`SnapshotDiff` is computed
+    once per (lower, upper, epoch) and remembered on the upper snapshot. Call it with a client
+    bound to a lease: the blob is held by that lease until the upper snapshot's label holds it."""
+    if isinstance(src, KnownLayer):
+        layer = src.layer
+        try:
+            info = client.content_info(layer.digest)
+        except NotFound:
+            raise MasonError(f"base layer {layer.digest} is not in containerd's content store") from None
+        if info.labels.get(UNCOMPRESSED) != layer.diff_id and layer.diff_id:
+            client.update_content_labels(layer.digest, {UNCOMPRESSED: layer.diff_id})
+        return layer
+    if not isinstance(src, SnapshotDiff):
+        raise TypeError(f"not a layer source: {src!r}")
+    key = layer_cache_label(src.lower, source_date_epoch)
+    try:
+        labels = dict(client.stat_snapshot(src.upper).labels)
+    except NotFound:
+        raise MasonError(f"snapshot {src.upper} is gone: cannot compute its layer") from None
+    hit = _cached(client, labels, key)
+    if hit is not None:
+        return hit
+    if source_date_epoch is None:
+        layer = _diff_by_containerd(client, src)
+    else:
+        layer = _diff_by_mason(client, src, source_date_epoch)
+    value = json.dumps({"mediaType": layer.media_type, "digest": layer.digest, "size": layer.size,
+                        "diffID": layer.diff_id}, sort_keys=True, separators=(",", ":"))
+    _label_snapshot(client, src.upper, {key: value, _gc_label(src.lower, source_date_epoch): layer.digest})
+    return layer
+
+
+def resolve_chain(client: Client, chain, *, source_date_epoch: int | None = None) -> list[Layer]:
+    return [resolve_layer(client, s, source_date_epoch=source_date_epoch) for s in chain]

@@ -1,0 +1,195 @@
+"""The state the Dockerfile lowering threads through one build stage, and the helpers every
+instruction's lowering shares (emitting ops and ConfigOps, op metadata, variable expansion).
+
+Like BuildKit's ``dispatchState``, a :class:`StageState` holds the current filesystem (a
+:class:`Ref`, None = scratch) and the exec context later instructions inherit: the environment
+(BuildKit's ``llb`` EnvList: replacing a variable moves it to the end), the working directory,
+the user, the SHELL, the ARGs declared in the stage. The image config itself is *not* built
+here: each config instruction emits a mason ``ConfigOp`` into the chain and ``hoist-config``
+folds them (see ``mason.passes._layers`` for the convention: a layer op's history entry rides in
+its metadata under ``mason.history``). Only the few config facts later instructions read are
+mirrored (the image's Env order, User, WorkingDir, Shell, OnBuild).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Iterable
+
+from mason.frontends.dockerfile.shell import ShellError, ShellLex
+from mason.ir.errors import MasonError, SourceLoc
+from mason.ir.imageconfig import HISTORY_COMMENT
+from mason.ir.ops import ChownOpt, ConfigChange, ConfigOp, Op, OpMetadata, Platform, Ref, UserOpt
+from mason.ir.resolver import PlatformSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mason.frontends.dockerfile.lower import Lowerer
+
+__all__ = [
+    "DEFAULT_SHELL", "DEFAULT_PATH", "HISTORY_KEY", "CUSTOM_NAME", "COMMAND_KEY", "StageState",
+    "change_set", "change_env", "change_label", "change_add", "change_append", "cjson",
+    "chown_opt", "to_platform",
+]
+
+DEFAULT_SHELL = ("/bin/sh", "-c")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# The key ``mason.passes._layers`` reads a layer op's history entry from (frontends may not
+# import passes; the convention is documented there).
+HISTORY_KEY = "mason.history"
+CUSTOM_NAME = "llb.customname"
+COMMAND_KEY = "com.docker.dockerfile.v1.command"
+
+
+def cjson(value: Any) -> str:
+    """The JSON text of a ConfigChange value: compact, keys sorted (it is part of a digest)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def change_set(key: str, value: Any) -> ConfigChange:
+    return ConfigChange("set", key, cjson(value))
+
+
+def change_env(key: str, value: str) -> ConfigChange:
+    return ConfigChange("env", key, value)
+
+
+def change_label(key: str, value: str) -> ConfigChange:
+    return ConfigChange("label", key, value)
+
+
+def change_add(key: str, value: dict) -> ConfigChange:
+    return ConfigChange("add", key, cjson(value))
+
+
+def change_append(key: str, value: list) -> ConfigChange:
+    return ConfigChange("append", key, cjson(value))
+
+
+def to_platform(p: PlatformSpec) -> Platform:
+    return Platform(p.architecture, p.os, p.variant)
+
+
+class StageState:
+    """One stage being lowered (mutable while its instructions are lowered, then frozen in
+    ``ref`` and the mirrored fields that a ``FROM <stage>`` inherits)."""
+
+    __slots__ = (
+        "lw", "index", "name", "label", "pspec", "platform", "ref", "env", "_env_list",
+        "img_env", "cwd", "workdir", "user", "shell", "cmd_set", "onbuild", "build_args", "root_config",
+        "cmd_index", "cmd_total", "done", "loc", "base_name",
+    )
+
+    def __init__(self, lw: "Lowerer", index: int, name: str | None, label: str,
+                 pspec: PlatformSpec, loc: SourceLoc | None):
+        self.lw = lw
+        self.index = index
+        self.name = name
+        self.label = label  # the progress prefix: the stage name, "stage-N", or "" (one stage)
+        self.pspec = pspec
+        self.platform = to_platform(pspec)
+        self.ref: Ref | None = None
+        self.env: dict[str, str] = {}  # the exec environment (EnvList order)
+        self._env_list: tuple[str, ...] | None = None
+        self.img_env: dict[str, str] = {}  # the image config's Env (replaced in place)
+        self.cwd = ""  # the exec working directory (llb's Dir)
+        self.workdir = ""  # the image config's WorkingDir
+        self.user = ""
+        self.shell: tuple[str, ...] = ()
+        self.cmd_set = False
+        self.onbuild: list[str] = []
+        self.build_args: list[tuple[str, str | None]] = []
+        self.root_config: dict | None = None
+        self.cmd_index = 0
+        self.cmd_total = 0
+        self.done = False
+        self.loc = loc
+        self.base_name = ""
+
+    # -- environment
+    def add_env(self, key: str, value: str) -> None:
+        """BuildKit's ``AddOrReplace``: delete, then append."""
+        env = self.env
+        if key in env:
+            del env[key]
+        env[key] = value
+        self._env_list = None
+
+    def env_list(self) -> tuple[str, ...]:
+        """The exec op's ``env``: ``K=V`` in EnvList order, PATH defaulted. Built once per
+        change of the environment, shared by every op until the next change."""
+        out = self._env_list
+        if out is None:
+            out = tuple([k + "=" + v for k, v in self.env.items()])
+            if "PATH" not in self.env:
+                out += ("PATH=" + DEFAULT_PATH,)
+            self._env_list = out
+        return out
+
+    def effective_shell(self) -> tuple[str, ...]:
+        return self.shell or DEFAULT_SHELL
+
+    # -- expansion
+    def expand(self, word: str, loc: SourceLoc | None, lex: ShellLex | None = None) -> str:
+        """One word expanded with the stage's environment (quotes removed)."""
+        try:
+            return (lex or self.lw.shlex).process_word(word, self.env, loc)
+        except ShellError as e:
+            raise MasonError(e.message, loc) from None
+
+    def expand_words(self, word: str, loc: SourceLoc | None) -> list[str]:
+        try:
+            return self.lw.shlex.process_words(word, self.env, loc)
+        except ShellError as e:
+            raise MasonError(e.message, loc) from None
+
+    # -- emitting
+    def push(self, op: Op) -> None:
+        self.ref = Ref(op, 0)
+
+    def inputs(self) -> tuple[Ref, ...]:
+        return (self.ref,) if self.ref is not None else ()
+
+    def emit_config(self, changes: Iterable[ConfigChange], created_by: str,
+                    loc: SourceLoc | None) -> None:
+        """A ConfigOp in the chain: the instruction's config changes and its empty-layer
+        history entry (``created_by``; "" for none)."""
+        self.push(ConfigOp(inputs=self.inputs(), changes=tuple(changes), created_by=created_by,
+                           loc=loc))
+
+    def metadata(self, original: str, *, history: str | None = None, command: bool = False,
+                 name: str | None = None, step: bool = True) -> OpMetadata:
+        """Op metadata: the progress name (``[stage-1 2/4] RUN …``), the Dockerfile command,
+        and the layer's history entry (``created_by``) for ``hoist-config``."""
+        desc: dict[str, str] = {}
+        if step:
+            self.cmd_index += 1
+        text = name if name is not None else original
+        desc[CUSTOM_NAME] = self.prefix() + text
+        if command:
+            desc[COMMAND_KEY] = original
+        if history is not None:
+            desc[HISTORY_KEY] = json.dumps({"comment": HISTORY_COMMENT, "created_by": history},
+                                           ensure_ascii=False, separators=(",", ":"),
+                                           sort_keys=True)
+        return OpMetadata(description=tuple(sorted(desc.items())))
+
+    def prefix(self) -> str:
+        if self.cmd_total <= 0:
+            return ""
+        label = self.label + " " if self.label else ""
+        return f"[{label}{self.cmd_index}/{self.cmd_total}] "
+
+
+def _user_opt(part: str, base: int) -> UserOpt:
+    if part.isascii() and part.isdigit() and int(part) < (1 << 32):
+        return UserOpt(id=int(part))
+    return UserOpt(name=part, name_input=base)
+
+
+def chown_opt(spec: str, base: int) -> ChownOpt | None:
+    """``llb.WithUser``: ``user[:group]``, each a number (by id) or a name resolved in the
+    ``/etc/passwd``/``/etc/group`` of file-action input ``base``."""
+    if not spec:
+        return None
+    user, sep, group = spec.partition(":")
+    return ChownOpt(_user_opt(user, base), _user_opt(group, base) if sep else None)
