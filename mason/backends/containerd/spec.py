@@ -64,6 +64,9 @@ class Process:
     additional_gids: tuple[int, ...] = ()
     hostname: str = "mason"
     network: Network = "none"
+    # With network "none": join this existing network namespace (a bind-mounted nsfs file, e.g.
+    # one the CNI bridge set up) instead of creating a fresh one with only ``lo``.
+    netns_path: str | None = None
     mounts: tuple[BindMount | TmpfsMount, ...] = ()
     readonly_rootfs: bool = False
     annotations: tuple[tuple[str, str], ...] = field(default=())
@@ -138,7 +141,8 @@ def build_spec(p: Process, container_id: str, *, shim_group: str | None = None) 
         "mounts": default_mounts(p.network) + [_extra_mount(m) for m in p.mounts],
         "annotations": annotations,
         "linux": {
-            "namespaces": _ns(*namespaces),
+            "namespaces": [dict(n, path=p.netns_path) if n["type"] == "network" and p.netns_path else n
+                           for n in _ns(*namespaces)],
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
             "cgroupsPath": f"/mason/{container_id}",
             "maskedPaths": list(MASKED_PATHS),

@@ -100,7 +100,9 @@ class _DiffWriter:
     def flush_parents(self) -> None:
         pending, self.pending = self.pending, []
         for name, path, st in pending:
-            self.tar.addfile(self._info(name, st))
+            ti = self._info(name, st)
+            ti.type = tarfile.DIRTYPE
+            self.tar.addfile(ti)
 
     def emit(self, name: str, path: str, st: os.stat_result) -> None:
         self.flush_parents()

@@ -26,8 +26,7 @@ umask, 0022 in practice).
 
 from __future__ import annotations
 
-import bz2  # noqa: F401  (tarfile's stream mode needs them importable)
-import lzma  # noqa: F401
+import lzma
 import os
 import re
 import shutil
@@ -38,7 +37,7 @@ import zlib
 from collections.abc import Callable, Sequence
 
 from mason.backends.solver import users
-from mason.backends.solver.fsutil import _READ_DIR, Root, chmod_at, remove_all_at, safe_extract_tar
+from mason.backends.solver.fsutil import READ_DIR_FLAGS, Root, chmod_at, remove_all_at, safe_extract_tar
 from mason.ir.errors import MasonError
 from mason.ir.ops import ChownOpt, Copy, FileAction, FileOp, MkDir, MkFile, Rm, Symlink
 from mason.ir.patterns import PatternMatcher, clean_path
@@ -74,10 +73,10 @@ def _chain(op: FileOp, n_in: int) -> tuple[list[int], int]:
         chain.append(k)
 
 
-def output_base(op: FileOp) -> int:
+def output_base(op: FileOp, n_inputs: int | None = None) -> int:
     """The op input whose filesystem the output chain modifies (-1: scratch). The solver
     prepares ``dest_root`` on a snapshot of it."""
-    return _chain(op, len(op.inputs))[1]
+    return _chain(op, len(op.inputs) if n_inputs is None else n_inputs)[1]
 
 
 def _reads(a: FileAction) -> list[int]:
@@ -94,6 +93,7 @@ def execute_fileop(op: FileOp, inputs: Sequence[str | None],
                    dest_root: str | None = None) -> str:
     """Run ``op``'s actions and return the directory holding its output (``dest_root`` when
     given). See the module docstring for the contract."""
+    inputs = [None if d is None else os.fspath(d) for d in inputs]
     n_in = len(inputs)
     if len(op.inputs) not in (0, n_in):
         raise MasonError(f"file op has {len(op.inputs)} inputs but {n_in} directories were given")
@@ -166,18 +166,11 @@ def describe_action(action: object) -> str:
     return f"{getattr(action, 'kind', 'file')} {getattr(action, 'path', '')}"
 
 
-def _host_free(msg: str, roots: Sequence[str]) -> str:
-    for r in roots:
-        msg = msg.replace(r.rstrip("/") + "/", "/").replace(r, "/")
-    return msg
-
-
 def apply_action(action: object, dest: str, src: str | None = None,
                  owner_root: Callable[[int], str] | None = None) -> None:
     """Apply one action to directory ``dest`` in place (``src``: a Copy's source directory;
     ``owner_root(i)``: the directory whose /etc/passwd resolves names of ``name_input`` i)."""
     desc = describe_action(action)
-    roots = [dest] + ([src] if src else [])
     try:
         owner = _owner(getattr(action, "owner", None), owner_root or (lambda i: dest))
         with Root(dest) as d:
@@ -197,9 +190,9 @@ def apply_action(action: object, dest: str, src: str | None = None,
     except MasonError as e:
         if e.message.startswith(desc):
             raise
-        raise MasonError(f"{desc}: {_host_free(e.message, roots)}") from e
-    except OSError as e:
-        where = f": {_host_free(str(e.filename), roots)}" if e.filename else ""
+        raise MasonError(f"{desc}: {e.message}") from e
+    except OSError as e:  # filenames are container paths: every call is *at() on a name
+        where = f": {e.filename}" if e.filename else ""
         raise MasonError(f"{desc}: {e.strerror or e}{where}") from e
 
 
@@ -382,7 +375,7 @@ def _match_below(fd: int, prefix: str, regexes: list, out: list[str]) -> None:
                 out.append(f"{prefix}/{name}")
                 continue
             try:
-                sub = os.open(name, _READ_DIR, dir_fd=fd)
+                sub = os.open(name, READ_DIR_FLAGS, dir_fd=fd)
             except OSError:  # not a directory (or a link: Walk does not follow)
                 continue
             _match_below(sub, f"{prefix}/{name}", regexes[1:], out)
@@ -393,7 +386,7 @@ def _match_below(fd: int, prefix: str, regexes: list, out: list[str]) -> None:
 # -- chmod(1) mode strings ----------------------------------------------------------------------
 
 _CLAUSE = re.compile(r"([ugoa]*)((?:[-+=](?:[rwxXst]*|[ugo]))+)")
-_OP = re.compile(r"([-+=])([rwxXst]*|[ugo])")
+_OP = re.compile(r"([-+=])([ugo]|[rwxXst]*)")
 _SHIFT = {"u": 6, "g": 3, "o": 0}
 _SPECIAL = {"u": 0o4000, "g": 0o2000, "o": 0}
 
@@ -526,7 +519,7 @@ class _Dir:
             assert self.parent is not None and self.st is not None
             pfd = self.parent.ensure()
             self.created = self.copier.dir_only(self.st, pfd, self.name, self.path, self.overwrite)
-            self.fd = os.open(self.name, _READ_DIR, dir_fd=pfd)
+            self.fd = os.open(self.name, READ_DIR_FLAGS, dir_fd=pfd)
             if self.created:
                 self.copier.info(self.st, pfd, self.name)
         return self.fd
@@ -596,7 +589,7 @@ class _Copier:
             node = _Dir(self, parent, dpath, dname, st, overwrite)
             if include:
                 node.ensure()
-            sub = os.open(sname, _READ_DIR, dir_fd=sfd)
+            sub = os.open(sname, READ_DIR_FLAGS, dir_fd=sfd)
             try:
                 for name in sorted(os.listdir(sub)):
                     self.copy(sub, name, f"{rel}/{name}" if rel else name, node, name, True)

@@ -26,12 +26,12 @@ from mason.ir.errors import MasonError
 
 __all__ = [
     "MAX_SYMLINKS", "Root", "Resolved", "resolve_in_root", "mkdir_all", "remove_all_at",
-    "chmod_at", "safe_extract_tar",
+    "chmod_at", "safe_extract_tar", "READ_DIR_FLAGS",
 ]
 
 MAX_SYMLINKS = 40  # Linux's MAXSYMLINKS
 _PATH_DIR = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_READ_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+READ_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class Root:
@@ -143,7 +143,7 @@ class Resolved:
     def open_dir(self) -> int:
         """A readable fd on the final component, which must be a directory (not a link)."""
         d, name = self.at()
-        return os.open(name, _READ_DIR, dir_fd=d)
+        return os.open(name, READ_DIR_FLAGS, dir_fd=d)
 
     def make_dirs(self, mode: int = 0o755, owner: tuple[int, int] | None = None,
                   mtime_ns: int | None = None) -> list[str]:
@@ -156,7 +156,7 @@ class Resolved:
             d, name = self.fds[-1], self.parts[i]
             try:
                 os.mkdir(name, 0o700, dir_fd=d)
-                fd = os.open(name, _READ_DIR, dir_fd=d)
+                fd = os.open(name, READ_DIR_FLAGS, dir_fd=d)
                 try:
                     os.fchmod(fd, mode & 0o7777)
                     if owner is not None:
@@ -251,7 +251,7 @@ def remove_all_at(dir_fd: int, name: str) -> None:
     if not stat.S_ISDIR(st.st_mode):
         os.unlink(name, dir_fd=dir_fd)
         return
-    fd = os.open(name, _READ_DIR, dir_fd=dir_fd)
+    fd = os.open(name, READ_DIR_FLAGS, dir_fd=dir_fd)
     try:
         with os.scandir(fd) as it:
             names = [e.name for e in it]

@@ -3,84 +3,21 @@ sources of ExecOps, Diff inputs), and reading an overlay snapshot *without* moun
 looking through its layer directories (``/etc/passwd`` for user names, whether a mount point
 exists before a step so its stub can be removed afterwards).
 
-Mounts go through ``mount(2)`` via ctypes (no ``mount`` process per step). Overlay options
-longer than a page are not supported (containerd works around it with a chdir; a chain that
-deep is rare).
+Mounting itself is the sources' :mod:`mason.backends.sources.mount` (``mount(2)`` via ctypes);
+this module re-exports it for the solver.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import ctypes.util
 import os
 import stat
-import tempfile
-import uuid
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 from mason.backends.containerd.client import Mount
-from mason.ir.errors import MasonError
+from mason.backends.sources.mount import mount_all, mounted, mounted_view, unmount
 
-MS_RDONLY = 1
-MS_REMOUNT = 32
-MS_BIND = 4096
-MS_REC = 16384
-MNT_DETACH = 2
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-
-
-def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
-    rc = _libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
-                     data.encode() if data else None)
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise MasonError(f"mount {source} on {target} ({fstype or 'bind'}): {os.strerror(err)}")
-
-
-def umount(target: str | Path, *, lazy: bool = True) -> None:
-    rc = _libc.umount2(str(target).encode(), MNT_DETACH if lazy else 0)
-    if rc != 0:
-        err = ctypes.get_errno()
-        if err not in (22, 2):  # EINVAL: not a mount point; ENOENT
-            raise MasonError(f"umount {target}: {os.strerror(err)}")
-
-
-def mount_all(mounts: Sequence[Mount], target: str | Path, *, readonly: bool = False) -> None:
-    """Mount containerd's mount list (one overlay or bind mount) at ``target``."""
-    if len(mounts) != 1:
-        raise MasonError(f"cannot mount {len(mounts)} mounts at once at {target}")
-    m = mounts[0]
-    opts = [o for o in m.options if o not in ("ro", "rw", "rbind", "bind")]
-    ro = readonly or "ro" in m.options
-    if m.type == "bind":
-        _mount(m.source, str(target), None, MS_BIND | MS_REC, None)
-        if ro:
-            _mount("", str(target), None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, None)
-        return
-    data = ",".join(opts)
-    if len(data) >= 4096:
-        raise MasonError(f"overlay options too long to mount ({len(data)} bytes): too many layers")
-    _mount(m.source or m.type, str(target), m.type, MS_RDONLY if ro else 0, data)
-
-
-@contextlib.contextmanager
-def mounted(mounts: Sequence[Mount], *, readonly: bool = False, base: str | Path | None = None) -> Iterator[Path]:
-    """A temporary directory with ``mounts`` mounted on it, unmounted and removed afterwards."""
-    d = Path(tempfile.mkdtemp(prefix="mason-mnt-", dir=str(base) if base else None))
-    try:
-        mount_all(mounts, d, readonly=readonly)
-        try:
-            yield d
-        finally:
-            umount(d)
-    finally:
-        with contextlib.suppress(OSError):
-            d.rmdir()
+__all__ = ["mount_all", "unmount", "mounted", "mounted_view", "upper_and_lowers", "lookup",
+           "read_file"]
 
 
 # -- looking into an overlay snapshot without mounting it ---------------------------------------
@@ -163,7 +100,83 @@ def read_file(layers: Sequence[str], path: str, limit: int = 1 << 20) -> bytes |
         return f.read(limit)
 
 
-def scratch_dir(base: str | Path) -> Path:
-    p = Path(base) / f"mason-{uuid.uuid4().hex[:12]}"
-    p.mkdir(parents=True)
-    return p
+# -- cache mounts (``RUN --mount=type=cache``) --------------------------------------------------
+
+class CacheMounts:
+    """Persistent cache directories under ``<root>/solver/cache-mounts``, one per cache id
+    (a plain directory, bind-mounted into steps). Sharing, as BuildKit's:
+
+    * ``shared`` — every step uses the same directory at the same time;
+    * ``locked`` — one step at a time (across processes: ``flock``); others wait;
+    * ``private`` — a step that finds every existing instance busy gets a new one.
+
+    A cache's first use may be seeded from a ``source`` directory (``from=`` in a Dockerfile,
+    or the frontend's scratch mkdir that carries ``uid``/``gid``/``mode``)."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        import pathlib
+
+        self.dir = pathlib.Path(root) / "solver" / "cache-mounts"
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def _base(self, cache_id: str) -> str:
+        import hashlib
+
+        return str(self.dir / hashlib.sha256(cache_id.encode()).hexdigest()[:32])
+
+    def acquire(self, cache_id: str, sharing: int, seed=None, cancelled=None) -> tuple[str, int | None]:
+        """(directory, lock fd to release with :meth:`release`, or None). ``seed``: a
+        callable copying initial content into a new directory."""
+        import fcntl
+        import time
+
+        base = self._base(cache_id)
+        n = 0
+        while True:
+            path = base if n == 0 else f"{base}-{n}"
+            fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            if sharing == 0:  # shared: hold a shared lock only while seeding
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                self._create(path, seed)
+                os.close(fd)
+                return path, None
+            if sharing == 2:  # locked: wait for our turn
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if cancelled is not None and cancelled():
+                            os.close(fd)
+                            raise
+                        time.sleep(0.05)
+                self._create(path, seed)
+                return path, fd
+            try:  # private: the first free instance
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                n += 1
+                continue
+            self._create(path, seed)
+            return path, fd
+
+    @staticmethod
+    def _create(path: str, seed) -> None:
+        if os.path.isdir(path):
+            return
+        tmp = f"{path}.new-{os.getpid()}"
+        if os.path.isdir(tmp):
+            import shutil
+
+            shutil.rmtree(tmp)
+        if seed is not None:
+            seed(tmp)
+        else:
+            os.mkdir(tmp, 0o755)
+        os.rename(tmp, path)
+
+    @staticmethod
+    def release(fd: int | None) -> None:
+        if fd is not None:
+            os.close(fd)

@@ -1,9 +1,9 @@
 """What a solved vertex is: a committed containerd snapshot plus the *chain* of layers that
 builds it from scratch.
 
-A chain element is either a layer that already exists as a blob (:class:`Layer`: an image's
-base layers, a DiffOp's computed layer) or a snapshot difference still to be computed
-(:class:`SnapDiff`: ``upper`` against ``lower``, None = empty). New layers are diffed lazily —
+A chain element is the image writer's own layer source: a layer that already exists as a
+blob (``KnownLayer``: an image's base layers, a DiffOp's computed layer) or a snapshot
+difference still to be computed (``SnapshotDiff``: ``upper`` against ``lower``, None = empty). New layers are diffed lazily —
 at export, or by a MergeOp that needs them — never on the critical path of the next step.
 The exporter receives the chain (``to_export_chain``). Results serialize to JSON for the
 cache store (``to_json`` / ``from_json``), so a cache hit restores the chain as well as the
@@ -16,45 +16,30 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from mason.backends.exporters.layer import KnownLayer, SnapshotDiff
+from mason.backends.sources.result import Layer
 
-@dataclass(frozen=True, slots=True)
-class Layer:
-    """A layer blob in the content store: its compressed descriptor and uncompressed digest."""
 
-    media_type: str
-    digest: str
-    size: int
-    diff_id: str
-    annotations: tuple[tuple[str, str], ...] = ()
+ChainItem = Union[KnownLayer, SnapshotDiff]
 
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"kind": "layer", "mediaType": self.media_type, "digest": self.digest,
-                             "size": self.size, "diffID": self.diff_id}
-        if self.annotations:
-            d["annotations"] = dict(self.annotations)
+
+def _item_to_json(c: ChainItem) -> dict[str, Any]:
+    if isinstance(c, KnownLayer):
+        la = c.layer
+        d: dict[str, Any] = {"kind": "layer", "mediaType": la.media_type, "digest": la.digest,
+                             "size": la.size, "diffID": la.diff_id}
+        if la.annotations:
+            d["annotations"] = dict(la.annotations)
         return d
-
-
-@dataclass(frozen=True, slots=True)
-class SnapDiff:
-    """The change from committed snapshot ``lower`` (None = empty) to committed ``upper``."""
-
-    lower: str | None
-    upper: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"kind": "diff", "lower": self.lower, "upper": self.upper}
-
-
-ChainItem = Union[Layer, SnapDiff]
+    return {"kind": "diff", "lower": c.lower, "upper": c.upper}
 
 
 def _item_from_json(d: dict[str, Any]) -> ChainItem:
     if d.get("kind") == "layer":
-        return Layer(d["mediaType"], d["digest"], int(d["size"]), d["diffID"],
-                     tuple(sorted((d.get("annotations") or {}).items())))
+        return KnownLayer(Layer(d["mediaType"], d["digest"], int(d["size"]), d["diffID"],
+                                dict(d.get("annotations") or {})))
     if d.get("kind") == "diff":
-        return SnapDiff(d.get("lower"), d["upper"])
+        return SnapshotDiff(d.get("lower"), d["upper"])
     raise ValueError(f"unknown chain item {d!r}")
 
 
@@ -73,10 +58,10 @@ class Result:
 
     def extend(self, new_snapshot: str) -> "Result":
         """The result of a step that turned this result into ``new_snapshot``."""
-        return Result(new_snapshot, self.chain + (SnapDiff(self.snapshot or None, new_snapshot),))
+        return Result(new_snapshot, self.chain + (SnapshotDiff(self.snapshot or None, new_snapshot),))
 
     def to_json(self) -> str:
-        d: dict[str, Any] = {"snapshot": self.snapshot, "chain": [c.to_json() for c in self.chain]}
+        d: dict[str, Any] = {"snapshot": self.snapshot, "chain": [_item_to_json(c) for c in self.chain]}
         if self.image_config is not None:
             d["imageConfig"] = self.image_config
         return json.dumps(d, sort_keys=True, separators=(",", ":"))
@@ -91,36 +76,19 @@ class Result:
         """Every snapshot this result's chain still needs (for GC protection)."""
         out = {self.snapshot} if self.snapshot else set()
         for c in self.chain:
-            if isinstance(c, SnapDiff):
+            if isinstance(c, SnapshotDiff):
                 out.add(c.upper)
                 if c.lower:
                     out.add(c.lower)
         return out
 
     def blobs(self) -> set[str]:
-        return {c.digest for c in self.chain if isinstance(c, Layer)}
+        return {c.layer.digest for c in self.chain if isinstance(c, KnownLayer)}
 
 
 SCRATCH = Result("")
 
 
-def to_export_chain(result: Result) -> list[Any]:
-    """The chain in the image writer's terms (``KnownLayer`` / ``SnapshotDiff`` of
-    ``mason.backends.exporters.image``)."""
-    from mason.backends.exporters import image as ex  # lazy: the exporter is optional here
-
-    out: list[Any] = []
-    for c in result.chain:
-        if isinstance(c, Layer):
-            out.append(ex.KnownLayer(_layer_for_exporter(ex, c)))
-        else:
-            out.append(ex.SnapshotDiff(c.lower, c.upper))
-    return out
-
-
-def _layer_for_exporter(ex: Any, layer: Layer) -> Any:
-    """Adapt a :class:`Layer` to whatever layer value the exporter's ``KnownLayer`` takes."""
-    make = getattr(ex, "layer_from_solver", None)
-    if make is not None:
-        return make(layer)
-    return layer
+def to_export_chain(result: Result) -> list[ChainItem]:
+    """The chain in the image writer's terms (already its ``KnownLayer`` / ``SnapshotDiff``)."""
+    return list(result.chain)

@@ -7,8 +7,9 @@ size — the cache of issue 6, in use from the first build.
 * ``results``: output key (``<cache key>/<output index>``) → :class:`Result` JSON, the
   snapshot name, created / last used (unix seconds), size in bytes (0 = not measured yet),
   a description (the step's name, for ``mason du``);
-* ``layers``: a lazily computed layer blob per (lower, upper) snapshot pair, so a layer is
-  diffed once however many exports and merges need it.
+
+Layer blobs computed lazily from snapshot pairs are remembered by the image writer as labels
+on the upper snapshot (``mason.backends.exporters.layer``), so they need no table here.
 
 A record is written only after its snapshot is committed and protected in containerd (the
 cache lease), so a crash between the two leaves an unreferenced snapshot for GC, never a record
@@ -30,7 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mason.backends.solver.results import Layer, Result
+from mason.backends.solver.results import Result
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -43,16 +44,6 @@ CREATE TABLE IF NOT EXISTS results (
     description TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS results_snapshot ON results(snapshot);
-CREATE TABLE IF NOT EXISTS layers (
-    lower TEXT NOT NULL,
-    upper TEXT NOT NULL,
-    media_type TEXT NOT NULL,
-    digest TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    diff_id TEXT NOT NULL,
-    created REAL NOT NULL,
-    PRIMARY KEY (lower, upper, media_type)
-);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 """
 
@@ -131,22 +122,6 @@ class ResultStore:
                 "SELECT key, result, created, last_used, size, description FROM results ORDER BY last_used"
             ).fetchall()
         return [Record(r[0], Result.from_json(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
-
-    # -- layers -----------------------------------------------------------------------------
-
-    def get_layer(self, lower: str | None, upper: str, media_type: str) -> Layer | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT media_type, digest, size, diff_id FROM layers WHERE lower = ? AND upper = ? "
-                "AND media_type = ?", (lower or "", upper, media_type)).fetchone()
-        return None if row is None else Layer(row[0], row[1], row[2], row[3])
-
-    def put_layer(self, lower: str | None, upper: str, layer: Layer) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO layers(lower, upper, media_type, digest, size, diff_id, created) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (lower or "", upper, layer.media_type, layer.digest, layer.size, layer.diff_id, time.time()))
 
     # -- inter-process claims ---------------------------------------------------------------
 

@@ -79,7 +79,7 @@ def parse_group(text: str) -> list[GroupEntry]:
 
 
 def _read(root: str | Root, path: str) -> str | None:
-    r = Root(root) if isinstance(root, str) else root
+    r = root if isinstance(root, Root) else Root(os.fspath(root))
     try:
         with r.resolve(path) as res:
             try:

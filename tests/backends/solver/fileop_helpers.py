@@ -10,14 +10,6 @@ from mason.backends.solver.fileop import execute_fileop
 from mason.ir.ops import FileAction, FileOp
 
 
-def chain(*actions, secondary=None) -> FileOp:
-    """Actions applied one after another to input 0; copies read input ``secondary`` (default 1
-    if given, else 0)."""
-    out = []
-    for k, a in enumerate(actions):
-        inp = 0 if k == 0 else -1
-        out.append(FileAction(inp, -1, -1, a))
-    return FileOp(actions=tuple(out))
 
 
 def run(tmp_path, actions, *, base=None, src=None, name="out"):

@@ -1,0 +1,411 @@
+"""ExecOp: run a process in a container on a snapshot, with all of LLB's mount types.
+
+Per op: prepare an active snapshot of the root mount's input → set up the other mounts →
+run through :class:`~mason.backends.containerd.exec.Executor` (shim grouping, background
+deletes) → remove the mount-point stubs runc made in the rootfs → commit every writable
+output as a snapshot named by the vertex's cache key.
+
+Mounts (sorted by destination, as LLB orders them):
+
+* ``bind`` — another result: read-only (a view) or writable (an active snapshot, committed
+  as the mount's output afterwards); mounted on the host and bound in, ``selector`` = a
+  subpath resolved inside the snapshot (:func:`fsutil.resolve_in_root`);
+* ``cache`` — a persistent directory per id (:class:`~.mounts.CacheMounts`), seeded from the
+  mount's input on first use;
+* ``tmpfs`` (size), ``secret`` (a tmpfs file, read-only; see :mod:`.secrets`), ``ssh`` (the
+  agent socket).
+
+Also: ``/etc/hosts`` and ``/etc/resolv.conf`` (generated files, bound read-only), user names
+resolved in the rootfs's ``/etc/passwd`` (read from the layer directories, no mount), the
+working directory created if missing, network ``none`` (own namespace, loopback only) /
+``host`` (entitlement ``network.host``) / default (:class:`Network`), and
+``security=insecure`` (entitlement ``security.insecure``).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import shlex
+import stat
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mason.backends.containerd.client import AlreadyExists, NotFound
+from mason.backends.containerd.exec import OWNER_LABEL
+from mason.backends.containerd.spec import DEFAULT_ENV, BindMount, Process, TmpfsMount
+from mason.backends.solver import mounts as hm
+from mason.backends.solver import users
+from mason.backends.solver.cachekey import snapshot_name
+from mason.backends.solver.events import VertexLog
+from mason.backends.solver.results import SCRATCH, Result
+from mason.backends.solver.scheduler import Cancelled
+from mason.backends.solver.secrets import LineRedactor
+from mason.ir.errors import MasonError
+from mason.ir.ops import CacheSharing, ExecOp, Mount, MountType, NetMode, SecurityMode
+
+if TYPE_CHECKING:
+    from mason.backends.solver.solver import SolveContext
+
+DEFAULT_HOSTNAME = "buildkitsandbox"
+TAIL_LINES = 10
+HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+
+
+class Network:
+    """Which network a step gets. ``none``: its own namespace, loopback only. ``host``: the
+    host's. Default (LLB's UNSET, "sandbox"): for now the host network with a warning, as
+    buildkitd does without CNI; a CNI bridge can replace :meth:`default` later."""
+
+    def __init__(self, warn: Callable[[str], None]):
+        self._warn = warn
+        self._warned = False
+        self._lock = threading.Lock()
+
+    def for_mode(self, mode: int, entitlements: set[str]) -> str:
+        if mode == NetMode.NONE:
+            return "none"
+        if mode == NetMode.HOST:
+            if "network.host" not in entitlements:
+                raise MasonError("network mode \"host\" needs the network.host entitlement (--allow network.host)")
+            return "host"
+        if mode == NetMode.UNSET:
+            return self.default()
+        raise MasonError(f"unknown network mode {int(mode)}")
+
+    def default(self) -> str:
+        with self._lock:
+            if not self._warned:
+                self._warned = True
+                self._warn("no isolated network for RUN steps yet: they use the host network")
+        return "host"
+
+
+@dataclass
+class _Setup:
+    """What one exec acquired and must release."""
+
+    binds: list[BindMount | TmpfsMount] = field(default_factory=list)
+    host_mounts: list[str] = field(default_factory=list)  # host dirs we mounted
+    views: list[str] = field(default_factory=list)  # snapshot keys to remove
+    actives: dict[int, tuple[str, int]] = field(default_factory=dict)  # output -> (active key, input)
+    cache_fds: list[int | None] = field(default_factory=list)
+    stubs: list[str] = field(default_factory=list)  # paths created by runc, deepest last
+
+
+def describe_exec(op: ExecOp) -> str:
+    return " ".join(shlex.quote(a) for a in op.meta.args)
+
+
+def run_exec(ctx: "SolveContext", op: ExecOp, inputs: list[Result], key: str, n: int, name: str) -> list[Result]:
+    """Run ``op`` (inputs already solved, in op-input order); return its outputs by index."""
+    c = ctx.client
+    ex = ctx.executor
+    if op.security == SecurityMode.INSECURE and "security.insecure" not in ctx.entitlements:
+        raise MasonError("security mode \"insecure\" needs the security.insecure entitlement "
+                         "(--allow security.insecure)", op.loc)
+    net = ctx.network.for_mode(op.network, ctx.entitlements)
+    root_m = next((m for m in op.mounts if m.dest == "/"), None)
+    if root_m is None:
+        raise MasonError("exec op has no root mount", op.loc)
+    root_in = _input(inputs, root_m)
+    root_key = f"mason-exec-{uuid.uuid4().hex[:16]}"
+    root_mounts = c.prepare(root_key, root_in.snapshot, {OWNER_LABEL: ex.owner})
+    s = _Setup()
+    committed: dict[int, Result] = {}
+    ok = False
+    try:
+        _, lowers = hm.upper_and_lowers(root_mounts)
+        uid, gid, groups = _user(op.meta.user, lowers, op)
+        env = list(op.meta.env) or list(DEFAULT_ENV)
+        if not any(e.startswith("PATH=") for e in env):
+            env = list(DEFAULT_ENV) + env
+        for se in op.secret_env:
+            v = ctx.secrets.value(se.id)
+            if v is None:
+                if se.optional:
+                    continue
+                raise MasonError(f"secret {se.id} not found (pass it with --secret id={se.id},src=…)", op.loc)
+            env.append(f"{se.name}={v.decode('utf-8', 'surrogateescape')}")
+        for m in sorted(op.mounts, key=lambda m: m.dest):
+            if m.dest != "/":
+                _setup_mount(ctx, op, m, inputs, s)
+        hosts, resolv = _net_files(ctx, op)
+        s.binds.append(BindMount(hosts, "/etc/hosts", readonly=True))
+        s.binds.append(BindMount(resolv, "/etc/resolv.conf", readonly=True))
+        targets = [b.target for b in s.binds]
+        s.stubs = _missing(lowers, targets, op.meta.remove_mount_stubs_recursive)
+        proc = Process(args=tuple(op.meta.args), env=tuple(env), cwd=op.meta.cwd or "/", uid=uid, gid=gid,
+                       additional_gids=tuple(groups), hostname=op.meta.hostname or DEFAULT_HOSTNAME,
+                       network=net, mounts=tuple(s.binds), readonly_rootfs=root_m.readonly)
+        tail: collections.deque[bytes] = collections.deque(maxlen=TAIL_LINES)
+
+        def emit(stream: str, data: bytes) -> None:
+            tail.extend(data.splitlines())
+            ctx.events(VertexLog(n, stream, data))
+
+        sink = LineRedactor(ctx.secrets.redactor, emit)
+        if ctx.token.is_set():
+            raise Cancelled()
+        res, cleanup = ex._run(proc, root_key, sink, root_in.snapshot)  # noqa: SLF001 - see report
+        sink.flush()
+        if ctx.token.is_set():
+            raise Cancelled()
+        valid = set(op.meta.valid_exit_codes) or {0}
+        if res.exit_code not in valid:
+            raise _exit_error(op, name, res.exit_code, list(tail))
+        _release(ctx, s)
+        upper, _ = hm.upper_and_lowers(root_mounts)
+        if upper:
+            _remove_stubs(upper, s.stubs)
+        outs = op.num_outputs()
+        if root_m.output >= 0:
+            s.actives[root_m.output] = (root_key, root_m.input)
+        for idx in range(outs):
+            if idx not in s.actives:
+                raise MasonError(f"exec op output {idx} has no writable mount", op.loc)
+            akey, inp = s.actives[idx]
+            base = SCRATCH if inp < 0 else inputs[inp]
+            committed[idx] = _commit(ctx, akey, snapshot_name(key, idx), base, cleanup)
+        ok = True
+        return [committed[i] for i in range(outs)]
+    finally:
+        if not ok:
+            _release(ctx, s)
+        for akey, _ in list(s.actives.values()) + [(root_key, -1)]:
+            with contextlib.suppress(NotFound):
+                c.remove_snapshot(akey)
+
+
+def _input(inputs: list[Result], m: Mount) -> Result:
+    return SCRATCH if m.input < 0 else inputs[m.input]
+
+
+def _commit(ctx: "SolveContext", active: str, name: str, base: Result, cleanup) -> Result:
+    c = ctx.client
+    try:
+        c.commit(name, active, {OWNER_LABEL: ctx.executor.owner})
+    except AlreadyExists:  # a crashed or concurrent build committed this key: same content
+        with contextlib.suppress(NotFound):
+            c.remove_snapshot(active)
+    else:
+        if cleanup is not None and not cleanup.done():
+            ex = ctx.executor
+            with ex._pending_lock:  # noqa: SLF001 - settle() must wait for this task's unmount
+                ex._producers[name] = cleanup  # noqa: SLF001
+            cleanup.add_done_callback(lambda _f: ex._producers.pop(name, None))  # noqa: SLF001
+    return base.extend(name)
+
+
+# -- user, network files, stubs -----------------------------------------------------------------
+
+def _user(spec: str, lowers: list[str], op: ExecOp) -> tuple[int, int, list[int]]:
+    """uid, gid and supplementary gids for ``spec`` (``user[:group]``, names or ids)."""
+    if not spec:
+        return 0, 0, []
+    user, sep, group = spec.partition(":")
+    passwd = group_db = None
+
+    def pw():
+        nonlocal passwd
+        if passwd is None:
+            passwd = users.parse_passwd((hm.read_file(lowers, "/etc/passwd") or b"").decode("utf-8", "replace"))
+        return passwd
+
+    def gr():
+        nonlocal group_db
+        if group_db is None:
+            group_db = users.parse_group((hm.read_file(lowers, "/etc/group") or b"").decode("utf-8", "replace"))
+        return group_db
+
+    if user.isdigit():
+        uid = int(user)
+        ent = next((e for e in pw() if e.uid == uid), None) if not sep else None
+        gid = ent.gid if ent is not None else 0
+        uname = ent.name if ent is not None else None
+    else:
+        ent = next((e for e in pw() if e.name == user), None)
+        if ent is None:
+            raise MasonError(f"unable to find user {user}: no matching entries in passwd file", op.loc)
+        uid, gid, uname = ent.uid, ent.gid, ent.name
+    extra: list[int] = []
+    if sep:
+        if group.isdigit():
+            gid = int(group)
+        else:
+            g = next((e for e in gr() if e.name == group), None)
+            if g is None:
+                raise MasonError(f"unable to find group {group}: no matching entries in group file", op.loc)
+            gid = g.gid
+    elif uname is not None:
+        extra = sorted({g.gid for g in gr() if uname in g.members and g.gid != gid})
+    return uid, gid, extra
+
+
+def _net_files(ctx: "SolveContext", op: ExecOp) -> tuple[str, str]:
+    hosts = HOSTS
+    hostname = op.meta.hostname or DEFAULT_HOSTNAME
+    hosts += f"127.0.1.1\t{hostname}\n"
+    for h in op.meta.extra_hosts:
+        hosts += f"{h.ip}\t{h.host}\n"
+    path = ctx.tmpdir / f"hosts-{uuid.uuid4().hex[:12]}"
+    path.write_text(hosts)
+    return str(path), ctx.resolv_conf()
+
+
+def _missing(lowers: list[str], targets: list[str], recursive: bool) -> list[str]:
+    """Mount points (and, if ``recursive``, their parents) that do not exist in the rootfs:
+    runc will create them; they are removed again after the step if still empty."""
+    out: list[str] = []
+    for t in targets:
+        parts = [p for p in t.split("/") if p]
+        created: list[str] = []
+        for i in range(1, len(parts) + 1):
+            p = "/" + "/".join(parts[:i])
+            if created or hm.lookup(lowers, p) is None:
+                created.append(p)
+        if not recursive:
+            created = created[-1:]
+        for p in created:
+            if p not in out:
+                out.append(p)
+    return sorted(out, key=lambda p: p.count("/"))
+
+
+def _remove_stubs(upper: str, stubs: list[str]) -> None:
+    for p in reversed(stubs):
+        host = os.path.join(upper, p.lstrip("/"))
+        try:
+            st = os.lstat(host)
+        except OSError:
+            continue
+        with contextlib.suppress(OSError):
+            if stat.S_ISDIR(st.st_mode):
+                os.rmdir(host)  # fails unless empty
+            elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
+                os.unlink(host)
+
+
+# -- mounts -------------------------------------------------------------------------------------
+
+def _setup_mount(ctx: "SolveContext", op: ExecOp, m: Mount, inputs: list[Result], s: _Setup) -> None:
+    c, ex = ctx.client, ctx.executor
+    t = m.mount_type
+    if t == MountType.BIND:
+        src = _input(inputs, m)
+        tag = uuid.uuid4().hex[:16]
+        if m.readonly or m.output < 0:
+            key = f"mason-bind-{tag}"
+            if src.snapshot:
+                ex.settle(src.snapshot)
+                mounts = c.view(key, src.snapshot, {OWNER_LABEL: ex.owner})
+            else:
+                mounts = c.prepare(key, "", {OWNER_LABEL: ex.owner})
+            s.views.append(key)
+            readonly = m.readonly
+        else:
+            key = f"mason-bind-{tag}"
+            if src.snapshot:
+                ex.settle(src.snapshot)
+            mounts = c.prepare(key, src.snapshot, {OWNER_LABEL: ex.owner})
+            s.actives[m.output] = (key, m.input)
+            readonly = False
+        d = hm_dir(ctx)
+        hm.mount_all(mounts, d, readonly=readonly)
+        s.host_mounts.append(d)
+        s.binds.append(BindMount(_select(d, m.selector, op), m.dest, readonly=readonly))
+    elif t == MountType.CACHE:
+        cache = m.cache
+        cid = cache.id if cache is not None and cache.id else m.dest
+        sharing = int(cache.sharing) if cache is not None else int(CacheSharing.SHARED)
+        seed = None
+        if m.input >= 0 and inputs[m.input].snapshot:
+            seed = _seeder(ctx, inputs[m.input].snapshot, m.selector, op)
+        path, fd = ctx.cache_mounts.acquire(cid, sharing, seed, ctx.token)
+        s.cache_fds.append(fd)
+        s.binds.append(BindMount(path, m.dest, readonly=m.readonly))
+    elif t == MountType.TMPFS:
+        size = m.tmpfs.size if m.tmpfs is not None and m.tmpfs.size > 0 else None
+        s.binds.append(TmpfsMount(m.dest, size=size))
+    elif t == MountType.SECRET:
+        so = m.secret
+        sid = so.id if so is not None else ""
+        if not ctx.secrets.has(sid):
+            if so is not None and so.optional:
+                return
+            raise MasonError(f"secret {sid} not found (pass it with --secret id={sid},src=…)", op.loc)
+        path = ctx.secrets.materialize(sid, so.uid if so else 0, so.gid if so else 0,
+                                       (so.mode if so and so.mode else 0o400))
+        s.binds.append(BindMount(path, m.dest, readonly=True))
+    elif t == MountType.SSH:
+        so = m.ssh
+        sid = (so.id if so is not None and so.id else "default")
+        sock = ctx.secrets.ssh_socket(sid)
+        if sock is None:
+            if so is not None and so.optional:
+                return
+            raise MasonError(f"no SSH agent socket {sid} (pass one with --ssh {sid}=$SSH_AUTH_SOCK)", op.loc)
+        s.binds.append(BindMount(sock, m.dest, readonly=False))
+    else:
+        raise MasonError(f"unsupported mount type {int(t)} at {m.dest}", op.loc)
+
+
+def hm_dir(ctx: "SolveContext") -> str:
+    d = ctx.tmpdir / f"mnt-{uuid.uuid4().hex[:12]}"
+    d.mkdir()
+    return str(d)
+
+
+def _select(root: str, selector: str, op: ExecOp) -> str:
+    if not selector or selector in ("/", "."):
+        return root
+    from mason.backends.solver.fsutil import resolve_in_root
+
+    path = resolve_in_root(root, selector)
+    if not os.path.exists(path):
+        raise MasonError(f"mount source path {selector!r} does not exist", op.loc)
+    return path
+
+
+def _seeder(ctx: "SolveContext", snapshot: str, selector: str, op: ExecOp):
+    def seed(dest: str) -> None:
+        from mason.backends.solver.fileop import copy_tree
+
+        ctx.executor.settle(snapshot)
+        with hm.mounted_view(ctx.client, snapshot, dir=ctx.tmpdir) as d:
+            copy_tree(_select(str(d), selector, op), dest)
+    return seed
+
+
+def _release(ctx: "SolveContext", s: _Setup) -> None:
+    for d in s.host_mounts:
+        with contextlib.suppress(MasonError):
+            hm.unmount(d)
+        with contextlib.suppress(OSError):
+            os.rmdir(d)
+    s.host_mounts.clear()
+    for k in s.views:
+        with contextlib.suppress(NotFound):
+            ctx.client.remove_snapshot(k)
+    s.views.clear()
+    for fd in s.cache_fds:
+        ctx.cache_mounts.release(fd)
+    s.cache_fds.clear()
+
+
+def _exit_error(op: ExecOp, name: str, code: int, tail: list[bytes]) -> MasonError:
+    what = name or describe_exec(op)
+    msg = f"{what}: process \"{describe_exec(op)}\" did not complete successfully: exit code: {code}"
+    if tail:
+        lines = "\n".join("    " + t.decode("utf-8", "replace") for t in tail)
+        msg += f"\n  last {len(tail)} lines of output:\n{lines}"
+    return MasonError(msg, op.loc)
+
+
+__all__ = ["run_exec", "Network", "describe_exec", "DEFAULT_HOSTNAME"]
+_ = Path

@@ -1,0 +1,422 @@
+"""Lowering a typed Dockerfile to LLB (BuildKit's ``dockerfile2llb``, written anew).
+
+:func:`lower_dockerfile` turns a :class:`~.instructions.Dockerfile` into a :class:`Graph` with
+one output per stage (named by the stage name, or its index when unnamed) plus ``default`` (the
+last stage). Every stage is kept: choosing a target is ``prune``'s job. What goes where:
+
+* global ARGs (before the first FROM) with ``--build-arg`` values and the automatic
+  ``BUILD*``/``TARGET*`` platform args are visible to FROM and ``COPY --from``, and to a stage's
+  ARG that re-declares them; proxy build args become each RUN's ``proxy_env``;
+* a ``FROM image`` asks the :class:`~mason.ir.resolver.ImageMetaResolver` for the config (its
+  Env, WorkingDir, User, Shell and ONBUILD triggers seed the stage) and pins the source to the
+  digest; without a resolver the identifier stays unpinned and the config is the empty one;
+* an output's ``image_config`` is the config of the base its chain starts from; each
+  instruction's config change and history rides on the ops (mason ``ConfigOp`` s, and
+  ``mason.history`` metadata on layer ops) until ``hoist-config`` folds them;
+* the build context is one ``local://context`` source (``.dockerignore`` patterns as
+  ``local.excludepatterns``, the paths COPY and bind mounts read as ``local.followpaths``).
+
+Per-instruction lowering lives in ``lower_run``, ``lower_copy`` and ``lower_config``; the
+per-stage state in ``lower_state``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+from typing import Callable, Mapping
+
+from mason.frontends.dockerfile.instructions import (
+    Add, Copy, Dockerfile, Instruction, Run, Stage, Workdir, parse_instruction,
+)
+from mason.frontends.dockerfile.lower_config import CONFIG_LOWERINGS, lower_workdir_path
+from mason.frontends.dockerfile.lower_copy import lower_add, lower_copy
+from mason.frontends.dockerfile.lower_run import lower_run
+from mason.frontends.dockerfile.lower_state import (
+    COMMAND_KEY, CUSTOM_NAME, DEFAULT_PATH, StageState, change_set,
+)
+from mason.frontends.dockerfile.lower_util import go_json
+from mason.frontends.dockerfile.shell import ShellError, ShellLex
+from mason.ir.errors import MasonError, SourceLoc
+from mason.ir.graph import Graph, Output
+from mason.ir.ops import Op, OpMetadata, ProxyEnv, Ref, SourceOp, walk_ops
+from mason.ir.reference import normalize
+from mason.ir.resolver import ImageMetaResolver, PlatformSpec
+
+__all__ = ["LowerOptions", "Lowerer", "lower_dockerfile", "PROXY_ARGS"]
+
+PROXY_ARGS = ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY")
+_PLACEHOLDER = "mason.lower.placeholder"
+
+
+@dataclass(frozen=True)
+class LowerOptions:
+    """What the Dockerfile frontend takes besides the file: ``--build-arg`` values, the target
+    platform (default: the host's) and the build platform, the context's ignore patterns, the
+    target (only to choose which stages' context paths the context source follows, as
+    BuildKit does), the cache-mount id namespace and the context's local name."""
+
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    platform: PlatformSpec | None = None
+    build_platform: PlatformSpec | None = None
+    excludes: tuple[str, ...] = ()
+    target: str | None = None
+    cache_ns: str = ""
+    context_name: str = "context"
+
+
+def _empty_config(p: PlatformSpec) -> dict:
+    """BuildKit's ``emptyImage``: what scratch (and an unresolved image) starts from."""
+    cfg: dict = {"architecture": p.architecture, "os": p.os}
+    if p.variant:
+        cfg["variant"] = p.variant
+    cfg["rootfs"] = {"type": "layers", "diff_ids": []}
+    cfg["config"] = {"Env": ["PATH=" + DEFAULT_PATH], "WorkingDir": "/"}
+    return cfg
+
+
+def _step_count(instructions) -> int:
+    return 1 + sum(1 for i in instructions if type(i) in (Run, Copy, Add, Workdir))
+
+
+class Lowerer:
+    """One lowering run (the stages, the global ARGs, the context source, image sources)."""
+
+    def __init__(self, df: Dockerfile, options: LowerOptions | None = None,
+                 resolver: ImageMetaResolver | None = None,
+                 warn: Callable[[str, SourceLoc | None], None] | None = None,
+                 filename: str = "Dockerfile"):
+        self.df = df
+        self.options = options or LowerOptions()
+        self.resolver = resolver
+        self.warn = warn or (lambda msg, loc: None)
+        self.filename = filename
+        self.shlex = ShellLex(df.escape or "\\")
+        self.target_platform = self.options.platform or PlatformSpec.default()
+        self.build_platform = self.options.build_platform or PlatformSpec.default()
+        self.stages: list[StageState] = []
+        self.by_name: dict[str, int] = {}
+        self.deps: dict[int, set[int]] = {}
+        self.ctx_paths: dict[int, set[str]] = {}
+        self._context: SourceOp | None = None
+        self._images: dict[tuple[str, PlatformSpec], tuple[SourceOp, dict]] = {}
+        self._warned_unresolved = False
+        self.meta: dict[str, str | None] = {}
+        self.meta_env: dict[str, str] = {}
+        ba = self.options.build_args
+        proxy = {}
+        for k, v in ba.items():
+            if k.upper() in PROXY_ARGS:
+                proxy[k.lower()] = v
+        self.proxy_env = ProxyEnv(**proxy) if proxy else None
+
+    # ------------------------------------------------------------------ args
+    def _platform_args(self) -> None:
+        for prefix, p in (("BUILD", self.build_platform), ("TARGET", self.target_platform)):
+            self.meta[prefix + "PLATFORM"] = str(p)
+            self.meta[prefix + "OS"] = p.os
+            self.meta[prefix + "ARCH"] = p.architecture
+            self.meta[prefix + "VARIANT"] = p.variant
+
+    def _global_args(self) -> None:
+        self._platform_args()
+        ba = self.options.build_args
+        for inst in self.df.meta_args:
+            for key, default in inst.args:
+                value = self.expand_meta(default, inst.loc) if default is not None else None
+                if key in ba:
+                    value = ba[key]
+                if value is None and self.meta.get(key) is not None:
+                    continue  # re-declaring an automatic arg keeps its value
+                self.meta[key] = value
+        self.meta_env = {k: v for k, v in self.meta.items() if v is not None}
+
+    def build_arg(self, key: str) -> str | None:
+        return self.options.build_args.get(key)
+
+    def meta_value(self, key: str) -> str | None:
+        return self.meta.get(key)
+
+    def expand_meta(self, word: str, loc: SourceLoc | None) -> str:
+        """A word expanded with the global ARGs (FROM, ``COPY --from``)."""
+        try:
+            return self.shlex.process_word(word, self.meta_env, loc)
+        except ShellError as e:
+            raise MasonError(e.message, loc) from None
+
+    # ------------------------------------------------------------------ sources
+    def context_ref(self, st: StageState, path: str) -> Ref:
+        """The build context (one source for the whole build; its attrs are decided once every
+        stage is lowered, see :meth:`_finish_context`)."""
+        self.ctx_paths.setdefault(st.index, set()).add(path)
+        if self._context is None:
+            self._context = SourceOp("local://" + self.options.context_name,
+                                     ((_PLACEHOLDER, "1"),), constraints=())
+        return Ref(self._context, 0)
+
+    def _finish_context(self, outputs: list[Output]) -> list[Output]:
+        if self._context is None:
+            return outputs
+        wanted = self._reachable()
+        paths: set[str] = set()
+        for i in wanted:
+            paths |= self.ctx_paths.get(i, set())
+        attrs = {"local.sharedkeyhint": self.options.context_name}
+        if "/" not in paths and paths:
+            attrs["local.followpaths"] = go_json(sorted(p.lstrip("/") or "." for p in paths))
+        if self.options.excludes:
+            attrs["local.excludepatterns"] = go_json(list(self.options.excludes))
+        real = SourceOp(self._context.identifier, tuple(sorted(attrs.items())), constraints=(),
+                        metadata=OpMetadata(description=(
+                            (CUSTOM_NAME, "[internal] load build context"),)))
+        return _replace_op(outputs, self._context, real)
+
+    def _reachable(self) -> set[int]:
+        target = self.options.target
+        if not target or not self.stages:
+            return set(range(len(self.stages)))
+        start = self.by_name.get(target.lower())
+        if start is None:
+            return set(range(len(self.stages)))
+        seen = {start}
+        todo = [start]
+        while todo:
+            for d in self.deps.get(todo.pop(), ()):
+                if d not in seen:
+                    seen.add(d)
+                    todo.append(d)
+        return seen
+
+    def image(self, name: str, pspec: PlatformSpec, loc: SourceLoc | None) -> tuple[SourceOp, dict]:
+        """The pinned ``docker-image://`` source of ``name`` and its (base) image config."""
+        key = (name, pspec)
+        hit = self._images.get(key)
+        if hit is not None:
+            return hit
+        if self.resolver is None:
+            try:
+                ident = normalize(name)
+            except MasonError as e:
+                raise MasonError(e.message, loc) from None
+            if not self._warned_unresolved:
+                self._warned_unresolved = True
+                self.warn(f"not resolving base images (--no-resolve): {name} is lowered "
+                          "unpinned, with an empty image config", loc)
+            cfg = _empty_config(pspec)
+        else:
+            try:
+                res = self.resolver.resolve_image_config(name, pspec)
+            except MasonError as e:
+                raise MasonError(e.message, loc) from None
+            ident = res.ref
+            cfg = copy.deepcopy(res.config)
+        op = SourceOp("docker-image://" + ident, (), platform=_ir_platform(pspec), constraints=())
+        self._images[key] = (op, cfg)
+        return op, cfg
+
+    def resolve_from(self, name: str, st: StageState, loc: SourceLoc | None) -> Ref | None:
+        """``COPY --from`` / ``--mount from``: a stage (by name or index), scratch, or an
+        image. A stage must be defined before the one that uses it."""
+        if not name:
+            raise MasonError("--from needs a stage, an image or a build context", loc)
+        i = self.by_name.get(name.lower())
+        if i is None and name.isascii() and name.isdigit():
+            i = int(name)
+            if i >= len(self.df.stages):
+                raise MasonError(f"invalid stage index {name}: the Dockerfile has "
+                                 f"{len(self.df.stages)} stage(s)", loc)
+        if i is not None:
+            if i == st.index:
+                raise MasonError(f"circular dependency detected on stage: "
+                                 f"{st.name or st.index}", loc)
+            if i > st.index:
+                raise MasonError(f"cannot copy from stage {name!r}, it needs to be defined "
+                                 f"before current stage {st.name or st.label or st.index!r}", loc)
+            self.deps.setdefault(st.index, set()).add(i)
+            return self.stages[i].ref
+        if name == "scratch":
+            return None
+        op, _ = self.image(name, st.pspec, loc)
+        return Ref(op, 0)
+
+    # ------------------------------------------------------------------ stages
+    def _stage_platform(self, stage: Stage) -> PlatformSpec:
+        if not stage.platform:
+            return self.target_platform
+        text = self.expand_meta(stage.platform, stage.loc)
+        try:
+            return PlatformSpec.parse(text)
+        except MasonError as e:
+            raise MasonError(e.message, stage.loc) from None
+
+    def _init_stage(self, index: int, stage: Stage) -> tuple[StageState, list[str]]:
+        multi = len(self.df.stages) > 1
+        label = stage.name or (f"stage-{index}" if multi else "")
+        loc = stage.loc
+        base = self.expand_meta(stage.base, loc)
+        if not base:
+            raise MasonError(f"base name ({stage.base}) should not be blank", loc)
+        parent_i = self.by_name.get(base.lower())
+        if parent_i is not None and parent_i == index:
+            raise MasonError(f"circular dependency detected on stage: {stage.name}", loc)
+        if parent_i is not None and parent_i > index:
+            raise MasonError(f"stage {base!r} needs to be defined before stage "
+                             f"{stage.name or index!r} can use it in FROM", loc)
+        triggers: list[str] = []
+        if parent_i is not None:
+            parent = self.stages[parent_i]
+            self.deps.setdefault(index, set()).add(parent_i)
+            st = StageState(self, index, stage.name, label, parent.pspec, loc)
+            st.ref = parent.ref
+            st.env = dict(parent.env)
+            st.img_env = dict(parent.img_env)
+            st.cwd, st.workdir, st.user, st.shell = (parent.cwd, parent.workdir, parent.user,
+                                                     parent.shell)
+            st.root_config = parent.root_config
+            triggers = list(parent.onbuild)
+            config: dict = {}
+        else:
+            pspec = self._stage_platform(stage)
+            st = StageState(self, index, stage.name, label, pspec, loc)
+            if base.lower() == "scratch":
+                cfg = _empty_config(pspec)
+            else:
+                op, cfg = self.image(base, pspec, loc)
+                cfg = copy.deepcopy(cfg)
+                st.ref = Ref(op, 0)
+            c = cfg.get("config")
+            if not isinstance(c, dict):
+                c = cfg["config"] = {}
+            env = list(c.get("Env") or ())
+            if not any(e.split("=", 1)[0] == "PATH" for e in env):
+                env.append("PATH=" + DEFAULT_PATH)
+                c["Env"] = env
+            triggers = list(c.get("OnBuild") or ())
+            c["OnBuild"] = None
+            st.root_config = cfg
+            config = c
+        st.base_name = base
+        if parent_i is None:
+            for e in config.get("Env") or ():
+                k, _, v = e.partition("=")
+                st.img_env[k] = v
+        for k, v in st.img_env.items():  # the image's Env seeds the exec environment
+            st.add_env(k, v)
+        if parent_i is None:
+            if config.get("WorkingDir"):
+                lower_workdir_path(st, config["WorkingDir"])
+            st.user = config.get("User") or ""
+            st.shell = tuple(config.get("Shell") or ())
+        st.cmd_total = _step_count(stage.instructions)
+        if st.ref is not None and parent_i is None:
+            st.cmd_index = 1
+            md = OpMetadata(description=tuple(sorted({
+                CUSTOM_NAME: st.prefix() + "FROM " + st.ref.op.identifier.split("://", 1)[1],
+                COMMAND_KEY: stage.from_.original}.items())))
+            if st.ref.op.metadata.is_empty():
+                op = replace(st.ref.op, metadata=md, loc=loc)
+                self._images[(base, st.pspec)] = (op, self._images[(base, st.pspec)][1])
+                st.ref = Ref(op, 0)
+        else:
+            st.cmd_index = 1
+        return st, triggers
+
+    def _run_triggers(self, st: StageState, triggers: list[str], stage: Stage,
+                      from_parent: bool) -> None:
+        if not triggers:
+            return
+        from mason.frontends.dockerfile.syntax import parse_dockerfile
+
+        for expr in triggers:
+            try:
+                result = parse_dockerfile(expr + "\n", self.filename)
+                if len(result.nodes) != 1:
+                    raise MasonError(f"ONBUILD trigger {expr!r} is not one instruction")
+                inst = parse_instruction(result.nodes[0], expr)
+            except MasonError as e:
+                raise MasonError(f"ONBUILD trigger {expr!r} of the base image: {e.message}",
+                                 stage.loc) from None
+            inst = _relocate(inst, stage.loc)
+            self._lower_instruction(st, inst)
+        if from_parent:
+            st.emit_config([change_set("OnBuild", None)], "", stage.loc)
+
+    def _lower_instruction(self, st: StageState, inst: Instruction) -> None:
+        t = type(inst)
+        fn = _LOWERINGS.get(t) or CONFIG_LOWERINGS.get(t)
+        if fn is None:  # pragma: no cover - every instruction type is covered
+            raise MasonError(f"cannot lower {t.__name__}", getattr(inst, "loc", None))
+        fn(self, st, inst)
+
+    def lower(self) -> Graph:
+        df = self.df
+        for i, stage in enumerate(df.stages):
+            if stage.name is not None:
+                self.by_name.setdefault(stage.name, i)
+        self._global_args()
+        for i, stage in enumerate(df.stages):
+            st, triggers = self._init_stage(i, stage)
+            self.stages.append(st)
+            parent = self.by_name.get(st.base_name.lower())
+            self._run_triggers(st, triggers, stage, parent is not None and parent != i)
+            for inst in stage.instructions:
+                self._lower_instruction(st, inst)
+            st.done = True
+        outputs: list[Output] = []
+        for st in self.stages:
+            if st.ref is None:
+                continue
+            outputs.append(Output(st.name or str(st.index), st.ref, st.root_config))
+        last = self.stages[-1]
+        if last.ref is None:
+            raise MasonError("the last stage builds nothing (FROM scratch with no "
+                             "instructions)", last.loc)
+        outputs.append(Output("default", last.ref, last.root_config))
+        return Graph(tuple(self._finish_context(outputs)))
+
+
+def _ir_platform(p: PlatformSpec):
+    from mason.frontends.dockerfile.lower_state import to_platform
+
+    return to_platform(p)
+
+
+def _relocate(inst: Instruction, loc: SourceLoc | None) -> Instruction:
+    """An ONBUILD trigger's instruction located at the FROM that runs it."""
+    try:
+        return replace(inst, loc=loc)  # type: ignore[type-var]
+    except TypeError:  # pragma: no cover
+        return inst
+
+
+def _replace_op(outputs: list[Output], old: Op, new: Op) -> list[Output]:
+    """The outputs with ``old`` replaced by ``new`` everywhere (every op downstream rebuilt
+    once, iteratively)."""
+    mapping: dict[int, Op] = {id(old): new}
+    for op in walk_ops(o.ref.op for o in outputs):
+        if op is old:
+            continue
+        changed = False
+        ins = []
+        for r in op.inputs:
+            m = mapping.get(id(r.op))
+            if m is not None:
+                changed = True
+                ins.append(Ref(m, r.index))
+            else:
+                ins.append(r)
+        if changed:
+            mapping[id(op)] = replace(op, inputs=tuple(ins))
+    return [Output(o.name, Ref(mapping.get(id(o.ref.op), o.ref.op), o.ref.index),
+                   o.image_config, o.metadata) for o in outputs]
+
+
+_LOWERINGS: dict[type, Callable] = {Run: lower_run, Copy: lower_copy, Add: lower_add}
+
+
+def lower_dockerfile(df: Dockerfile, options: LowerOptions | None = None,
+                     resolver: ImageMetaResolver | None = None,
+                     warn: Callable[[str, SourceLoc | None], None] | None = None,
+                     filename: str = "Dockerfile") -> Graph:
+    """The naive lowering of ``df``: every stage an output, plus ``default``."""
+    return Lowerer(df, options, resolver, warn, filename).lower()

@@ -1,0 +1,203 @@
+"""Lowering of the instructions that change the image config (and ARG): each emits one mason
+``ConfigOp`` into the stage's chain carrying its changes and the history text BuildKit writes
+(``EXPOSE map[80/tcp:{}]``, ``HEALTHCHECK &{["CMD-SHELL" "true"] "30s" "3s" "0s" '\\x00'}``…).
+WORKDIR also creates the directory (a mkdir FileOp, a layer of its own).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mason.frontends.dockerfile.instructions import (
+    Arg, Cmd, Entrypoint, Env, ExecForm, Expose, Healthcheck, Label, Maintainer, Onbuild, Shell,
+    ShellOrExec, Stopsignal, User, Volume, Workdir, check_signal, parse_port_spec,
+)
+from mason.frontends.dockerfile.lower_state import (
+    StageState, change_add, change_append, change_env, change_label, change_set, chown_opt,
+)
+from mason.frontends.dockerfile.lower_util import (
+    clean, go_duration, go_list_q, go_list_v, go_quote, go_quote_rune, join_abs,
+)
+from mason.ir.errors import MasonError
+from mason.ir.ops import FileAction, FileOp, MkDir
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mason.frontends.dockerfile.lower import Lowerer
+
+__all__ = ["CONFIG_LOWERINGS", "command_args", "lower_workdir_path"]
+
+
+def command_args(st: StageState, cmd: ShellOrExec) -> list[str]:
+    """A command line as BuildKit runs it: exec form as is, shell form through SHELL."""
+    if type(cmd) is ExecForm:
+        return list(cmd.args)
+    return [*st.effective_shell(), cmd.command]
+
+
+def lower_arg(lw: "Lowerer", st: StageState, inst: Arg) -> None:
+    commit = []
+    for key, default in inst.args:
+        if "$" in key:
+            key = st.expand(key, inst.loc)
+        value = st.expand(default, inst.loc) if default is not None else None
+        commit.append(key if value is None else f"{key}={value}")
+        v = lw.build_arg(key)
+        if v is None:
+            v = value
+        if v is None:
+            v = lw.meta_value(key)
+        if v is not None:
+            st.add_env(key, v)
+        st.build_args.append((key, v))
+    st.emit_config((), "ARG " + " ".join(commit), inst.loc)
+
+
+def lower_env(lw: "Lowerer", st: StageState, inst: Env) -> None:
+    # every substitution sees the environment from before the instruction
+    pairs = [(st.expand(k, inst.loc), st.expand(v, inst.loc)) for k, v in inst.pairs]
+    for k, v in pairs:
+        if not k:
+            raise MasonError("ENV names can not be blank", inst.loc)
+        st.add_env(k, v)
+        st.img_env[k] = v
+    st.emit_config([change_env(k, v) for k, v in pairs],
+                   "ENV " + " ".join(f"{k}={v}" for k, v in pairs), inst.loc)
+
+
+def lower_label(lw: "Lowerer", st: StageState, inst: Label) -> None:
+    pairs = [(st.expand(k, inst.loc), st.expand(v, inst.loc)) for k, v in inst.pairs]
+    st.emit_config([change_label(k, v) for k, v in pairs],
+                   "LABEL " + " ".join(f"{k}={v}" for k, v in pairs), inst.loc)
+
+
+def lower_expose(lw: "Lowerer", st: StageState, inst: Expose) -> None:
+    ports: dict[str, dict] = {}
+    for raw in inst.ports:
+        for word in st.expand_words(raw, inst.loc):
+            spec = parse_port_spec(word)
+            if spec is None:
+                raise MasonError(f"invalid EXPOSE port {word!r}: expected "
+                                 "PORT[-PORT][/tcp|udp|sctp]", inst.loc)
+            lo, hi, proto = spec
+            for p in range(lo, hi + 1):
+                ports[f"{p}/{proto}"] = {}
+    keys = sorted(ports)  # Go prints a map with its keys sorted
+    st.emit_config([change_add("ExposedPorts", ports)],
+                   "EXPOSE map[" + " ".join(k + ":{}" for k in keys) + "]", inst.loc)
+
+
+def lower_cmd(lw: "Lowerer", st: StageState, inst: Cmd) -> None:
+    args = command_args(st, inst.command)
+    st.cmd_set = True
+    st.emit_config([change_set("Cmd", args), change_set("ArgsEscaped", True)],
+                   "CMD " + go_list_q(args), inst.loc)
+
+
+def lower_entrypoint(lw: "Lowerer", st: StageState, inst: Entrypoint) -> None:
+    args = command_args(st, inst.command)
+    changes = [change_set("Entrypoint", args)]
+    if not st.cmd_set:  # an ENTRYPOINT resets the base image's CMD
+        changes.append(change_set("Cmd", None))
+    st.emit_config(changes, "ENTRYPOINT " + go_list_q(args), inst.loc)
+
+
+def lower_user(lw: "Lowerer", st: StageState, inst: User) -> None:
+    user = st.expand(inst.user, inst.loc)
+    st.user = user
+    st.emit_config([change_set("User", user)], "USER " + user, inst.loc)
+
+
+def lower_workdir_path(st: StageState, path: str) -> str:
+    """Move the stage's working directory (llb's ``Dir``: an absolute path as written, a
+    relative one joined to the previous) and return the image config's WorkingDir."""
+    if path.startswith("/"):
+        st.cwd = path
+        wd = path
+    else:
+        st.cwd = join_abs(st.cwd or "/", path)
+        wd = join_abs(st.workdir, path)
+    st.workdir = wd
+    return wd
+
+
+def lower_workdir(lw: "Lowerer", st: StageState, inst: Workdir) -> None:
+    path = st.expand(inst.path, inst.loc)
+    if not path:
+        raise MasonError("WORKDIR path can not be empty", inst.loc)
+    wd = lower_workdir_path(st, path)
+    if wd == "/":
+        st.emit_config([change_set("WorkingDir", wd)], "WORKDIR " + wd, inst.loc)
+        return
+    base = 0 if st.ref is not None else -1
+    action = MkDir(clean(wd), 0o755, True, chown_opt(st.user, base), -1)
+    md = st.metadata(inst.original, history="WORKDIR " + wd)
+    st.push(FileOp(inputs=st.inputs(), actions=(FileAction(base, -1, 0, action),),
+                   platform=st.platform, constraints=(), metadata=md, loc=inst.loc))
+    st.emit_config([change_set("WorkingDir", wd)], "", inst.loc)
+
+
+def lower_shell(lw: "Lowerer", st: StageState, inst: Shell) -> None:
+    st.shell = tuple(inst.args)
+    st.emit_config([change_set("Shell", list(inst.args))], "SHELL " + go_list_v(inst.args),
+                   inst.loc)
+
+
+def lower_volume(lw: "Lowerer", st: StageState, inst: Volume) -> None:
+    paths = [st.expand(p, inst.loc) for p in inst.paths]
+    if any(not p for p in paths):
+        raise MasonError("VOLUME specified can not be an empty string", inst.loc)
+    st.emit_config([change_add("Volumes", {p: {} for p in paths})],
+                   "VOLUME " + go_list_v(paths), inst.loc)
+
+
+def lower_stopsignal(lw: "Lowerer", st: StageState, inst: Stopsignal) -> None:
+    sig = st.expand(inst.signal, inst.loc)
+    if not check_signal(sig):
+        raise MasonError(f"invalid STOPSIGNAL {sig!r}: expected a signal name or number",
+                         inst.loc)
+    st.emit_config([change_set("StopSignal", sig)], "STOPSIGNAL " + sig, inst.loc)
+
+
+def lower_healthcheck(lw: "Lowerer", st: StageState, inst: Healthcheck) -> None:
+    cmd = inst.test
+    if cmd is None:
+        test = ["NONE"]
+    elif type(cmd) is ExecForm:
+        test = ["CMD", *cmd.args]
+    else:
+        test = ["CMD-SHELL", cmd.command]
+    hc: dict = {"Test": test}
+    durations = [("Interval", inst.interval), ("Timeout", inst.timeout),
+                 ("StartPeriod", inst.start_period)]
+    if inst.start_interval is not None:
+        durations.append(("StartInterval", inst.start_interval))
+    for key, v in durations:
+        if v:
+            hc[key] = v
+    retries = inst.retries or 0
+    if retries:
+        hc["Retries"] = retries
+    # Go's %q of *HealthConfig: &{Test Interval Timeout StartPeriod [StartInterval] Retries}
+    shown = " ".join(go_quote(go_duration(v or 0)) for _, v in durations)
+    text = f"HEALTHCHECK &{{{go_list_q(test)} {shown} {go_quote_rune(retries)}}}"
+    st.emit_config([change_set("Healthcheck", hc)], text, inst.loc)
+
+
+def lower_onbuild(lw: "Lowerer", st: StageState, inst: Onbuild) -> None:
+    expr = inst.expression
+    st.onbuild.append(expr)
+    st.emit_config([change_append("OnBuild", [expr])], "ONBUILD " + expr, inst.loc)
+
+
+def lower_maintainer(lw: "Lowerer", st: StageState, inst: Maintainer) -> None:
+    # BuildKit sets the image's top-level ``author``, which a ConfigChange (config fields
+    # only) cannot express yet; the history entry is kept.
+    st.emit_config((), "MAINTAINER " + inst.name, inst.loc)
+
+
+CONFIG_LOWERINGS = {
+    Arg: lower_arg, Env: lower_env, Label: lower_label, Expose: lower_expose, Cmd: lower_cmd,
+    Entrypoint: lower_entrypoint, User: lower_user, Workdir: lower_workdir, Shell: lower_shell,
+    Volume: lower_volume, Stopsignal: lower_stopsignal, Healthcheck: lower_healthcheck,
+    Onbuild: lower_onbuild, Maintainer: lower_maintainer,
+}

@@ -1,0 +1,226 @@
+"""Hostile trees and paths: no FileOp may read or write anything outside its roots."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import tarfile
+import tempfile
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mason.backends.solver.fileop import execute_fileop
+from mason.ir.errors import MasonError
+from mason.ir.ops import Copy, FileAction, FileOp, MkDir, MkFile, Rm, Symlink
+from tests.backends.solver.fileop_helpers import run, snapshot
+
+
+def _host_passwd():
+    with open("/etc/passwd", "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest(), os.stat("/etc/passwd").st_nlink
+
+
+@pytest.fixture
+def world(tmp_path):
+    """``outside`` (must never change), ``base`` (dest input) and ``src`` (copy source) full of
+    links that point out of their roots."""
+    out = tmp_path / "outside"
+    (out / "dir").mkdir(parents=True)
+    (out / "secret").write_text("host secret")
+    base = tmp_path / "base"
+    (base / "etc").mkdir(parents=True)
+    (base / "etc/passwd").write_text("root:x:0:0::/:/bin/sh\n")
+    os.symlink(str(out), base / "abs")           # absolute link to a host dir
+    os.symlink("/etc", base / "etclink")          # would be the host's /etc
+    os.symlink("../../../../../..", base / "up")  # climbs far above the root
+    os.symlink(str(out / "secret"), base / "pw")  # final component to a host file
+    os.symlink("/proc/self/root" + str(out), base / "p")
+    os.symlink("loop2", base / "loop1")
+    os.symlink("loop1", base / "loop2")
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "ok").write_text("ok")
+    os.symlink(str(out / "secret"), src / "d" / "hostlink")
+    os.symlink(str(out), src / "outdir")
+    os.symlink("../../outside", src / "reloutdir")
+    before = (snapshot(out), _host_passwd())
+    yield tmp_path, base, src, out
+    assert (snapshot(out), _host_passwd()) == before, "something outside the roots changed"
+
+
+def rel(out):
+    return str(out).lstrip("/")
+
+
+def test_dest_abs_symlink_dir(world):
+    tmp, base, src, out = world
+    res = run(tmp, [Copy(src="/d/ok", dest="/abs/dropped", create_dest_path=True)], base=base, src=src)
+    assert open(f"{res}/{rel(out)}/dropped").read() == "ok"
+
+
+def test_dest_symlink_to_etc(world):
+    tmp, base, src, out = world
+    res = run(tmp, [MkFile("/etclink/passwd", data=b"pwned")], base=base)
+    assert open(f"{res}/etc/passwd").read() == "pwned"
+
+
+def test_dotdot_chain(world):
+    tmp, base, src, out = world
+    res = run(tmp, [MkDir("/../.." + str(out), make_parents=True),
+                    MkFile("/../../../../.." + str(out) + "/secret", data=b"x"),
+                    MkDir("/../../../x", make_parents=True)], base=base)
+    assert open(f"{res}/{rel(out)}/secret").read() == "x" and os.path.isdir(f"{res}/x")
+
+
+def test_link_to_far_parent(world):
+    tmp, base, src, out = world
+    res = run(tmp, [MkDir("/up/up/" + rel(out) + "/new", make_parents=True),
+                    Symlink("/anything", "/up/newlink")], base=base)
+    assert os.path.isdir(f"{res}/{rel(out)}/new") and os.path.islink(f"{res}/newlink")
+
+
+def test_self_referential_proc_link_is_a_loop(world):
+    tmp, base, src, out = world
+    os.symlink("/proc/self/root/etc", base / "proc")
+    with pytest.raises(MasonError, match="too many levels of symbolic links"):
+        run(tmp, [MkFile("/proc/passwd", data=b"x")], base=base)
+
+
+def test_symlink_loop(world):
+    tmp, base, src, out = world
+    with pytest.raises(MasonError, match="too many levels of symbolic links"):
+        run(tmp, [MkFile("/loop1/x", data=b"x")], base=base)
+
+
+def test_final_dest_link_to_host_file(world):
+    tmp, base, src, out = world
+    res = run(tmp, [Copy(src="/d/ok", dest="/pw", create_dest_path=True),
+                    MkDir("/p", make_parents=True), MkFile("/p/f", data=b"y")], base=base, src=src)
+    assert open(f"{res}/{rel(out)}/secret").read() == "ok"
+    assert open(f"{res}/proc/self/root/{rel(out)}/f").read() == "y"
+
+
+def test_source_dir_with_outward_link_copies_link(world):
+    tmp, base, src, out = world
+    res = run(tmp, [Copy(src="/d", dest="/got", create_dest_path=True)], base=base, src=src)
+    assert os.readlink(f"{res}/got/hostlink") == str(out / "secret")
+
+
+@pytest.mark.parametrize("path", ["/outdir/secret", "/reloutdir/secret", "/d/hostlink"])
+def test_copy_through_outward_source_link(world, path):
+    tmp, base, src, out = world
+    with pytest.raises(MasonError, match="file not found"):
+        run(tmp, [Copy(src=path, dest="/x", create_dest_path=True, follow_symlink=True)],
+            base=base, src=src)
+
+
+def test_wildcard_through_outward_link(world):
+    tmp, base, src, out = world
+    res = run(tmp, [Copy(src="/outdir/*", dest="/w/", create_dest_path=True, allow_wildcard=True,
+                         allow_empty_wildcard=True, follow_symlink=True)], base=base, src=src)
+    assert not os.path.exists(f"{res}/w")
+
+
+def test_rm_through_links(world):
+    tmp, base, src, out = world
+    res = run(tmp, [Rm("/abs/secret", allow_not_found=True), Rm("/abs/*", allow_wildcard=True),
+                    Rm("/pw"), Rm("/up/abs")], base=base)
+    assert not os.path.lexists(f"{res}/pw") and not os.path.lexists(f"{res}/abs")
+
+
+def _tar(entries):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, kind, arg in entries:
+            ti = tarfile.TarInfo(name)
+            if kind == "file":
+                ti.size = len(arg)
+                tf.addfile(ti, io.BytesIO(arg))
+            else:
+                ti.type = {"sym": tarfile.SYMTYPE, "hard": tarfile.LNKTYPE}[kind]
+                ti.linkname = arg
+                tf.addfile(ti)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("entries", [
+    [("../../outside/secret", "file", b"pwned")],
+    [("a/../../../x", "file", b"pwned")],
+    [("h", "hard", "../../outside/secret")],
+])
+def test_add_tar_breakout_refused(world, entries):
+    tmp, base, src, out = world
+    (src / "evil.tar").write_bytes(_tar(entries))
+    with pytest.raises(MasonError, match="escapes"):
+        run(tmp, [Copy(src="/evil.tar", dest="/x/", create_dest_path=True, attempt_unpack=True)],
+            base=base, src=src)
+
+
+def test_add_tar_absolute_and_write_through_link(world):
+    tmp, base, src, out = world
+    (src / "evil.tar").write_bytes(_tar([
+        (str(out / "secret"), "file", b"pwned"),
+        ("l", "sym", str(out)), ("l/secret", "file", b"pwned"),
+        ("e", "sym", "/etc"), ("e/passwd", "file", b"pwned"),
+        ("h", "hard", "/etc/passwd"),
+    ]))
+    res = run(tmp, [Copy(src="/evil.tar", dest="/x/", create_dest_path=True, attempt_unpack=True)],
+              base=base, src=src)
+    assert open(f"{res}/x/{rel(out)}/secret").read() == "pwned"
+    assert open(f"{res}/x/etc/passwd").read() == "pwned"
+    assert os.stat(f"{res}/x/h").st_ino == os.stat(f"{res}/x/etc/passwd").st_ino
+
+
+def test_add_tar_into_linked_dest(world):
+    tmp, base, src, out = world
+    (src / "ok.tar").write_bytes(_tar([("secret", "file", b"pwned")]))
+    res = run(tmp, [Copy(src="/ok.tar", dest="/abs", create_dest_path=True, attempt_unpack=True)],
+              base=base, src=src)
+    assert open(f"{res}/{rel(out)}/secret").read() == "pwned"
+
+
+# -- property: random action sequences on hostile trees stay inside
+
+_names = st.sampled_from(["a", "b", "abs", "up", "etclink", "pw", "p", "loop1", "..", ".", "d",
+                          "x*", "etc", "secret", "outdir", "reloutdir", "hostlink", "*"])
+_paths = st.lists(_names, min_size=1, max_size=4).map(lambda p: "/" + "/".join(p))
+_actions = st.one_of(
+    st.builds(MkFile, path=_paths, data=st.just(b"z")),
+    st.builds(MkDir, path=_paths, make_parents=st.booleans()),
+    st.builds(Rm, path=_paths, allow_not_found=st.booleans(), allow_wildcard=st.booleans()),
+    st.builds(Symlink, oldpath=st.sampled_from(["/", "..", "/etc", "../../.."]), newpath=_paths),
+    st.builds(Copy, src=_paths, dest=_paths, create_dest_path=st.booleans(),
+              follow_symlink=st.booleans(), allow_wildcard=st.booleans(),
+              allow_empty_wildcard=st.booleans(), dir_copy_contents=st.booleans()),
+)
+
+
+@settings(max_examples=int(os.environ.get("MASON_HYPOTHESIS_EXAMPLES", "60")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(actions=st.lists(_actions, min_size=1, max_size=6))
+def test_random_actions_never_escape(world, actions):
+    tmp, base, src, out = world
+    n = len(actions)
+    op = FileOp(actions=tuple(
+        FileAction(0 if k == 0 else 2 + k - 1, 1 if k % 2 else 2 + k - 1 if k else 1,
+                   0 if k == n - 1 else -1, a) for k, a in enumerate(actions)))
+    before = snapshot(tmp, skip={"dest"} | {p for p in os.listdir(tmp) if p.startswith("scratch")})
+    made: list[str] = []
+
+    def factory():
+        made.append(tempfile.mkdtemp(prefix="scratch-", dir=tmp))
+        return made[-1]
+
+    try:
+        execute_fileop(op, [str(base), str(src)], factory)
+    except MasonError:
+        pass
+    finally:
+        for d in made:
+            shutil.rmtree(d, ignore_errors=True)
+    after = snapshot(tmp, skip={"dest"} | {p for p in os.listdir(tmp) if p.startswith("scratch")})
+    assert after == before  # inputs and the outside untouched
