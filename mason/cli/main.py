@@ -17,9 +17,13 @@ from mason.ir.errors import MasonError
 # name -> (module, attribute, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "daemon": ("mason.cli.daemon", "daemon", "Manage mason's private containerd (status, stop, address)."),
+    "images": ("mason.cli.images", "images", "List the images in mason's image store."),
+    "load": ("mason.cli.images", "load", "Load images from an OCI or Docker archive (like docker load)."),
     "llb": ("mason.cli.llb", "llb", "Inspect LLB Definitions (dump as json, text, dot, svg)."),
+    "lower": ("mason.cli.lower", "lower", "Lower a Dockerfile to LLB."),
     "opt": ("mason.cli.opt", "opt", "Run passes over an LLB Definition."),
     "parse": ("mason.cli.parse", "parse", "Parse a Dockerfile and report errors (or --dump its syntax tree)."),
+    "rmi": ("mason.cli.images", "rmi", "Remove images from mason's image store."),
 }
 
 

@@ -16,8 +16,9 @@ The solver asks a :class:`NetworkProvider` for each ExecOp and applies what it g
   10.89.0.0/24). Where that cannot work — plugins missing, not root, a plugin failing — it is
   the host network instead, with a warning, as buildkitd does when it has no CNI.
 
-Every mode gets generated ``/etc/hosts`` and ``/etc/resolv.conf`` bind mounts (per step, so a
-step may write to them without touching anyone else's). ``resolv.conf`` follows buildkitd:
+Every mode gets generated ``/etc/hosts`` and ``/etc/resolv.conf``, bind-mounted read-only as
+BuildKit does (one copy per step; runc creates missing mount points in the rootfs, so the
+solver removes such stubs before committing, as for any mount). ``resolv.conf`` follows buildkitd:
 with the host network the host's file as it is; otherwise the host's file without loopback
 nameservers (unreachable from another namespace), reading systemd-resolved's upstream list
 (``/run/systemd/resolve/resolv.conf``) when the host file points at its stub 127.0.0.53, and
@@ -43,7 +44,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -169,8 +170,8 @@ class NetworkProvider:
             (d / "resolv.conf").write_text(net.resolv_conf)
             for f in ("hosts", "resolv.conf"):
                 os.chmod(d / f, 0o644)
-            net.mounts = (BindMount(str(d / "hosts"), "/etc/hosts", readonly=False),
-                          BindMount(str(d / "resolv.conf"), "/etc/resolv.conf", readonly=False))
+            net.mounts = (BindMount(str(d / "hosts"), "/etc/hosts"),
+                          BindMount(str(d / "resolv.conf"), "/etc/resolv.conf"))
             return net
         except BaseException:
             with contextlib.suppress(MasonError):

@@ -15,10 +15,9 @@ Mounts (sorted by destination, as LLB orders them):
 * ``tmpfs`` (size), ``secret`` (a tmpfs file, read-only; see :mod:`.secrets`), ``ssh`` (the
   agent socket).
 
-Also: ``/etc/hosts`` and ``/etc/resolv.conf`` (generated files, bound read-only), user names
-resolved in the rootfs's ``/etc/passwd`` (read from the layer directories, no mount), the
-working directory created if missing, network ``none`` (own namespace, loopback only) /
-``host`` (entitlement ``network.host``) / default (:class:`Network`), and
+Also: the network (:class:`Network`: ``none``, ``host`` with the ``network.host``
+entitlement, default; each with generated ``/etc/hosts`` and ``/etc/resolv.conf``), user names
+resolved in the rootfs's ``/etc/passwd`` (read from the layer directories, no mount), and
 ``security=insecure`` (entitlement ``security.insecure``).
 """
 
@@ -54,36 +53,53 @@ if TYPE_CHECKING:
 
 DEFAULT_HOSTNAME = "buildkitsandbox"
 TAIL_LINES = 10
-HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 
 class Network:
-    """Which network a step gets. ``none``: its own namespace, loopback only. ``host``: the
-    host's. Default (LLB's UNSET, "sandbox"): for now the host network with a warning, as
-    buildkitd does without CNI; a CNI bridge can replace :meth:`default` later."""
+    """Which network a step gets, behind one small interface: :meth:`setup` returns a
+    context manager whose value has ``apply(process)`` (namespace choice plus the
+    ``/etc/hosts`` and ``/etc/resolv.conf`` mounts) and ``warning``. The work is
+    :class:`~mason.backends.containerd.network.NetworkProvider`'s: ``none`` = own namespace,
+    loopback only; ``host`` (entitlement ``network.host``, checked here); default (LLB's
+    UNSET) = the step's own namespace on a CNI bridge with NAT, or the host network with a
+    warning where that is unavailable — or always the host network when ``default_mode`` is
+    ``"host"`` (buildkitd without CNI)."""
 
-    def __init__(self, warn: Callable[[str], None]):
+    def __init__(self, root: Path, warn: Callable[[str], None], default_mode: str = "default"):
+        from mason.backends.containerd.network import NetworkProvider
+
+        self.provider = NetworkProvider(root)
+        self.default_mode = default_mode
         self._warn = warn
-        self._warned = False
+        self._warned: set[str] = set()
         self._lock = threading.Lock()
 
-    def for_mode(self, mode: int, entitlements: set[str]) -> str:
+    def mode_for(self, mode: int, entitlements: set[str], loc=None) -> str:
         if mode == NetMode.NONE:
             return "none"
         if mode == NetMode.HOST:
             if "network.host" not in entitlements:
-                raise MasonError("network mode \"host\" needs the network.host entitlement (--allow network.host)")
+                raise MasonError("network mode \"host\" needs the network.host entitlement "
+                                 "(--allow network.host)", loc)
             return "host"
         if mode == NetMode.UNSET:
-            return self.default()
-        raise MasonError(f"unknown network mode {int(mode)}")
+            return self.default_mode
+        raise MasonError(f"unknown network mode {int(mode)}", loc)
 
-    def default(self) -> str:
+    def setup(self, step_id: str, mode: str, hostname: str, extra_hosts):
+        net = self.provider.setup(step_id, mode, hostname=hostname, extra_hosts=extra_hosts)
+        if net.warning:
+            self.warn_once(net.warning.split(" (", 1)[0], net.warning)
+        elif mode == "host" and self.default_mode == "host":
+            self.warn_once("host-default", "RUN steps use the host network (no isolated default network)")
+        return net
+
+    def warn_once(self, key: str, message: str) -> None:
         with self._lock:
-            if not self._warned:
-                self._warned = True
-                self._warn("no isolated network for RUN steps yet: they use the host network")
-        return "host"
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        self._warn(message)
 
 
 @dataclass
@@ -96,6 +112,7 @@ class _Setup:
     actives: dict[int, tuple[str, int]] = field(default_factory=dict)  # output -> (active key, input)
     cache_fds: list[int | None] = field(default_factory=list)
     stubs: list[str] = field(default_factory=list)  # paths created by runc, deepest last
+    net: object | None = None  # the step's NetworkSetup
 
 
 def describe_exec(op: ExecOp) -> str:
@@ -109,7 +126,7 @@ def run_exec(ctx: "SolveContext", op: ExecOp, inputs: list[Result], key: str, n:
     if op.security == SecurityMode.INSECURE and "security.insecure" not in ctx.entitlements:
         raise MasonError("security mode \"insecure\" needs the security.insecure entitlement "
                          "(--allow security.insecure)", op.loc)
-    net = ctx.network.for_mode(op.network, ctx.entitlements)
+    net_mode = ctx.network.mode_for(op.network, ctx.entitlements, op.loc)
     root_m = next((m for m in op.mounts if m.dest == "/"), None)
     if root_m is None:
         raise MasonError("exec op has no root mount", op.loc)
@@ -135,14 +152,12 @@ def run_exec(ctx: "SolveContext", op: ExecOp, inputs: list[Result], key: str, n:
         for m in sorted(op.mounts, key=lambda m: m.dest):
             if m.dest != "/":
                 _setup_mount(ctx, op, m, inputs, s)
-        hosts, resolv = _net_files(ctx, op)
-        s.binds.append(BindMount(hosts, "/etc/hosts", readonly=True))
-        s.binds.append(BindMount(resolv, "/etc/resolv.conf", readonly=True))
-        targets = [b.target for b in s.binds]
-        s.stubs = _missing(lowers, targets, op.meta.remove_mount_stubs_recursive)
-        proc = Process(args=tuple(op.meta.args), env=tuple(env), cwd=op.meta.cwd or "/", uid=uid, gid=gid,
-                       additional_gids=tuple(groups), hostname=op.meta.hostname or DEFAULT_HOSTNAME,
-                       network=net, mounts=tuple(s.binds), readonly_rootfs=root_m.readonly)
+        hostname = op.meta.hostname or DEFAULT_HOSTNAME
+        s.net = ctx.network.setup(f"{n}", net_mode, hostname, [(h.host, h.ip) for h in op.meta.extra_hosts])
+        proc = s.net.apply(Process(args=tuple(op.meta.args), env=tuple(env), cwd=op.meta.cwd or "/", uid=uid,
+                                   gid=gid, additional_gids=tuple(groups), hostname=hostname,
+                                   mounts=tuple(s.binds), readonly_rootfs=root_m.readonly))
+        s.stubs = _missing(lowers, [m.target for m in proc.mounts], op.meta.remove_mount_stubs_recursive)
         tail: collections.deque[bytes] = collections.deque(maxlen=TAIL_LINES)
 
         def emit(stream: str, data: bytes) -> None:
@@ -245,17 +260,6 @@ def _user(spec: str, lowers: list[str], op: ExecOp) -> tuple[int, int, list[int]
     elif uname is not None:
         extra = sorted({g.gid for g in gr() if uname in g.members and g.gid != gid})
     return uid, gid, extra
-
-
-def _net_files(ctx: "SolveContext", op: ExecOp) -> tuple[str, str]:
-    hosts = HOSTS
-    hostname = op.meta.hostname or DEFAULT_HOSTNAME
-    hosts += f"127.0.1.1\t{hostname}\n"
-    for h in op.meta.extra_hosts:
-        hosts += f"{h.ip}\t{h.host}\n"
-    path = ctx.tmpdir / f"hosts-{uuid.uuid4().hex[:12]}"
-    path.write_text(hosts)
-    return str(path), ctx.resolv_conf()
 
 
 def _missing(lowers: list[str], targets: list[str], recursive: bool) -> list[str]:
@@ -396,16 +400,33 @@ def _release(ctx: "SolveContext", s: _Setup) -> None:
     for fd in s.cache_fds:
         ctx.cache_mounts.release(fd)
     s.cache_fds.clear()
+    if s.net is not None:
+        net, s.net = s.net, None
+        with contextlib.suppress(MasonError):
+            net.teardown()
+
+
+class StepError(MasonError):
+    """A step that exited non-zero: the op, its location, and the last lines of its output
+    (already redacted), printed after the source line."""
+
+    def __init__(self, message: str, loc, output_tail: list[str], exit_code: int):
+        super().__init__(message, loc)
+        self.output_tail = output_tail
+        self.exit_code = exit_code
+
+    def format(self) -> str:
+        out = super().format()
+        if self.output_tail:
+            out += f"\n  last {len(self.output_tail)} lines of output:\n"
+            out += "\n".join("    " + t for t in self.output_tail)
+        return out
 
 
 def _exit_error(op: ExecOp, name: str, code: int, tail: list[bytes]) -> MasonError:
     what = name or describe_exec(op)
     msg = f"{what}: process \"{describe_exec(op)}\" did not complete successfully: exit code: {code}"
-    if tail:
-        lines = "\n".join("    " + t.decode("utf-8", "replace") for t in tail)
-        msg += f"\n  last {len(tail)} lines of output:\n{lines}"
-    return MasonError(msg, op.loc)
+    return StepError(msg, op.loc, [t.decode("utf-8", "replace") for t in tail], code)
 
 
-__all__ = ["run_exec", "Network", "describe_exec", "DEFAULT_HOSTNAME"]
-_ = Path
+__all__ = ["run_exec", "Network", "StepError", "describe_exec", "DEFAULT_HOSTNAME"]

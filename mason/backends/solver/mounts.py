@@ -148,7 +148,9 @@ class CacheMounts:
                     except BlockingIOError:
                         if cancelled is not None and cancelled():
                             os.close(fd)
-                            raise
+                            from mason.backends.solver.scheduler import Cancelled
+
+                            raise Cancelled(f"waiting for cache mount {cache_id}")
                         time.sleep(0.05)
                 self._create(path, seed)
                 return path, fd

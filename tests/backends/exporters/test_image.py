@@ -77,3 +77,17 @@ def test_image_store_list_and_remove(containerd_env, chain) -> None:
     with pytest.raises(MasonError) as e:
         remove_image(c, "mason-test/store:v1")
     assert e.value.message == "no such image: mason-test/store:v1"
+
+
+def test_gc_keeps_a_computed_layer_while_its_snapshot_lives(containerd_env, chain) -> None:
+    c = containerd_env.client
+    with c.lease(expire=600) as snap_lease:
+        from tests.backends.exporters.conftest import commit_changes
+
+        top = commit_changes(snap_lease, containerd_env.busybox, lambda root: (root / "gc").write_text("gc\n"))
+        lease = c.create_lease(expire=600)
+        layer = resolve_layer(c.with_lease(lease), SnapshotDiff(containerd_env.busybox, top), source_date_epoch=0)
+        c.delete_lease(lease, sync=True)  # runs containerd's GC now
+        assert c.content_exists(layer.digest)  # held by the snapshot's gc.ref.content label
+    c.delete_lease(c.create_lease(expire=600), sync=True)
+    assert not c.snapshot_exists(top) and not c.content_exists(layer.digest)

@@ -1,0 +1,66 @@
+"""Run a build's outputs: one image (written once) feeds ``image``, ``registry``, ``oci`` and
+``docker`` outputs; ``local`` and ``tar`` copy the final snapshot. The driver calls
+:func:`run_outputs` after the solve, with specs from :func:`~.outputs.parse_outputs` that
+:func:`~.outputs.check_outputs` accepted before it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from mason.backends.containerd.client import Client
+from mason.backends.exporters.docker_tar import write_docker_archive
+from mason.backends.exporters.image import ExportedImage, export_image, store_image
+from mason.backends.exporters.layer import LayerSource
+from mason.backends.exporters.local import export_local
+from mason.backends.exporters.oci_tar import write_oci_archive
+from mason.backends.exporters.outputs import OutputSpec
+from mason.backends.exporters.registry import push_image
+from mason.backends.exporters.tar import export_tar
+from mason.backends.sources.registry import PushResult
+from mason.ir.resolver import PlatformSpec
+
+
+@dataclass(frozen=True)
+class OutputResult:
+    spec: OutputSpec
+    image: ExportedImage | None = None
+    pushed: tuple[PushResult, ...] = ()
+
+
+def run_outputs(client: Client, outputs: Sequence[OutputSpec], *, chain: Sequence[LayerSource],
+                config: dict[str, Any], snapshot: str | None, history: list[dict[str, Any]] | None = None,
+                source_date_epoch: int | None = None, platform: PlatformSpec | str | None = None,
+                insecure_registries: Sequence[str] = (), stdout: BinaryIO | None = None) -> list[OutputResult]:
+    """Write every output. ``chain`` and ``config`` describe the image; ``snapshot`` is the
+    committed final filesystem (None: empty) for ``local``/``tar``."""
+    image: ExportedImage | None = None
+    results = []
+    for o in outputs:
+        if o.needs_image and image is None:
+            image = export_image(client, chain, config, history=history, source_date_epoch=source_date_epoch,
+                                 platform=platform)
+        out = stdout if stdout is not None else sys.stdout.buffer
+        pushed: list[PushResult] = []
+        if o.type == "image":
+            for n in o.names:
+                store_image(client, n, image.descriptor)  # type: ignore[union-attr]
+        if o.pushes:
+            insecure = tuple(insecure_registries) + tuple(n.split("/", 1)[0] for n in o.names if o.insecure)
+            for n in o.names:
+                pushed.append(push_image(client, image, n, insecure_registries=insecure))  # type: ignore[arg-type]
+        if o.type == "oci":
+            write_oci_archive(client, image, out if o.dest == "-" else o.dest, names=o.names,  # type: ignore[arg-type]
+                              source_date_epoch=source_date_epoch)
+        elif o.type == "docker":
+            write_docker_archive(client, image, out if o.dest == "-" else o.dest, names=o.names,  # type: ignore[arg-type]
+                                 source_date_epoch=source_date_epoch)
+        elif o.type == "local":
+            export_local(client, snapshot, o.dest)  # type: ignore[arg-type]
+        elif o.type == "tar":
+            export_tar(client, snapshot, out if o.dest == "-" else o.dest,  # type: ignore[arg-type]
+                       source_date_epoch=source_date_epoch)
+        results.append(OutputResult(o, image if o.needs_image else None, tuple(pushed)))
+    return results

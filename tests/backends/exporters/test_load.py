@@ -1,0 +1,79 @@
+"""Loading OCI and Docker archives made by other tools (skopeo) and by mason's exporters."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from mason.backends import oci
+from mason.backends.containerd.client import UNCOMPRESSED
+from mason.backends.exporters.docker_tar import write_docker_archive
+from mason.backends.exporters.image import export_image, get_image, list_images, remove_image
+from mason.backends.exporters.load import load_archive
+from mason.ir.errors import MasonError
+from tests.backends.exporters.conftest import HELLO
+from tests.fixtures.registry import skopeo
+
+pytestmark = pytest.mark.integration
+
+
+def ctr(env, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["ctr", "--address", env.address, "-n", "mason", *args], capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def test_load_oci_archive_made_by_skopeo(containerd_env, busybox_layout, tmp_path: Path) -> None:
+    c = containerd_env.client
+    archive = tmp_path / "bb.tar"
+    skopeo("copy", f"oci:{busybox_layout.layout}:latest", f"oci-archive:{archive}:mason-test/loaded:1")
+    loaded = load_archive(c, archive)
+    assert [(i.name, i.digest) for i in loaded] == [("docker.io/mason-test/loaded:1", busybox_layout.manifest_digest)]
+    listed = {i.name: i for i in list_images(c)}["docker.io/mason-test/loaded:1"]
+    assert listed.digest == busybox_layout.manifest_digest and listed.size > 100_000
+    rec = get_image(c, "mason-test/loaded:1")
+    m = json.loads(c.read_blob(rec.target.digest))
+    layer = m["layers"][0]["digest"]
+    assert c.content_info(layer).labels[UNCOMPRESSED] == busybox_layout.diff_ids[0]
+    assert c.content_info(rec.target.digest).labels["containerd.io/gc.ref.content.l.0"] == layer
+    r = ctr(containerd_env, "run", "--rm", "docker.io/mason-test/loaded:1", "mason-load-run", "/bin/echo", "loaded")
+    assert (r.returncode, r.stdout) == (0, "loaded\n"), r.stderr
+    remove_image(c, "mason-test/loaded:1")
+    with pytest.raises(MasonError, match="no such image: mason-test/loaded:1"):
+        get_image(c, "mason-test/loaded:1")
+
+
+def test_load_docker_archive_written_by_mason(containerd_env, chain, tmp_path: Path) -> None:
+    c = containerd_env.client
+    img = export_image(c, chain.sources, chain.config(), name="mason-test/dock:1")
+    archive = tmp_path / "d.tar"
+    write_docker_archive(c, img, archive, names=["mason-test/redock:2"])
+    with tarfile.open(archive) as tar:  # make it an old-style docker archive: manifest.json only
+        members = [(m, tar.extractfile(m).read() if m.isfile() else None) for m in tar.getmembers()
+                   if m.name not in ("index.json", "oci-layout")]
+    old = tmp_path / "old.tar"
+    with tarfile.open(old, "w") as tar:
+        for m, data in members:
+            tar.addfile(m, __import__("io").BytesIO(data) if data is not None else None)
+    loaded = load_archive(c, old)
+    assert [i.name for i in loaded] == ["docker.io/mason-test/redock:2"]
+    m = json.loads(c.read_blob(loaded[0].digest))
+    assert m["mediaType"] == oci.OCI_MANIFEST and m["config"]["digest"] == img.config_digest
+    assert [la["digest"] for la in m["layers"]] == [la.digest for la in img.layers]
+    r = ctr(containerd_env, "run", "--rm", "docker.io/mason-test/redock:2", "mason-redock-run")
+    assert (r.returncode, r.stdout.encode()) == (0, HELLO), r.stderr
+
+
+def test_load_rejects_what_is_not_an_archive(containerd_env, tmp_path: Path) -> None:
+    bad = tmp_path / "x.tar"
+    with tarfile.open(bad, "w"):
+        pass
+    with pytest.raises(MasonError) as e:
+        load_archive(containerd_env.client, bad)
+    assert e.value.message == f"{bad} is neither an OCI archive (index.json) nor a Docker archive (manifest.json)"
+    with pytest.raises(MasonError) as e:
+        load_archive(containerd_env.client, tmp_path / "missing.tar")
+    assert e.value.message == f"cannot read archive {tmp_path / 'missing.tar'}: No such file or directory"

@@ -1,0 +1,6 @@
+FROM scratch
+ENV PATH=/custom
+COPY app /app
+WORKDIR /work
+RUN ["/app"]
+CMD ["/app"]
