@@ -7,3 +7,13 @@ containerd, export images and draw graphs. ``mason.build`` is the driver the CLI
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # ``mason.build(...)``: the driver module, callable as the build function; imported lazily
+    # so ``import mason`` stays cheap.
+    if name == "build":
+        import importlib
+
+        return importlib.import_module("mason.build")
+    raise AttributeError(f"module 'mason' has no attribute {name!r}")

@@ -16,6 +16,7 @@ from mason.ir.errors import MasonError
 
 # name -> (module, attribute, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "build": ("mason.cli.build", "build", "Build a Dockerfile into an image (like docker build)."),
     "daemon": ("mason.cli.daemon", "daemon", "Manage mason's private containerd (status, stop, address)."),
     "images": ("mason.cli.images", "images", "List the images in mason's image store."),
     "load": ("mason.cli.images", "load", "Load images from an OCI or Docker archive (like docker load)."),
@@ -24,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "opt": ("mason.cli.opt", "opt", "Run passes over an LLB Definition."),
     "parse": ("mason.cli.parse", "parse", "Parse a Dockerfile and report errors (or --dump its syntax tree)."),
     "rmi": ("mason.cli.images", "rmi", "Remove images from mason's image store."),
+    "solve": ("mason.cli.solve", "solve", "Execute an LLB Definition (mason's or BuildKit's)."),
 }
 
 

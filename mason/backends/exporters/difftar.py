@@ -21,7 +21,7 @@ import hashlib
 import os
 import stat
 import tarfile
-from collections.abc import Callable
+from collections.abc import Iterator
 from typing import BinaryIO
 
 WHITEOUT_PREFIX = ".wh."
@@ -143,7 +143,7 @@ class _DiffWriter:
 
     def walk(self, lower: str | None, upper: str, rel: str) -> None:
         up_dir = os.path.join(upper, rel)
-        lo_dir = os.path.join(lower, rel) if lower is not None and rel is not None else None
+        lo_dir = os.path.join(lower, rel) if lower is not None else None
         up_names = set(os.listdir(up_dir))
         lo_names: set[str] = set()
         if lo_dir is not None and os.path.isdir(lo_dir) and not os.path.islink(lo_dir.rstrip("/")):
@@ -189,9 +189,7 @@ def write_gzip_diff(lower: str | None, upper: str, out: BinaryIO, *, epoch: int 
     return raw.digest, blob.digest, blob.size
 
 
-def file_chunks(path: str) -> Callable[[], "object"]:
-    def gen():
-        with open(path, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                yield chunk
-    return gen
+def file_chunks(path: str) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            yield chunk

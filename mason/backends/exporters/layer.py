@@ -138,7 +138,7 @@ def _diff_by_mason(client: Client, src: SnapshotDiff, epoch: int | None) -> Laye
     try:
         with os.fdopen(fd, "wb") as out, viewed(client, src.lower) as lower, viewed(client, src.upper) as upper:
             diff_id, digest, size = write_gzip_diff(lower, upper, out, epoch=epoch)
-        client.write_blob(file_chunks(tmp)(), digest=digest, size=size, labels={UNCOMPRESSED: diff_id})
+        client.write_blob(file_chunks(tmp), digest=digest, size=size, labels={UNCOMPRESSED: diff_id})
     finally:
         os.unlink(tmp)
     return Layer(oci.OCI_LAYER_GZIP, digest, size, diff_id)

@@ -211,3 +211,26 @@ def probe_registry(name: str, *, insecure_registries: Sequence[str] = (), what: 
     except httpx.HTTPError as e:
         reason = str(e) or type(e).__name__
         raise MasonError(f"{what}: registry {domain} is unreachable: {reason}") from None
+
+
+SOURCE_DATE_EPOCH = "SOURCE_DATE_EPOCH"
+
+
+def source_date_epoch(build_args: Mapping[str, str] | None = None,
+                      environ: Mapping[str, str] | None = None) -> int | None:
+    """``SOURCE_DATE_EPOCH`` from the build args (``--build-arg``), else the environment, as
+    BuildKit takes it; None when unset or empty. A value that is not a non-negative integer
+    is a MasonError."""
+    env = os.environ if environ is None else environ
+    raw = (build_args or {}).get(SOURCE_DATE_EPOCH)
+    if raw is None:
+        raw = env.get(SOURCE_DATE_EPOCH)
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise MasonError(f"invalid SOURCE_DATE_EPOCH {raw!r}: expected seconds since 1970 (a non-negative integer)")
+    return value

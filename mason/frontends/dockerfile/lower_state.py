@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from mason.frontends.dockerfile.shell import ShellError, ShellLex
 from mason.ir.errors import MasonError, SourceLoc
-from mason.ir.imageconfig import HISTORY_COMMENT
+from mason.ir.imageconfig import HISTORY_COMMENT, apply_config_changes
 from mason.ir.ops import ChownOpt, ConfigChange, ConfigOp, Op, OpMetadata, Platform, Ref, UserOpt
 from mason.ir.resolver import PlatformSpec
 
@@ -152,7 +152,12 @@ class StageState:
     def emit_config(self, changes: Iterable[ConfigChange], created_by: str,
                     loc: SourceLoc | None) -> None:
         """A ConfigOp in the chain: the instruction's config changes and its empty-layer
-        history entry (``created_by``; "" for none)."""
+        history entry (``created_by``; "" for none). On scratch there is no op to carry it
+        (a ConfigOp needs an input), so the change goes straight into the base config."""
+        if self.ref is None:
+            self.root_config = apply_config_changes(self.root_config or {}, changes,
+                                                    created_by or None)
+            return
         self.push(ConfigOp(inputs=self.inputs(), changes=tuple(changes), created_by=created_by,
                            loc=loc))
 

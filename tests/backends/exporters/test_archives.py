@@ -3,7 +3,6 @@ and the fixture registry."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess

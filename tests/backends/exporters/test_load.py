@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import tarfile
@@ -57,7 +58,7 @@ def test_load_docker_archive_written_by_mason(containerd_env, chain, tmp_path: P
     old = tmp_path / "old.tar"
     with tarfile.open(old, "w") as tar:
         for m, data in members:
-            tar.addfile(m, __import__("io").BytesIO(data) if data is not None else None)
+            tar.addfile(m, io.BytesIO(data) if data is not None else None)
     loaded = load_archive(c, old)
     assert [i.name for i in loaded] == ["docker.io/mason-test/redock:2"]
     m = json.loads(c.read_blob(loaded[0].digest))
@@ -77,3 +78,22 @@ def test_load_rejects_what_is_not_an_archive(containerd_env, tmp_path: Path) -> 
     with pytest.raises(MasonError) as e:
         load_archive(containerd_env.client, tmp_path / "missing.tar")
     assert e.value.message == f"cannot read archive {tmp_path / 'missing.tar'}: No such file or directory"
+
+
+def test_loaded_and_exported_images_resolve_as_from_without_a_registry(containerd_env, busybox_layout, chain,
+                                                                      tmp_path: Path) -> None:
+    from mason.backends.sources.image import load_image
+
+    c = containerd_env.client
+    archive = tmp_path / "bb.tar"
+    skopeo("copy", f"oci:{busybox_layout.layout}:latest", f"oci-archive:{archive}:mason-test/offline:1")
+    load_archive(c, archive)
+    exported = export_image(c, chain.sources, chain.config(), name="mason-test/fromable")
+    with c.lease(expire=600) as lc:
+        res = load_image(lc, None, "docker-image://mason-test/offline:1", {})
+        assert res.digest == busybox_layout.manifest_digest
+        assert [la.diff_id for la in res.layers] == list(busybox_layout.diff_ids)
+        res = load_image(lc, None, "docker-image://mason-test/fromable", {"image.resolvemode": "local"})
+        assert [la.digest for la in res.layers] == [la.digest for la in exported.layers]
+        assert res.config["config"]["Cmd"] == ["/bin/cat", "/hello.txt"]
+        assert res.snapshot

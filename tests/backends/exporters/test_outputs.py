@@ -84,3 +84,16 @@ def test_check_outputs_unreachable_registry() -> None:
     with pytest.raises(MasonError) as e:
         check_outputs([parse_output("type=registry,name=127.0.0.1:1/app:1")])
     assert e.value.message.startswith("output type=registry: registry 127.0.0.1:1 is unreachable: ")
+
+
+def test_source_date_epoch_from_build_args_then_environment() -> None:
+    from mason.backends.exporters.outputs import source_date_epoch
+
+    assert source_date_epoch({"SOURCE_DATE_EPOCH": "10"}, {"SOURCE_DATE_EPOCH": "20"}) == 10
+    assert source_date_epoch({}, {"SOURCE_DATE_EPOCH": "20"}) == 20
+    assert source_date_epoch({}, {}) is None
+    assert source_date_epoch({"SOURCE_DATE_EPOCH": ""}, {}) is None
+    with pytest.raises(MasonError) as e:
+        source_date_epoch({"SOURCE_DATE_EPOCH": "yesterday"}, {})
+    assert e.value.message == ("invalid SOURCE_DATE_EPOCH 'yesterday': expected seconds since 1970 "
+                               "(a non-negative integer)")

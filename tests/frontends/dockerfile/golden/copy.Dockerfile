@@ -1,5 +1,6 @@
 # golden: exclude *.log !keep.log tmp
-FROM busybox
+# golden: target app
+FROM busybox AS app
 WORKDIR /app
 COPY a.txt .
 COPY a.txt b.txt dir/
@@ -17,3 +18,12 @@ COPY --parents a/b/c.txt ./x/./y/z.txt /parents/
 COPY --exclude=*.tmp --exclude=cache src /excluded/
 COPY <<EOF /heredoc.txt
 hello $HOME
+EOF
+COPY <<'RAW' <<-TABS /docs/
+raw $HOME
+RAW
+	tabbed
+TABS
+
+FROM scratch
+COPY --link a.txt /
