@@ -339,29 +339,31 @@ def solve_graph(graph: Graph, *, output: str | None = None, tags: Iterable[str] 
         import time
 
         t0 = time.perf_counter()
-        solved = solver.solve(graph, [name], opts, sink)[name]
-        timings["solve"] = time.perf_counter() - t0
-        config = solved.image_config
-        if config is None:
-            config = empty_image_config()
-        image = None
-        names: tuple[str, ...] = ()
-        if specs:
-            t0 = time.perf_counter()
-            sink(Status("exporting to image" if any(o.needs_image for o in specs) else "exporting"))
-            plat = None
-            if config.get("os") and config.get("architecture"):
-                plat = "/".join(x for x in (config["os"], config["architecture"], config.get("variant", "")) if x)
-            res = run_outputs(solver.client, specs, chain=to_export_chain(solved.result), config=config,
-                              snapshot=solved.result.snapshot or None, source_date_epoch=source_date_epoch,
-                              platform=plat, insecure_registries=insecure)
-            for r in res:
-                if r.image is not None:
-                    image = r.image
-                    names += tuple(n for n in r.spec.names if n not in names)
-            timings["export"] = time.perf_counter() - t0
-            if image is not None:
-                sink(Status(f"image {image.manifest_digest}" + (f" named {', '.join(names)}" if names else "")))
+        with solver.session(opts, sink) as session:
+            solved = session.solve(graph, [name])[name]
+            timings["solve"] = time.perf_counter() - t0
+            config = solved.image_config
+            if config is None:
+                config = empty_image_config()
+            image = None
+            names: tuple[str, ...] = ()
+            if specs:
+                t0 = time.perf_counter()
+                sink(Status("exporting to image" if any(o.needs_image for o in specs) else "exporting"))
+                plat = None
+                if config.get("os") and config.get("architecture"):
+                    plat = "/".join(x for x in (config["os"], config["architecture"], config.get("variant", ""))
+                                    if x)
+                res = run_outputs(session.client, specs, chain=to_export_chain(solved.result), config=config,
+                                  snapshot=solved.result.snapshot or None, source_date_epoch=source_date_epoch,
+                                  platform=plat, insecure_registries=insecure)
+                for r in res:
+                    if r.image is not None:
+                        image = r.image
+                        names += tuple(n for n in r.spec.names if n not in names)
+                timings["export"] = time.perf_counter() - t0
+                if image is not None:
+                    sink(Status(f"image {image.manifest_digest}" + (f" named {', '.join(names)}" if names else "")))
     return BuildResult(solved.result, config, solved.cache_key, image, names, timings=timings)
 
 

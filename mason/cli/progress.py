@@ -3,9 +3,9 @@ draw a build for a person or a program. Rendering only, no build logic. Every re
 thread-safe (the solver calls it from its worker threads) and has ``close()``, which flushes
 what is pending (partial log lines, the tty view's final summary).
 
-``make_renderer(mode, stream)`` picks one: ``plain``, ``tty``, ``json``, or ``auto`` (tty when
-``stream`` is a terminal, else plain; ``tty`` on something that is not a terminal falls back to
-plain too).
+``make_renderer(mode, stream)`` picks one: ``plain``, ``tty``, ``json``, ``quiet`` (nothing), or
+``auto`` (tty when ``stream`` is a terminal, else plain; ``tty`` on something that is not a
+terminal falls back to plain too).
 
 **plain** — BuildKit's ``--progress=plain`` format::
 
@@ -58,7 +58,7 @@ from mason.backends.solver.events import (Event, Status, VertexCached, VertexDon
                                           VertexStarted, Warning)
 from mason.ir.errors import MasonError
 
-MODES = ("auto", "tty", "plain", "json")
+MODES = ("auto", "tty", "plain", "json", "quiet")
 Clock = Callable[[], float]
 
 
@@ -74,9 +74,21 @@ def make_renderer(mode: str = "auto", stream: IO[str] | None = None, *, clock: C
         raise MasonError(f"unknown progress mode {mode!r} (expected one of: {', '.join(MODES)})")
     if mode == "json":
         return JsonRenderer(stream, clock=clock)
+    if mode == "quiet":
+        return QuietRenderer()
     if mode in ("auto", "tty") and is_terminal(stream):
         return TtyRenderer(stream, clock=clock)
     return PlainRenderer(stream, clock=clock)
+
+
+class QuietRenderer:
+    """``--progress=quiet``: shows nothing."""
+
+    def __call__(self, event: Event) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def is_terminal(stream: IO[str]) -> bool:
@@ -432,7 +444,8 @@ class TtyRenderer:
             now = self._clock()
             running = [n for n in self._order if isinstance(n, int) and self._v[n].state == "running"]
             # finished lines that still fit under the terminal's height, newest last
-            room = max(0, self.console.size.height - 2 - len(running) * (1 + self._tail))
+            used = sum(1 + min(self._tail, len(self._v[n].tail)) for n in running)
+            room = max(0, self.console.size.height - 2 - used)
             finished = [i for i in self._order if not (isinstance(i, int) and i in running)]
             table = self._table()
             for item in finished[len(finished) - room:] if room else []:
@@ -470,5 +483,5 @@ def _last_cr(text: str) -> str:
     return text.rsplit("\r", 1)[-1]
 
 
-__all__ = ["make_renderer", "MODES", "PlainRenderer", "JsonRenderer", "TtyRenderer", "Renderer",
+__all__ = ["make_renderer", "MODES", "PlainRenderer", "JsonRenderer", "TtyRenderer", "QuietRenderer", "Renderer",
            "LineSplitter", "event_to_json", "event_from_json", "is_terminal"]

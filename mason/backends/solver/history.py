@@ -44,7 +44,7 @@ FINAL = ("finished", "failed", "cancelled")
 
 
 def new_build_id(now: float | None = None) -> str:
-    ms = int((time.time() if now is None else now) * 1000)
+    ms = round((time.time() if now is None else now) * 1000)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(ms // 1000))
     return f"{stamp}{ms % 1000:03d}Z-{secrets.token_hex(3)}"
 
@@ -156,6 +156,12 @@ def _write_json(path: Path, obj: object) -> None:
     os.replace(tmp, path)
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def _fsync_path(path: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
@@ -171,8 +177,9 @@ class HistoryRecorder:
     """An event sink that records one build under ``<root>/history/<build_id>/`` and passes
     every event on to ``forward`` (the progress renderer). Use it as a context manager, or
     call :meth:`finish`; an exception leaving the ``with`` block marks the build failed
-    (KeyboardInterrupt: cancelled). Thread-safe. If the disk fails, recording stops with one
-    warning and the build goes on."""
+    (KeyboardInterrupt: cancelled). Thread-safe. If the directory cannot be made or the disk
+    fails, recording stops with one warning (passed on with the next event) and the build goes
+    on."""
 
     def __init__(self, root: str | Path, build_id: str | None = None, meta: Mapping | None = None, *,
                  forward: EventSink | None = None, clock: Callable[[], float] = time.time):
@@ -189,36 +196,45 @@ class HistoryRecorder:
         self._started = clock()
         self._broken = False
         self.status = "running"
-        (self.dir / "logs").mkdir(parents=True, exist_ok=False)
-        self._lockfd = os.open(self.dir / "lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o644)
-        fcntl.flock(self._lockfd, fcntl.LOCK_EX)
-        self._journal = os.open(self.dir / "steps.jsonl", os.O_CREAT | os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC, 0o644)
-        self._write_record(None, None)
+        self._lockfd = self._journal = -1
+        self._warning: Warning | None = None  # to pass on with the next event
+        try:
+            (self.dir / "logs").mkdir(parents=True, exist_ok=False)
+            self._lockfd = os.open(self.dir / "lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o644)
+            fcntl.flock(self._lockfd, fcntl.LOCK_EX)
+            self._journal = os.open(self.dir / "steps.jsonl",
+                                    os.O_CREAT | os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            self._write_record(None, None)
+        except OSError as e:
+            self._fail(e)
 
     # events
     def __call__(self, event: Event) -> None:
-        warn = None
         with self._lock:
             if self.status == "running" and not self._broken:
                 try:
                     self._record(event)
                 except OSError as e:
-                    self._broken = True
-                    warn = Warning(f"build history: cannot write {self.dir}: {e.strerror or e}; "
-                                   "this build's logs are not stored")
+                    self._fail(e)
+            warn, self._warning = self._warning, None
         if self.forward is not None:
             if warn is not None:
                 self.forward(warn)
             self.forward(event)
+
+    def _fail(self, e: OSError) -> None:
+        self._broken = True
+        self._warning = Warning(f"build history: cannot write {self.dir}: {e.strerror or e}; "
+                                "this build's logs are not stored")
 
     def _record(self, ev: Event) -> None:
         t = self._clock()
         if isinstance(ev, VertexLog):
             s = self._step(ev.n)
             log, idx = self._log_fds(ev.n)
-            os.write(log, ev.data) if ev.data else None
+            _write_all(log, ev.data)
             el = max(0.0, t - s.started) if s.started is not None else 0.0
-            os.write(idx, f"{el:.3f} {ev.stream} {len(ev.data)}\n".encode())
+            _write_all(idx, f"{el:.3f} {ev.stream} {len(ev.data)}\n".encode())
         elif isinstance(ev, VertexStarted):
             s = self._step(ev.n, ev.name, ev.digest)
             s.status, s.started = "running", ev.time
@@ -249,7 +265,7 @@ class HistoryRecorder:
         return s
 
     def _append(self, obj: dict) -> None:
-        os.write(self._journal, (json.dumps(obj, default=str) + "\n").encode())
+        _write_all(self._journal, (json.dumps(obj, default=str) + "\n").encode())
 
     def _log_fds(self, n: int) -> tuple[int, int]:
         fds = self._logs.get(n)
@@ -279,7 +295,10 @@ class HistoryRecorder:
                 return
             self.status = status
             for n in list(self._logs):
-                self._close_log(n)
+                with contextlib.suppress(OSError):
+                    self._close_log(n)
+            if self._lockfd < 0:
+                return  # the directory could not be made: nothing to end
             try:
                 for p in (self.dir / "logs").iterdir():
                     _fsync_path(p)
@@ -290,7 +309,8 @@ class HistoryRecorder:
             except OSError:
                 pass  # reported once already, or the build's own error matters more
             finally:
-                os.close(self._journal)
+                if self._journal >= 0:
+                    os.close(self._journal)
                 os.close(self._lockfd)  # releases the flock
 
     def _write_record(self, ended: float | None, error: str | None) -> None:
@@ -386,7 +406,7 @@ def list_builds(root: str | Path) -> list[BuildRecord]:
     base = history_dir(root)
     try:
         dirs = sorted(p for p in base.iterdir() if p.is_dir())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
     return [r for r in map(_read, dirs) if r is not None]
 
@@ -397,7 +417,7 @@ def load_build(root: str | Path, build: str | None = None) -> BuildRecord:
     base = history_dir(root)
     try:
         ids = sorted(p.name for p in base.iterdir() if p.is_dir())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         ids = []
     if not ids:
         raise MasonError(f"no builds recorded under {root}")

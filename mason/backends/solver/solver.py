@@ -135,9 +135,17 @@ class Solver:
 
     def solve(self, graph: Graph, outputs: Sequence[str] | None = None, options: SolveOptions | None = None,
               events: EventSink = null_sink) -> dict[str, SolvedOutput]:
-        """Solve the named outputs of ``graph`` (all by default)."""
+        """Solve the named outputs of ``graph`` (all by default) in a build session of its own."""
+        with self.session(options, events) as sess:
+            return sess.solve(graph, outputs)
+
+    @contextlib.contextmanager
+    def session(self, options: SolveOptions | None = None, events: EventSink = null_sink):
+        """A build: its lease, executor and secrets, for one or more :meth:`BuildSession.solve`
+        calls and the exports after them (``session.client`` is bound to the lease, so nothing
+        the build made can be collected before the outputs are written). Everything is released
+        at the end of the block."""
         opts = options or SolveOptions()
-        outs = [graph.output(n) for n in outputs] if outputs else list(graph.outputs)
         self._ensure_cache_lease()
         with contextlib.suppress(MasonError):
             reap_orphans(self.client)
@@ -149,14 +157,7 @@ class Solver:
                       background_delete=self.background_delete)
         ctx = SolveContext(self, lc, ex, opts, events, tmpdir)
         try:
-            solved = _Build(ctx).run([o.ref for o in outs])
-            ex.flush()
-            result = {}
-            for o in outs:
-                r, key = solved[o.ref.op.digest]
-                res = r[o.ref.index]
-                result[o.name] = SolvedOutput(o.name, res, _output_config(o, solved), key)
-            return result
+            yield BuildSession(ctx)
         finally:
             with contextlib.suppress(BaseException):
                 ex.close()
@@ -182,6 +183,24 @@ class Solver:
         for b in result.blobs() - blobs:
             with contextlib.suppress(AlreadyExists):
                 self.client.add_lease_resource(CACHE_LEASE, b, CONTENT_RESOURCE)
+
+
+class BuildSession:
+    """One build's lease and machinery (see :meth:`Solver.session`)."""
+
+    def __init__(self, ctx: SolveContext):
+        self.ctx = ctx
+        self.client = ctx.client
+
+    def solve(self, graph: Graph, outputs: Sequence[str] | None = None) -> dict[str, SolvedOutput]:
+        outs = [graph.output(n) for n in outputs] if outputs else list(graph.outputs)
+        solved = _Build(self.ctx).run([o.ref for o in outs])
+        self.ctx.executor.flush()
+        result = {}
+        for o in outs:
+            r, key = solved[o.ref.op.digest]
+            result[o.name] = SolvedOutput(o.name, r[o.ref.index], _output_config(o, solved), key)
+        return result
 
 
 class _Build:
@@ -319,6 +338,7 @@ class _Build:
         else:
             chain = ()
         res = Result(snap, chain, sr.config)
+        ctx.solver.protect(res)  # base layers must outlive the build: cached results name them
         extra = [e for e in (sr.cache_key_extra, sr.digest) if e]
         key = cachekey.cache_key(op.bytes, [], extra)
         self.results[op.digest] = ([res], key)
@@ -384,5 +404,5 @@ def _output_config(output, solved) -> dict | None:
     return cfg
 
 
-__all__ = ["Solver", "SolveOptions", "SolveContext", "SolvedOutput", "LocalDir", "vertex_name",
+__all__ = ["Solver", "BuildSession", "SolveOptions", "SolveContext", "SolvedOutput", "LocalDir", "vertex_name",
            "CACHE_LEASE"]

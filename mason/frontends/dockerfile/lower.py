@@ -23,6 +23,7 @@ per-stage state in ``lower_state``.
 from __future__ import annotations
 
 import copy
+import gc
 from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
@@ -349,6 +350,18 @@ class Lowerer:
         fn(self, st, inst)
 
     def lower(self) -> Graph:
+        """Lower every stage; the graph's outputs as the module docstring says."""
+        # Lowering allocates many long-lived objects and frees few: the cyclic GC's full
+        # collections would make it superlinear in the file's size (the codec does the same).
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._lower()
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def _lower(self) -> Graph:
         df = self.df
         for i, stage in enumerate(df.stages):
             if stage.name is not None:
