@@ -3,6 +3,7 @@ temporary state root."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -129,8 +130,6 @@ def test_history_shows_interrupted_and_empty(root: Path, tmp_path_factory: pytes
     rec(VertexStarted(1, D1, "[stage-0 1/1] RUN sleep 100"))
     rows = run(["history", "--root", str(root)], capsys)[1].splitlines()
     assert rows[1].split()[3:5] == ["running", "app"]
-    import os
-
     os.close(rec._lockfd)  # what the kernel does when the process is killed
     rows = run(["history", "--root", str(root)], capsys)[1].splitlines()
     assert rows[1].split()[3:] == ["interrupted", "app", "-", "1", "ran,", "0", "cached", "-"]

@@ -126,6 +126,9 @@ def run_exec(ctx: "SolveContext", op: ExecOp, inputs: list[Result], key: str, n:
     if op.security == SecurityMode.INSECURE and "security.insecure" not in ctx.entitlements:
         raise MasonError("security mode \"insecure\" needs the security.insecure entitlement "
                          "(--allow security.insecure)", op.loc)
+    if op.security == SecurityMode.INSECURE:
+        ctx.network.warn_once("insecure", "security=insecure: privileged steps are not implemented yet; "
+                                          "the step runs in the default sandbox")
     net_mode = ctx.network.mode_for(op.network, ctx.entitlements, op.loc)
     root_m = next((m for m in op.mounts if m.dest == "/"), None)
     if root_m is None:

@@ -438,6 +438,20 @@ def load_build(root: str | Path, build: str | None = None) -> BuildRecord:
     return rec
 
 
+def prune_history(root: str | Path, *, keep: int | None = None, before: float | None = None) -> list[str]:
+    """Remove the records of builds that are over (never a running one): all but the newest
+    ``keep``, and those started before ``before`` (unix seconds). Returns the ids removed."""
+    import shutil
+
+    over = [r for r in list_builds(root) if r.status != "running"]
+    doomed = {r.id for r in over if before is not None and r.started < before}
+    if keep is not None:
+        doomed |= {r.id for r in over[:max(0, len(over) - keep)]}
+    for bid in sorted(doomed):
+        shutil.rmtree(history_dir(root) / bid, ignore_errors=True)
+    return sorted(doomed)
+
+
 def replay_events(rec: BuildRecord, step: int | None = None) -> Iterator[tuple[float, Event]]:
     """The record as (time, event) pairs, one step after another in step order, then the
     warnings and statuses: feed them to a renderer whose clock returns that time. A step that
@@ -471,4 +485,4 @@ def replay_events(rec: BuildRecord, step: int | None = None) -> Iterator[tuple[f
 
 
 __all__ = ["HistoryRecorder", "BuildRecord", "StepRecord", "list_builds", "load_build",
-           "replay_events", "new_build_id", "history_dir"]
+           "replay_events", "prune_history", "new_build_id", "history_dir"]

@@ -17,7 +17,7 @@ from mason.backends.solver import history as hist
 from mason.backends.solver.events import (Recorder, Status, VertexCached, VertexDone, VertexLog,
                                           VertexStarted, Warning)
 from mason.backends.solver.history import (HistoryRecorder, list_builds, load_build, new_build_id,
-                                           replay_events)
+                                           prune_history, replay_events)
 from mason.ir.errors import MasonError
 
 D1, D2, D3 = (f"sha256:{c * 64}" for c in "123")
@@ -224,3 +224,13 @@ def test_unwritable_root_warns_and_build_goes_on(tmp_path: Path) -> None:
     assert [type(e).__name__ for e in fwd.events] == ["Warning", "VertexStarted", "VertexDone"]
     assert fwd.events[0].message.startswith(f"build history: cannot write {tmp_path}/history/")
     assert list_builds(tmp_path) == []
+
+
+def test_prune_history_keeps_newest_and_running(tmp_path: Path) -> None:
+    for i in range(4):
+        HistoryRecorder(tmp_path, f"20240501T12000{i}000Z-00000{i}", META, clock=Clock(1000.0 + i)).finish()
+    running = HistoryRecorder(tmp_path, "20240501T120009000Z-000009", META, clock=Clock(999.0))
+    assert prune_history(tmp_path, before=1001.5) == ["20240501T120000000Z-000000", "20240501T120001000Z-000001"]
+    assert prune_history(tmp_path, keep=1) == ["20240501T120002000Z-000002"]
+    assert [b.id for b in list_builds(tmp_path)] == ["20240501T120003000Z-000003", "20240501T120009000Z-000009"]
+    running.finish()

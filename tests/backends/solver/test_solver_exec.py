@@ -170,3 +170,9 @@ def test_parallel_independent_runs(solver, base, containerd_env):
     ta = [float(x.split()[0]) for x in read(containerd_env, out.result, "/t").splitlines()]
     tb = [float(x.split()[0]) for x in read(containerd_env, out.result, "/u").splitlines()]
     assert ta[0] < tb[1] and tb[0] < ta[1]  # the intervals overlap
+
+
+def test_security_insecure_needs_entitlement(solver, base):
+    st = base.run("true", security="insecure").root()
+    with pytest.raises(MasonError, match="security.insecure"):
+        solve(solver, st)
