@@ -18,6 +18,7 @@ from mason.ir.errors import MasonError
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "build": ("mason.cli.build", "build", "Build a Dockerfile into an image (like docker build)."),
     "daemon": ("mason.cli.daemon", "daemon", "Manage mason's private containerd (status, stop, address)."),
+    "du": ("mason.cli.du", "du", "Show what the build cache holds, by record (like docker buildx du)."),
     "images": ("mason.cli.images", "images", "List the images in mason's image store."),
     "load": ("mason.cli.images", "load", "Load images from an OCI or Docker archive (like docker load)."),
     "history": ("mason.cli.history", "history", "List recorded builds (id, time, status, steps, duration)."),
@@ -25,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "logs": ("mason.cli.logs", "logs", "Show the stored output of a build or one of its steps."),
     "lower": ("mason.cli.lower", "lower", "Lower a Dockerfile to LLB."),
     "opt": ("mason.cli.opt", "opt", "Run passes over an LLB Definition."),
+    "prune": ("mason.cli.prune", "prune", "Free build cache and what no record or image references."),
     "parse": ("mason.cli.parse", "parse", "Parse a Dockerfile and report errors (or --dump its syntax tree)."),
     "rmi": ("mason.cli.images", "rmi", "Remove images from mason's image store."),
     "solve": ("mason.cli.solve", "solve", "Execute an LLB Definition (mason's or BuildKit's)."),
