@@ -63,8 +63,12 @@ def _output_chain(op: FileOp) -> set[int] | None:
 
 
 def _file_foldable(dg: str, op: FileOp, users: list[Op], root: Op) -> bool:
+    """Every reference to ``op`` in its users is the base of an action on the user's output
+    chain (an input a user lists but never uses is fine: it merges into the same input), and
+    there is at least one."""
     if _output_chain(op) is None or _output_chain(root) is None:  # type: ignore[arg-type]
         return False
+    based = False
     for c in users:
         chain = _output_chain(c)  # type: ignore[arg-type]
         if chain is None:
@@ -72,7 +76,6 @@ def _file_foldable(dg: str, op: FileOp, users: list[Op], root: Op) -> bool:
         where = {p for p, r in enumerate(c.inputs) if r.op.digest == dg}
         if any(c.inputs[p].index != 0 for p in where):
             return False
-        based = False
         for k, a in enumerate(c.actions):  # type: ignore[attr-defined]
             if a.secondary_input in where:
                 return False
@@ -84,9 +87,7 @@ def _file_foldable(dg: str, op: FileOp, users: list[Op], root: Op) -> bool:
                 if k not in chain:
                     return False
                 based = True
-        if not based:
-            return False
-    return True
+    return based
 
 
 def _merge_valid(op: MergeOp) -> bool:
@@ -96,13 +97,13 @@ def _merge_valid(op: MergeOp) -> bool:
 def _merge_foldable(dg: str, op: MergeOp, users: list[Op], root: MergeOp) -> bool:
     if op.metadata.describe(HISTORY_KEY) is not None or not _merge_valid(op) or not _merge_valid(root):
         return False
+    used = False
     for c in users:
         where = {p for p, r in enumerate(c.inputs) if r.op.digest == dg}
         if any(c.inputs[p].index != 0 for p in where):
             return False
-        if not where & set(c.merge_inputs):  # type: ignore[attr-defined]
-            return False
-    return True
+        used = used or bool(where & set(c.merge_inputs))  # type: ignore[attr-defined]
+    return used
 
 
 def _metadata(chain: list[Op], history: list[dict]) -> OpMetadata:
@@ -180,6 +181,13 @@ def _flatten_merges(chain: list[MergeOp], nref: Callable[[Ref], Ref]) -> Op:
             pos[key] = len(inputs)
             inputs.append(nr)
         order.append(pos[key])
+    for m in chain:  # inputs listed but not layered stay listed, so consumers stay the same
+        for r in m.inputs:
+            if r.op.digest not in members:
+                nr = nref(r)
+                pos.setdefault((nr.op.digest, nr.index), len(inputs))
+                if len(pos) > len(inputs):
+                    inputs.append(nr)
     return replace(root, inputs=tuple(inputs), merge_inputs=tuple(order),
                    metadata=_metadata(chain, history_entries(root)))
 

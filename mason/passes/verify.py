@@ -27,6 +27,10 @@ from mason.passes.manager import Pass, register_pass
 __all__ = ["Verify", "verify_graph"]
 
 
+def _has(n: int) -> str:
+    return f"the op has {n} input{'s' if n != 1 else ''}"
+
+
 def _fail(op: Op, field: str, problem: str) -> MasonError:
     where = f" ({op.loc})" if op.loc is not None else ""
     return MasonError(f"{op.kind} op {op.digest}{where}: {field}: {problem}", op.loc)
@@ -51,7 +55,7 @@ def _check_exec(op: ExecOp) -> None:
     for i, m in enumerate(op.mounts):
         f = f"mounts[{i}] ({m.dest or '?'})"
         if not -1 <= m.input < n:
-            raise _fail(op, f"{f}.input", f"{m.input} out of range (the op has {n} inputs; -1 = scratch)")
+            raise _fail(op, f"{f}.input", f"{m.input} out of range ({_has(n)}; -1 = scratch)")
         if m.dest in dests:
             raise _fail(op, f"{f}.dest", "two mounts at the same destination")
         dests.add(m.dest)
@@ -72,7 +76,7 @@ def _check_file(op: FileOp) -> None:
         raise _fail(op, "actions", "no actions")
     for k, a in enumerate(op.actions):
         hi = n + k
-        why = f"the op has {n} inputs and action {k} may name {k} earlier actions; -1 = scratch"
+        why = f"{_has(n)} and {k} earlier action{'s' if k != 1 else ''}; -1 = scratch"
         for fname, v in (("input", a.input), ("secondary_input", a.secondary_input)):
             if not -1 <= v < hi:
                 raise _fail(op, f"actions[{k}] ({a.action.kind}).{fname}", f"{v} out of range ({why})")
@@ -125,34 +129,46 @@ def _check_op(op: Op) -> None:
             raise _fail(op, "merge_inputs", "no inputs")
         for i, v in enumerate(op.merge_inputs):
             if not 0 <= v < n:
-                raise _fail(op, f"merge_inputs[{i}]", f"{v} out of range (the op has {n} inputs)")
+                raise _fail(op, f"merge_inputs[{i}]", f"{v} out of range ({_has(n)})")
     elif t is DiffOp:
         for fname, v in (("lower", op.lower), ("upper", op.upper)):
             if v is not None and not -1 <= v < n:
-                raise _fail(op, fname, f"{v} out of range (the op has {n} inputs; -1 = scratch)")
+                raise _fail(op, fname, f"{v} out of range ({_has(n)}; -1 = scratch)")
     elif t is ConfigOp:
         _check_config(op)
     else:
         raise _fail(op, "op", f"unknown op type {t.__name__}")
 
 
-def _check_ref(r: object, what: str, owner: Op | None) -> Op:
+def _digest(op: Op) -> str:
+    try:
+        return op.digest
+    except Exception:  # an op that cannot be encoded (e.g. an input that is not a Ref)
+        return "(no digest)"
+
+
+def _check_ref(r: object, what: str, owner: Op | None, *, index: bool = True) -> Op:
     def bad(problem: str) -> MasonError:
-        return _fail(owner, what, problem) if owner is not None else MasonError(f"{what}: {problem}")
+        if owner is None:
+            return MasonError(f"{what}: {problem}")
+        where = f" ({owner.loc})" if owner.loc is not None else ""
+        return MasonError(f"{owner.kind} op {_digest(owner)}{where}: {what}: {problem}", owner.loc)
 
     if not isinstance(r, Ref):
         raise bad(f"not a Ref but {type(r).__name__}")
     if not isinstance(r.op, Op):
         raise bad(f"names {type(r.op).__name__}, not an op")
-    outs = r.op.num_outputs()
-    if not 0 <= r.index < outs:
-        raise bad(f"names output {r.index} of {r.op.kind} op {r.op.digest}, which has "
-                  f"{outs} output{'s' if outs != 1 else ''}")
+    if index:
+        outs = r.op.num_outputs()
+        if not 0 <= r.index < outs:
+            raise bad(f"names output {r.index} of {r.op.kind} op {r.op.digest}, which has "
+                      f"{outs} output{'s' if outs != 1 else ''}")
     return r.op
 
 
 def verify_graph(graph: Graph) -> None:
-    """Raise a MasonError at the first problem (inputs before the ops that use them)."""
+    """Raise a MasonError at the first problem. Ops are checked inputs first, and an op before
+    the refs that name its outputs, so the error points at the op that is malformed."""
     if not isinstance(graph, Graph):
         raise MasonError(f"verify: not a Graph but {type(graph).__name__}")
     if not graph.outputs:
@@ -167,10 +183,9 @@ def verify_graph(graph: Graph) -> None:
         if o.name in names:
             raise MasonError(f"verify: two outputs named {o.name!r}")
         names.add(o.name)
-        roots.append(_check_ref(o.ref, f"output {o.name!r}", None))
-    # every reachable op, inputs first, each object once, checking refs before following them
-    seen: set[int] = set()
-    checked: set[str] = set()
+        roots.append(_check_ref(o.ref, f"output {o.name!r}", None, index=False))
+    seen: set[int] = set()  # id() of ops reached
+    checked: set[str] = set()  # digests of ops checked
     for root in roots:
         if id(root) in seen:
             continue
@@ -180,7 +195,7 @@ def verify_graph(graph: Graph) -> None:
             op, i = stack[-1]
             if i < len(op.inputs):
                 stack[-1] = (op, i + 1)
-                child = _check_ref(op.inputs[i], f"inputs[{i}]", op)
+                child = _check_ref(op.inputs[i], f"inputs[{i}]", op, index=False)
                 if id(child) not in seen:
                     seen.add(id(child))
                     stack.append((child, 0))
@@ -189,7 +204,11 @@ def verify_graph(graph: Graph) -> None:
             dg = op.digest
             if dg not in checked:
                 checked.add(dg)
+                for j, r in enumerate(op.inputs):
+                    _check_ref(r, f"inputs[{j}]", op)
                 _check_op(op)
+    for o in graph.outputs:
+        _check_ref(o.ref, f"output {o.name!r}", None)
 
 
 @register_pass

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 from mason.backends.containerd.client import (GC_EXPIRE, SNAPSHOTTER, Client, ContainerdError, Image,
                                               NotFound, SnapshotInfo)
-from mason.backends.containerd.exec import OWNER_LABEL, _owner_alive, reap_orphans
+from mason.backends.containerd.exec import OWNER_LABEL, _owner_alive, _process_identity, reap_orphans
 from mason.backends.exporters.image import parse_time
 from mason.backends.exporters.layer import GC_REF_CONTENT
 from mason.backends.solver.store import Cancelled as ClaimHeld
@@ -311,18 +311,31 @@ def usage_totals(records: Iterable[UsageRecord]) -> UsageTotals:
 
 
 class _Sizes:
-    """Sizes of snapshots (their own bytes), measured once each."""
+    """Sizes of snapshots (their own bytes), measured once each. The views a measurement
+    makes live in a lease of this process's own, so a concurrent GC never takes one halfway
+    (and a killed ``mason du`` leaves a stale lease, not a pinned view)."""
 
     def __init__(self, client: Client, ns: _Namespace):
         self.client, self.ns = client, ns
         self.known: dict[str, int] = {}
+        self._lease: str | None = None
 
     def __call__(self, snapshot: str) -> int:
         if not snapshot or snapshot not in self.ns.snapshots:
             return 0
         if snapshot not in self.known:
-            self.known[snapshot] = snapshot_usage(self.client, self.ns.snapshots[snapshot])
+            if self._lease is None:
+                self._lease = self.client.create_lease(
+                    expire=3600, labels={"mason.gc": "1", OWNER_LABEL: _process_identity(os.getpid()) or ""})
+            lc = self.client.with_lease(self._lease)
+            self.known[snapshot] = snapshot_usage(lc, self.ns.snapshots[snapshot])
         return self.known[snapshot]
+
+    def close(self) -> None:
+        if self._lease is not None:
+            with contextlib.suppress(ContainerdError):
+                self.client.delete_lease(self._lease)
+            self._lease = None
 
 
 def disk_usage(client: Client, store: ResultStore, *, now: float | None = None) -> list[UsageRecord]:
@@ -333,7 +346,10 @@ def disk_usage(client: Client, store: ResultStore, *, now: float | None = None) 
     live = ns.closure(live, ())[0]
     shared = ns.image_snapshots()
     sizes = _Sizes(client, ns)
-    out = [_usage(r, ns, sizes, shared, live) for r in store.records()]
+    try:
+        out = [_usage(r, ns, sizes, shared, live) for r in store.records()]
+    finally:
+        sizes.close()
     out.sort(key=lambda u: (-u.size, -u.last_used, u.key))
     return out
 
@@ -403,8 +419,13 @@ def prune(client: Client, store: ResultStore, *, all: bool = False, keep_storage
     # measure what is likely to go while it is still there
     expect_s, _ = ns.closure(ns.ancestors(want_s) | (live - {o.name for o in orphans}) | shared,
                              want_b | live_b)
-    for name in set(ns.snapshots) - expect_s:
-        sizes(name)
+    try:
+        for name in set(ns.snapshots) - expect_s:
+            sizes(name)
+        for r in doomed:
+            sizes(r.result.snapshot)
+    finally:
+        sizes.close()
 
     # -- act ---------------------------------------------------------------------------------
     report = PruneReport()
@@ -412,11 +433,11 @@ def prune(client: Client, store: ResultStore, *, all: bool = False, keep_storage
         reap_orphans(client)
     for r in doomed:
         if _under_claim(store, r.key.rsplit("/", 1)[0], lambda r=r: store.delete(r.key)):
-            report.records.append(_usage(r, ns, sizes, shared, live))
+            report.records.append(_usage(r, ns, sizes, shared, live))  # measured above
+    holders = _holders(client, ns, {o.name for o in orphans}) if orphans else {}
     for o in sorted(orphans, key=lambda o: -_depth(ns, o.name)):  # children first
         key = "sha256:" + RESULT_SNAPSHOT.match(o.name).group(1)  # type: ignore[union-attr]
-        with contextlib.suppress(ContainerdError):
-            _under_claim(store, key, lambda o=o: _remove_unrecorded(client, store, o.name))
+        _under_claim(store, key, lambda o=o: _remove_unrecorded(client, store, o.name, holders.get(o.name, ())))
     if CACHE_LEASE in ns.leases:
         _align_cache_lease(client, store, now)
     for lid in sorted(stale):
@@ -516,11 +537,29 @@ def _under_claim(store: ResultStore, key: str, action: Callable[[], object]) -> 
         return True
 
 
-def _remove_unrecorded(client: Client, store: ResultStore, name: str) -> None:
+def _holders(client: Client, ns: _Namespace, snaps: set[str]) -> dict[str, list[str]]:
+    """The leases that hold each of ``snaps``."""
+    out: dict[str, list[str]] = {}
+    for lid in ns.leases:
+        with contextlib.suppress(NotFound):
+            for rid, t in _lease_resources(client, lid):
+                if t == SNAPSHOT_RESOURCE and rid in snaps:
+                    out.setdefault(rid, []).append(lid)
+    return out
+
+
+def _remove_unrecorded(client: Client, store: ResultStore, name: str, leases: Iterable[str]) -> None:
+    """Let go of a result snapshot no record names: out of every lease (the dead build's, the
+    cache lease), then removed; if containerd refuses the removal (a child it still counts),
+    the GC that follows takes it, as nothing references it any more."""
     # under the claim: a record may have appeared since the plan (a build finished the step)
-    if any(r.result.snapshot == name or name in r.result.snapshots() for r in store.records()):
+    if any(name in r.result.snapshots() for r in store.records()):
         return
-    client.remove_snapshot(name)
+    for lid in leases:
+        with contextlib.suppress(NotFound):
+            _delete_lease_resource(client, lid, name, SNAPSHOT_RESOURCE)
+    with contextlib.suppress(ContainerdError):
+        client.remove_snapshot(name)
 
 
 def _align_cache_lease(client: Client, store: ResultStore, now: float) -> None:

@@ -149,12 +149,15 @@ class Solver:
         self._ensure_cache_lease()
         with contextlib.suppress(MasonError):
             reap_orphans(self.client)
-        lease = self.client.create_lease(expire=BUILD_LEASE_EXPIRE, labels={"mason.build": "1"})
-        lc = self.client.with_lease(lease)
         tmpdir = self.root / "solver" / "tmp" / f"build-{uuid.uuid4().hex[:12]}"
         tmpdir.mkdir(parents=True)
-        ex = Executor(lc, io_dir=self.io_dir, runc_root=self.runc_root, group_shims=self.group_shims,
+        ex = Executor(self.client, io_dir=self.io_dir, runc_root=self.runc_root, group_shims=self.group_shims,
                       background_delete=self.background_delete)
+        # mason.owner (pid:starttime, as on containers): prune can tell a dead build's lease
+        lease = self.client.create_lease(expire=BUILD_LEASE_EXPIRE,
+                                         labels={"mason.build": "1", OWNER_LABEL: ex.owner})
+        lc = self.client.with_lease(lease)
+        ex.client = lc
         ctx = SolveContext(self, lc, ex, opts, events, tmpdir)
         try:
             yield BuildSession(ctx)

@@ -27,7 +27,7 @@ from mason.ir.errors import MasonError
 
 SNAPSHOT_RESOURCE = "snapshots/overlayfs"
 
-__all__ = ["chain_id", "chain_ids", "hold", "unpack_layers", "write_snapshot"]
+__all__ = ["chain_id", "chain_ids", "hold", "reuse", "unpack_layers", "write_snapshot"]
 
 
 def chain_ids(diff_ids: Iterable[str]) -> list[str]:
@@ -46,7 +46,8 @@ def hold(client: Client, resource: str, kind: str = SNAPSHOT_RESOURCE) -> None:
             client.add_lease_resource(client.lease_id, resource, kind)
 
 
-def _exists(client: Client, name: str) -> bool:
+def reuse(client: Client, name: str) -> bool:
+    """Whether committed snapshot ``name`` exists; if so it is now held by the client's lease."""
     hold(client, name)  # first: a snapshot seen to exist must not vanish before we use it
     return client.snapshot_exists(name)
 
@@ -60,7 +61,7 @@ def unpack_layers(client: Client, layers: Iterable[Layer], *,
     parent: str | None = None
     for layer in layers:
         name = chain_id(parent, layer.diff_id)
-        if not _exists(client, name):
+        if not reuse(client, name):
             _apply_one(client, layer, parent, name, labels)
             if on_apply is not None:
                 on_apply(layer, name)
@@ -98,7 +99,7 @@ def write_snapshot(client: Client, fill: Callable[[Path], None], *, name: str | 
     """A committed parentless snapshot holding what ``fill(root)`` writes into its mounted
     directory. With ``name`` (derive it from the content), an existing snapshot of that name is
     reused and ``fill`` is not called; without, a unique name is made up."""
-    if name is not None and _exists(client, name):
+    if name is not None and reuse(client, name):
         return name
     name = name or f"mason-src-{uuid.uuid4().hex}"
     key = f"mason-fill-{uuid.uuid4().hex[:16]} {name}"

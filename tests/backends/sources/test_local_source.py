@@ -42,9 +42,12 @@ def _tree(root: Path) -> dict[str, str]:
         for n in dirnames + filenames:
             p = Path(dirpath) / n
             rel = str(p.relative_to(root))
-            if p.is_symlink():
+            mode = os.lstat(p).st_mode
+            if stat.S_ISLNK(mode):
                 out[rel] = "-> " + os.readlink(p)
-            elif p.is_dir():
+            elif stat.S_ISFIFO(mode):  # never open a FIFO: that blocks
+                out[rel] = "fifo"
+            elif stat.S_ISDIR(mode):
                 out[rel] = "dir"
             else:
                 out[rel] = p.read_text()
@@ -189,9 +192,9 @@ def test_load_local_copies_the_selection(ns, ctx, tmp_path) -> None:
         assert _tree(root) == {
             "Dockerfile": "FROM scratch\n", "app.py": "print('hi')\n", "app-hardlink.py": "print('hi')\n",
             "abs-link": f"-> {outside}", "rel-link": "-> ../outside.txt", "dir-link": "-> /etc",
-            "docs": "dir", "docs/keep.md": "keep", "pipe": "", "src": "dir", "src/main.c": "int main;\n",
+            "docs": "dir", "docs/keep.md": "keep", "pipe": "fifo", "src": "dir", "src/main.c": "int main;\n",
             "src/gen": "dir", "src/gen/out.o": "obj",
-        } | {"pipe": _tree(root)["pipe"]}
+        }
         st = os.lstat(root / "app.py")
         assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime_ns) == (0o640, 0, 0, PAST + 123)
         assert st.st_nlink == 2 and os.lstat(root / "app-hardlink.py").st_ino == st.st_ino
