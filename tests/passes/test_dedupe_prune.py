@@ -53,8 +53,16 @@ def stages() -> Graph:
 
 
 def idents(g: Graph) -> set[str]:
-    return {getattr(op, "identifier", "") or " ".join(getattr(op, "meta").args) if op.kind in ("source", "exec")
-            else op.kind for op in g.ops()}
+    """What each op is: a source's identifier, an exec's command, else its kind."""
+    out = set()
+    for op in g.ops():
+        if op.kind == "source":
+            out.add(op.identifier)  # type: ignore[attr-defined]
+        elif op.kind == "exec":
+            out.add(" ".join(op.meta.args))  # type: ignore[attr-defined]
+        else:
+            out.add(op.kind)
+    return out
 
 
 def test_prune_keeps_only_what_the_targets_need() -> None:

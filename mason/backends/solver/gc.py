@@ -227,13 +227,12 @@ class _Namespace:
                 s = self.snapshots[s].parent
         return out
 
-    def roots(self, client: Client, now: float, *, skip: Iterable[str] = ()) -> tuple[set[str], set[str]]:
-        """What in-flight work holds: non-stale leases other than the cache lease (and ``skip``),
-        containers, ``gc.root`` objects, non-committed snapshots of live mason processes."""
-        skip = set(skip) | {CACHE_LEASE}
+    def roots(self, client: Client, now: float) -> tuple[set[str], set[str]]:
+        """What in-flight work holds: non-stale leases other than the cache lease, containers,
+        ``gc.root`` objects, non-committed snapshots of live mason processes."""
         snaps, blobs = set(self.container_snapshots), set()
         for lid, labels in self.leases.items():
-            if lid in skip or lease_is_stale(labels, now):
+            if lid == CACHE_LEASE or lease_is_stale(labels, now):
                 continue
             with contextlib.suppress(NotFound):
                 for rid, rtype in _lease_resources(client, lid):

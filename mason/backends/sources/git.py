@@ -44,7 +44,7 @@ ATTR_FULLURL = "git.fullurl"
 ATTR_KEEPGITDIR = "git.keepgitdir"
 SCHEMES = ("https", "http", "git", "ssh", "file")
 _SHA_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
-_SCP_RE = re.compile(r"^[A-Za-z0-9._~-]+@[A-Za-z0-9.-]+:(?!//)")
+_SCP_RE = re.compile(r"^[A-Za-z0-9._~][A-Za-z0-9._~-]*@[A-Za-z0-9.][A-Za-z0-9.-]*:(?!//)")
 _BAD_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
 __all__ = ["GitSource", "load_git", "parse_git_identifier"]
@@ -75,6 +75,9 @@ def _check_url(url: str) -> str:
         if scheme not in SCHEMES:
             raise MasonError(f"git source: unsupported protocol {scheme!r} in {url!r} "
                              f"(allowed: {', '.join(SCHEMES)})")
+        host = url[m.end():].split("/", 1)[0].rsplit("@", 1)[-1]
+        if host.startswith("-"):  # ssh would read it as an option
+            raise MasonError(f"git source: invalid URL {url!r}: the host may not start with '-'")
         return scheme
     if _SCP_RE.match(url):
         return "ssh"

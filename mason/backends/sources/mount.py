@@ -80,8 +80,40 @@ def mount_all(mounts: Iterable[Mount], target: str | os.PathLike[str], *, readon
             _sys_mount(m.source, target, "", MS_BIND | (flags & MS_REC), "")
             if flags & ~(MS_BIND | MS_REC):  # bind mounts ignore other flags until remounted
                 _sys_mount("", target, "", MS_REMOUNT | MS_BIND | (flags & ~MS_REC), "")
+        elif len(",".join(data)) >= _PAGE - 1 and m.type == "overlay":
+            _mount_long_overlay(m.source, target, flags, data)
         else:
             _sys_mount(m.source, target, m.type, flags, ",".join(data))
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+_DIR_OPTS = ("lowerdir=", "upperdir=", "workdir=")
+
+
+def _mount_long_overlay(source: str, target: str, flags: int, data: list[str]) -> None:
+    """mount(2) takes at most a page of options; an image with many layers has more. Like
+    containerd, shorten the layer paths relative to their common parent directory and mount
+    from there — in a child process, since the working directory is process-wide."""
+    dirs = [d for o in data if o.startswith(_DIR_OPTS) for d in o.split("=", 1)[1].split(":")]
+    common = os.path.commonpath(dirs)
+    short = []
+    for o in data:
+        if o.startswith(_DIR_OPTS):
+            key, _, value = o.partition("=")
+            o = key + "=" + ":".join(os.path.relpath(d, common) for d in value.split(":"))
+        short.append(o)
+    opts = ",".join(short)
+    if len(opts) >= _PAGE - 1:
+        raise MasonError(f"cannot mount an overlay of {len(dirs)} directories on {target}: the options "
+                         f"are {len(opts)} bytes even shortened (the kernel takes {_PAGE - 1})")
+    import subprocess
+
+    extra = [name for name, (set_, _) in _FLAGS.items() if set_ and flags & set_ == set_
+             and name in ("ro", "nosuid", "nodev", "noexec", "noatime")]
+    p = subprocess.run(["mount", "-t", "overlay", "-o", ",".join(extra + [opts]), source, os.path.abspath(target)],
+                       cwd=common, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise MasonError(f"cannot mount overlay on {target}: {p.stderr.strip() or p.returncode}")
 
 
 def unmount(target: str | os.PathLike[str]) -> None:

@@ -124,6 +124,8 @@ s.solve(Graph.of(steps({busybox_image.ref!r}, "sleep 600").ref), options=SolveOp
         needed = ns.ancestors(set().union(*(r.result.snapshots() for r in s.store.records())))
         assert left - {world.busybox} <= needed, left - needed
         assert world.client.list_containers() == []  # the killed build's step and shim anchor
+        # its build lease names a dead owner: stale, gone
+        assert not [lid for lid, labels in world.client.list_leases().items() if labels.get("mason.build")]
         rec = solve(s, steps(busybox_image.ref))
         assert ran(rec) == ["/bin/sh -c 'echo three > /three'"]
     finally:

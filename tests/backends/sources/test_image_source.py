@@ -184,3 +184,15 @@ def test_parse_oci_identifier() -> None:
     assert parse_oci_identifier("oci-layout://s/app:v1") == ("s", "app", "v1", None)
     assert parse_oci_identifier(f"oci-layout://s/a/b@{d}") == ("s", "a/b", None, d)
     assert parse_oci_identifier("oci-layout://x/app", {"oci.store": "st"}) == ("st", "x/app", None, None)
+
+
+def test_concurrent_loads_of_one_image_agree(ns, reg, busybox_image) -> None:
+    """Builds racing to unpack the same layer: one commit wins, the others reuse it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as ex:
+        results = list(ex.map(lambda _: load_image(ns, reg, f"docker-image://{busybox_image.ref}", {}, None),
+                              range(4)))
+    assert len({r.snapshot for r in results}) == 1
+    assert _committed(ns) == {results[0].snapshot}
+    assert not [s for s in ns.list_snapshots() if s.kind == "active"]
