@@ -1,15 +1,21 @@
 """The build driver the CLI and the Python API share.
 
-For now it lowers: :func:`lower_request` reads the Dockerfile and the ``.dockerignore`` that
+Lowering: :func:`lower_request` reads the Dockerfile and the ``.dockerignore`` that
 applies, picks the frontend from the ``# syntax=`` directive (``docker/dockerfile`` with any tag
 is the built-in Dockerfile frontend; anything else is an error located at the directive until
 ``# syntax=`` frontends land), runs it with an image-metadata resolver (the registry client, or
 none with ``resolve=False``), then runs the pass pipeline (``-O1`` by default; ``--target T``
-becomes ``prune{targets=T}``). Later issues add solving and exporting here.
+becomes ``prune{targets=T}``).
+
+Building: :func:`build` (also ``mason.build(...)``) checks the outputs first, then lowers (base
+images from mason's image store first, then registries), solves on containerd and writes every
+output through the exporters, all inside a build-history record; :func:`solve_graph` does the
+same for an LLB graph (``mason solve``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -189,22 +195,31 @@ def lower_request(req: LowerRequest, *, resolver: ImageMetaResolver | None = Non
 
 
 # ================================================================ solving and exporting
-# (the solver engineer's part: build requests through frontend → passes → solver → outputs)
+# A build request goes: outputs parsed and checked (before anything runs) → a history record
+# opened → lowering (base images resolved from mason's image store first, then registries) →
+# solve → every output written by the exporters → the record closed with the image's digest.
 
-__all__ += ["BuildRequest", "BuildResult", "build", "solve_graph", "open_solver"]
+__all__ += ["BuildRequest", "BuildResult", "build", "solve_graph", "open_solver", "output_specs",
+            "build_meta"]
 
 
 @dataclass
 class BuildRequest:
     """What ``mason build`` takes (defaults as ``docker build``). ``tags`` are image names for
-    mason's image store; ``outputs`` are ``--output`` specs; ``secrets`` ``id=…,src=…|env=…``
-    and ``ssh`` ``default[=SOCKET]`` strings; ``allow`` entitlements (``network.host``,
-    ``security.insecure``); ``events`` receives the solver's progress events."""
+    mason's image store; ``outputs`` are ``--output`` specs (``push`` is buildx's ``--push``:
+    the image output pushes too); ``secrets`` ``id=…,src=…|env=…`` and ``ssh``
+    ``default[=SOCKET]`` strings; ``allow`` entitlements (``network.host``,
+    ``security.insecure``); ``events`` receives the solver's progress events.
+    ``source_date_epoch`` None takes ``SOURCE_DATE_EPOCH`` from the build args, else the
+    environment. ``history`` records the build under the state directory (``mason history``,
+    ``mason logs``); an ``events`` sink that is already a
+    :class:`~mason.backends.solver.history.HistoryRecorder` is used as the record."""
 
     context: str = "."
     dockerfile: str | None = None
     tags: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
+    push: bool = False
     target: str | None = None
     build_args: Mapping[str, str] = field(default_factory=dict)
     platform: str | None = None
@@ -220,13 +235,14 @@ class BuildRequest:
     passes: str | None = None
     network_default: str = "default"
     source_date_epoch: int | None = None
+    history: bool = True
     events: object | None = None  # an EventSink
 
 
 @dataclass
 class BuildResult:
     """What a build produced: the solved result, its image config, the image written (if an
-    output needed one) and the warnings."""
+    output needed one), the outputs written, the warnings and the history record's id."""
 
     result: object  # mason.backends.solver.results.Result
     image_config: dict | None
@@ -235,6 +251,8 @@ class BuildResult:
     names: tuple[str, ...] = ()
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    build_id: str | None = None
+    outputs: list = field(default_factory=list)  # OutputResult per output, in order
 
     @property
     def digest(self) -> str | None:
@@ -255,6 +273,29 @@ def _entitlements(allow: Iterable[str]) -> frozenset[str]:
                 raise MasonError(f"unknown entitlement {part!r} for --allow (valid: {', '.join(ENTITLEMENTS)})")
             out.add(part)
     return frozenset(out)
+
+
+def output_specs(outputs: Iterable[str] = (), tags: Iterable[str] = (), *, push: bool = False) -> list:
+    """``--output`` specs with ``-t`` folded in (as buildx: without outputs, ``-t`` means
+    ``type=image``; otherwise the tags name the image outputs that name nothing) and
+    ``--push`` applied (the image output pushes; with outputs, the first must be an image)."""
+    from dataclasses import replace
+
+    from mason.backends.exporters.outputs import parse_outputs
+
+    specs = parse_outputs(list(outputs), list(tags))
+    if not push:
+        return specs
+    if not specs:
+        raise MasonError("--push needs a name: give -t NAME (or --output type=registry,name=NAME)")
+    first = specs[0]
+    if first.type == "image":
+        if not first.names:
+            raise MasonError("--push needs a name: give -t NAME")
+        specs[0] = replace(first, push=True)
+    elif first.type != "registry":
+        raise MasonError(f"--push and an output of type={first.type} cannot be used together")
+    return specs
 
 
 class open_solver:  # noqa: N801 - used as a context manager, like open()
@@ -292,6 +333,25 @@ class open_solver:  # noqa: N801 - used as a context manager, like open()
         self.client.close()
 
 
+class _LazySolver:
+    """Opens :class:`open_solver` on first use: lowering asks it for the image store only when a
+    ``FROM`` needs resolving, and a Dockerfile error never waits for containerd."""
+
+    def __init__(self, root: str | None, address: str | None):
+        self.root, self.address = root, address
+        self._opened: open_solver | None = None
+
+    def get(self) -> open_solver:
+        if self._opened is None:
+            self._opened = open_solver(self.root, self.address)
+        return self._opened
+
+    def close(self) -> None:
+        if self._opened is not None:
+            self._opened.close()
+            self._opened = None
+
+
 def _pick_output(graph: Graph, target: str | None) -> str:
     names = graph.names()
     if target and target in names:
@@ -303,16 +363,36 @@ def _pick_output(graph: Graph, target: str | None) -> str:
     raise MasonError(f"the graph has several outputs ({', '.join(names)}): name one")
 
 
-def solve_graph(graph: Graph, *, output: str | None = None, tags: Iterable[str] = (), outputs: Iterable[str] = (),
-                locals: Mapping[str, str] | None = None, excludes: Iterable[str] = (),
-                secrets: Iterable[str] = (), ssh: Iterable[str] = (), allow: Iterable[str] = (),
-                no_cache: bool = False, insecure_registries: Iterable[str] = (), root: str | None = None,
-                containerd_address: str | None = None, jobs: int = 4, network_default: str = "default",
-                source_date_epoch: int | None = None, events=None) -> BuildResult:
-    """Solve one output of ``graph`` and write the requested outputs (``-t`` names and
-    ``--output`` specs). ``locals`` maps ``local://NAME`` to directories."""
+def _state_root(root: str | None) -> Path:
+    from mason.backends.containerd.daemon import default_root
+
+    return Path(root) if root else default_root()
+
+
+@contextlib.contextmanager
+def _recording(root: str | None, meta: Mapping[str, object], events, enabled: bool):
+    """The event sink of one build: ``events`` itself when it already records history (or
+    recording is off), else a :class:`HistoryRecorder` forwarding to it. Yields (sink, recorder)."""
+    from mason.backends.solver.history import HistoryRecorder
+
+    if isinstance(events, HistoryRecorder):
+        events.update(**meta)
+        yield events, events
+    elif not enabled:
+        yield events, None
+    else:
+        with HistoryRecorder(_state_root(root), meta=meta, forward=events) as rec:
+            yield rec, rec
+
+
+def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals: Mapping[str, str],
+           excludes: Iterable[str], secrets: Iterable[str], ssh: Iterable[str], allow: Iterable[str],
+           no_cache: bool, insecure_registries: tuple[str, ...], jobs: int, network_default: str,
+           source_date_epoch: int | None, events) -> BuildResult:
+    """Solve ``output`` of ``graph`` and write the (already checked) output ``specs``."""
+    import time
+
     from mason.backends.exporters.export import run_outputs
-    from mason.backends.exporters.outputs import check_outputs, parse_outputs
     from mason.backends.solver.events import Status, null_sink
     from mason.backends.solver.results import to_export_chain
     from mason.backends.solver.secrets import Secrets, parse_secret, parse_ssh
@@ -320,9 +400,6 @@ def solve_graph(graph: Graph, *, output: str | None = None, tags: Iterable[str] 
     from mason.ir.imageconfig import empty_image_config
 
     sink = events or null_sink
-    insecure = tuple(insecure_registries)
-    specs = parse_outputs(list(outputs), list(tags))
-    check_outputs(specs, insecure_registries=insecure)
     ents = _entitlements(allow)
     ssh_map: dict[str, list[str]] = {}
     for s in ssh:
@@ -330,80 +407,156 @@ def solve_graph(graph: Graph, *, output: str | None = None, tags: Iterable[str] 
         ssh_map[sid] = paths
     sec = Secrets([parse_secret(s) for s in secrets], ssh_map)
     excl = tuple(excludes)
-    local_dirs = {k: LocalDir(str(v), excl if k == "context" else ()) for k, v in (locals or {}).items()}
-    name = output or _pick_output(graph, None)
+    local_dirs = {k: LocalDir(str(v), excl if k == "context" else ()) for k, v in locals.items()}
     timings: dict[str, float] = {}
-    with open_solver(root, containerd_address) as solver:
-        opts = SolveOptions(jobs=jobs, no_cache=no_cache, entitlements=ents, locals=local_dirs, secrets=sec,
-                            insecure_registries=insecure, network_default=network_default)
-        import time
-
-        t0 = time.perf_counter()
-        with solver.session(opts, sink) as session:
-            solved = session.solve(graph, [name])[name]
-            timings["solve"] = time.perf_counter() - t0
-            config = solved.image_config
-            if config is None:
-                config = empty_image_config()
-            image = None
-            names: tuple[str, ...] = ()
-            if specs:
-                t0 = time.perf_counter()
-                sink(Status("exporting to image" if any(o.needs_image for o in specs) else "exporting"))
-                plat = None
-                if config.get("os") and config.get("architecture"):
-                    plat = "/".join(x for x in (config["os"], config["architecture"], config.get("variant", ""))
-                                    if x)
-                res = run_outputs(session.client, specs, chain=to_export_chain(solved.result), config=config,
+    solver = lazy.get().solver
+    opts = SolveOptions(jobs=jobs, no_cache=no_cache, entitlements=ents, locals=local_dirs, secrets=sec,
+                        insecure_registries=insecure_registries, network_default=network_default)
+    t0 = time.perf_counter()
+    image = None
+    names: tuple[str, ...] = ()
+    written: list = []
+    with solver.session(opts, sink) as session:
+        solved = session.solve(graph, [output])[output]
+        timings["solve"] = time.perf_counter() - t0
+        config = solved.image_config if solved.image_config is not None else empty_image_config()
+        if specs:
+            t0 = time.perf_counter()
+            sink(Status("exporting to image" if any(o.needs_image for o in specs) else "exporting"))
+            plat = None
+            if config.get("os") and config.get("architecture"):
+                plat = "/".join(x for x in (config["os"], config["architecture"], config.get("variant", "")) if x)
+            written = run_outputs(session.client, specs, chain=to_export_chain(solved.result), config=config,
                                   snapshot=solved.result.snapshot or None, source_date_epoch=source_date_epoch,
-                                  platform=plat, insecure_registries=insecure)
-                for r in res:
-                    if r.image is not None:
-                        image = r.image
-                        names += tuple(n for n in r.spec.names if n not in names)
-                timings["export"] = time.perf_counter() - t0
-                if image is not None:
-                    sink(Status(f"image {image.manifest_digest}" + (f" named {', '.join(names)}" if names else "")))
-    return BuildResult(solved.result, config, solved.cache_key, image, names, timings=timings)
+                                  platform=plat, insecure_registries=insecure_registries)
+            for r in written:
+                if r.image is not None:
+                    image = r.image
+                    names += tuple(n for n in r.spec.names if n not in names)
+                for p in r.pushed:
+                    sink(Status(f"pushed {_describe_push(p)}"))
+                if r.spec.dest:
+                    sink(Status(f"wrote type={r.spec.type} to {'stdout' if r.spec.dest == '-' else r.spec.dest}"))
+            timings["export"] = time.perf_counter() - t0
+            if image is not None:
+                sink(Status(f"image {image.manifest_digest}" + (f" named {', '.join(names)}" if names else "")))
+    return BuildResult(solved.result, config, solved.cache_key, image, names, timings=timings, outputs=written)
+
+
+def _describe_push(p) -> str:  # a PushResult
+    return f"{p.ref.familiar()}@{p.digest}"
+
+
+def solve_graph(graph: Graph, *, output: str | None = None, tags: Iterable[str] = (), outputs: Iterable[str] = (),
+                push: bool = False, locals: Mapping[str, str] | None = None, excludes: Iterable[str] = (),
+                secrets: Iterable[str] = (), ssh: Iterable[str] = (), allow: Iterable[str] = (),
+                no_cache: bool = False, insecure_registries: Iterable[str] = (), root: str | None = None,
+                containerd_address: str | None = None, jobs: int = 4, network_default: str = "default",
+                source_date_epoch: int | None = None, events=None,
+                record: Mapping[str, object] | None = None) -> BuildResult:
+    """Solve one output of ``graph`` and write the requested outputs (``-t`` names and
+    ``--output`` specs, checked before anything runs). ``locals`` maps ``local://NAME`` to
+    directories. ``record`` (metadata) records the solve in the build history."""
+    from mason.backends.exporters.outputs import check_outputs
+
+    insecure = tuple(insecure_registries)
+    specs = output_specs(outputs, tags, push=push)
+    check_outputs(specs, insecure_registries=insecure)
+    name = output or _pick_output(graph, None)
+    meta = dict(record or {})
+    meta.setdefault("tags", list(tags))
+    meta.setdefault("outputs", list(outputs))
+    meta.setdefault("target", name)
+    lazy = _LazySolver(root, containerd_address)
+    try:
+        with _recording(root, meta, events, record is not None) as (sink, rec):
+            res = _solve(lazy, graph, specs, output=name, locals=dict(locals or {}), excludes=excludes,
+                         secrets=secrets, ssh=ssh, allow=allow, no_cache=no_cache, insecure_registries=insecure,
+                         jobs=jobs, network_default=network_default, source_date_epoch=source_date_epoch,
+                         events=sink)
+            if rec is not None:
+                rec.update(image=res.digest, names=list(res.names))
+                res.build_id = rec.id
+    finally:
+        lazy.close()
+    return res
+
+
+def build_meta(req: BuildRequest, context: str, dockerfile: str) -> dict[str, object]:
+    """What a build's history record says about it. Build-arg *names* only: values may be
+    secrets."""
+    return {"context": os.path.abspath(context) if context != "-" else "-",
+            "dockerfile": os.path.abspath(dockerfile) if dockerfile != "-" else "-",
+            "target": req.target, "tags": list(req.tags), "outputs": list(req.outputs), "push": req.push,
+            "platform": req.platform, "build_args": sorted(req.build_args)}
 
 
 def build(request: BuildRequest | None = None, /, **kw) -> BuildResult:
-    """Build a Dockerfile: lower (frontend + passes), solve, export. ``mason.build(...)``
-    takes a :class:`BuildRequest` or its fields as keywords."""
-    req = request if request is not None else BuildRequest(**kw)
-    if request is not None and kw:
-        from dataclasses import replace
+    """Build a Dockerfile: check the outputs, lower (frontend + passes), solve, export, with a
+    history record around it all. ``mason.build(...)`` takes a :class:`BuildRequest` or its
+    fields as keywords."""
+    from dataclasses import replace
 
-        req = replace(request, **kw)
-    low = lower_request(LowerRequest(context=req.context, dockerfile=req.dockerfile, target=req.target,
-                                     build_args=dict(req.build_args), platform=req.platform, level=req.level,
-                                     passes=req.passes, insecure_registries=tuple(req.insecure_registries)))
+    from mason.backends.exporters.outputs import SOURCE_DATE_EPOCH, check_outputs, source_date_epoch
     from mason.backends.solver.events import Warning as WarningEvent
 
-    sink = req.events
-    for w in low.warnings:
-        if sink is not None:
-            sink(WarningEvent(w))
+    req = request if request is not None else BuildRequest(**kw)
+    if request is not None and kw:
+        req = replace(request, **kw)
     context = req.context or "."
     dockerfile = req.dockerfile if req.dockerfile is not None else str(Path(context) / "Dockerfile")
+    build_args = dict(req.build_args)
+    epoch = req.source_date_epoch
+    if epoch is None:
+        epoch = source_date_epoch(build_args)
+        if epoch is not None and SOURCE_DATE_EPOCH not in build_args:
+            build_args[SOURCE_DATE_EPOCH] = str(epoch)  # as buildx: the Dockerfile's ARG sees it too
+    insecure = tuple(req.insecure_registries)
+    # every output mistake that can be known now fails here, before any step runs
+    specs = output_specs(req.outputs, req.tags, push=req.push)
+    check_outputs(specs, insecure_registries=insecure)
     locals_ = {"context": context, "dockerfile": str(Path(dockerfile).parent) if dockerfile != "-" else context}
+    lazy = _LazySolver(req.root, req.containerd_address)
     try:
-        res = solve_graph(low.graph, output=_pick_output(low.graph, req.target), tags=req.tags, outputs=req.outputs,
-                          locals=locals_, secrets=req.secrets, ssh=req.ssh, allow=req.allow,
-                          no_cache=req.no_cache, insecure_registries=req.insecure_registries, root=req.root,
-                          containerd_address=req.containerd_address, jobs=req.jobs,
-                          network_default=req.network_default, source_date_epoch=req.source_date_epoch,
-                          events=sink)
-    except MasonError as e:
-        if e.loc is not None and e.source_line is None and dockerfile != "-":
+        with _recording(req.root, build_meta(req, context, dockerfile), req.events, req.history) as (sink, rec):
             try:
-                e.with_source(read_dockerfile(dockerfile))
-            except MasonError:
-                pass
-        raise
+                low = _lower(req, build_args, lazy)
+                for w in low.warnings:
+                    if sink is not None:
+                        sink(WarningEvent(w))
+                res = _solve(lazy, low.graph, specs, output=_pick_output(low.graph, req.target), locals=locals_,
+                             excludes=(), secrets=req.secrets, ssh=req.ssh, allow=req.allow, no_cache=req.no_cache,
+                             insecure_registries=insecure, jobs=req.jobs, network_default=req.network_default,
+                             source_date_epoch=epoch, events=sink)
+            except MasonError as e:
+                if e.loc is not None and e.source_line is None and dockerfile != "-":
+                    with contextlib.suppress(MasonError):
+                        e.with_source(read_dockerfile(dockerfile))
+                raise
+            if rec is not None:
+                rec.update(image=res.digest, names=list(res.names))
+                res.build_id = rec.id
+    finally:
+        lazy.close()
     res.warnings = list(low.warnings)
     res.timings.update({f"lower.{k}": v / 1000 for k, v in low.timings.items()})
     return res
+
+
+def _lower(req: BuildRequest, build_args: Mapping[str, str], lazy: _LazySolver) -> LowerResult:
+    """Lower with base images resolved from mason's image store first, then registries."""
+    from mason.backends.sources.registry import RegistryResolver
+    from mason.backends.sources.store_resolver import StoreResolver
+
+    lreq = LowerRequest(context=req.context, dockerfile=req.dockerfile, target=req.target, build_args=build_args,
+                        platform=req.platform, level=req.level, passes=req.passes,
+                        insecure_registries=tuple(req.insecure_registries))
+    inner = StoreResolver(lambda: lazy.get().client,
+                          RegistryResolver(insecure_registries=tuple(req.insecure_registries)))
+    try:
+        return lower_request(lreq, resolver=CachingResolver(inner))
+    finally:
+        inner.close()
 
 
 class _CallableModule(sys.modules[__name__].__class__):
