@@ -1,146 +1,157 @@
-"""``mason build [CONTEXT]``: build a Dockerfile (defaults as ``docker build``), and the plain
-progress renderer ``mason solve`` shares. The work is :func:`mason.build.build`.
-
-``--progress=plain`` prints BuildKit's style on stderr: ``#N [stage k/n] INSTRUCTION`` when a
-step starts, every line of its output as it runs prefixed ``#N ``, then ``#N DONE 1.2s``,
-``#N CACHED`` or ``#N ERROR: …``. ``auto`` is plain for now (a live tty view is issue 6's).
+"""``mason build [CONTEXT]``: build a Dockerfile (options and defaults as ``docker build`` /
+``docker buildx build``), and the options ``mason solve`` shares. The work is
+:func:`mason.build.build`; progress goes to stderr through a renderer from
+:mod:`mason.cli.progress` (``--progress=auto|tty|plain|json|quiet``), the image digest and names
+to stdout. Every build is recorded for ``mason history`` and ``mason logs``.
 """
 
 from __future__ import annotations
 
-import sys
-import threading
-import time
-from typing import TextIO
+import contextlib
 
 import click
 
-from mason.ir.errors import MasonError
+from mason.cli.progress import MODES
+
+# The help lists options in these sections, in this order (the rest under "Other options").
+SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Input", ("dockerfile", "target", "build_args", "platform", "secrets", "ssh", "locals_", "output")),
+    ("Output", ("tags", "outputs", "push", "iidfile", "quiet", "progress")),
+    ("Execution", ("no_cache", "allow", "network_default", "jobs", "insecure_registries")),
+    ("Compiler", ("level", "passes")),
+    ("containerd and state", ("root", "containerd_address")),
+)
 
 
-class PlainProgress:
-    """Renders solver events (:mod:`mason.backends.solver.events`) as BuildKit's plain
-    progress. Thread-safe: the solver calls it from its workers."""
+class SectionedCommand(click.Command):
+    """A command whose ``--help`` groups its options under :data:`SECTIONS`' headings."""
 
-    def __init__(self, out: TextIO | None = None, *, timestamps: bool = False):
-        self.out = out or sys.stderr
-        self._lock = threading.Lock()
-        self._partial: dict[int, bytes] = {}
-        self._started: dict[int, float] = {}
-        self._last = 0
-        self._status_n = 0
-        self.timestamps = timestamps
-
-    def _w(self, text: str) -> None:
-        self.out.write(text)
-        self.out.flush()
-
-    def __call__(self, e) -> None:
-        from mason.backends.solver import events as ev
-
-        with self._lock:
-            if isinstance(e, ev.VertexStarted):
-                self._started[e.n] = time.monotonic()
-                self._status_n = max(self._status_n, e.n)
-                self._w(f"\n#{e.n} {e.name}\n")
-                self._last = e.n
-            elif isinstance(e, ev.VertexCached):
-                self._status_n = max(self._status_n, e.n)
-                self._w(f"\n#{e.n} {e.name}\n#{e.n} CACHED\n")
-                self._last = e.n
-            elif isinstance(e, ev.VertexLog):
-                buf = self._partial.get(e.n, b"") + e.data
-                *lines, rest = buf.split(b"\n")
-                self._partial[e.n] = rest
-                for line in lines:
-                    self._line(e.n, line)
-            elif isinstance(e, ev.VertexDone):
-                rest = self._partial.pop(e.n, b"")
-                if rest:
-                    self._line(e.n, rest)
-                if e.cancelled:
-                    self._w(f"#{e.n} CANCELED\n")
-                elif e.error is not None:
-                    first = e.error.splitlines()[0] if e.error else ""
-                    self._w(f"#{e.n} ERROR: {first}\n")
-                else:
-                    self._w(f"#{e.n} DONE {e.duration:.1f}s\n")
-            elif isinstance(e, ev.Warning):
-                self._w(f"WARNING: {e.message}\n")
-            elif isinstance(e, ev.Status):
-                self._status_n += 1
-                self._w(f"\n#{self._status_n} {e.message}\n#{self._status_n} DONE\n")
-
-    def _line(self, n: int, line: bytes) -> None:
-        text = line.decode("utf-8", "replace").rstrip("\r")
-        if self.timestamps and n in self._started:
-            self._w(f"#{n} {time.monotonic() - self._started[n]:.3f} {text}\n")
-        else:
-            self._w(f"#{n} {text}\n")
-
-
-def renderer(progress: str):
-    if progress in ("plain", "auto", "tty"):
-        return PlainProgress()
-    if progress == "quiet":
-        return None
-    raise MasonError(f"unknown --progress {progress!r} (auto, plain, quiet)")
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows: dict[str, tuple[str, str]] = {}
+        for p in self.get_params(ctx):
+            if isinstance(p, click.Argument):
+                continue
+            rec = p.get_help_record(ctx)
+            if rec is not None:
+                rows[p.name or ""] = rec
+        for title, names in SECTIONS:
+            got = [rows.pop(n) for n in names if n in rows]
+            if got:
+                with formatter.section(f"{title} options"):
+                    formatter.write_dl(got)
+        if rows:
+            with formatter.section("Other options"):
+                formatter.write_dl(list(rows.values()))
 
 
 def common_solve_options(f):
     """Options shared by ``mason build`` and ``mason solve``."""
     for opt in reversed([
-        click.option("-t", "--tag", "tags", multiple=True, metavar="NAME", help="Name the image in mason's image store."),
+        click.option("-t", "--tag", "tags", multiple=True, metavar="NAME",
+                     help="Name the image in mason's image store (repeatable); with --output, names the image "
+                          "outputs that name nothing."),
         click.option("-o", "--output", "outputs", multiple=True, metavar="SPEC",
-                     help="type=image|oci|docker|local|tar|registry,…"),
-        click.option("--secret", "secrets", multiple=True, metavar="id=ID,src=FILE|env=VAR",
-                     help="A secret for RUN --mount=type=secret."),
-        click.option("--ssh", "ssh", multiple=True, metavar="default[=SOCKET]", help="An SSH agent socket for RUN --mount=type=ssh."),
-        click.option("--allow", "allow", multiple=True, metavar="ENTITLEMENT",
-                     help="network.host or security.insecure."),
+                     help="Where the result goes (repeatable): type=image,name=N[,push=true] | "
+                          "type=registry,name=N | type=oci,dest=F | type=docker,dest=F | type=local,dest=DIR | "
+                          "type=tar,dest=F; a bare DIR means type=local,dest=DIR, '-' a tar on stdout."),
+        click.option("--push", is_flag=True, help="Push the image too (shorthand for type=image,push=true)."),
+        click.option("--iidfile", metavar="FILE", type=click.Path(dir_okay=False),
+                     help="Write the image's manifest digest to FILE."),
+        click.option("-q", "--quiet", is_flag=True,
+                     help="Print nothing but the image digest (like --progress=quiet)."),
+        click.option("--progress", default="auto", show_default=True, type=click.Choice(MODES),
+                     help="Progress output on stderr; plain shows every RUN's output as it runs, json one "
+                          "event per line."),
+        click.option("--secret", "secrets", multiple=True, metavar="id=ID[,src=FILE|env=VAR]",
+                     help="A secret for RUN --mount=type=secret (never stored in the image, cache or logs)."),
+        click.option("--ssh", "ssh", multiple=True, metavar="default|ID[=SOCKET]",
+                     help="An SSH agent socket for RUN --mount=type=ssh."),
         click.option("--no-cache", is_flag=True, help="Run every step; do not use the cache."),
-        click.option("--progress", default="auto", show_default=True, type=click.Choice(["auto", "plain", "tty", "quiet"]),
-                     help="Progress output on stderr."),
-        click.option("--insecure-registry", "insecure_registries", multiple=True, metavar="HOST",
-                     help="Plain HTTP for this registry."),
-        click.option("--root", envvar="MASON_ROOT", metavar="DIR", help="mason's state directory."),
-        click.option("--containerd-address", envvar="MASON_CONTAINERD_ADDRESS", metavar="ADDR",
-                     help="Use this containerd instead of mason's own."),
-        click.option("--jobs", type=int, default=4, show_default=True, help="Steps run at the same time at most."),
+        click.option("--allow", "allow", multiple=True, metavar="ENTITLEMENT",
+                     help="Allow network.host or security.insecure."),
         click.option("--network-default", type=click.Choice(["default", "host"]), default="default",
-                     show_default=True, help="What RUN's default network is: an own namespace on a bridge, or the host's."),
+                     show_default=True, help="RUN's default network: its own namespace on a bridge, or the host's."),
+        click.option("--jobs", type=click.IntRange(1), default=4, metavar="N", show_default=True,
+                     help="Steps run at the same time at most."),
+        click.option("--insecure-registry", "insecure_registries", multiple=True, metavar="HOST",
+                     help="Plain HTTP for this registry (loopback ones always may)."),
+        click.option("--root", envvar="MASON_ROOT", metavar="DIR",
+                     help="mason's state directory (default: $MASON_ROOT, /var/lib/mason as root, "
+                          "~/.local/share/mason otherwise)."),
+        click.option("--containerd-address", envvar="MASON_CONTAINERD_ADDRESS", metavar="SOCKET",
+                     help="Use this containerd (default: $MASON_CONTAINERD_ADDRESS, else mason's own, "
+                          "started when needed)."),
     ]):
         f = opt(f)
     return f
 
 
-def report(result, quiet: bool) -> None:
-    if result.image is not None:
-        click.echo(result.image.manifest_digest if quiet else
-                   f"{result.image.manifest_digest}" + (f" {' '.join(result.names)}" if result.names else ""))
+@contextlib.contextmanager
+def progress_sink(progress: str, quiet: bool):
+    """The renderer for ``--progress`` (``-q``: quiet), closed however the build ends."""
+    from mason.cli.progress import make_renderer
+
+    sink = make_renderer("quiet" if quiet else progress)
+    try:
+        yield sink
+    finally:
+        sink.close()
 
 
-@click.command("build")
+def report(result, quiet: bool, iidfile: str | None = None) -> None:
+    """The image digest (and names) on stdout — unless an output went to stdout; ``iidfile``
+    gets the digest."""
+    if result.image is None:
+        return
+    digest = result.image.manifest_digest
+    if iidfile:
+        try:
+            with open(iidfile, "w") as f:
+                f.write(digest)
+        except OSError as e:
+            from mason.ir.errors import MasonError
+
+            raise MasonError(f"cannot write --iidfile {iidfile}: {e.strerror or e}") from None
+    if any(o.spec.dest == "-" for o in result.outputs):
+        return
+    click.echo(digest if quiet else digest + (f" {' '.join(result.names)}" if result.names else ""))
+
+
+def _check_iidfile(iidfile: str | None) -> None:
+    """Fail before the build when ``--iidfile`` cannot be written (as the outputs do)."""
+    import os
+
+    from mason.ir.errors import MasonError
+
+    if iidfile and not os.path.isdir(os.path.dirname(os.path.abspath(iidfile))):
+        raise MasonError(f"cannot write --iidfile {iidfile}: its directory does not exist")
+
+
+@click.command("build", cls=SectionedCommand)
 @click.argument("context", default=".", metavar="[CONTEXT]")
-@click.option("-f", "--file", "dockerfile", metavar="FILE", help="The Dockerfile (default: CONTEXT/Dockerfile).")
-@click.option("--target", metavar="STAGE", help="Build this stage.")
-@click.option("--build-arg", "build_args", multiple=True, metavar="KEY=VALUE", help="A build argument.")
-@click.option("--platform", metavar="OS/ARCH", help="The target platform.")
-@click.option("-O", "level", type=click.IntRange(0, 2), default=1, show_default=True, help="Optimization level.")
-@click.option("--passes", metavar="PIPELINE", help="A pass pipeline instead of -O.")
+@click.option("-f", "--file", "dockerfile", metavar="FILE", help="The Dockerfile (default: CONTEXT/Dockerfile; '-': stdin).")
+@click.option("--target", metavar="STAGE", help="Build this stage (default: the last).")
+@click.option("--build-arg", "build_args", multiple=True, metavar="KEY[=VALUE]",
+              help="A build argument (repeatable; a bare KEY takes the environment's value). "
+                   "SOURCE_DATE_EPOCH (here or in the environment) makes the output reproducible.")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]", help="The target platform (default: the host's).")
+@click.option("-O", "level", type=click.IntRange(0, 2), default=1, show_default=True, metavar="N",
+              help="Optimization level: 0 verify only, 1 as BuildKit, 2 also merge layers.")
+@click.option("--passes", metavar="PIPELINE", help="A pass pipeline instead of -O, e.g. 'verify,hoist-config'.")
 @common_solve_options
 def build(context: str, dockerfile: str | None, target: str | None, build_args: tuple[str, ...], platform: str | None,
-          level: int, passes: str | None, tags, outputs, secrets, ssh, allow, no_cache, progress,
-          insecure_registries, root, containerd_address, jobs, network_default) -> None:
-    """Build the Dockerfile in CONTEXT (default: .)."""
+          level: int, passes: str | None, tags, outputs, push, iidfile, quiet, progress, secrets, ssh, no_cache,
+          allow, network_default, jobs, insecure_registries, root, containerd_address) -> None:
+    """Build the Dockerfile in CONTEXT (default: .), like docker build."""
     from mason.build import BuildRequest, build as do_build, parse_build_args
 
-    sink = renderer(progress)
-    req = BuildRequest(context=context, dockerfile=dockerfile, tags=tuple(tags), outputs=tuple(outputs),
-                       target=target, build_args=parse_build_args(build_args), platform=platform,
-                       secrets=tuple(secrets), ssh=tuple(ssh), allow=tuple(allow), no_cache=no_cache,
-                       insecure_registries=tuple(insecure_registries), root=root,
-                       containerd_address=containerd_address, jobs=jobs, level=level, passes=passes,
-                       network_default=network_default, events=sink)
-    result = do_build(req)
-    report(result, progress == "quiet")
+    _check_iidfile(iidfile)
+    with progress_sink(progress, quiet) as sink:
+        req = BuildRequest(context=context, dockerfile=dockerfile, tags=tuple(tags), outputs=tuple(outputs),
+                           push=push, target=target, build_args=parse_build_args(build_args), platform=platform,
+                           secrets=tuple(secrets), ssh=tuple(ssh), allow=tuple(allow), no_cache=no_cache,
+                           insecure_registries=tuple(insecure_registries), root=root,
+                           containerd_address=containerd_address, jobs=jobs, level=level, passes=passes,
+                           network_default=network_default, events=sink)
+        result = do_build(req)
+    report(result, quiet or progress == "quiet", iidfile)

@@ -12,7 +12,7 @@ its inputs collapsed and indices renumbered, as BuildKit's llb would have writte
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import ClassVar
 
 from mason.ir.errors import MasonError

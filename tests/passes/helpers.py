@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from mason.ir.graph import Graph, Output
 from mason.ir.imageconfig import apply_config_changes
 from mason.ir.ops import (
-    EMPTY_METADATA, CacheOpt, ChownOpt, ConfigChange, ConfigOp, Copy, DiffOp, ExecOp, FileAction,
+    EMPTY_METADATA, CacheOpt, ChownOpt, ConfigChange, ConfigOp, DiffOp, ExecOp, FileAction,
     FileOp, MergeOp, MountType, Op, Ref, SecretOpt, SourceOp, SSHOpt, UserOpt, walk_ops,
 )
 from tests.ir.strategies import graphs

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mason.ir.builder import State, image, local
+from mason.ir.builder import State, image
 from mason.ir.errors import MasonError
 from mason.ir.graph import Graph, Output
 from mason.passes import run_pipeline

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 from google.protobuf import unknown_fields
@@ -23,7 +22,7 @@ from mason.passes.verify import verify_graph
 from tests.ir.strategies import graphs
 from tests.passes.helpers import BUILDKIT_KINDS, chained_graphs, digests, history_free, meaning, valid_graphs
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 any_graph = st.one_of(valid_graphs(), chained_graphs())
 PASS_NAMES = ["verify", "hoist-config", "dedupe", "prune", "merge"]
 

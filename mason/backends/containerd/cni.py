@@ -117,6 +117,21 @@ def parse_result(result: Mapping[str, Any], ifname: str) -> CniResult:
     return CniResult(address, gateway, host_if, dict(result))
 
 
+def iptables(*args: str, check: bool = True) -> int:
+    """Run ``iptables -w ARGS`` (waiting for the xtables lock); its exit status. With ``check``,
+    a non-zero status raises :class:`CniError` with iptables' message."""
+    try:
+        proc = subprocess.run(["iptables", "-w", *args], capture_output=True, timeout=PLUGIN_TIMEOUT, check=False)
+    except FileNotFoundError:
+        raise CniError("iptables not found (Debian package iptables)") from None
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise CniError(f"iptables {' '.join(args)}: {e}") from None
+    if check and proc.returncode != 0:
+        msg = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise CniError(f"iptables {' '.join(args)}: {msg[-1] if msg else proc.returncode}")
+    return proc.returncode
+
+
 # -- named network namespaces --------------------------------------------------------------
 
 

@@ -4,11 +4,18 @@ Shaped like Docker's and containerd's defaults: new pid, ipc, uts, mount and (un
 network is asked for) network namespaces — a fresh network namespace has only ``lo``, which
 runc brings up; the usual /proc, /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys mounts; Docker's
 default capability set; ``noNewPrivileges`` off (as Docker); masked and read-only /proc paths.
+
+A *privileged* process (``security=insecure`` in LLB, ``--allow security.insecure``) gets what
+``docker run --privileged`` and BuildKit's insecure mode give: every capability the kernel
+has, no masked or read-only paths, a writable /sys, every device of the host's /dev, and a
+device cgroup that allows all. Its namespaces stay its own.
 """
 
 from __future__ import annotations
 
+import os
 import resource
+import stat
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -26,6 +33,17 @@ MASKED_PATHS = (
     "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
     "/sys/firmware", "/sys/devices/virtual/powercap",
 )
+# Every capability by number (linux/capability.h); the kernel's cap_last_cap says how many exist.
+ALL_CAPS = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
+    "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+)
+
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 
 # The runc v2 shim reads this *annotation* (not a container label): every container with the
@@ -69,6 +87,7 @@ class Process:
     netns_path: str | None = None
     mounts: tuple[BindMount | TmpfsMount, ...] = ()
     readonly_rootfs: bool = False
+    privileged: bool = False  # security=insecure: see the module docstring
     annotations: tuple[tuple[str, str], ...] = field(default=())
 
 
@@ -83,13 +102,50 @@ def _ns(*kinds: str) -> list[dict[str, str]]:
     return [{"type": k} for k in kinds]
 
 
-def default_mounts(network: Network) -> list[dict[str, Any]]:
+def all_caps() -> list[str]:
+    """Every capability this kernel knows (what a privileged container gets)."""
+    try:
+        last = int(open("/proc/sys/kernel/cap_last_cap").read())
+    except (OSError, ValueError):
+        last = len(ALL_CAPS) - 1
+    return list(ALL_CAPS[:last + 1])
+
+
+def host_devices(root: str = "/dev") -> list[dict[str, Any]]:
+    """The host's device nodes as OCI ``linux.devices`` entries, as Docker's ``--privileged``
+    lists them: everything under /dev except the per-container trees (pts, shm, mqueue, ...)
+    and the console."""
+    skip_dirs = {"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"}
+    out: list[dict[str, Any]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not (dirpath == root and d in skip_dirs))
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            if path == os.path.join(root, "console"):
+                continue
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISCHR(st.st_mode):
+                kind = "c"
+            elif stat.S_ISBLK(st.st_mode):
+                kind = "b"
+            else:
+                continue
+            out.append({"path": path, "type": kind, "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+                        "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid})
+    return out
+
+
+def default_mounts(network: Network, privileged: bool = False) -> list[dict[str, Any]]:
+    ro = [] if privileged else ["ro"]
     sys_mount: dict[str, Any] = {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-                                 "options": ["nosuid", "noexec", "nodev", "ro"]}
+                                 "options": ["nosuid", "noexec", "nodev", *ro]}
     if network == "host":
         # sysfs of the host's network namespace: bind it, as Docker does for --net=host.
         sys_mount = {"destination": "/sys", "type": "bind", "source": "/sys",
-                     "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+                     "options": ["rbind", "nosuid", "noexec", "nodev", *ro]}
     return [
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
@@ -113,17 +169,28 @@ def _extra_mount(m: BindMount | TmpfsMount) -> dict[str, Any]:
     return {"destination": m.target, "type": "tmpfs", "source": "tmpfs", "options": opts}
 
 
-def build_spec(p: Process, container_id: str, *, shim_group: str | None = None) -> dict[str, Any]:
+def build_spec(p: Process, container_id: str, *, shim_group: str | None = None,
+               rootfs: str = "rootfs") -> dict[str, Any]:
     """The OCI runtime spec (as a JSON-able dict) for running ``p`` in container
-    ``container_id`` with the rootfs at ``<bundle>/rootfs``."""
+    ``container_id`` with the rootfs at ``rootfs`` (relative to the bundle, or absolute)."""
     namespaces = ["pid", "ipc", "uts", "mount"]
     if p.network != "host":
         namespaces.append("network")
-    caps = list(DEFAULT_CAPS)
+    caps = all_caps() if p.privileged else list(DEFAULT_CAPS)
     nofile = _nofile_limit()
     annotations = dict(p.annotations)
     if shim_group:
         annotations[SHIM_GROUP_ANNOTATION] = shim_group
+    linux: dict[str, Any] = {
+        "namespaces": [dict(n, path=p.netns_path) if n["type"] == "network" and p.netns_path else n
+                       for n in _ns(*namespaces)],
+        "resources": {"devices": [{"allow": p.privileged, "access": "rwm"}]},
+        "cgroupsPath": f"/mason/{container_id}",
+        "maskedPaths": [] if p.privileged else list(MASKED_PATHS),
+        "readonlyPaths": [] if p.privileged else list(READONLY_PATHS),
+    }
+    if p.privileged:
+        linux["devices"] = host_devices()
     return {
         "ociVersion": "1.0.2-dev",
         "process": {
@@ -136,16 +203,9 @@ def build_spec(p: Process, container_id: str, *, shim_group: str | None = None) 
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
             "noNewPrivileges": False,
         },
-        "root": {"path": "rootfs", "readonly": p.readonly_rootfs},
+        "root": {"path": rootfs, "readonly": p.readonly_rootfs},
         "hostname": p.hostname,
-        "mounts": default_mounts(p.network) + [_extra_mount(m) for m in p.mounts],
+        "mounts": default_mounts(p.network, p.privileged) + [_extra_mount(m) for m in p.mounts],
         "annotations": annotations,
-        "linux": {
-            "namespaces": [dict(n, path=p.netns_path) if n["type"] == "network" and p.netns_path else n
-                           for n in _ns(*namespaces)],
-            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "cgroupsPath": f"/mason/{container_id}",
-            "maskedPaths": list(MASKED_PATHS),
-            "readonlyPaths": list(READONLY_PATHS),
-        },
+        "linux": linux,
     }

@@ -4,10 +4,12 @@ A vertex's key is a sha256 over
 
 * the op's encoded bytes with its ``inputs`` (field 1 of ``pb.Op``) taken out, and in their
   place each input's *cache key* and output index, in input order — so a key changes when an
-  input's content changes even if the input op is the same (a ``local://context`` source whose
-  files were edited), and stays when only an input op's spelling changes but not its result;
+  input's content changes even if the input op is the same, and stays when only an input op's
+  spelling changes but not its result. For an input that is a ``local://`` source, the
+  checksum of the content this op *selects* from it (:mod:`.contenthash`) stands in for the
+  source's key, so a COPY is keyed by the files it copies, never the whole context;
 * ``extra`` content checksums from the op itself (a source's resolved image digest, the local
-  context's content checksum; later per-COPY selected content, issue 6);
+  context's content checksum);
 * a version tag, so the scheme can change without colliding with old records.
 
 Op metadata (descriptions, caps) and source locations never enter a key, as they never enter
@@ -74,6 +76,16 @@ def cache_key(op_bytes: bytes, inputs: Sequence[tuple[str, int]], extra: Iterabl
 def output_key(key: str, index: int) -> str:
     """The store key of output ``index`` of the vertex with cache key ``key``."""
     return f"{key}/{index}"
+
+
+def cache_lease_name(root) -> str:
+    """The long-lived lease that protects one state root's cached results. Per root (a hash of
+    its resolved path), so two roots sharing one containerd namespace never unprotect each
+    other's snapshots. (Here rather than in the solver so ``gc`` can import it cheaply.)"""
+    import os
+
+    real = os.path.realpath(os.fspath(root))
+    return "mason-cache-" + hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def snapshot_name(key: str, index: int = 0) -> str:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mason.backends.containerd.client import AlreadyExists, NotFound
-from mason.backends.containerd.exec import OWNER_LABEL
+from mason.backends.containerd.exec import OWNER_LABEL, RunHandle
 from mason.backends.containerd.spec import DEFAULT_ENV, BindMount, Process, TmpfsMount
 from mason.backends.solver import mounts as hm
 from mason.backends.solver import users
@@ -73,6 +73,7 @@ class Network:
         self._warn = warn
         self._warned: set[str] = set()
         self._lock = threading.Lock()
+        self._closer_registered = False
 
     def mode_for(self, mode: int, entitlements: set[str], loc=None) -> str:
         if mode == NetMode.NONE:
@@ -86,13 +87,28 @@ class Network:
             return self.default_mode
         raise MasonError(f"unknown network mode {int(mode)}", loc)
 
-    def setup(self, step_id: str, mode: str, hostname: str, extra_hosts):
+    def setup(self, step_id: str, mode: str, hostname: str, extra_hosts, executor=None):
+        """The step's :class:`~mason.backends.containerd.network.NetworkSetup`. ``executor``:
+        the build's, whose ``close`` then also closes this (the provider's namespace pool)."""
+        if executor is not None and mode == "default":
+            with self._lock:
+                register, self._closer_registered = not self._closer_registered, True
+            if register:
+                executor.on_close(self.close)
         net = self.provider.setup(step_id, mode, hostname=hostname, extra_hosts=extra_hosts)
         if net.warning:
             self.warn_once(net.warning.split(" (", 1)[0], net.warning)
         elif mode == "host" and self.default_mode == "host":
             self.warn_once("host-default", "RUN steps use the host network (no isolated default network)")
         return net
+
+    def close(self) -> None:
+        """Destroy the pool of prepared namespaces and wait for the background teardowns; a
+        failure there is a warning (the build's results are fine). Idempotent."""
+        try:
+            self.provider.close()
+        except MasonError as e:
+            self.warn_once("network-teardown", str(e))
 
     def warn_once(self, key: str, message: str) -> None:
         with self._lock:
@@ -126,9 +142,6 @@ def run_exec(ctx: "SolveContext", op: ExecOp, inputs: list[Result], key: str, n:
     if op.security == SecurityMode.INSECURE and "security.insecure" not in ctx.entitlements:
         raise MasonError("security mode \"insecure\" needs the security.insecure entitlement "
                          "(--allow security.insecure)", op.loc)
-    if op.security == SecurityMode.INSECURE:
-        ctx.network.warn_once("insecure", "security=insecure: privileged steps are not implemented yet; "
-                                          "the step runs in the default sandbox")
     net_mode = ctx.network.mode_for(op.network, ctx.entitlements, op.loc)
     root_m = next((m for m in op.mounts if m.dest == "/"), None)
     if root_m is None:
@@ -138,6 +151,7 @@ def run_exec(ctx: "SolveContext", op: ExecOp, inputs: list[Result], key: str, n:
     root_mounts = c.prepare(root_key, root_in.snapshot, {OWNER_LABEL: ex.owner})
     s = _Setup()
     committed: dict[int, Result] = {}
+    handle = None
     ok = False
     try:
         _, lowers = hm.upper_and_lowers(root_mounts)
@@ -156,10 +170,12 @@ def run_exec(ctx: "SolveContext", op: ExecOp, inputs: list[Result], key: str, n:
             if m.dest != "/":
                 _setup_mount(ctx, op, m, inputs, s)
         hostname = op.meta.hostname or DEFAULT_HOSTNAME
-        s.net = ctx.network.setup(f"{n}", net_mode, hostname, [(h.host, h.ip) for h in op.meta.extra_hosts])
+        s.net = ctx.network.setup(f"{n}", net_mode, hostname, [(h.host, h.ip) for h in op.meta.extra_hosts],
+                                  executor=ex)
         proc = s.net.apply(Process(args=tuple(op.meta.args), env=tuple(env), cwd=op.meta.cwd or "/", uid=uid,
                                    gid=gid, additional_gids=tuple(groups), hostname=hostname,
-                                   mounts=tuple(s.binds), readonly_rootfs=root_m.readonly))
+                                   mounts=tuple(s.binds), readonly_rootfs=root_m.readonly,
+                                   privileged=op.security == SecurityMode.INSECURE))
         s.stubs = _missing(lowers, [m.target for m in proc.mounts], op.meta.remove_mount_stubs_recursive)
         tail: collections.deque[bytes] = collections.deque(maxlen=TAIL_LINES)
 
@@ -170,7 +186,8 @@ def run_exec(ctx: "SolveContext", op: ExecOp, inputs: list[Result], key: str, n:
         sink = LineRedactor(ctx.secrets.redactor, emit)
         if ctx.token.is_set():
             raise Cancelled()
-        res, cleanup = ex._run(proc, root_key, sink, root_in.snapshot)  # noqa: SLF001 - see report
+        handle = ex.execute(proc, root_key, output=sink, parent=root_in.snapshot, rootfs_mounts=root_mounts)
+        res = handle.result
         sink.flush()
         if ctx.token.is_set():
             raise Cancelled()
@@ -180,7 +197,7 @@ def run_exec(ctx: "SolveContext", op: ExecOp, inputs: list[Result], key: str, n:
         _release(ctx, s)
         upper, _ = hm.upper_and_lowers(root_mounts)
         if upper:
-            _remove_stubs(upper, s.stubs)
+            _remove_stubs(upper, s.stubs)  # the task has exited; with mason's mount, also unmounted
         outs = op.num_outputs()
         if root_m.output >= 0:
             s.actives[root_m.output] = (root_key, root_m.input)
@@ -189,12 +206,14 @@ def run_exec(ctx: "SolveContext", op: ExecOp, inputs: list[Result], key: str, n:
                 raise MasonError(f"exec op output {idx} has no writable mount", op.loc)
             akey, inp = s.actives[idx]
             base = SCRATCH if inp < 0 else inputs[inp]
-            committed[idx] = _commit(ctx, akey, snapshot_name(key, idx), base, cleanup)
+            committed[idx] = _commit(ctx, akey, snapshot_name(key, idx), base, handle if akey == root_key else None)
         ok = True
         return [committed[i] for i in range(outs)]
     finally:
         if not ok:
             _release(ctx, s)
+            if handle is not None:
+                handle.wait_released()  # the task may still have the rootfs mounted
         for akey, _ in list(s.actives.values()) + [(root_key, -1)]:
             with contextlib.suppress(NotFound):
                 c.remove_snapshot(akey)
@@ -204,19 +223,18 @@ def _input(inputs: list[Result], m: Mount) -> Result:
     return SCRATCH if m.input < 0 else inputs[m.input]
 
 
-def _commit(ctx: "SolveContext", active: str, name: str, base: Result, cleanup) -> Result:
+def _commit(ctx: "SolveContext", active: str, name: str, base: Result, handle: RunHandle | None) -> Result:
     c = ctx.client
     try:
         c.commit(name, active, {OWNER_LABEL: ctx.executor.owner})
     except AlreadyExists:  # a crashed or concurrent build committed this key: same content
+        if handle is not None:
+            handle.wait_released()
         with contextlib.suppress(NotFound):
             c.remove_snapshot(active)
     else:
-        if cleanup is not None and not cleanup.done():
-            ex = ctx.executor
-            with ex._pending_lock:  # noqa: SLF001 - settle() must wait for this task's unmount
-                ex._producers[name] = cleanup  # noqa: SLF001
-            cleanup.add_done_callback(lambda _f: ex._producers.pop(name, None))  # noqa: SLF001
+        if handle is not None:
+            ctx.executor.hold(name, handle)  # settle(name) waits until the task let go of it
     return base.extend(name)
 
 

@@ -21,6 +21,8 @@ their snapshots removed; Ctrl-C the same.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 import shutil
 import threading
 import time
@@ -45,13 +47,14 @@ from mason.backends.solver.store import ResultStore
 from mason.ir.errors import MasonError
 from mason.ir.graph import Graph
 from mason.ir.imageconfig import apply_config_changes, empty_image_config
-from mason.ir.ops import ConfigOp, DiffOp, ExecOp, FileOp, MergeOp, Op, Ref, SourceOp
+from mason.ir.ops import ConfigOp, Copy, DiffOp, ExecOp, FileOp, MergeOp, Op, Ref, SourceOp
 
-CACHE_LEASE = "mason-cache"
+CACHE_LEASE = "mason-cache"  # the old, per-namespace name; see cachekey.cache_lease_name
 SNAPSHOT_RESOURCE = "snapshots/overlayfs"
 CONTENT_RESOURCE = "content"
 BUILD_LEASE_EXPIRE = 24 * 3600.0
 CUSTOM_NAME = "llb.customname"
+STAGE_KEY = "mason.stage"  # the Dockerfile lowering's stage of an op (name, or index)
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,9 @@ class SolveOptions:
     oci_layouts: Mapping[str, str] = field(default_factory=dict)
     registry: object | None = None  # a RegistryClient to use (else one is made when needed)
     network_default: str = "default"  # LLB's default network: "default" (CNI bridge) or "host"
+    no_cache_filter: tuple[str, ...] = ()  # stages whose steps run again (names or indexes)
+    explain: bool = False  # compute SolvedOutput.explain (why each step that ran missed)
+    target_id: str | None = None  # what "the same target" is for --explain (default: see _target_id)
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,7 @@ class SolvedOutput:
     result: Result
     image_config: dict | None
     cache_key: str
+    explain: tuple[str, ...] = ()  # with SolveOptions.explain: one line per step that ran
 
 
 class SolveContext:
@@ -89,9 +96,10 @@ class SolveContext:
     cancel token. One per build."""
 
     def __init__(self, solver: "Solver", client: Client, executor: Executor, opts: SolveOptions,
-                 events: EventSink, tmpdir: Path):
+                 events: EventSink, tmpdir: Path, lease: str = ""):
         self.solver = solver
         self.client = client
+        self.lease = lease
         self.executor = executor
         self.opts = opts
         self.store = solver.store
@@ -104,6 +112,19 @@ class SolveContext:
         self.network = Network(solver.root, lambda m: events(Warning(m)), opts.network_default)
         self._registry = opts.registry
         self._lock = threading.Lock()
+
+    def hold(self, result: Result) -> None:
+        """Put a cached result's snapshots and blobs into this build's lease (before using
+        them: a concurrent ``mason prune`` leaves leased things alone)."""
+        if not self.lease:
+            return
+        c = self.solver.client
+        for s in result.snapshots():
+            with contextlib.suppress(AlreadyExists, NotFound):
+                c.add_lease_resource(self.lease, s, SNAPSHOT_RESOURCE)
+        for b in result.blobs():
+            with contextlib.suppress(AlreadyExists, NotFound):
+                c.add_lease_resource(self.lease, b, CONTENT_RESOURCE)
 
     def registry(self):
         with self._lock:
@@ -126,7 +147,27 @@ class Solver:
         self.io_dir = io_dir or str(self.root / "solver" / "io")
         self.group_shims = True
         self.background_delete = True
+        self.cache_lease = cachekey.cache_lease_name(self.root)
         self._cache_lease_ok = False
+        self._salt: bytes | None = None
+
+    def salt(self) -> bytes:
+        """This root's secret for hashing values in key manifests (env, args): comparable from
+        build to build, never reversible from the database alone."""
+        if self._salt is None:
+            p = self.root / "solver" / "explain.salt"
+            try:
+                self._salt = p.read_bytes()
+            except FileNotFoundError:
+                p.parent.mkdir(parents=True, exist_ok=True)
+                tmp = p.with_name(f"explain.salt.{os.getpid()}")
+                tmp.write_bytes(os.urandom(32))
+                os.chmod(tmp, 0o600)
+                with contextlib.suppress(FileExistsError):
+                    os.link(tmp, p)
+                tmp.unlink()
+                self._salt = p.read_bytes()
+        return self._salt
 
     def close(self) -> None:
         self.store.close()
@@ -158,7 +199,7 @@ class Solver:
                                          labels={"mason.build": "1", OWNER_LABEL: ex.owner})
         lc = self.client.with_lease(lease)
         ex.client = lc
-        ctx = SolveContext(self, lc, ex, opts, events, tmpdir)
+        ctx = SolveContext(self, lc, ex, opts, events, tmpdir, lease)
         try:
             yield BuildSession(ctx)
         finally:
@@ -173,7 +214,8 @@ class Solver:
         if self._cache_lease_ok:
             return
         with contextlib.suppress(AlreadyExists):
-            self.client.create_lease(CACHE_LEASE, expire=None, labels={"mason.cache": "1"})
+            self.client.create_lease(self.cache_lease, expire=None,
+                                     labels={"mason.cache": "1", "mason.root": os.path.realpath(self.root)})
         self._cache_lease_ok = True
 
     def protect(self, result: Result, inputs: Iterable[Result] = ()) -> None:
@@ -182,10 +224,10 @@ class Solver:
         blobs = {b for r in inputs for b in r.blobs()}
         if result.snapshot and result.snapshot not in known:
             with contextlib.suppress(AlreadyExists):
-                self.client.add_lease_resource(CACHE_LEASE, result.snapshot, SNAPSHOT_RESOURCE)
+                self.client.add_lease_resource(self.cache_lease, result.snapshot, SNAPSHOT_RESOURCE)
         for b in result.blobs() - blobs:
             with contextlib.suppress(AlreadyExists):
-                self.client.add_lease_resource(CACHE_LEASE, b, CONTENT_RESOURCE)
+                self.client.add_lease_resource(self.cache_lease, b, CONTENT_RESOURCE)
 
 
 class BuildSession:
@@ -197,27 +239,77 @@ class BuildSession:
 
     def solve(self, graph: Graph, outputs: Sequence[str] | None = None) -> dict[str, SolvedOutput]:
         outs = [graph.output(n) for n in outputs] if outputs else list(graph.outputs)
-        solved = _Build(self.ctx).run([o.ref for o in outs])
+        b = _Build(self.ctx)
+        solved = b.run([o.ref for o in outs])
         self.ctx.executor.flush()
+        explained = self._record(b, [o.name for o in outs])
         result = {}
         for o in outs:
             r, key = solved[o.ref.op.digest]
-            result[o.name] = SolvedOutput(o.name, r[o.ref.index], _output_config(o, solved), key)
+            result[o.name] = SolvedOutput(o.name, r[o.ref.index], _output_config(o, b.base_config), key,
+                                          explained)
         return result
+
+    def _record(self, b: "_Build", names: list[str]) -> tuple[str, ...]:
+        """Store this solve's key manifest for its target; with ``explain``, compare it with the
+        previous one first. A manifest identical to the last one is not stored again."""
+        from mason.backends.solver import explain as ex
+
+        opts = self.ctx.opts
+        target = opts.target_id or _target_id(names, opts.locals)
+        manifest = b.manifest()
+        prev = self.ctx.store.last_manifest(target)
+        lines: tuple[str, ...] = ()
+        if opts.explain:
+            lines = tuple(ex.explain(ex.decode(prev[2]) if prev else None, manifest))
+        fp = ex.fingerprint(manifest)
+        if prev is None or prev[1] != fp:
+            self.ctx.store.put_manifest(target, fp, ex.encode(manifest))
+        return lines
+
+
+class _Source:
+    """A source vertex's state: what its key needs (a local scan, a pinned or loaded digest)
+    and, once loaded, its result. Loading waits until a vertex that needs its files runs."""
+
+    __slots__ = ("index", "local", "loaded", "digest", "lock")
+
+    def __init__(self) -> None:
+        self.index = None  # ContextIndex of a local source
+        self.local: tuple[str, str, dict] | None = None  # (name, directory, attrs)
+        self.loaded: Result | None = None
+        self.digest: str | None = None
+        self.lock = threading.Lock()
 
 
 class _Build:
-    """One solve: the per-vertex memo, numbering and the scheduler's node function."""
+    """One solve, in three phases (as BuildKit's solver: keys first, then only what is needed):
+
+    1. **keys** — every vertex's cache key, inputs first, each once. Sources only do what their
+       key needs: a ``local://`` source is scanned (not copied), an image pinned by digest is
+       not touched; other sources are loaded (their key is what they resolve to).
+    2. **plan** — from the outputs backwards: a vertex whose result is in the store (and whose
+       snapshots still exist, checked *after* they are held in the build's lease) ends the walk
+       on that path; every other one must run, and so must its inputs be available.
+    3. **run** — the vertices that must run, on the scheduler; each under its key's claim,
+       looking the store up once more first (another build may have just made it).
+
+    A fully cached build therefore loads no source and starts no container."""
 
     def __init__(self, ctx: SolveContext):
         self.ctx = ctx
         self.results: dict[str, tuple[list[Result], str]] = {}
+        self.keys: dict[str, str] = {}
         self.numbers: dict[str, int] = {}
         self.ops: dict[str, Op] = {}
+        self.sources: dict[str, _Source] = {}
+        self.facts: dict[str, dict] = {}  # digest -> explain facts (inputs' selections, …)
+        self.status: dict[str, str] = {}  # digest -> "ran" | "cached" | "loaded"
 
     def run(self, refs: list[Ref]) -> dict[str, tuple[list[Result], str]]:
         from mason.ir.ops import walk_ops
 
+        ctx = self.ctx
         order: list[str] = []
         for op in walk_ops(r.op for r in refs):
             if op.digest not in self.ops:
@@ -228,9 +320,22 @@ class _Build:
             if not isinstance(self.ops[d], ConfigOp):
                 n += 1
                 self.numbers[d] = n
-        deps = {d: {r.op.digest for r in self.ops[d].inputs} for d in order}
-        run_dag(order, deps, self._vertex, jobs=self.ctx.opts.jobs, token=self.ctx.token,
-                on_cancel=self._kill_running)
+        # 1. keys: sources in parallel (scans, unpinned loads), then the rest inputs first
+        srcs = [d for d in order if isinstance(self.ops[d], SourceOp)]
+        run_dag(srcs, {}, self._source_key, jobs=ctx.opts.jobs, token=ctx.token, on_cancel=self._kill_running)
+        for d in order:
+            if d not in self.keys:
+                self.keys[d] = self._key(d)
+        # 2. plan
+        need = self._plan([r.op.digest for r in refs])
+        for d in order:
+            if d not in need and d in self.numbers and not isinstance(self.ops[d], SourceOp):
+                self.status[d] = "cached"
+                ctx.events(VertexCached(self.numbers[d], d, vertex_name(self.ops[d])))
+        # 3. run
+        todo = [d for d in order if d in need]
+        deps = {d: {r.op.digest for r in self.ops[d].inputs if r.op.digest in need} for d in todo}
+        run_dag(todo, deps, self._vertex, jobs=ctx.opts.jobs, token=ctx.token, on_cancel=self._kill_running)
         return self.results
 
     def _kill_running(self) -> None:
@@ -239,31 +344,127 @@ class _Build:
             with contextlib.suppress(MasonError):
                 c.kill_task(cid, 9, all=True)
 
-    # -- one vertex -------------------------------------------------------------------------
+    # -- 1. keys --------------------------------------------------------------------------------
+
+    def _source_key(self, d: str) -> None:
+        ctx = self.ctx
+        op = self.ops[d]
+        assert isinstance(op, SourceOp)
+        st = self.sources[d] = _Source()
+        ident = op.identifier
+        if ident.startswith("local://"):
+            from mason.backends.sources.local import scan_local
+            from mason.backends.solver.contenthash import ContextIndex
+
+            name, path, attrs = _local_spec(ctx, op)
+            try:
+                scan = scan_local(path, attrs, cache_dir=ctx.solver.root / "solver")
+            except MasonError as e:
+                raise MasonError(e.message, e.loc or op.loc) from None
+            st.local, st.index = (name, path, attrs), ContextIndex(scan)
+            st.digest = scan.checksum
+            self.keys[d] = cachekey.cache_key(op.bytes, [], [scan.checksum])
+            return
+        pinned = _pinned_digest(ident)
+        if pinned is not None:
+            st.digest = pinned
+            self.keys[d] = cachekey.cache_key(op.bytes, [], [pinned])
+            return
+        self._load_source(d)  # the key is what it resolves to
+
+    def _key(self, d: str) -> str:
+        op = self.ops[d]
+        if isinstance(op, ConfigOp):
+            # identity on the filesystem: a key derived from the input's alone, so an EXPOSE
+            # edit left in the chain (-O0) invalidates nothing
+            r = op.inputs[0]
+            return cachekey.cache_key(b"", [(self.keys[r.op.digest], r.index)], ["config-identity"])
+        in_keys: list[tuple[str, int]] = []
+        selected: dict[int, object] = {}
+        for i, r in enumerate(op.inputs):
+            src = self.sources.get(r.op.digest)
+            if src is not None and src.index is not None:
+                sel = _selection(op, i, src.index)
+                selected[i] = sel
+                in_keys.append(("content:" + sel.checksum, r.index))
+            else:
+                in_keys.append((self.keys[r.op.digest], r.index))
+        if selected:
+            self.facts[d] = {"selected": selected}
+        return cachekey.cache_key(op.bytes, in_keys)
+
+    # -- 2. plan --------------------------------------------------------------------------------
+
+    def _use_cache(self, op: Op) -> bool:
+        o = self.ctx.opts
+        if o.no_cache or op.metadata.ignore_cache:
+            return False
+        if o.no_cache_filter:
+            st = stage_of(op)
+            if st is not None and normalize_stage(st) in {normalize_stage(f) for f in o.no_cache_filter}:
+                return False
+        return True
+
+    def _plan(self, outputs: list[str]) -> set[str]:
+        """The vertices that must run (or load): iterative, from the outputs backwards."""
+        need: set[str] = set()
+        seen: set[str] = set()
+        stack = list(reversed(outputs))
+        while stack:
+            d = stack.pop()
+            if d in seen:
+                continue
+            seen.add(d)
+            op = self.ops[d]
+            if isinstance(op, SourceOp):
+                need.add(d)
+                continue
+            if not isinstance(op, ConfigOp) and self._use_cache(op) and self._lookup(d):
+                continue
+            need.add(d)
+            stack.extend(r.op.digest for r in reversed(op.inputs))
+        return need
+
+    def _lookup(self, d: str) -> bool:
+        """A store hit for ``d`` whose snapshots still exist: its result. The snapshots are put
+        in the build's lease *before* they are checked, so a concurrent prune cannot take them
+        between the check and their use."""
+        ctx = self.ctx
+        op, key = self.ops[d], self.keys[d]
+        outs = []
+        for i in range(max(op.num_outputs(), 1)):
+            rec = ctx.store.get(cachekey.output_key(key, i))
+            if rec is None:
+                return False
+            ctx.hold(rec.result)
+            if rec.result.snapshot and not ctx.client.snapshot_exists(rec.result.snapshot):
+                ctx.store.delete(rec.key)  # pruned behind our back: a miss
+                return False
+            outs.append(rec.result)
+        self.results[d] = (outs, key)
+        return True
+
+    # -- 3. run ---------------------------------------------------------------------------------
 
     def _vertex(self, d: str) -> None:
         ctx = self.ctx
         if ctx.token.is_set():
             raise Cancelled()
         op = self.ops[d]
-        inputs = [self.results[r.op.digest][0][r.index] for r in op.inputs]
-        in_keys = [(self.results[r.op.digest][1], r.index) for r in op.inputs]
+        if isinstance(op, SourceOp):
+            self._load_source(d)
+            return
+        inputs = [self._input(r) for r in op.inputs]
+        key = self.keys[d]
         if isinstance(op, ConfigOp):
-            # identity on the filesystem: a key derived from the input's alone, so an EXPOSE
-            # edit left in the chain (-O0) invalidates nothing
-            self.results[d] = ([inputs[0]], cachekey.cache_key(b"", [in_keys[0]], ["config-identity"]))
+            self.results[d] = ([inputs[0]], key)
             return
         n, name = self.numbers[d], vertex_name(op)
-        if isinstance(op, SourceOp):
-            self._source(op, n, name)
-            return
-        key = cachekey.cache_key(op.bytes, in_keys)
-        nout = max(op.num_outputs(), 1)
-        use_cache = not (ctx.opts.no_cache or op.metadata.ignore_cache)
-        if use_cache and self._lookup(d, key, nout, n, name):
-            return
+        use_cache = self._use_cache(op)
         with ctx.store.claim(key, ctx.token):
-            if use_cache and self._lookup(d, key, nout, n, name):
+            if use_cache and self._lookup(d):
+                self.status[d] = "cached"
+                ctx.events(VertexCached(n, d, name))
                 return
             t0 = time.monotonic()
             ctx.events(VertexStarted(n, d, name))
@@ -283,22 +484,15 @@ class _Build:
                 ctx.solver.protect(r, inputs)
                 ctx.store.put(cachekey.output_key(key, i), r, description=name)
             self.results[d] = (outs, key)
+            self.status[d] = "ran"
             ctx.events(VertexDone(n, d, name, time.monotonic() - t0))
 
-    def _lookup(self, d: str, key: str, nout: int, n: int, name: str) -> bool:
-        ctx = self.ctx
-        outs = []
-        for i in range(nout):
-            rec = ctx.store.get(cachekey.output_key(key, i))
-            if rec is None:
-                return False
-            if rec.result.snapshot and not ctx.client.snapshot_exists(rec.result.snapshot):
-                ctx.store.delete(rec.key)  # pruned behind our back: a miss
-                return False
-            outs.append(rec.result)
-        self.results[d] = (outs, key)
-        ctx.events(VertexCached(n, d, name))
-        return True
+    def _input(self, r: Ref) -> Result:
+        got = self.results.get(r.op.digest)
+        if got is None:  # a source nobody needed until now
+            self._load_source(r.op.digest)
+            got = self.results[r.op.digest]
+        return got[0][r.index]
 
     def _execute(self, op: Op, inputs: list[Result], key: str, n: int, name: str) -> list[Result]:
         ctx = self.ctx
@@ -312,14 +506,32 @@ class _Build:
             return [run_diff(ctx, op, inputs, key)]
         raise MasonError(f"the solver cannot execute a {type(op).__name__}", op.loc)
 
-    def _source(self, op: SourceOp, n: int, name: str) -> None:
+    def _load_source(self, d: str) -> None:
+        """Load source ``d`` once (its files into a snapshot, with progress events)."""
+        st = self.sources.setdefault(d, _Source())
+        with st.lock:
+            if d in self.results:
+                return
+            self._do_load(d, st)
+
+    def _do_load(self, d: str, st: _Source) -> None:
         from mason.backends.solver.sourceload import load_source
 
         ctx = self.ctx
+        op = self.ops[d]
+        assert isinstance(op, SourceOp)
+        n, name = self.numbers[d], vertex_name(op)
         t0 = time.monotonic()
         ctx.events(VertexStarted(n, op.digest, name))
         try:
-            sr = load_source(ctx, op)
+            if st.local is not None:
+                from mason.backends.sources.local import load_local
+
+                lname, path, attrs = st.local
+                sr = load_local(ctx.client, lname, path, attrs, cache_dir=ctx.solver.root / "solver",
+                                scan=st.index.scan)
+            else:
+                sr = load_source(ctx, op)
         except BaseException as e:
             if ctx.token.is_set():
                 ctx.events(VertexDone(n, op.digest, name, time.monotonic() - t0, cancelled=True))
@@ -329,23 +541,150 @@ class _Build:
             if isinstance(e, MasonError) and e.loc is None and op.loc is not None:
                 raise MasonError(e.message, op.loc) from None
             raise
-        from mason.backends.exporters.layer import KnownLayer
+        from mason.backends.exporters.layer import KnownLayer, SnapshotDiff
 
         snap = sr.snapshot or ""
         if sr.layers:
             chain = tuple(KnownLayer(la) for la in sr.layers)
         elif snap:
-            from mason.backends.exporters.layer import SnapshotDiff
-
             chain = (SnapshotDiff(None, snap),)
         else:
             chain = ()
         res = Result(snap, chain, sr.config)
         ctx.solver.protect(res)  # base layers must outlive the build: cached results name them
-        extra = [e for e in (sr.cache_key_extra, sr.digest) if e]
-        key = cachekey.cache_key(op.bytes, [], extra)
-        self.results[op.digest] = ([res], key)
+        if d not in self.keys:
+            if st.local is None:
+                st.digest = sr.digest or sr.cache_key_extra
+            extra = [e for e in (sr.cache_key_extra, sr.digest) if e]
+            self.keys[d] = cachekey.cache_key(op.bytes, [], extra)
+        self.results[d] = ([res], self.keys[d])
+        self.status[d] = "loaded"
         ctx.events(VertexDone(n, op.digest, name, time.monotonic() - t0))
+
+    def base_config(self, d: str) -> dict | None:
+        """A source's image config, loading it if the build did not need it."""
+        if d not in self.results:
+            self._load_source(d)
+        return self.results[d][0][0].image_config
+
+    # -- the key manifest (--explain) -----------------------------------------------------------
+
+    def manifest(self) -> list[dict]:
+        from mason.backends.solver.explain import step_entry
+
+        out = []
+        for d, n in self.numbers.items():
+            op = self.ops[d]
+            ins = []
+            for i, r in enumerate(op.inputs):
+                rd = r.op.digest
+                while isinstance(self.ops[rd], ConfigOp):  # name the step behind a ConfigOp
+                    rd = self.ops[rd].inputs[0].op.digest
+                ins.append((self.numbers.get(rd, 0), self.keys.get(r.op.digest, ""),
+                            self.facts.get(d, {}).get("selected", {}).get(i)))
+            src = self.sources.get(d)
+            nocache = not isinstance(op, (SourceOp, ConfigOp)) and not self._use_cache(op)
+            out.append(step_entry(n, vertex_name(op), op, self.keys.get(d, ""), ins,
+                                  src.digest if src is not None else None,
+                                  self.status.get(d, "unused"), self.ctx.solver.salt(), nocache))
+        return out
+
+
+def _selection(op: Op, i: int, index):
+    """What ``op`` reads from its ``local://`` input ``i`` (a Selection): the copy actions'
+    sources, a mount's subdirectory; the whole selection when it reads it some other way."""
+    from mason.backends.solver.contenthash import Selection, combine
+
+    if isinstance(op, FileOp):
+        parts = []
+        for a in op.actions:
+            owner = getattr(a.action, "owner", None)
+            names = []
+            if owner is not None:
+                names = [u.name_input for u in (owner.user, owner.group) if u is not None and u.name is not None]
+            if a.input == i or i in names:
+                return index.select_all()
+            if a.secondary_input == i:
+                if not isinstance(a.action, Copy):
+                    return index.select_all()
+                parts.append(index.select_copy(a.action))
+        if not parts:
+            return index.select_all()
+        if len(parts) == 1:
+            return parts[0]
+        files: dict[str, str] = {}
+        for p in parts:
+            files.update(p.files)
+        return Selection(combine([p.checksum for p in parts]), files)
+    if isinstance(op, ExecOp):
+        sels = []
+        for m in op.mounts:
+            if m.input != i:
+                continue
+            sel = (m.selector or "").strip("/")
+            if not sel:
+                return index.select_all()
+            sels.append(index.select_tree(sel))
+        if not sels:
+            return index.select_all()
+        if len(sels) == 1:
+            return sels[0]
+        files = {}
+        for p in sels:
+            files.update(p.files)
+        return Selection(combine([p.checksum for p in sels]), files)
+    return index.select_all()
+
+
+def _local_spec(ctx: SolveContext, op: SourceOp) -> tuple[str, str, dict]:
+    """(name, directory, attrs) of a ``local://NAME`` source, the driver's ``.dockerignore``
+    patterns added when the op carries none."""
+    import json
+
+    name = op.identifier[len("local://"):]
+    attrs = dict(op.attrs)
+    local = ctx.opts.locals.get(name)
+    if local is None:
+        known = ", ".join(sorted(ctx.opts.locals)) or "none"
+        raise MasonError(f"no directory for local://{name} (known: {known})", op.loc)
+    if local.exclude and "local.excludepatterns" not in attrs:
+        attrs["local.excludepatterns"] = json.dumps(list(local.exclude))
+    return name, local.path, attrs
+
+
+def _pinned_digest(identifier: str) -> str | None:
+    """The digest a ``docker-image://…@sha256:…`` identifier pins (what loading it resolves
+    to), else None."""
+    if not identifier.startswith("docker-image://"):
+        return None
+    _, at, digest = identifier.rpartition("@")
+    if at and digest.startswith("sha256:") and len(digest) == 71:
+        return digest
+    return None
+
+
+def stage_of(op: Op) -> str | None:
+    """The Dockerfile stage an op belongs to: the lowering's ``mason.stage`` description, else
+    the ``[stage k/n]`` prefix of its progress name."""
+    s = op.metadata.describe(STAGE_KEY)
+    if s is not None:
+        return s
+    name = op.metadata.describe(CUSTOM_NAME) or ""
+    if name.startswith("["):
+        head = name[1:name.find("]")] if "]" in name else ""
+        parts = head.split(" ")
+        if len(parts) == 2 and "/" in parts[1]:
+            return normalize_stage(parts[0])
+    return None
+
+
+def normalize_stage(name: str) -> str:
+    """A stage as ``--no-cache-filter`` names it: its name (case-insensitive, as FROM … AS
+    names are), or its index, also spelled ``stage-N``."""
+    name = name.strip().lower()
+    if name.startswith("stage-") and name[6:].isdigit():
+        return name[6:]
+    return name
 
 
 # -- names and configs --------------------------------------------------------------------------
@@ -371,7 +710,17 @@ def vertex_name(op: Op) -> str:
     return type(op).__name__
 
 
-def _output_config(output, solved) -> dict | None:
+def _target_id(names: Sequence[str], locals: Mapping[str, LocalDir]) -> str:
+    """"The same target" for ``--explain``: the outputs' names and the local directories."""
+    h = hashlib.sha256(b"mason.target.v1\0")
+    for n in names:
+        h.update(b"o\0" + n.encode() + b"\0")
+    for k in sorted(locals):
+        h.update(b"l\0" + k.encode() + b"\0" + os.path.realpath(locals[k].path).encode("utf-8", "surrogateescape") + b"\0")
+    return h.hexdigest()[:32]
+
+
+def _output_config(output, base_config_of) -> dict | None:
     """The output's image config: the graph's (hoisted) one; with ConfigOps left in the
     chain (``-O0``), their changes folded on top, oldest first, as ``hoist-config`` would."""
     cfg = output.image_config
@@ -393,9 +742,8 @@ def _output_config(output, solved) -> dict | None:
         elif isinstance(op, MergeOp):
             op = op.inputs[op.merge_inputs[0]].op if op.merge_inputs else None
         elif isinstance(op, SourceOp):
-            got = solved.get(op.digest)
-            if got is not None:
-                base_config = got[0][0].image_config
+            if cfg is None:
+                base_config = base_config_of(op.digest)
             op = None
         else:
             op = None

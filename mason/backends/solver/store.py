@@ -7,6 +7,9 @@ size — the cache of issue 6, in use from the first build.
 * ``results``: output key (``<cache key>/<output index>``) → :class:`Result` JSON, the
   snapshot name, created / last used (unix seconds), size in bytes (0 = not measured yet),
   a description (the step's name, for ``mason du``);
+* ``manifests``: per build target (see :mod:`.explain`), the last few builds' *key
+  manifests* — per step its own hash, its inputs' keys, the checksums per selected path, hashed
+  env values — zlib-compressed JSON, for ``mason build --explain``;
 
 Layer blobs computed lazily from snapshot pairs are remembered by the image writer as labels
 on the upper snapshot (``mason.backends.exporters.layer``), so they need no table here.
@@ -45,7 +48,16 @@ CREATE TABLE IF NOT EXISTS results (
 );
 CREATE INDEX IF NOT EXISTS results_snapshot ON results(snapshot);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS manifests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    target TEXT NOT NULL,
+    created REAL NOT NULL,
+    fingerprint TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS manifests_target ON manifests(target, id);
 """
+MANIFESTS_KEPT = 8  # per target
 
 
 class Cancelled(Exception):
@@ -116,12 +128,61 @@ class ResultStore:
         with self._lock:
             self._db.execute("DELETE FROM results WHERE key = ?", (key,))
 
+    def delete_many(self, keys) -> None:
+        keys = list(keys)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("DELETE FROM results WHERE key = ?", [(k,) for k in keys])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def update_size(self, key: str, size: int) -> None:
+        with self._lock:
+            self._db.execute("UPDATE results SET size = ? WHERE key = ?", (int(size), key))
+
+    def set_last_used(self, key: str, t: float) -> None:
+        with self._lock:
+            self._db.execute("UPDATE results SET last_used = ? WHERE key = ?", (float(t), key))
+
     def records(self) -> list[Record]:
         with self._lock:
             rows = self._db.execute(
                 "SELECT key, result, created, last_used, size, description FROM results ORDER BY last_used"
             ).fetchall()
         return [Record(r[0], Result.from_json(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+
+    # -- key manifests (--explain) ----------------------------------------------------------
+
+    def last_manifest(self, target: str) -> tuple[int, str, bytes] | None:
+        """(id, fingerprint, data) of the newest manifest of ``target``."""
+        with self._lock:
+            row = self._db.execute("SELECT id, fingerprint, data FROM manifests WHERE target = ? "
+                                   "ORDER BY id DESC LIMIT 1", (target,)).fetchone()
+        return None if row is None else (row[0], row[1], bytes(row[2]))
+
+    def manifests(self, target: str, limit: int = 2) -> list[tuple[int, bytes]]:
+        """The newest ``limit`` manifests of ``target`` (newest first)."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, data FROM manifests WHERE target = ? ORDER BY id DESC LIMIT ?",
+                                    (target, limit)).fetchall()
+        return [(r[0], bytes(r[1])) for r in rows]
+
+    def put_manifest(self, target: str, fingerprint: str, data: bytes) -> int:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cur = self._db.execute("INSERT INTO manifests(target, created, fingerprint, data) VALUES (?, ?, ?, ?)",
+                                       (target, time.time(), fingerprint, data))
+                self._db.execute("DELETE FROM manifests WHERE target = ? AND id NOT IN (SELECT id FROM manifests "
+                                 "WHERE target = ? ORDER BY id DESC LIMIT ?)", (target, target, MANIFESTS_KEPT))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return int(cur.lastrowid)
 
     # -- inter-process claims ---------------------------------------------------------------
 

@@ -170,6 +170,9 @@ class StageState:
             self.cmd_index += 1
         text = name if name is not None else original
         desc[CUSTOM_NAME] = self.prefix() + text
+        desc["mason.stage"] = self.name or str(self.index)  # --no-cache-filter, --explain
+        if self.build_args:  # which exec env names are build args (--explain)
+            desc["mason.args"] = ",".join(k for k, _ in self.build_args)
         if command:
             desc[COMMAND_KEY] = original
         if history is not None:

@@ -6,6 +6,7 @@ import gzip
 import io
 import os
 import tarfile
+import time
 import uuid
 
 import pytest
@@ -136,16 +137,26 @@ def _shims(address: str) -> set[int]:
     return found
 
 
+def _no_shims_left(address: str, timeout: float = 10.0) -> bool:
+    """Shims of deleted tasks exit on their own, a moment after Tasks.Delete returned."""
+    deadline = time.monotonic() + timeout
+    while _shims(address):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def test_shim_grouping_runs_every_step_in_the_anchor_shim(containerd_env) -> None:
     lc = containerd_env.client.with_lease(containerd_env.lease)
-    assert _shims(containerd_env.address) == set()
+    assert _no_shims_left(containerd_env.address)  # earlier tests' per-step shims are gone
     with containerd_env.executor(lc, group_shims=True) as ex:
         ex.run_step(Process(args=("true",)), containerd_env.busybox)
         shims = _shims(containerd_env.address)
         assert len(shims) == 1  # the anchor's, which the step joined
         ex.run_step(Process(args=("true",)), containerd_env.busybox)
         assert _shims(containerd_env.address) == shims
-    assert _shims(containerd_env.address) == set()  # gone with the anchor
+    assert _no_shims_left(containerd_env.address)  # gone with the anchor
 
 
 def test_failing_output_sink_still_cleans_up(executor, containerd_env) -> None:
@@ -174,14 +185,43 @@ def test_reap_orphans_removes_what_dead_masons_left(containerd_env) -> None:
 
 
 def test_settle_waits_for_the_producing_task(containerd_env) -> None:
-    # With background delete the snapshot is committed while its task may still have it mounted;
-    # settle() returns only once that task is gone (run_step settles the parent by itself).
+    # With background delete and the shim mounting the rootfs, the snapshot is committed while
+    # its task may still have it mounted; settle() returns only once that task is gone
+    # (run_step settles the parent by itself).
     lc = containerd_env.client.with_lease(containerd_env.lease)
     name = f"test-settle-{uuid.uuid4().hex[:8]}"
-    with containerd_env.executor(lc, group_shims=False, background_delete=True) as ex:
+    with containerd_env.executor(lc, group_shims=False, background_delete=True, mount_rootfs=False) as ex:
         ex.run_step(Process(args=("touch", "/x")), containerd_env.busybox, name)
         ex.settle(name)
         assert lc.list_tasks() == []
         res = ex.run_step(Process(args=("ls", "/x")), name)
         assert (res.exit_code, res.timings["settle"] >= 0) == (0, True)
+    lc.remove_snapshot(name)
+
+
+def _overlay_uppers() -> set[str]:
+    with open("/proc/self/mountinfo") as f:
+        return {o.split("=", 1)[1] for ln in f if " - overlay " in ln
+                for o in ln.split(" - ", 1)[1].split()[-1].split(",") if o.startswith("upperdir=")}
+
+
+def test_mason_mounted_rootfs_is_released_when_execute_returns(containerd_env) -> None:
+    # mount_rootfs (the default): mason mounts the overlay and unmounts it as soon as the task has
+    # exited, so the committed snapshot is free at once, whatever the background delete does.
+    lc = containerd_env.client.with_lease(containerd_env.lease)
+    key, name = f"test-active-{uuid.uuid4().hex[:8]}", f"test-released-{uuid.uuid4().hex[:8]}"
+    with containerd_env.executor(lc, background_delete=True) as ex:
+        mounts = lc.prepare(key, containerd_env.busybox)
+        upper = next(o.split("=", 1)[1] for o in mounts[0].options if o.startswith("upperdir="))
+        h = ex.execute(Process(args=("sh", "-c", "grep -c ' / overlay ' /proc/mounts; touch /x")), key,
+                       parent=containerd_env.busybox, rootfs_mounts=mounts)
+        assert (h.result.exit_code, h.result.stdout, h.released) == (0, b"1\n", True)
+        assert upper not in _overlay_uppers()
+        assert os.path.exists(os.path.join(upper, "x"))
+        lc.commit(name, key)
+        ex.hold(name, h)  # nothing to hold: settle returns at once
+        ex.settle(name)
+        res = ex.run_step(Process(args=("ls", "/x")), name)
+        assert res.exit_code == 0
+        assert not list((ex.io_dir / "rootfs").glob("*/*"))  # every mount point removed
     lc.remove_snapshot(name)

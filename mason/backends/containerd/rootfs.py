@@ -1,0 +1,121 @@
+"""A step's root filesystem mounted by mason itself rather than by the runc shim.
+
+containerd returns a snapshot's mounts as a list (an ``overlay`` with lower/upper/work dirs, or
+a ``bind`` for a snapshot without parent). :func:`mount_rootfs` mounts that list on a directory
+with mount(2) through ctypes (mason runs as root); :func:`unmount_rootfs` undoes it. The
+directories live under ``<io_dir>/rootfs/<owner>/`` where ``owner`` names the mason process
+(pid and start time), so :func:`sweep_stale` can unmount what a killed process left mounted.
+
+Only the common case is handled here: when an overlay's options do not fit in one page (the
+kernel's limit for mount data; images with very many layers), :func:`mount_rootfs` returns
+False and the caller lets the shim mount the snapshot, as containerd does with its own
+shortening tricks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from mason.backends.containerd.client import Mount
+from mason.ir.errors import MasonError
+
+_MS_RDONLY, _MS_BIND, _MS_REC, _MS_REMOUNT = 0x1, 0x1000, 0x4000, 0x20
+_MNT_DETACH = 0x2
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+_FLAG_WORDS = {"ro": _MS_RDONLY, "rw": 0, "bind": _MS_BIND, "rbind": _MS_BIND | _MS_REC}
+
+_libc = None
+
+
+def _lib():
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        _libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
+        _libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
+    return _libc
+
+
+class RootfsError(MasonError):
+    pass
+
+
+def _mount(source: str, target: str, fstype: str | None, flags: int, data: str) -> None:
+    if _lib().mount(source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
+                    data.encode() if data else None) != 0:
+        e = ctypes.get_errno()
+        raise RootfsError(f"mounting {fstype or 'bind'} {source} on {target}: {os.strerror(e)}")
+
+
+def mountable(mounts: Sequence[Mount]) -> bool:
+    """Whether :func:`mount_rootfs` handles ``mounts``: one overlay or bind mount whose options
+    fit in a page."""
+    if len(mounts) != 1 or mounts[0].type not in ("overlay", "bind"):
+        return False
+    data = [o for o in mounts[0].options if o not in _FLAG_WORDS]
+    return len(",".join(data)) < _PAGE - 1
+
+
+def mount_rootfs(mounts: Sequence[Mount], target: str | os.PathLike[str]) -> bool:
+    """Mount a snapshot's mount list on ``target`` (an existing directory). False (and nothing
+    mounted) when :func:`mountable` says no."""
+    if not mountable(mounts):
+        return False
+    m, target = mounts[0], os.fspath(target)
+    flags = 0
+    data = []
+    for o in m.options:
+        if o in _FLAG_WORDS:
+            flags |= _FLAG_WORDS[o]
+        else:
+            data.append(o)
+    if m.type == "bind" or flags & _MS_BIND:
+        _mount(m.source, target, None, _MS_BIND | (flags & _MS_REC), "")
+        if flags & _MS_RDONLY:
+            _mount("", target, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY, "")
+    else:
+        _mount(m.source, target, m.type, flags, ",".join(data))
+    return True
+
+
+def unmount_rootfs(target: str | os.PathLike[str]) -> None:
+    """Unmount ``target`` (lazily if something still holds it) and remove the directory.
+    Fine if it is not mounted."""
+    t = os.fspath(target)
+    lib = _lib()
+    while lib.umount2(t.encode(), 0) == 0:
+        pass  # something stacked: take it all off
+    e = ctypes.get_errno()
+    if e == errno.EBUSY:
+        if lib.umount2(t.encode(), _MNT_DETACH) != 0:
+            e = ctypes.get_errno()
+            raise RootfsError(f"unmounting {t}: {os.strerror(e)}")
+    elif e not in (errno.EINVAL, errno.ENOENT):
+        raise RootfsError(f"unmounting {t}: {os.strerror(e)}")
+    with contextlib.suppress(FileNotFoundError):
+        os.rmdir(t)
+
+
+def sweep_stale(base: str | os.PathLike[str], alive: Callable[[str], bool]) -> int:
+    """Unmount and remove the rootfs directories under ``base`` (one subdirectory per owner,
+    named ``pid-starttime``) whose owner is no longer ``alive``. Returns how many went."""
+    n = 0
+    base = Path(base)
+    if not base.is_dir():
+        return 0
+    for owner in base.iterdir():
+        if alive(owner.name.replace("-", ":", 1)):
+            continue
+        for d in owner.iterdir():
+            with contextlib.suppress(OSError, MasonError):
+                unmount_rootfs(d)
+                n += 1
+        with contextlib.suppress(OSError):
+            owner.rmdir()
+    return n
