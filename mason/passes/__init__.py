@@ -3,7 +3,7 @@
 ``run_pipeline(graph, "verify,hoist-config,dedupe,prune{targets=app}")`` runs a pipeline;
 ``pipeline_for_level(n)`` gives the ``-O<n>`` presets; :data:`PASSES` maps names to pass classes.
 One module per pass, named after it: ``verify``, ``hoist-config``, ``dedupe``, ``prune``,
-``merge``. How image config and history ride through the graph: :mod:`mason.passes._layers`.
+``merge``. How image config and history ride through the graph: :mod:`mason.ir.layers`.
 """
 
 from mason.passes.manager import (

@@ -4,7 +4,7 @@ config changes and history into each output's image config ("Note: No ExposeOp")
 After it, a LABEL or EXPOSE edit no longer changes the digest of any later op; only what an op
 really reads (e.g. ENV through an exec's env) does. The fold follows each output's layer chain in
 build order and also moves the ``mason.history`` entries off the ops (see
-:mod:`mason.passes._layers` for the convention), so a second run finds nothing to do.
+:mod:`mason.ir.layers` for the convention), so a second run finds nothing to do.
 
 An op that ends up naming the same input twice (a ConfigOp and its input were both inputs) has
 its inputs collapsed and indices renumbered, as BuildKit's llb would have written it.
@@ -18,7 +18,7 @@ from typing import ClassVar
 from mason.ir.errors import MasonError
 from mason.ir.graph import Graph
 from mason.ir.ops import ConfigOp, Op, Ref
-from mason.passes._layers import fold_image_config, layer_chain, without_history
+from mason.ir.layers import fold_image_config, layer_chain, without_history
 from mason.passes._rewrite import dedupe_inputs, map_output, rebuild
 from mason.passes.manager import Pass, register_pass
 

@@ -36,7 +36,7 @@ CMD ["cat", "/data/dir/a"]
 """
 
 
-def build_fresh(env, ctx: Path, out: Path, *args: str, environ: dict | None = None) -> tuple[str, int]:
+def build_fresh(ctx: Path, out: Path, *args: str, environ: dict | None = None) -> tuple[str, int]:
     """Build into an OCI archive from a truly empty cache: a fresh state directory with its own
     private containerd (mason's embedded default; cached snapshots live in containerd, so a
     fresh ``--root`` on a shared daemon would not be empty). Returns the manifest digest and
@@ -82,9 +82,9 @@ def test_same_epoch_same_digest_from_empty_cache(build_env, busybox_image, tmp_p
     ctx = write(tmp_path / "ctx", {"Dockerfile": DOCKERFILE.format(base=env.base)})
     a, b = tmp_path / "a.tar", tmp_path / "b.tar"
     # once with SOURCE_DATE_EPOCH from the environment, once as a build arg
-    da, ta = build_fresh(env, ctx, a, environ={"SOURCE_DATE_EPOCH": str(EPOCH)})
+    da, ta = build_fresh(ctx, a, environ={"SOURCE_DATE_EPOCH": str(EPOCH)})
     time.sleep(2.1)
-    db, tb = build_fresh(env, ctx, b, "--build-arg", f"SOURCE_DATE_EPOCH={EPOCH}",
+    db, tb = build_fresh(ctx, b, "--build-arg", f"SOURCE_DATE_EPOCH={EPOCH}",
                          environ={"SOURCE_DATE_EPOCH": ""})
     assert tb - ta >= 2
     ia, ib = inspect(a), inspect(b)
@@ -102,9 +102,9 @@ def test_without_epoch_layers_differ(build_env, tmp_path):
     env = build_env
     ctx = write(tmp_path / "ctx", {"Dockerfile": DOCKERFILE.format(base=env.base)})
     a, b = tmp_path / "a.tar", tmp_path / "b.tar"
-    da, ta = build_fresh(env, ctx, a, environ={"SOURCE_DATE_EPOCH": ""})
+    da, ta = build_fresh(ctx, a, environ={"SOURCE_DATE_EPOCH": ""})
     time.sleep(2.1)
-    db, tb = build_fresh(env, ctx, b, environ={"SOURCE_DATE_EPOCH": ""})
+    db, tb = build_fresh(ctx, b, environ={"SOURCE_DATE_EPOCH": ""})
     assert tb - ta >= 2
     la, lb = inspect(a)["Layers"], inspect(b)["Layers"]
     assert da != db

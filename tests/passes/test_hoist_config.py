@@ -17,7 +17,7 @@ from mason.ir.graph import Graph, Output
 from mason.ir.imageconfig import HISTORY_COMMENT
 from mason.ir.ops import ConfigOp, ExecOp, FileOp, Op
 from mason.passes import pipeline_for_level, run_pipeline
-from mason.passes._layers import HISTORY_KEY
+from mason.ir.layers import HISTORY_KEY
 from tests.passes.helpers import history_free
 
 BASE_CONFIG = {"architecture": "amd64", "os": "linux",

@@ -10,7 +10,7 @@ from mason.ir.builder import State, image, local, merge, mkdir, scratch
 from mason.ir.graph import Graph, Output
 from mason.ir.ops import FileOp, MergeOp, Ref
 from mason.passes import run_pipeline
-from mason.passes._layers import HISTORY_KEY
+from mason.ir.layers import HISTORY_KEY
 from tests.passes.helpers import digests, meaning
 
 

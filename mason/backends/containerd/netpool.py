@@ -41,6 +41,7 @@ class Pool(Generic[T]):
         self._making = False
         self._destroying = 0  # destroyer threads alive
         self._maker: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []  # background destroyers
         self._broken: BaseException | None = None
         self._closed = False
         self.errors: list[BaseException] = []  # from destroy; reported by flush()/close()
@@ -73,7 +74,9 @@ class Pool(Generic[T]):
             self._doomed.append(item)
             if self._destroying < min(self.max_destroyers, len(self._doomed)):
                 self._destroying += 1
-                threading.Thread(target=self._destroyer, name=f"{self.name}-destroy", daemon=True).start()
+                t = threading.Thread(target=self._destroyer, name=f"{self.name}-destroy", daemon=True)
+                self._threads = [x for x in self._threads if x.is_alive()] + [t]
+                t.start()
 
     def flush(self) -> list[BaseException]:
         """Wait for every queued destruction; return (and forget) the errors they hit."""
@@ -103,7 +106,13 @@ class Pool(Generic[T]):
             t.start()
         for t in helpers:
             t.join()
-        return self.flush()
+        errors = self.flush()
+        with self._cond:
+            threads = [t for t in [self._maker, *self._threads] if t is not None]
+        for t in threads:
+            if t is not threading.current_thread():
+                t.join()
+        return errors
 
     @property
     def idle(self) -> int:

@@ -46,7 +46,8 @@ from mason.backends.solver.store import Cancelled as ClaimCancelled
 from mason.backends.solver.store import ResultStore
 from mason.ir.errors import MasonError
 from mason.ir.graph import Graph
-from mason.ir.imageconfig import apply_config_changes, empty_image_config
+from mason.ir.imageconfig import empty_image_config
+from mason.ir.layers import fold_image_config, layer_chain
 from mason.ir.ops import ConfigOp, Copy, DiffOp, ExecOp, FileOp, MergeOp, Op, Ref, SourceOp
 
 CACHE_LEASE = "mason-cache"  # the old, per-namespace name; see cachekey.cache_lease_name
@@ -721,38 +722,18 @@ def _target_id(names: Sequence[str], locals: Mapping[str, LocalDir]) -> str:
 
 
 def _output_config(output, base_config_of) -> dict | None:
-    """The output's image config: the graph's (hoisted) one; with ConfigOps left in the
-    chain (``-O0``), their changes folded on top, oldest first, as ``hoist-config`` would."""
+    """The output's image config: the graph's own (already hoisted at ``-O1``); with ConfigOps
+    and ``mason.history`` entries still in the chain (``-O0``), folded exactly as
+    ``hoist-config`` folds them (:mod:`mason.ir.layers`), so both levels give one image. A graph
+    without a config (a builder-API or BuildKit Definition) starts from its base image's."""
+    chain = layer_chain(output.ref)
     cfg = output.image_config
-    configs: list[ConfigOp] = []
-    op: Op | None = output.ref.op
-    base_config = None
-    while op is not None:
-        if isinstance(op, ConfigOp):
-            configs.append(op)
-            op = op.inputs[0].op if op.inputs else None
-        elif isinstance(op, ExecOp):
-            root = next((m for m in op.mounts if m.dest == "/"), None)
-            op = op.inputs[root.input].op if root is not None and root.input >= 0 else None
-        elif isinstance(op, FileOp):
-            from mason.backends.solver.fileop import output_base
-
-            i = output_base(op)
-            op = op.inputs[i].op if i >= 0 else None
-        elif isinstance(op, MergeOp):
-            op = op.inputs[op.merge_inputs[0]].op if op.merge_inputs else None
-        elif isinstance(op, SourceOp):
-            if cfg is None:
-                base_config = base_config_of(op.digest)
-            op = None
-        else:
-            op = None
-    if not configs:
-        return cfg if cfg is not None else base_config
-    cfg = cfg if cfg is not None else (base_config or empty_image_config())
-    for c in reversed(configs):
-        cfg = apply_config_changes(cfg, c.changes, c.created_by or None)
-    return cfg
+    if cfg is None:
+        base = next((op for op in chain if isinstance(op, SourceOp)), None)
+        cfg = base_config_of(base.digest) if base is not None else None
+    if cfg is None and any(isinstance(op, ConfigOp) for op in chain):
+        cfg = empty_image_config()
+    return fold_image_config(cfg, chain)
 
 
 __all__ = ["Solver", "BuildSession", "SolveOptions", "SolveContext", "SolvedOutput", "LocalDir", "vertex_name",

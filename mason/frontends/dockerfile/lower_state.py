@@ -6,7 +6,7 @@ Like BuildKit's ``dispatchState``, a :class:`StageState` holds the current files
 (BuildKit's ``llb`` EnvList: replacing a variable moves it to the end), the working directory,
 the user, the SHELL, the ARGs declared in the stage. The image config itself is *not* built
 here: each config instruction emits a mason ``ConfigOp`` into the chain and ``hoist-config``
-folds them (see ``mason.passes._layers`` for the convention: a layer op's history entry rides in
+folds them (see ``mason.ir.layers`` for the convention: a layer op's history entry rides in
 its metadata under ``mason.history``). Only the few config facts later instructions read are
 mirrored (the image's Env order, User, WorkingDir, Shell, OnBuild).
 """
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from mason.frontends.dockerfile.shell import ShellError, ShellLex
 from mason.ir.errors import MasonError, SourceLoc
 from mason.ir.imageconfig import HISTORY_COMMENT, apply_config_changes
+from mason.ir.layers import HISTORY_KEY  # where a layer op's history entry rides
 from mason.ir.ops import ChownOpt, ConfigChange, ConfigOp, Op, OpMetadata, Platform, Ref, UserOpt
 from mason.ir.resolver import PlatformSpec
 
@@ -33,9 +34,6 @@ __all__ = [
 
 DEFAULT_SHELL = ("/bin/sh", "-c")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# The key ``mason.passes._layers`` reads a layer op's history entry from (frontends may not
-# import passes; the convention is documented there).
-HISTORY_KEY = "mason.history"
 CUSTOM_NAME = "llb.customname"
 COMMAND_KEY = "com.docker.dockerfile.v1.command"
 

@@ -342,7 +342,7 @@ def _node_parts(line: str, esc: str):
         off = m.start(3)
         flags_t = tuple(flag_text[:-1].split(" "))
     else:
-        cmd, flags, rest, off = split_command(line)
+        cmd, flags, rest, off, _ = split_command(line)
         flags_t = tuple(flags)
     name = _LOWER.get(cmd)
     if name is None:

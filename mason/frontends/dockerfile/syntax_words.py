@@ -51,52 +51,53 @@ def runes_from_invalid(s: str) -> str:
 _CMD_WORD = re.compile(r"([^\t\v\f\r ]*)[\t\v\f\r ]+")
 
 
-def split_command(line: str) -> tuple[str, list[str], str, int]:
+def split_command(line: str) -> tuple[str, list[str], str, int, bool]:
     """BuildKit's ``splitCommand``: (instruction name, raw flags, trimmed arguments, offset of
-    the arguments in ``line``). The name is returned as written; callers lower-case it."""
+    the arguments in ``line``, whether ``--`` ended the flags). The name is returned as
+    written; callers lower-case it."""
     stripped = line.strip(GO_SPACE)
     lead = 0 if stripped[:1] == line[:1] else len(line) - len(line.lstrip(GO_SPACE))
     m = _CMD_WORD.match(stripped)
     if m is None:
-        return stripped, [], "", len(line)
+        return stripped, [], "", len(line), False
     cmd = m.group(1)
     after_off = m.end()
     if stripped[after_off:after_off + 2] != "--":
         # no flags (the common case): the arguments are the rest, trimmed
         args = stripped[after_off:].lstrip(GO_SPACE)
-        return cmd, [], args, lead + len(stripped) - len(args)
+        return cmd, [], args, lead + len(stripped) - len(args), False
     after = stripped[after_off:]
-    rest, flags = extract_builder_flags(after)
+    rest, flags, dashdash = extract_builder_flags(after)
     args = go_trim_space(rest)
     if not args:
-        return cmd, flags, "", len(line)
+        return cmd, flags, "", len(line), dashdash
     # ``rest`` is a suffix of ``after`` (in code points, see extract_builder_flags)
     off = lead + after_off + len(after) - len(rest) + (len(rest) - len(rest.lstrip(GO_SPACE)))
-    return cmd, flags, args, min(off, len(line))
+    return cmd, flags, args, min(off, len(line)), dashdash
 
 
-def extract_builder_flags(line: str) -> tuple[str, list[str]]:
-    """BuildKit's ``extractBuilderFlags``: leading ``--name[=value]`` words (quotes and
-    backslashes processed, ``--`` ends the flags) and the rest of the line."""
+def extract_builder_flags(line: str) -> tuple[str, list[str], bool]:
+    """BuildKit's ``extractBuilderFlags``: the rest of the line, the leading ``--name[=value]``
+    words (quotes and backslashes processed), and whether a ``--`` word ended them."""
     i = 0
     n = len(line)
     while i < n and line[i] in "\t\n\v\f\r ":  # a byte scan: no multi-byte rune is a space here
         i += 1
     if not line.startswith("--", i):
-        return line[i:], []
+        return line[i:], [], False
     if line.isascii():
         fast = _extract_flags_simple(line, i)
         return fast if fast is not None else _extract_flags(line)
     # Go walks this byte by byte: emulate it on the bytes, then map the rest back.
-    rest, flags = _extract_flags(to_bytes_domain(line))
-    return from_bytes_domain(rest), flags
+    rest, flags, dashdash = _extract_flags(to_bytes_domain(line))
+    return from_bytes_domain(rest), flags, dashdash
 
 
 _SIMPLE_FLAG = re.compile(r"--[^\t\n\v\f\r '\"\\]*")
 _ASCII_SPACE = frozenset("\t\n\v\f\r ")
 
 
-def _extract_flags_simple(line: str, pos: int) -> tuple[str, list[str]] | None:
+def _extract_flags_simple(line: str, pos: int) -> tuple[str, list[str], bool] | None:
     """The same for ASCII flag words without quotes or backslashes; None for anything else."""
     words: list[str] = []
     n = len(line)
@@ -108,16 +109,16 @@ def _extract_flags_simple(line: str, pos: int) -> tuple[str, list[str]] | None:
             return None
         w = m.group()
         if w == "--":
-            return line[end:], words
+            return line[end:], words, True
         words.append(w)
         pos = end
         while pos < n and line[pos] in _ASCII_SPACE:
             pos += 1
         if not line.startswith("--", pos):
-            return line[pos:], words
+            return line[pos:], words, False
 
 
-def _extract_flags(line: str) -> tuple[str, list[str]]:
+def _extract_flags(line: str) -> tuple[str, list[str], bool]:
     words: list[str] = []
     IN_SPACES, IN_WORD, IN_QUOTE = 0, 1, 2
     phase = IN_SPACES
@@ -135,11 +136,13 @@ def _extract_flags(line: str) -> tuple[str, list[str]]:
                 pos += 1
                 continue
             if ch != "-" or pos + 1 == n or line[pos + 1] != "-":
-                return line[pos:], words
+                return line[pos:], words, False
             phase = IN_WORD
         if pos == n:  # IN_WORD or IN_QUOTE at the end
             w = "".join(word)
-            if w != "--" and (blank_ok or w):
+            if w == "--":
+                return "", words, True
+            if blank_ok or w:
                 words.append(w)
             break
         if phase == IN_WORD:
@@ -147,7 +150,7 @@ def _extract_flags(line: str) -> tuple[str, list[str]]:
                 phase = IN_SPACES
                 w = "".join(word)
                 if w == "--":
-                    return line[pos:], words
+                    return line[pos:], words, True
                 if blank_ok or w:
                     words.append(w)
                 word = []
@@ -183,7 +186,7 @@ def _extract_flags(line: str) -> tuple[str, list[str]]:
             ch = line[pos]
         word.append(ch)
         pos += 1
-    return "", words
+    return "", words, False
 
 
 def _quoted_words(esc: str) -> tuple[re.Pattern[str], re.Pattern[str]]:

@@ -6,12 +6,15 @@ tests fail (with the provider's warning as the reason)."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import ipaddress
 import json
 import os
 import socket
 import subprocess
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -38,10 +41,12 @@ def executor(containerd_env):
 def provider(tmp_path):
     p = NetworkProvider(tmp_path / "root")
     yield p
+    p.close()  # the pool's idle namespaces and the background teardowns
     # Whatever a test did, nothing of ours may stay mounted or recorded.
     leftovers = list(p.dir.iterdir()) if p.dir.exists() else []
     assert leftovers == [], leftovers
     assert not _mounts_under(tmp_path)
+    assert not [t for t in threading.enumerate() if t.name.startswith("mason-netns")]
 
 
 def _mounts_under(path: Path) -> list[str]:
@@ -69,8 +74,8 @@ def require_bridge(net) -> None:
 class OneShotServer:
     """A TCP server on ``host`` that answers one line with ``pong <line>`` and records the peer."""
 
-    def __init__(self, host: str):
-        self.sock = socket.create_server((host, 0))
+    def __init__(self, host: str, netns: str | None = None):
+        self.sock = _socket_in(netns, host) if netns else socket.create_server((host, 0))
         self.sock.settimeout(30)
         self.port = self.sock.getsockname()[1]
         self.got: bytes | None = None
@@ -93,6 +98,26 @@ class OneShotServer:
     def close(self) -> None:
         self.sock.close()
         self.thread.join(5)
+
+
+def _socket_in(netns: str, host: str) -> socket.socket:
+    """A listening socket in network namespace ``netns``: a socket stays in the namespace it
+    was made in, so switch this thread there for the call, and back."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    own = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY)
+    target = os.open(netns, os.O_RDONLY)
+    try:
+        assert libc.setns(target, CLONE_NEWNET) == 0, os.strerror(ctypes.get_errno())
+        try:
+            return socket.create_server((host, 0))
+        finally:
+            assert libc.setns(own, CLONE_NEWNET) == 0, os.strerror(ctypes.get_errno())
+    finally:
+        os.close(own)
+        os.close(target)
+
+
+CLONE_NEWNET = 0x40000000
 
 
 def host_interfaces() -> set[str]:
@@ -166,7 +191,7 @@ def test_two_concurrent_default_steps_get_their_own_addresses(provider, executor
         assert f"inet {b.address}" in outs[b.id]
 
 
-def test_teardown_leaves_no_netns_veth_ip_or_nat_rule(provider, executor, containerd_env) -> None:
+def test_teardown_leaves_no_netns_veth_ip_or_per_step_rule(provider, executor, containerd_env) -> None:
     net = provider.setup("step-td", "default")
     require_bridge(net)
     run(executor, containerd_env, net, "true")
@@ -175,13 +200,82 @@ def test_teardown_leaves_no_netns_veth_ip_or_nat_rule(provider, executor, contai
     ip_file = Path(DEFAULT_IPAM_DIR, DEFAULT_NETWORK_NAME, net.ip)
     assert cni.is_mountpoint(net.netns_path) and ip_file.exists()
     assert Path("/sys/class/net", net.host_interface).exists()
-    assert net.id in _nat_rules()
+    nat = " ".join(provider.nat_rule()[:5])  # one rule for the subnet, none per step
+    assert nat in _nat_rules() and net.id not in _nat_rules()
     net.teardown()
     net.teardown()  # idempotent
+    provider.flush()  # a pool namespace is torn down in the background
     assert not step_dir.exists() and not cni.is_mountpoint(net.netns_path)
     assert not Path("/sys/class/net", net.host_interface).exists()
     assert not ip_file.exists() or net.id not in ip_file.read_text()
-    assert net.id not in _nat_rules()
+    assert nat in _nat_rules()  # machine-wide, like the bridge
+
+
+def test_pool_namespaces_are_made_ahead_used_once_and_destroyed_by_close(provider, executor, containerd_env) -> None:
+    a = provider.setup("step-1", "default")
+    require_bridge(a)
+    _wait_for(lambda: provider._pool.idle == provider.pool_size)  # noqa: SLF001 - made ahead of need
+    idle_dirs = {d.name for d in provider.dir.iterdir()} - {a.id}
+    assert len(idle_dirs) == provider.pool_size
+    # Every idle one is already on the bridge: a namespace with its veth, in the IPAM state.
+    assert all(cni.is_mountpoint(provider.dir / d / "netns") for d in idle_dirs)
+    out = run(executor, containerd_env, a, "busybox ip -4 -o addr show dev eth0")
+    assert f"inet {a.address}" in out
+    a.teardown()
+    b = provider.setup("step-2", "default")
+    require_bridge(b)
+    assert b.id in idle_dirs and b.id != a.id  # taken from the pool, never the used one again
+    b.teardown()
+    provider.flush()
+    assert not (provider.dir / a.id).exists() and not (provider.dir / b.id).exists()
+    assert not Path("/sys/class/net", a.host_interface).exists()
+    assert not Path("/sys/class/net", b.host_interface).exists()
+    leftover = {d.name for d in provider.dir.iterdir()}
+    provider.close()
+    assert list(provider.dir.iterdir()) == []
+    ipam = Path(DEFAULT_IPAM_DIR, DEFAULT_NETWORK_NAME)
+    owners = {f.read_text().split()[0] for f in ipam.iterdir() if f.name[0].isdigit()} if ipam.exists() else set()
+    assert not owners & (leftover | {a.id, b.id}), "IP addresses of destroyed namespaces are free again"
+
+
+def test_nat_masquerades_traffic_leaving_through_another_interface(provider, executor, containerd_env,
+                                                                    tmp_path) -> None:
+    """A server in an "outside" namespace, reachable from the host over a veth pair but with no
+    route back to the bridge subnet: the step reaches it only because its packets leave with the
+    host's address (the NAT rule), which is also the peer the server sees."""
+    tag = uuid.uuid4().hex[:6]
+    net3 = 18 + int(tag[:2], 16) % 2, int(tag[2:4], 16)
+    host_ip, out_ip = f"198.{net3[0]}.{net3[1]}.1", f"198.{net3[0]}.{net3[1]}.2"
+    outside = tmp_path / "outside"
+    cni.create_netns(outside)
+    vh, vo = f"mvh{tag}", f"mvo{tag}"
+    try:
+        ns = ["nsenter", f"--net={outside}"]
+        for cmd in (ns + ["ip", "link", "add", vo, "type", "veth", "peer", "name", vh, "netns", str(os.getpid())],
+                    ns + ["ip", "addr", "add", f"{out_ip}/30", "dev", vo], ns + ["ip", "link", "set", vo, "up"],
+                    ns + ["ip", "link", "set", "lo", "up"],
+                    ["ip", "addr", "add", f"{host_ip}/30", "dev", vh], ["ip", "link", "set", vh, "up"]):
+            subprocess.run(cmd, check=True, capture_output=True)
+        server = OneShotServer(out_ip, netns=str(outside))
+        with provider.setup("step-nat", "default") as net:
+            require_bridge(net)
+            assert provider.nat_rule()[1] == DEFAULT_SUBNET and " ".join(provider.nat_rule()[2:5]) in _nat_rules()
+            try:
+                out = run(executor, containerd_env, net, f"echo hi | busybox nc -w 10 {out_ip} {server.port}")
+            finally:
+                server.close()
+        assert out == "pong hi\n"
+        assert server.peer == host_ip  # masqueraded: not the step's own address
+    finally:
+        subprocess.run(["ip", "link", "del", vh], capture_output=True)
+        cni.remove_netns(outside)
+
+
+def _wait_for(cond, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
 
 
 def test_cleanup_stale_removes_only_what_dead_owners_left(provider, tmp_path) -> None:
@@ -206,6 +300,7 @@ def test_cleanup_stale_removes_only_what_dead_owners_left(provider, tmp_path) ->
     assert cni.is_mountpoint(live.netns_path)  # its owner (this process) is alive
     live.teardown()
     dead.teardown()  # after the sweep: nothing to do, no error
+    provider.flush()
 
 
 # -- host and the fallback -----------------------------------------------------------------

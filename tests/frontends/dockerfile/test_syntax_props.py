@@ -122,8 +122,8 @@ def test_simple_line_fast_path_matches_split_command(line):
 
     m = _SIMPLE_LINE.match(line)
     if m is not None:
-        cmd, flags, rest, off = syntax_words.split_command(line)
-        assert (m.group(1), m.group(2), m.start(2)) == (cmd, rest, off) and flags == []
+        cmd, flags, rest, off, dashdash = syntax_words.split_command(line)
+        assert (m.group(1), m.group(2), m.start(2)) == (cmd, rest, off) and flags == [] and not dashdash
 
 
 flags_line = st.lists(st.sampled_from(["COPY", " ", "--a=1", "--b", "--", "-", "x", "'q'", "\\", "é", "\t"]),
@@ -137,5 +137,5 @@ def test_flags_line_fast_path_matches_split_command(line):
 
     m = _SIMPLE_FLAGS_LINE.match(line)
     if m is not None:
-        cmd, flags, rest, off = syntax_words.split_command(line)
-        assert (m.group(1), tuple(m.group(2)[:-1].split(" ")), m.group(3), m.start(3)) == (cmd, tuple(flags), rest, off)
+        cmd, flags, rest, off, dashdash = syntax_words.split_command(line)
+        assert (m.group(1), tuple(m.group(2)[:-1].split(" ")), m.group(3), m.start(3)) == (cmd, tuple(flags), rest, off) and not dashdash

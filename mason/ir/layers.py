@@ -1,5 +1,6 @@
 """How image config and history ride through the graph before ``hoist-config`` (and how that
-pass, or a solver running ``-O0`` IR, folds them into an output's image config).
+pass, or a solver running ``-O0`` IR, folds them into an output's image config). Shared by the
+lowering (which writes the convention), the passes and the solver (which read it).
 
 **The convention.** An output's ``image_config`` holds the config of the base its chain starts
 from (the ``FROM`` image's config, history included; or nothing for scratch). Everything a build
