@@ -227,6 +227,8 @@ class BuildRequest:
     ssh: tuple[str, ...] = ()
     allow: tuple[str, ...] = ()
     no_cache: bool = False
+    no_cache_filter: tuple[str, ...] = ()  # stages whose steps run again (names or indexes)
+    explain: bool = False  # BuildResult.explain: why each step that ran missed the cache
     insecure_registries: tuple[str, ...] = ()
     root: str | None = None
     containerd_address: str | None = None
@@ -253,6 +255,7 @@ class BuildResult:
     timings: dict[str, float] = field(default_factory=dict)
     build_id: str | None = None
     outputs: list = field(default_factory=list)  # OutputResult per output, in order
+    explain: tuple[str, ...] = ()  # with BuildRequest.explain: one line per step that ran
 
     @property
     def digest(self) -> str | None:
@@ -388,7 +391,8 @@ def _recording(root: str | None, meta: Mapping[str, object], events, enabled: bo
 def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals: Mapping[str, str],
            excludes: Iterable[str], secrets: Iterable[str], ssh: Iterable[str], allow: Iterable[str],
            no_cache: bool, insecure_registries: tuple[str, ...], jobs: int, network_default: str,
-           source_date_epoch: int | None, events) -> BuildResult:
+           source_date_epoch: int | None, events, no_cache_filter: tuple[str, ...] = (),
+           explain: bool = False) -> BuildResult:
     """Solve ``output`` of ``graph`` and write the (already checked) output ``specs``."""
     import time
 
@@ -411,7 +415,8 @@ def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals:
     timings: dict[str, float] = {}
     solver = lazy.get().solver
     opts = SolveOptions(jobs=jobs, no_cache=no_cache, entitlements=ents, locals=local_dirs, secrets=sec,
-                        insecure_registries=insecure_registries, network_default=network_default)
+                        insecure_registries=insecure_registries, network_default=network_default,
+                        no_cache_filter=tuple(no_cache_filter), explain=explain)
     t0 = time.perf_counter()
     image = None
     names: tuple[str, ...] = ()
@@ -440,7 +445,8 @@ def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals:
             timings["export"] = time.perf_counter() - t0
             if image is not None:
                 sink(Status(f"image {image.manifest_digest}" + (f" named {', '.join(names)}" if names else "")))
-    return BuildResult(solved.result, config, solved.cache_key, image, names, timings=timings, outputs=written)
+    return BuildResult(solved.result, config, solved.cache_key, image, names, timings=timings, outputs=written,
+                       explain=solved.explain)
 
 
 def _describe_push(p) -> str:  # a PushResult
@@ -527,7 +533,8 @@ def build(request: BuildRequest | None = None, /, **kw) -> BuildResult:
                 res = _solve(lazy, low.graph, specs, output=_pick_output(low.graph, req.target), locals=locals_,
                              excludes=(), secrets=req.secrets, ssh=req.ssh, allow=req.allow, no_cache=req.no_cache,
                              insecure_registries=insecure, jobs=req.jobs, network_default=req.network_default,
-                             source_date_epoch=epoch, events=sink)
+                             source_date_epoch=epoch, events=sink, no_cache_filter=req.no_cache_filter,
+                             explain=req.explain)
             except MasonError as e:
                 if e.loc is not None and e.source_line is None and dockerfile != "-":
                     with contextlib.suppress(MasonError):

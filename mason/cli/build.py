@@ -17,7 +17,7 @@ from mason.cli.progress import MODES
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Input", ("dockerfile", "target", "build_args", "platform", "secrets", "ssh", "locals_", "output")),
     ("Output", ("tags", "outputs", "push", "iidfile", "quiet", "progress")),
-    ("Execution", ("no_cache", "allow", "network_default", "jobs", "insecure_registries")),
+    ("Execution", ("no_cache", "no_cache_filter", "explain", "allow", "network_default", "jobs", "insecure_registries")),
     ("Compiler", ("level", "passes")),
     ("containerd and state", ("root", "containerd_address")),
 )
@@ -138,10 +138,14 @@ def _check_iidfile(iidfile: str | None) -> None:
 @click.option("-O", "level", type=click.IntRange(0, 2), default=1, show_default=True, metavar="N",
               help="Optimization level: 0 verify only, 1 as BuildKit, 2 also merge layers.")
 @click.option("--passes", metavar="PIPELINE", help="A pass pipeline instead of -O, e.g. 'verify,hoist-config'.")
+@click.option("--no-cache-filter", "no_cache_filter", multiple=True, metavar="STAGE",
+              help="Run the steps of this stage again (repeatable; a name or an index).")
+@click.option("--explain", is_flag=True, help="Print why each step that ran missed the cache (vs the last build).")
 @common_solve_options
 def build(context: str, dockerfile: str | None, target: str | None, build_args: tuple[str, ...], platform: str | None,
           level: int, passes: str | None, tags, outputs, push, iidfile, quiet, progress, secrets, ssh, no_cache,
-          allow, network_default, jobs, insecure_registries, root, containerd_address) -> None:
+          allow, network_default, jobs, insecure_registries, root, containerd_address, no_cache_filter=(),
+          explain=False) -> None:
     """Build the Dockerfile in CONTEXT (default: .), like docker build."""
     from mason.build import BuildRequest, build as do_build, parse_build_args
 
@@ -152,6 +156,9 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
                            secrets=tuple(secrets), ssh=tuple(ssh), allow=tuple(allow), no_cache=no_cache,
                            insecure_registries=tuple(insecure_registries), root=root,
                            containerd_address=containerd_address, jobs=jobs, level=level, passes=passes,
-                           network_default=network_default, events=sink)
+                           network_default=network_default, events=sink,
+                           no_cache_filter=tuple(no_cache_filter), explain=explain)
         result = do_build(req)
+    for line in result.explain:
+        click.echo(line, err=True)
     report(result, quiet or progress == "quiet", iidfile)

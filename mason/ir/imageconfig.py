@@ -19,6 +19,8 @@ __all__ = ["CONFIG_ACTIONS", "empty_image_config", "apply_config_changes", "env_
 
 CONFIG_ACTIONS = ("set", "env", "label", "add", "append")
 HISTORY_COMMENT = "buildkit.dockerfile.v0"
+# Fields Docker's image config writes as ``null`` rather than leaving out (no omitempty).
+_NULLABLE = frozenset({"OnBuild"})
 
 
 def empty_image_config(architecture: str = "amd64", os: str = "linux", variant: str = "") -> dict:
@@ -52,7 +54,9 @@ def apply_config_changes(config: dict, changes: Iterable[ConfigChange], created_
     not modified). With ``created_by``, an empty-layer history entry is appended, as BuildKit's
     Dockerfile frontend writes for config-only instructions.
 
-    Actions (see ``llb.proto``): ``set`` key = JSON value (``null`` removes the key); ``env``
+    Actions (see ``llb.proto``): ``set`` key = JSON value (``null`` removes the key, except for
+    fields Docker writes as ``null``, such as OnBuild; a key starting with ``/`` names a
+    top-level field of the image config instead, e.g. ``/author`` for MAINTAINER); ``env``
     sets ``key=value`` in Env, replacing an entry for the same key in place; ``label`` sets
     Labels[key]; ``add`` merges the JSON object value into the map field key (ExposedPorts,
     Volumes); ``append`` extends the list field key with the JSON array value (OnBuild)."""
@@ -65,10 +69,13 @@ def apply_config_changes(config: dict, changes: Iterable[ConfigChange], created_
         a, key = ch.action, ch.key
         if a == "set":
             v = _json(ch)
-            if v is None:
-                c.pop(key, None)
+            target, k = (out, key[1:]) if key.startswith("/") else (c, key)
+            if k in ("", "config", "history", "rootfs") and target is out:
+                raise MasonError(f"config change set {key}: that top-level field is not settable")
+            if v is None and k not in _NULLABLE:
+                target.pop(k, None)
             else:
-                c[key] = v
+                target[k] = v
         elif a == "env":
             env = list(c.get("Env") or ())
             prefix = key + "="
@@ -88,14 +95,20 @@ def apply_config_changes(config: dict, changes: Iterable[ConfigChange], created_
             v = _json(ch)
             if not isinstance(v, dict):
                 raise MasonError(f"config change add {key}: value must be a JSON object")
-            m = dict(c.get(key) or {})
+            m = c.get(key) or {}
+            if not isinstance(m, dict):
+                raise MasonError(f"config change add {key}: the field holds a {type(m).__name__}, not an object")
+            m = dict(m)
             m.update(v)
             c[key] = m
         elif a == "append":
             v = _json(ch)
             if not isinstance(v, list):
                 raise MasonError(f"config change append {key}: value must be a JSON array")
-            c[key] = list(c.get(key) or ()) + v
+            cur = c.get(key) or []
+            if not isinstance(cur, list):
+                raise MasonError(f"config change append {key}: the field holds a {type(cur).__name__}, not a list")
+            c[key] = list(cur) + v
         else:
             raise MasonError(f"unknown config change action {a!r} (valid: {', '.join(CONFIG_ACTIONS)})")
     if created_by is not None:

@@ -6,8 +6,8 @@ runc brings up; the usual /proc, /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys mou
 default capability set; ``noNewPrivileges`` off (as Docker); masked and read-only /proc paths.
 
 A *privileged* process (``security=insecure`` in LLB, ``--allow security.insecure``) gets what
-``docker run --privileged`` and BuildKit's insecure mode give: every capability the kernel
-has, no masked or read-only paths, a writable /sys, every device of the host's /dev, and a
+``docker run --privileged`` and BuildKit's insecure mode give: every capability (that mason
+itself has), no masked or read-only paths, a writable /sys, every device of the host's /dev, and a
 device cgroup that allows all. Its namespaces stay its own.
 """
 
@@ -103,12 +103,23 @@ def _ns(*kinds: str) -> list[dict[str, str]]:
 
 
 def all_caps() -> list[str]:
-    """Every capability this kernel knows (what a privileged container gets)."""
+    """Every capability this kernel knows and mason's own bounding set holds (what a privileged
+    container gets; as Docker, never more than we have: runc cannot grant the rest and would
+    fail the whole create, e.g. inside a sandbox that dropped CAP_SYS_RESOURCE)."""
     try:
         last = int(open("/proc/sys/kernel/cap_last_cap").read())
     except (OSError, ValueError):
         last = len(ALL_CAPS) - 1
-    return list(ALL_CAPS[:last + 1])
+    bounding = _own_bounding_set()
+    return [c for i, c in enumerate(ALL_CAPS[:last + 1]) if bounding >> i & 1]
+
+
+def _own_bounding_set() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(ln.split()[1], 16) for ln in f if ln.startswith("CapBnd:"))
+    except (OSError, StopIteration, ValueError):
+        return (1 << len(ALL_CAPS)) - 1
 
 
 def host_devices(root: str = "/dev") -> list[dict[str, Any]]:

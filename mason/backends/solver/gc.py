@@ -45,6 +45,7 @@ from mason.backends.containerd.client import (GC_EXPIRE, SNAPSHOTTER, Client, Co
 from mason.backends.containerd.exec import OWNER_LABEL, _owner_alive, _process_identity, reap_orphans
 from mason.backends.exporters.image import parse_time
 from mason.backends.exporters.layer import GC_REF_CONTENT
+from mason.backends.solver.cachekey import cache_lease_name
 from mason.backends.solver.store import Cancelled as ClaimHeld
 from mason.backends.solver.store import Record, ResultStore
 from mason.ir.errors import MasonError
@@ -227,12 +228,12 @@ class _Namespace:
                 s = self.snapshots[s].parent
         return out
 
-    def roots(self, client: Client, now: float) -> tuple[set[str], set[str]]:
+    def roots(self, client: Client, now: float, cache_lease: str = CACHE_LEASE) -> tuple[set[str], set[str]]:
         """What in-flight work holds: non-stale leases other than the cache lease, containers,
         ``gc.root`` objects, non-committed snapshots of live mason processes."""
         snaps, blobs = set(self.container_snapshots), set()
         for lid, labels in self.leases.items():
-            if lid == CACHE_LEASE or lease_is_stale(labels, now):
+            if lid in (CACHE_LEASE, cache_lease) or lease_is_stale(labels, now):
                 continue
             with contextlib.suppress(NotFound):
                 for rid, rtype in _lease_resources(client, lid):
@@ -341,7 +342,7 @@ def disk_usage(client: Client, store: ResultStore, *, now: float | None = None) 
     """Every cache record with its size and whether prune may take it; largest first."""
     now = time.time() if now is None else now
     ns = _Namespace.read(client)
-    live, _ = ns.roots(client, now)
+    live, _ = ns.roots(client, now, _lease_of(store))
     live = ns.closure(live, ())[0]
     shared = ns.image_snapshots()
     sizes = _Sizes(client, ns)
@@ -397,8 +398,10 @@ def prune(client: Client, store: ResultStore, *, all: bool = False, keep_storage
     """
     now = time.time() if now is None else now
     ns = _Namespace.read(client)
-    stale = {lid for lid, labels in ns.leases.items() if lid != CACHE_LEASE and lease_is_stale(labels, now)}
-    live_s, live_b = ns.roots(client, now)
+    lease = _lease_of(store)
+    stale = {lid for lid, labels in ns.leases.items()
+             if lid not in (CACHE_LEASE, lease) and lease_is_stale(labels, now)}
+    live_s, live_b = ns.roots(client, now, lease)
     live = ns.closure(live_s, live_b)[0]
     shared = ns.image_snapshots()
     sizes = _Sizes(client, ns)
@@ -437,7 +440,7 @@ def prune(client: Client, store: ResultStore, *, all: bool = False, keep_storage
     for o in sorted(orphans, key=lambda o: -_depth(ns, o.name)):  # children first
         key = "sha256:" + RESULT_SNAPSHOT.match(o.name).group(1)  # type: ignore[union-attr]
         _under_claim(store, key, lambda o=o: _remove_unrecorded(client, store, o.name, holders.get(o.name, ())))
-    if CACHE_LEASE in ns.leases:
+    if lease in ns.leases:
         _align_cache_lease(client, store, now)
     for lid in sorted(stale):
         with contextlib.suppress(NotFound):
@@ -561,10 +564,16 @@ def _remove_unrecorded(client: Client, store: ResultStore, name: str, leases: It
         client.remove_snapshot(name)
 
 
+def _lease_of(store: ResultStore) -> str:
+    """The cache lease of the store's state root (:func:`.cachekey.cache_lease_name`)."""
+    return cache_lease_name(store.dir.parent)
+
+
 def _align_cache_lease(client: Client, store: ResultStore, now: float) -> None:
     """Make the cache lease hold what the kept records need: no more (what it held for dropped
     records, or for results never recorded) and no less (repairs a chain's snapshots)."""
-    have = _lease_resources(client, CACHE_LEASE)
+    lease = _lease_of(store)
+    have = _lease_resources(client, lease)
     want_s, want_b = _needs(store.records())
     extra = [(rid, t) for rid, t in have
              if (t == SNAPSHOT_RESOURCE and rid not in want_s) or (t == CONTENT_RESOURCE and rid not in want_b)]
@@ -573,7 +582,7 @@ def _align_cache_lease(client: Client, store: ResultStore, now: float) -> None:
         # those. Leases are read after the records, then the records once more, so a result
         # recorded meanwhile is seen by one of the two looks.
         ns = _Namespace.read(client)
-        in_flight_s, in_flight_b = ns.roots(client, now)
+        in_flight_s, in_flight_b = ns.roots(client, now, lease)
         want_s, want_b = _needs(store.records())
         for rid, t in extra:
             held = rid in (in_flight_s | want_s if t == SNAPSHOT_RESOURCE else in_flight_b | want_b)
@@ -581,15 +590,15 @@ def _align_cache_lease(client: Client, store: ResultStore, now: float) -> None:
             if held and exists:
                 continue
             with contextlib.suppress(NotFound):
-                _delete_lease_resource(client, CACHE_LEASE, rid, t)
+                _delete_lease_resource(client, lease, rid, t)
     have_s = {rid for rid, t in have if t == SNAPSHOT_RESOURCE}
     have_b = {rid for rid, t in have if t == CONTENT_RESOURCE}
     for s in sorted(want_s - have_s):
         if client.snapshot_exists(s):
-            client.add_lease_resource(CACHE_LEASE, s, SNAPSHOT_RESOURCE)
+            client.add_lease_resource(lease, s, SNAPSHOT_RESOURCE)
     for b in sorted(want_b - have_b):
         if client.content_exists(b):
-            client.add_lease_resource(CACHE_LEASE, b, CONTENT_RESOURCE)
+            client.add_lease_resource(lease, b, CONTENT_RESOURCE)
 
 
 def _collect(client: Client) -> None:

@@ -327,8 +327,10 @@ class _Build:
         for d in order:
             if d not in self.keys:
                 self.keys[d] = self._key(d)
-        # 2. plan
-        need = self._plan([r.op.digest for r in refs])
+        # 2. plan (steps that ignore the cache run even where a later step hits: --no-cache-filter)
+        forced = [d for d in order if not isinstance(self.ops[d], (SourceOp, ConfigOp))
+                  and not self._use_cache(self.ops[d])]
+        need = self._plan([r.op.digest for r in refs] + forced)
         for d in order:
             if d not in need and d in self.numbers and not isinstance(self.ops[d], SourceOp):
                 self.status[d] = "cached"

@@ -190,9 +190,8 @@ def lower_onbuild(lw: "Lowerer", st: StageState, inst: Onbuild) -> None:
 
 
 def lower_maintainer(lw: "Lowerer", st: StageState, inst: Maintainer) -> None:
-    # BuildKit sets the image's top-level ``author``, which a ConfigChange (config fields
-    # only) cannot express yet; the history entry is kept.
-    st.emit_config((), "MAINTAINER " + inst.name, inst.loc)
+    # BuildKit sets the image's top-level ``author`` (a ``/``-prefixed key names it).
+    st.emit_config([change_set("/author", inst.name)], "MAINTAINER " + inst.name, inst.loc)
 
 
 CONFIG_LOWERINGS = {

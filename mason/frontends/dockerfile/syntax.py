@@ -2,458 +2,378 @@
 
 ``parse_dockerfile(text, filename)`` returns a :class:`ParseResult` whose nodes split their
 arguments exactly as BuildKit's parser does (its golden ``result`` files are the conformance
-suite), with file:line:col locations, or raises :class:`MasonError` with a location.
+suite), with file:line:col locations, or raises :class:`MasonError` with a location. Unknown
+instructions, unknown flags and instructions before FROM are not errors here: the instructions
+layer judges them.
 
-It works in two steps, like BuildKit:
+The structure is ``grammars/dockerfile.lark``, parsed by lark (LALR, strict, with
+``propagate_positions``) over the tokens of the reader in ``syntax_lexer`` (directives, line
+splicing, comments, heredoc bodies, and the contextual split of each instruction's arguments).
+The file is read item by item: an item is an instruction with the comments above it. An LALR
+parse depends only on the sequence of token *types*, so lark's tree for an item is the same for
+every item of the same type sequence: lark parses each distinct sequence once (start symbol
+``item``), the :class:`_Shapes` transformer turns its tree into a :class:`Shape` (which token
+becomes which field of the node, compiled to one expression) and later items of that sequence
+replay it. With ``replay=False`` lark parses the whole file instead (start symbol ``file``, one
+parse, nothing remembered); the tests check that both give the same result.
 
-* a line pass: parser directives at the top (``# escape=``/``# syntax=``/``# check=``, BOM),
-  comments, continuation lines with the current escape character (also across comment and
-  empty lines, which warn), and heredoc bodies after the instruction that names them;
-* per instruction: the command word, ``--flags``, and the instruction's own argument form
-  (JSON exec form, whitespace words, ENV/LABEL pairs, HEALTHCHECK, ONBUILD's nested
-  instruction). Exec-form JSON is described by ``grammars/dockerfile_json.lark``, used to
-  locate the element that makes an array invalid. BuildKit's word tokenizers are small state
-  machines with quirks; they are reproduced by hand (``syntax_words``) for exactness and speed.
-
-Unknown instructions, unknown flags and instructions before FROM are not errors here: the
-instructions layer judges them.
+Syntax errors — lark's (``UnexpectedInput``) and the reader's — become ``MasonError`` with
+file:line:col in :func:`_to_mason_error`, the only place that sees them.
 """
+
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from importlib import resources
+from operator import itemgetter
 
-from mason.frontends.dockerfile.nodes import Directive, Heredoc, Node, ParseResult
+import lark
+from lark import Token, Transformer
+from lark.exceptions import UnexpectedInput
+from lark.lexer import Lexer
+
+from mason.frontends.dockerfile.nodes import Node, ParseResult
+from mason.frontends.dockerfile.nodes import Directive
 from mason.frontends.dockerfile.syntax_dump import dump, go_quote
-from mason.frontends.dockerfile.syntax_heredoc import HeredocError, heredocs_from_line
-from mason.frontends.dockerfile.syntax_words import (
-    GO_SPACE,
-    NotStringArray,
-    go_lower,
-    parse_json_array,
-    parse_words,
-    split_command,
-    split_health,
-    split_whitespace,
-    RE_WHITESPACE,
-)
+from mason.frontends.dockerfile.syntax_lexer import COMMENT_TYPES, DIRECTIVE, VALID_DIRECTIVES, Item, Reader, ReaderError, map_offset
+from mason.frontends.dockerfile.syntax_words import GO_SPACE
 from mason.ir.errors import MasonError, SourceLoc
 
 __all__ = ["parse_dockerfile", "dump", "go_quote", "detect_directive"]
 
-# Go's regexp \s is [\t\n\f\r ]; $ is the end of the text.
-_DIRECTIVE = re.compile(r"#[\t\n\f\r ]*([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\Z")
-_SLASH_DIRECTIVE = re.compile(r"//[\t\n\f\r ]*([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\Z")
-_VALID_DIRECTIVES = ("syntax", "escape", "check")
-_MAX_LINE_BYTES = 64 * 1024  # bufio.Scanner's token limit, newline included
-
-_SPACE_SET = frozenset(GO_SPACE)
-# an instruction word, one space, arguments that neither start with "-" nor start or end with
-# whitespace: split_command's result without the general machinery
-_SIMPLE_LINE = re.compile(r"([^\s][^\t\v\f\r ]*) ([^\s-](?:.*[^\s])?)\Z", re.S)
-_SIMPLE_FLAGS_LINE = re.compile(r"([^\s][^\t\v\f\r ]*) ((?:--[!#-&(-\[\]-~]+ )+)([^\s-](?:.*[^\s])?)\Z", re.S)
-_LOWER: dict[str, str] = {}
-_MAYBE_JSON = frozenset(("run", "cmd", "entrypoint", "shell"))
-_MAYBE_JSON_LIST = frozenset(("add", "copy", "volume"))
-_WORDS = frozenset(("expose", "from"))
-_STRING = frozenset(("maintainer", "stopsignal", "user", "workdir"))
-_HEREDOC_INSTRUCTIONS = frozenset(("add", "copy", "run"))
+_MAX_SHAPES = 4096  # distinct item type sequences remembered (a file of 10,000 lines has ~50)
 
 
-class _LineError(Exception):
-    """An error inside one logical instruction line; ``offset`` indexes that line."""
+class _Tokens(Lexer):
+    """lark's side of the reader: the tokens are already made; hand them over."""
 
-    def __init__(self, message: str, offset: int | None = None):
-        super().__init__(message)
-        self.message = message
-        self.offset = offset
+    def __init__(self, conf):
+        pass
 
-
-def parse_dockerfile(text: str, filename: str = "Dockerfile") -> ParseResult:
-    """Parse Dockerfile source into BuildKit's generic node tree (see the module docstring)."""
-    return _Parser(text, filename).parse()
-
-
-class _Parser:
-    def __init__(self, text: str, filename: str):
-        self.text = text
-        self.file = filename
-        if text.startswith("\ufeff"):  # a byte-order mark; columns count from after it
-            text = text[1:]
-        lines = text.split("\n")
-        self.final_newline = lines[-1] == ""
-        if self.final_newline:
-            lines.pop()
-        self.lines = lines
-
-    # -- errors ---------------------------------------------------------------------------
-
-    def error(self, message: str, idx: int, col: int = 1, end_idx: int | None = None) -> MasonError:
-        """A located error at line index ``idx`` (0-based), column ``col`` (1-based)."""
-        if not self.lines:
-            return MasonError(message, SourceLoc(self.file, 1, 1), "")
-        idx = min(max(idx, 0), len(self.lines) - 1)
-        src = self.lines[idx].rstrip("\r")
-        col = min(max(col, 1), len(src) + 1)
-        end = None if end_idx is None else end_idx + 1
-        return MasonError(message, SourceLoc(self.file, idx + 1, col, end), src)
-
-    # -- the line pass ----------------------------------------------------------------------
-
-    def parse(self) -> ParseResult:
-        lines = self.lines
-        n = len(lines)
-        file = self.file
-        space = GO_SPACE
-        space_set = _SPACE_SET
-        nodes: list[Node] = []
-        warnings: list[tuple[str, SourceLoc]] = []
-        late_error: MasonError | None = None
-        i, esc, directives, comments = self._header()
-        node_parts = _node_parts
-        while i < n:
-            raw = lines[i]
-            if not raw:
-                i += 1
-                continue
-            last = raw[-1]
-            if (raw[0] in space_set or raw[0] == "#" or last == esc or last == "\r" or last == " "
-                    or last == "\t" or len(raw) > _MAX_LINE_BYTES // 4):
-                # the general case: comments, indentation, continuations, CR, long lines
-                if len(raw) > _MAX_LINE_BYTES // 4 and self._too_long(i):
-                    late_error = self._too_long_error(i)
-                    break
-                tok = raw.rstrip("\r")
-                content = tok.lstrip(space)
-                if content[:1] == "#":
-                    comment = raw[1:].strip(space)
-                    if comment:
-                        comments.append(comment)
-                    else:
-                        comments = []
-                    i += 1
-                    continue
-                col0 = len(tok) - len(content)
-                start = i
-                end = content.rstrip(" \t")
-                if not end or end[-1] != esc or (len(end) > 1 and end[-2] == esc):
-                    if not content:
-                        i += 1
-                        continue
-                    line = content
-                    segs = None
-                else:
-                    line, segs, i, empty_cont, late_error = self._continued(end[:-1], i, col0, esc)
-                    if empty_cont:
-                        warnings.append(("Empty continuation line found in: " + line,
-                                         SourceLoc(file, i + 1, 1, i + 1)))
-                    if late_error is not None:
-                        n = i + 1  # the scanner stopped at the long line
-            else:
-                line = raw
-                start = i
-                col0 = 0
-                segs = None
-            try:
-                parts = node_parts(line, esc)
-            except _LineError as e:
-                ln, col = self._map(e.offset, start, col0, segs)
-                raise self.error(e.message, ln, col, i) from None
-            if "<<" in line and _can_contain_heredoc(parts):
-                i, heredocs = self._read_heredocs(line, start, col0, segs, i, n)
-                end_col = len(lines[i].rstrip("\r")) + 1
-            else:
-                heredocs = ()
-                end_col = len(line) + 1 if segs is None else len(lines[i].rstrip("\r")) + 1
-            if parts[5] is None:
-                nodes.append(Node(parts[0], parts[1], parts[2], heredocs, parts[3], None, line,
-                                  SourceLoc(file, start + 1, col0 + 1, i + 1, end_col),
-                                  tuple(comments) if comments else ()))
-            else:
-                nodes.append(self._node(parts, line, heredocs, start, col0, segs, i, end_col,
-                                        tuple(comments)))
-            if comments:
-                comments = []
-            i += 1
-
-        if not nodes:
-            if late_error is not None:
-                raise late_error
-            raise self.error("file with no instructions", max(n - 1, 0), 1)
-        if late_error is not None:
-            raise late_error
-        first, lastn = nodes[0].loc, nodes[-1].loc
-        whole = SourceLoc(file, first.line, first.col, lastn.end_line, lastn.end_col)
-        return ParseResult(tuple(nodes), tuple(directives), esc, tuple(warnings), whole)
-
-    def _header(self) -> tuple[int, str, list[Directive], list[str]]:
-        """The parser directives at the top: (index of the first line after them, escape
-        character, directives, comments seen so far)."""
-        lines = self.lines
-        esc = "\\"
-        directives: list[Directive] = []
-        comments: list[str] = []
-        seen: set[str] = set()
-        i = 0
-        while i < len(lines):
-            raw = lines[i]
-            tok = raw.rstrip("\r")
-            content = tok.lstrip(GO_SPACE)
-            if content[:1] != "#":
-                break
-            d = self._directive(content, i, len(tok) - len(content), seen)
-            if d is None:
-                break  # an ordinary comment: the main loop takes it
-            directives.append(d)
-            if d.name == "escape":
-                esc = d.value
-            i += 1
-        return i, esc, directives, comments
-
-    def _continued(self, first: str, i: int, col0: int, esc: str):
-        """Join continuation lines after line ``i`` (whose text without the continuation
-        character is ``first``): (line, segments, last line index, saw an empty line, error)."""
-        lines = self.lines
-        n = len(lines)
-        space = GO_SPACE
-        parts = [first]
-        segs = [(0, i, col0)]
-        length = len(first)
-        empty_cont = False
-        while i + 1 < n:
-            tok = lines[i + 1].rstrip("\r")
-            if len(tok) > _MAX_LINE_BYTES // 4 and self._too_long(i + 1):
-                return "".join(parts), segs, i, empty_cont, self._too_long_error(i + 1)
-            i += 1
-            s = tok.lstrip(space)
-            if s[:1] == "#":
-                continue
-            if not s:
-                empty_cont = True
-                continue
-            end = tok.rstrip(" \t")
-            cont = end[-1] == esc and (len(end) == 1 or end[-2] != esc)
-            if cont:
-                tok = end[:-1]
-            segs.append((length, i, 0))
-            parts.append(tok)
-            length += len(tok)
-            if not cont:
-                break
-        return "".join(parts), segs, i, empty_cont, None
-
-    def _too_long_error(self, idx: int) -> MasonError:
-        return self.error(f"dockerfile line greater than max allowed size of {_MAX_LINE_BYTES - 1}", idx)
-
-    def _node(self, parts, original: str, heredocs, start: int, col0: int, segs, end_idx: int, end_col: int,
-              comments: tuple[str, ...] = ()) -> Node:
-        name, args, flags, is_json, off, nested, rest = parts
-        onbuild = None
-        if nested is not None:
-            # the nested instruction starts where ONBUILD's arguments start
-            ln, col = self._map(off, start, col0, segs)
-            onbuild = self._node(nested, rest, heredocs, ln, col - 1, None, end_idx, end_col)
-        loc = SourceLoc(self.file, start + 1, col0 + 1, end_idx + 1, end_col)
-        return Node(name, args, flags, heredocs, is_json, onbuild, original, loc, comments)
-
-    def _too_long(self, idx: int) -> bool:
-        raw = self.lines[idx]
-        nl = 1 if idx < len(self.lines) - 1 or self.final_newline else 0
-        return len(raw.encode("utf-8", "surrogateescape")) + nl > _MAX_LINE_BYTES
-
-    def _directive(self, content: str, idx: int, col0: int, seen: set[str]) -> Directive | None:
-        """BuildKit's DirectiveParser.ParseLine on a comment line while directives are allowed."""
-        m = _DIRECTIVE.match(content)
-        if m is None:
-            return None
-        key = m.group(1).lower()
-        if key not in _VALID_DIRECTIVES:
-            return None
-        if key in seen:
-            raise self.error(f"only one {key} parser directive can be used", idx, col0 + m.start(1) + 1)
-        seen.add(key)
-        value = m.group(2)
-        if key == "escape" and value not in ("\\", "`"):
-            raise self.error(f"invalid escape token '{value}' does not match ` or \\", idx, col0 + m.start(2) + 1)
-        return Directive(key, value, SourceLoc(self.file, idx + 1, col0 + 1, idx + 1))
-
-    @staticmethod
-    def _map(offset: int | None, start: int, col0: int, segs) -> tuple[int, int]:
-        """(line index, 1-based column) of ``offset`` in a logical line."""
-        if offset is None:
-            offset = 0
-        if segs is None:
-            return start, col0 + offset + 1
-        for loff, li, c0 in reversed(segs):
-            if offset >= loff:
-                return li, c0 + offset - loff + 1
-        return start, col0 + 1
-
-    def _read_heredocs(self, line: str, start: int, col0: int, segs, i: int, n: int) -> tuple[int, tuple[Heredoc, ...]]:
-        try:
-            found = heredocs_from_line(line)
-        except HeredocError as e:
-            ln, col = self._map(line.find("<<"), start, col0, segs)
-            raise self.error(str(e), ln, col, i) from None
-        lines = self.lines
-        out = []
-        for doc, word in found:
-            body = []
-            terminated = False
-            while i + 1 < n:
-                i += 1
-                raw = lines[i]
-                possible = raw.rstrip("\r")
-                if doc.chomp:
-                    possible = possible.lstrip("\t")
-                if possible == doc.name:
-                    terminated = True
-                    break
-                body.append(raw + "\n" if i < len(lines) - 1 or self.final_newline else raw)
-            if not terminated:
-                pos = line.find(word)
-                ln, col = self._map(pos if pos >= 0 else line.find("<<"), start, col0, segs)
-                raise self.error(f"unterminated heredoc {go_quote(doc.name)}: no line {go_quote(doc.name)} "
-                                 "before the end of the file", ln, col, n - 1)
-            out.append(Heredoc(doc.name, "".join(body), doc.expand, doc.chomp, doc.fd))
-        return i, tuple(out)
-
-
-def _can_contain_heredoc(parts) -> bool:
-    if parts[0] == "onbuild":
-        if parts[5] is None:
-            return False
-        parts = parts[5]
-    return parts[0] in _HEREDOC_INSTRUCTIONS and not parts[3]
-
-
-def _node_parts(line: str, esc: str):
-    """BuildKit's ``newNodeFromLine``: (name, args, flags, json, offset of the arguments in
-    ``line``, the nested instruction's parts for ONBUILD, the arguments text)."""
-    m = _SIMPLE_LINE.match(line)
-    if m is not None:  # "NAME args" without flags or odd spacing: the common case
-        cmd, rest = m.groups()
-        off = m.start(2)
-        flags_t: tuple[str, ...] = ()
-    elif (m := _SIMPLE_FLAGS_LINE.match(line)) is not None:  # plain ASCII --flags, single spaces
-        cmd, flag_text, rest = m.groups()
-        off = m.start(3)
-        flags_t = tuple(flag_text[:-1].split(" "))
-    else:
-        cmd, flags, rest, off, _ = split_command(line)
-        flags_t = tuple(flags)
-    name = _LOWER.get(cmd)
-    if name is None:
-        name = go_lower(cmd)
-        if len(_LOWER) < 256:
-            _LOWER[cmd] = name
-    is_json = False
-    nested = None
-    if name in _MAYBE_JSON:
-        if not rest:
-            args: tuple[str, ...] = ()
-        else:
-            arr = _json(rest, off) if rest[0] == "[" else None
-            if arr is None:
-                args = (rest,)
-            else:
-                args, is_json = arr, True
-    elif name in _MAYBE_JSON_LIST:
-        arr = _json(rest, off) if rest[:1] == "[" else None
-        if arr is None:
-            args = tuple(split_whitespace(rest))
-        else:
-            args, is_json = arr, True
-    elif name in _STRING:
-        args = (rest,) if rest else ()
-    elif name in _WORDS:
-        args = tuple(split_whitespace(rest))
-    elif name == "env" or name == "label":
-        args = _name_val(rest, name.upper(), esc, off)
-    elif name == "arg":
-        args = tuple(parse_words(rest, esc))
-    elif name == "healthcheck":
-        args = ()
-        typ, tail = split_health(rest)
-        if typ:
-            args = (typ,)
-            if tail:
-                toff = off + len(rest) - len(tail)
-                arr = _json(tail, toff) if tail.lstrip(GO_SPACE)[:1] == "[" else None
-                if arr is None:
-                    args += (tail,)
-                else:
-                    args += arr
-                    is_json = True
-    elif name == "onbuild":
-        args = ()
-        if rest:
-            try:
-                sub = _node_parts(rest, esc)
-            except _LineError as e:
-                raise _LineError(e.message, off + (e.offset or 0)) from None
-            nested = sub
-    else:
-        args = ("",)  # parseIgnore: an unknown instruction keeps one empty argument
-    return name, args, flags_t, is_json, off, nested, rest
-
-
-def _json(rest: str, off: int) -> tuple[str, ...] | None:
-    try:
-        arr = parse_json_array(rest)
-    except NotStringArray:
-        raise _LineError("when using JSON array syntax, arrays must be comprised of strings only",
-                         off + _bad_json_element(rest)) from None
-    return None if arr is None else tuple(arr)
-
-
-def _name_val(rest: str, key: str, esc: str, off: int) -> tuple[str, ...]:
-    """BuildKit's ``parseNameVal`` (ENV, LABEL): key, value, separator triples."""
-    words = parse_words(rest, esc)
-    if not words:
-        return ()
-    if "=" not in words[0]:
-        parts = RE_WHITESPACE.split(rest, maxsplit=1)
-        if len(parts) < 2:
-            raise _LineError(f"{key} must have two arguments", off + len(rest))
-        return (parts[0], parts[1], "")
-    out: list[str] = []
-    for w in words:
-        k, eq, v = w.partition("=")
-        if not eq:
-            pos = rest.find(w)
-            raise _LineError(f"Syntax error - can't find = in {go_quote(w)}. Must be of the form: name=value",
-                             off + max(pos, 0))
-        out += (k, v, "=")
-    return tuple(out)
-
-
-# -- exec-form JSON, located with the lark grammar ----------------------------------------------
+    def lex(self, tokens):  # type: ignore[override]
+        return iter(tokens)
 
 
 @functools.cache
-def _json_parser():
-    import lark  # only the error path needs it; keep `mason parse` start-up fast
+def _parser() -> lark.Lark:
+    grammar = resources.files("mason.grammars").joinpath("dockerfile.lark").read_text()
+    return lark.Lark(grammar, parser="lalr", lexer=_Tokens, start=["file", "item"],
+                     propagate_positions=True, maybe_placeholders=False, strict=True)
 
-    grammar = resources.files("mason.grammars").joinpath("dockerfile_json.lark").read_text()
-    return lark.Lark(grammar, parser="lalr", propagate_positions=True)
+
+# -- shapes: lark's tree of an item, as token indices -------------------------------------------
 
 
-def _bad_json_element(rest: str) -> int:
-    """Offset in ``rest`` of the first element of the JSON array that is not a string."""
-    import lark
+def _getter(indices: tuple[int, ...]):
+    """values → the tuple of ``values[i]`` for ``indices``."""
+    if not indices:
+        return _none
+    if len(indices) == 1:
+        i = indices[0]
+        return lambda vals: (vals[i],)
+    return itemgetter(*indices)
 
-    lead = len(rest) - len(rest.lstrip(GO_SPACE))
+
+def _none(vals) -> tuple:
+    return ()
+
+
+class Shape:
+    """What lark's tree says about an item of one token-type sequence: the index of the keyword
+    token (whose value is the name), of the flag, argument, heredoc and kept comment tokens, the
+    exec-form mark, and the nested instruction of ONBUILD. ``make(vals, line, loc)`` builds the
+    node of an item without ONBUILD nesting straight from its token values."""
+
+    __slots__ = ("name", "flags", "args", "heredocs", "comments", "json", "nested", "indices", "make")
+
+    def __init__(self, name: int, flags, args, heredocs, json: bool, nested: "Shape | None"):
+        self.indices = (name, flags, args, heredocs, ())
+        self.name = name
+        self.flags = _getter(flags)
+        self.args = _getter(args)
+        self.heredocs = _getter(heredocs)
+        self.comments = _none
+        self.json = json
+        self.nested = nested
+        self.make = None
+
+    def with_comments(self, comments: tuple[int, ...]) -> "Shape":
+        self.indices = self.indices[:4] + (comments,)
+        self.comments = _getter(comments)
+        return self
+
+
+def _compile(shape: Shape):
+    """``make`` for a shape: one expression that picks the token values lark's tree names."""
+    name, flags, args, heredocs, comments = shape.indices
+
+    def pick(indices: tuple[int, ...]) -> str:
+        return "(" + "".join(f"v[{int(i)}], " for i in indices) + ")"
+
+    src = (f"lambda v, line, loc: Node(v[{int(name)}], {pick(args)}, {pick(flags)}, {pick(heredocs)}, "
+           f"{bool(shape.json)}, None, line, loc, {pick(comments)})")
+    return eval(src, {"Node": Node})  # noqa: S307 -- integers and names of our own only
+
+
+class _Shapes(Transformer):
+    """lark tree → :class:`Shape`. Token ``start_pos`` is the token's index in the item (or
+    in the file, for a whole-file parse)."""
+
+    def comments(self, children):
+        kept = []
+        for tok in children:
+            if tok.type == "COMMENT_BREAK":
+                kept = []  # an empty comment line restarts BuildKit's PrevComment
+            else:
+                kept.append(tok.start_pos)
+        return tuple(kept)
+
+    def flags(self, children):
+        return tuple(t.start_pos for t in children if t.type == "FLAG")
+
+    def exec_form(self, children):
+        return ("json", tuple(t.start_pos for t in children if t.type == "STRING"))
+
+    def shell_form(self, children):
+        return ("args", (children[0].start_pos,))
+
+    def pair(self, children):
+        key, sep, value = children
+        return ("args", (key.start_pos, value.start_pos, sep.start_pos))
+
+    def legacy_pair(self, children):
+        key, sep, value = children
+        return ("args", (key.start_pos, value.start_pos, sep.start_pos))
+
+    def heredoc(self, children):
+        return ("heredoc", children[0].start_pos)
+
+    def instruction(self, children):
+        keyword, flags, *parts = children
+        args: list[int] = []
+        heredocs: list[int] = []
+        json = False
+        nested = None
+        for part in parts:
+            if isinstance(part, Token):  # WORD, TEXT, IGNORED
+                args.append(part.start_pos)
+            elif isinstance(part, Shape):  # ONBUILD's instruction; its heredocs are ONBUILD's too
+                nested = part
+                heredocs = list(part.indices[3])
+            elif part[0] == "heredoc":
+                heredocs.append(part[1])
+            else:
+                args += part[1]
+                json = json or part[0] == "json"
+        return Shape(keyword.start_pos, tuple(flags), tuple(args), tuple(heredocs), json, nested)
+
+    run = command = copy = volume = words = arg = text = pairs = healthcheck = onbuild = other = instruction
+
+    def item(self, children):
+        comments, shape = children
+        return shape.with_comments(comments)
+
+    def file(self, children):
+        return [c for c in children if isinstance(c, Shape)]
+
+
+_SHAPES: dict[tuple[str, ...], Shape] = {}
+
+
+def _lark_tokens(item: Item, base: int) -> list[Token]:
+    """The item's tokens for lark: ``start_pos`` = index (counted from ``base``), physical
+    line and column; the end of an instruction's token is the item's last line."""
+    out = []
+    end = item.end + 1
+    for i, (typ, val) in enumerate(zip(item.types, item.vals)):
+        ln, col = item.position(i)
+        out.append(Token(typ, val, base + i, ln + 1, col, ln + 1 if typ in COMMENT_TYPES else end, None, base + i + 1))
+    n = base + len(item.types)  # the end of the instruction; not in the type sequence (all items have it)
+    out.append(Token("_NL", "", n, end, item.end_col, end, item.end_col, n))
+    return out
+
+
+def _learn(item: Item, key: tuple[str, ...]) -> Shape:
+    """Parse an item whose type sequence is new; remember the shape of lark's tree."""
     try:
-        tree = _json_parser().parse(rest[lead:])
-    except lark.exceptions.LarkError:  # the one place lark errors are met: fall back to '['
-        return lead
-    for child in tree.children[0].children:
-        if isinstance(child, lark.Tree) and child.data != "string" and not child.meta.empty:
-            return lead + child.meta.start_pos
-    return lead
+        tree = _parser().parse(_lark_tokens(item, 0), start="item")
+    except UnexpectedInput as e:
+        e.locate = lambda index: (item, index)  # type: ignore[attr-defined]
+        raise
+    shape = _Shapes().transform(tree)
+    if shape.nested is None:
+        shape.make = _compile(shape)
+    if len(_SHAPES) >= _MAX_SHAPES:
+        _SHAPES.clear()
+    _SHAPES[key] = shape
+    return shape
+
+
+# -- nodes ---------------------------------------------------------------------------------------
+
+
+def _node(shape: Shape, vals: list, base: int, item: Item, file: str, comments: tuple) -> Node:
+    """The node of an item; ``vals`` holds the item's token values from index ``base``."""
+    loc = SourceLoc(file, item.start + 1, item.col0 + 1, item.end + 1, item.end_col)
+    nested = None if shape.nested is None else _nested(shape.nested, vals, base, item, file, loc)
+    return Node(vals[shape.name], shape.args(vals), shape.flags(vals), shape.heredocs(vals), shape.json, nested,
+                item.line, loc, comments)
+
+
+def _nested(shape: Shape, vals: list, base: int, item: Item, file: str, outer: SourceLoc) -> Node:
+    """ONBUILD's instruction: it starts at its keyword and runs to the end of the line."""
+    off = item.offs[shape.name - base]
+    ln, col = map_offset(off, item.start, item.col0, item.segs)
+    loc = SourceLoc(file, ln + 1, col, outer.end_line, outer.end_col)
+    nested = None if shape.nested is None else _nested(shape.nested, vals, base, item, file, outer)
+    return Node(vals[shape.name], shape.args(vals), shape.flags(vals), shape.heredocs(vals), shape.json, nested,
+                item.line[off:].rstrip(GO_SPACE), loc)
+
+
+def _result(reader: Reader, nodes: list[Node]) -> ParseResult:
+    first, last = nodes[0].loc, nodes[-1].loc
+    whole = SourceLoc(reader.file, first.line, first.col, last.end_line, last.end_col)
+    return ParseResult(tuple(nodes), tuple(reader.directives), reader.escape, tuple(reader.warnings), whole)
+
+
+def _parse_items(reader: Reader) -> ParseResult:
+    """Item by item, each token-type sequence parsed by lark once and replayed after that."""
+    file = reader.file
+    shapes = _SHAPES
+    nodes: list[Node] = []
+    append = nodes.append
+    for item in reader.items():
+        key = tuple(item.types)
+        shape = shapes.get(key)
+        if shape is None:
+            shape = _learn(item, key)
+        make = shape.make
+        if make is not None:
+            append(make(item.vals, item.line, SourceLoc(file, item.start + 1, item.col0 + 1, item.end + 1, item.end_col)))
+        else:
+            append(_node(shape, item.vals, 0, item, file, shape.comments(item.vals)))
+    if not nodes:  # the grammar says what is missing: let lark say it
+        return _parse_file(reader, read_items=False)
+    return _result(reader, nodes)
+
+
+def _parse_file(reader: Reader, read_items: bool = True) -> ParseResult:
+    """The whole file in one lark parse (start symbol ``file``), nothing remembered."""
+    file = reader.file
+    parser = _parser().parse_interactive(None, start="file")
+    bases: list[int] = []
+    items: list[Item] = []
+    vals: list = []
+
+    def locate(index: int):
+        k = bisect.bisect_right(bases, index) - 1
+        return (items[k], index - bases[k]) if k >= 0 else (None, index)
+
+    try:
+        for d in reader.directives:
+            parser.feed_token(Token("DIRECTIVE", d.value, len(vals), d.loc.line, d.loc.col, d.loc.line, None,
+                                    len(vals) + 1))
+            vals.append(d.value)
+        if read_items:
+            for item in reader.items():
+                bases.append(len(vals))
+                items.append(item)
+                for tok in _lark_tokens(item, len(vals)):
+                    parser.feed_token(tok)
+                vals += item.vals
+                vals.append("")  # _NL's
+        for typ, val, idx in reader.trailing:
+            parser.feed_token(Token(typ, val, len(vals), idx + 1, 1, idx + 1, None, len(vals) + 1))
+            vals.append(val)
+        last = len(reader.lines)
+        tree = parser.feed_eof(Token("$END", "", len(vals), last, 1, last, None, len(vals)))
+    except UnexpectedInput as e:
+        e.locate = locate  # type: ignore[attr-defined]
+        raise
+    shapes = _Shapes().transform(tree)
+    nodes = [_node(shape, vals, base, item, file, shape.comments(vals))
+             for shape, base, item in zip(shapes, bases, items)]
+    return _result(reader, nodes)
+
+
+# -- errors ----------------------------------------------------------------------------------------
+
+
+def parse_dockerfile(text: str, filename: str = "Dockerfile", *, replay: bool = True) -> ParseResult:
+    """Parse Dockerfile source into BuildKit's generic node tree; raise ``MasonError`` with a
+    location for a syntax error. ``replay=False`` parses the whole file with lark in one go."""
+    reader = None
+    try:
+        reader = Reader(text, filename)
+        return _parse_items(reader) if replay else _parse_file(reader)
+    except (UnexpectedInput, ReaderError) as e:
+        raise _to_mason_error(e, reader.lines if reader is not None else _lines(text), filename) from None
+
+
+def _to_mason_error(e: Exception, lines: list[str], file: str) -> MasonError:
+    """The one place syntax errors become ``MasonError``: the reader's, and lark's unexpected
+    tokens, named the way BuildKit names them."""
+    if isinstance(e, ReaderError):
+        return _error(lines, file, e.message, e.idx, e.col, e.end_idx)
+    tok = getattr(e, "token", None)
+    expected = getattr(e, "expected", None) or set()
+    stack = e.state.value_stack if getattr(e, "state", None) is not None else []
+    locate = getattr(e, "locate", None)
+
+    def at(token: Token, shift: int = 0) -> MasonError:
+        item, i = locate(token.start_pos) if locate is not None else (None, 0)
+        if item is None:
+            return _error(lines, file, message, token.line - 1, token.column + shift)
+        ln, col = map_offset(item.offs[i] + shift, item.start, item.col0, item.segs)
+        return _error(lines, file, message, ln, col, item.end)
+
+    if tok is None:  # not a token error (lark's grammar is LALR: it should not happen)
+        message = str(e).strip().splitlines()[0]
+        return _error(lines, file, message, 0)
+    if tok.type == "JSON_VALUE":
+        message = "when using JSON array syntax, arrays must be comprised of strings only"
+        return at(tok)
+    if "SPACE" in expected and stack and getattr(stack[-1], "type", None) == "KEY":
+        key = stack[-1]  # a legacy `ENV name` without a value: BuildKit points after the name
+        keyword = next((v for v in reversed(stack) if getattr(v, "type", None) in ("ENV", "LABEL")), None)
+        message = f"{keyword.type if keyword is not None else 'ENV'} must have two arguments"
+        return at(key, len(key))
+    if tok.type == "WORD" and "KEY" in expected:
+        message = f"Syntax error - can't find = in {go_quote(tok)}. Must be of the form: name=value"
+        return at(tok)
+    if tok.type in ("$END", "TRAILING_COMMENT") and "RUN" in expected:
+        return _error(lines, file, "file with no instructions", len(lines) - 1)
+    message = f"unexpected {tok.type} {go_quote(str(tok))}"
+    return at(tok)
+
+
+def _error(lines: list[str], file: str, message: str, idx: int, col: int = 1,
+           end_idx: int | None = None) -> MasonError:
+    """A located error at line index ``idx`` (0-based), column ``col`` (1-based), clamped into
+    the file, with the physical source line."""
+    if not lines:
+        return MasonError(message, SourceLoc(file, 1, 1), "")
+    idx = min(max(idx, 0), len(lines) - 1)
+    src = lines[idx].rstrip("\r")
+    col = min(max(col, 1), len(src) + 1)
+    end = None if end_idx is None else end_idx + 1
+    return MasonError(message, SourceLoc(file, idx + 1, col, end), src)
+
+
+def _lines(text: str) -> list[str]:
+    """The physical lines as the reader splits them (for an error before it has)."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+_SLASH_DIRECTIVE = re.compile(r"//[\t\n\f\r ]*([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\Z")
 
 
 # -- directives for the driver ---------------------------------------------------------------
@@ -470,7 +390,7 @@ def detect_directive(text: str, key: str, any_format: bool = False) -> Directive
     if first.startswith("#!"):
         text = rest if nl else ""
         shebang = 1
-    pats = [_DIRECTIVE, _SLASH_DIRECTIVE] if any_format else [_DIRECTIVE]
+    pats = [DIRECTIVE, _SLASH_DIRECTIVE] if any_format else [DIRECTIVE]
     for pat in pats:
         seen: set[str] = set()
         for idx, line in enumerate(text.splitlines()):
@@ -478,7 +398,7 @@ def detect_directive(text: str, key: str, any_format: bool = False) -> Directive
             if m is None:
                 break
             k = m.group(1).lower()
-            if k not in _VALID_DIRECTIVES:
+            if k not in VALID_DIRECTIVES:
                 break
             if k in seen:
                 break

@@ -431,9 +431,9 @@ def _lex_json(rest: str, off: int, types: list, vals: list, offs: list) -> bool:
     kinds = _JSON_TYPES.get(n)
     if kinds is None:
         kinds = ["LSQB"] + ["STRING", "COMMA"] * n
-        kinds[-1] = "RSQB"
-        if n == 0:
-            kinds.append("RSQB")
+        if n:
+            kinds.pop()
+        kinds.append("RSQB")
         _JSON_TYPES[n] = kinds
     types += kinds
     vals.append("[")
@@ -441,9 +441,8 @@ def _lex_json(rest: str, off: int, types: list, vals: list, offs: list) -> bool:
         vals.append(s)
         vals.append(",")
     if n:
-        vals[-1] = "]"
-    else:
-        vals.append("]")
+        vals.pop()
+    vals.append("]")
     offs += [off] * len(kinds)
     return True
 

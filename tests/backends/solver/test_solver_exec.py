@@ -176,3 +176,13 @@ def test_security_insecure_needs_entitlement(solver, base):
     st = base.run("true", security="insecure").root()
     with pytest.raises(MasonError, match="security.insecure"):
         solve(solver, st)
+
+
+def test_security_insecure_runs_privileged_with_the_entitlement(solver, base, containerd_env):
+    script = "mkdir -p /m && busybox mount -t tmpfs tmpfs /m && touch /m/x && echo ok > /mounted"
+    st = base.run(script, security="insecure").root()
+    out, _ = solve(solver, st, entitlements=frozenset({"security.insecure"}))
+    assert read(containerd_env, out.result, "/mounted") == b"ok\n"
+    assert not exists(containerd_env, out.result, "/m/x")  # the tmpfs, not the layer, had it
+    with pytest.raises(MasonError, match="exit code"):  # the same step in the sandbox
+        solve(solver, base.run(script).root())

@@ -118,7 +118,7 @@ line_text = st.lists(st.sampled_from(["RUN", "a", " ", "  ", "\t", "-", "--x", "
 @SETTINGS
 @given(line_text)
 def test_simple_line_fast_path_matches_split_command(line):
-    from mason.frontends.dockerfile.syntax import _SIMPLE_LINE
+    from mason.frontends.dockerfile.syntax_lexer import SIMPLE_LINE as _SIMPLE_LINE
 
     m = _SIMPLE_LINE.match(line)
     if m is not None:
@@ -133,7 +133,7 @@ flags_line = st.lists(st.sampled_from(["COPY", " ", "--a=1", "--b", "--", "-", "
 @SETTINGS
 @given(flags_line)
 def test_flags_line_fast_path_matches_split_command(line):
-    from mason.frontends.dockerfile.syntax import _SIMPLE_FLAGS_LINE
+    from mason.frontends.dockerfile.syntax_lexer import SIMPLE_FLAGS_LINE as _SIMPLE_FLAGS_LINE
 
     m = _SIMPLE_FLAGS_LINE.match(line)
     if m is not None:
