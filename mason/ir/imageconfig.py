@@ -15,7 +15,8 @@ from typing import Iterable
 from mason.ir.errors import MasonError
 from mason.ir.ops import ConfigChange
 
-__all__ = ["CONFIG_ACTIONS", "empty_image_config", "apply_config_changes", "env_dict", "HISTORY_COMMENT"]
+__all__ = ["CONFIG_ACTIONS", "empty_image_config", "apply_config_changes", "apply_config_changes_in_place",
+           "env_dict", "HISTORY_COMMENT"]
 
 CONFIG_ACTIONS = ("set", "env", "label", "add", "append")
 HISTORY_COMMENT = "buildkit.dockerfile.v0"
@@ -60,7 +61,12 @@ def apply_config_changes(config: dict, changes: Iterable[ConfigChange], created_
     sets ``key=value`` in Env, replacing an entry for the same key in place; ``label`` sets
     Labels[key]; ``add`` merges the JSON object value into the map field key (ExposedPorts,
     Volumes); ``append`` extends the list field key with the JSON array value (OnBuild)."""
-    out = copy.deepcopy(config)
+    return apply_config_changes_in_place(copy.deepcopy(config), changes, created_by)
+
+
+def apply_config_changes_in_place(out: dict, changes: Iterable[ConfigChange], created_by: str | None = None) -> dict:
+    """:func:`apply_config_changes` on ``out`` itself (which the caller owns), returning it: a
+    fold over many changes copies the config once, not once per change."""
     c = out.get("config")
     if not isinstance(c, dict):
         c = {}
@@ -77,7 +83,9 @@ def apply_config_changes(config: dict, changes: Iterable[ConfigChange], created_
             else:
                 target[k] = v
         elif a == "env":
-            env = list(c.get("Env") or ())
+            env = c.get("Env")
+            if not isinstance(env, list):
+                env = c["Env"] = list(env or ())
             prefix = key + "="
             entry = prefix + ch.value
             for i, e in enumerate(env):
@@ -86,11 +94,11 @@ def apply_config_changes(config: dict, changes: Iterable[ConfigChange], created_
                     break
             else:
                 env.append(entry)
-            c["Env"] = env
         elif a == "label":
-            labels = dict(c.get("Labels") or {})
+            labels = c.get("Labels")
+            if not isinstance(labels, dict):
+                labels = c["Labels"] = dict(labels or {})
             labels[key] = ch.value
-            c["Labels"] = labels
         elif a == "add":
             v = _json(ch)
             if not isinstance(v, dict):
@@ -98,7 +106,6 @@ def apply_config_changes(config: dict, changes: Iterable[ConfigChange], created_
             m = c.get(key) or {}
             if not isinstance(m, dict):
                 raise MasonError(f"config change add {key}: the field holds a {type(m).__name__}, not an object")
-            m = dict(m)
             m.update(v)
             c[key] = m
         elif a == "append":
@@ -108,11 +115,14 @@ def apply_config_changes(config: dict, changes: Iterable[ConfigChange], created_
             cur = c.get(key) or []
             if not isinstance(cur, list):
                 raise MasonError(f"config change append {key}: the field holds a {type(cur).__name__}, not a list")
-            c[key] = list(cur) + v
+            cur.extend(v)
+            c[key] = cur
         else:
             raise MasonError(f"unknown config change action {a!r} (valid: {', '.join(CONFIG_ACTIONS)})")
     if created_by is not None:
-        hist = list(out.get("history") or ())
+        hist = out.get("history")
+        if not isinstance(hist, list):
+            hist = out["history"] = list(hist or ())
         hist.append({"created_by": created_by, "comment": HISTORY_COMMENT, "empty_layer": True})
         out["history"] = hist
     return out

@@ -37,7 +37,7 @@ import json
 from typing import Iterable
 
 from mason.ir.errors import MasonError
-from mason.ir.imageconfig import HISTORY_COMMENT, apply_config_changes
+from mason.ir.imageconfig import HISTORY_COMMENT, apply_config_changes_in_place
 from mason.ir.ops import ConfigOp, DiffOp, ExecOp, FileOp, MergeOp, Op, OpMetadata, Ref
 
 __all__ = ["HISTORY_KEY", "history_entries", "layer_inputs", "layer_chain", "fold_image_config",
@@ -180,7 +180,7 @@ def fold_image_config(config: dict | None, chain: Iterable[Op]) -> dict | None:
         if is_cfg:
             if op.changes:
                 try:
-                    cur = apply_config_changes(cur, op.changes)
+                    cur = apply_config_changes_in_place(cur, op.changes)
                 except MasonError as e:
                     raise MasonError(f"config op {op.digest}: {e.message}", op.loc) from None
                 except (ValueError, TypeError, AttributeError) as e:  # a field of another JSON type

@@ -239,14 +239,16 @@ class _Parser:
         return self.error(f"dockerfile line greater than max allowed size of {_MAX_LINE_BYTES - 1}", idx)
 
     def _node(self, parts, original: str, heredocs, start: int, col0: int, segs, end_idx: int, end_col: int,
-              comments: tuple[str, ...] = ()) -> Node:
+              comments: tuple[str, ...] = (), base: int | None = None) -> Node:
+        """The node of ``parts``; ``base`` is the offset of a nested instruction in the line."""
         name, args, flags, is_json, off, nested, rest = parts
         onbuild = None
         if nested is not None:
-            # the nested instruction starts where ONBUILD's arguments start
-            ln, col = self._map(off, start, col0, segs)
-            onbuild = self._node(nested, rest, heredocs, ln, col - 1, None, end_idx, end_col)
-        loc = SourceLoc(self.file, start + 1, col0 + 1, end_idx + 1, end_col)
+            # the nested instruction starts where ONBUILD's arguments start (at any depth, mapped
+            # through the continuation lines)
+            onbuild = self._node(nested, rest, heredocs, start, col0, segs, end_idx, end_col, (), (base or 0) + off)
+        ln, col = (start, col0 + 1) if base is None else self._map(base, start, col0, segs)
+        loc = SourceLoc(self.file, ln + 1, col, end_idx + 1, end_col)
         return Node(name, args, flags, heredocs, is_json, onbuild, original, loc, comments)
 
     def _too_long(self, idx: int) -> bool:

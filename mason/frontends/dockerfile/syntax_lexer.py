@@ -402,7 +402,9 @@ def lex_instruction(line: str, esc: str, types: list, vals: list, offs: list, ba
                     offs.append(toff)
     elif name == "onbuild":
         if rest:
-            return lex_instruction(rest, esc, types, vals, offs, off)
+            k = len(types)
+            # BuildKit's canContainHeredoc looks one level into ONBUILD, not further
+            return lex_instruction(rest, esc, types, vals, offs, off) and types[k] != "ONBUILD"
     else:
         types.append("IGNORED")  # parseIgnore: an unknown instruction keeps one empty argument
         vals.append("")
