@@ -2,9 +2,12 @@
 against the ``dockerfile-parse`` package, on a generated 10,000-instruction Dockerfile with mixed
 RUN/ENV/COPY/LABEL/exec-form/continuation lines.
 
-    .venv/bin/python bench/parse_bench.py [--instructions N] [--repeat R]
+    .venv/bin/python bench/parse_bench.py [--instructions N] [--repeat R] [--whole-file]
 
-Prints the median wall time of each and the ratio; never asserts anything.
+Prints the median wall time of each and the ratio; never asserts anything. Also shown: the
+hand-written reference parser the lark syntax layer replaced (what the lark structure costs),
+the one-time cost of building the lark parser, and with ``--whole-file`` one lark parse of the
+whole file without replaying item shapes (what lark costs without them).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mason.frontends.dockerfile import syntax, syntax_handwritten  # noqa: E402
 from mason.frontends.dockerfile.syntax import parse_dockerfile  # noqa: E402
 
 
@@ -73,15 +77,27 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--instructions", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--whole-file", action="store_true", help="also time one whole-file lark parse")
     opts = ap.parse_args()
 
     text = generate(opts.instructions)
     data = text.encode()
+    t0 = time.perf_counter()
+    syntax._parser()
+    build = time.perf_counter() - t0
     result = parse_dockerfile(text)
     print(f"input: {len(result.nodes)} instructions, {text.count(chr(10))} lines, {len(data)} bytes")
+    print(f"lark parser build (once per process): {build:.4f} s; "
+          f"{len(syntax._SHAPES)} item shapes parsed by lark")
 
-    syntax = median_time(lambda: parse_dockerfile(text), opts.repeat)
-    print(f"mason syntax layer:        {syntax:.4f} s")
+    layer = median_time(lambda: parse_dockerfile(text), opts.repeat)
+    print(f"mason syntax layer:        {layer:.4f} s")
+    reference = median_time(lambda: syntax_handwritten.parse_dockerfile(text), opts.repeat)
+    print(f"hand-written reference:    {reference:.4f} s  (lark syntax layer / reference: "
+          f"{layer / reference:.2f})")
+    if opts.whole_file:
+        whole = median_time(lambda: parse_dockerfile(text, replay=False), 1)
+        print(f"one whole-file lark parse: {whole:.4f} s")
 
     try:
         from mason.frontends.dockerfile.instructions import parse_instructions
@@ -102,7 +118,7 @@ def main() -> None:
 
     ref = median_time(other, opts.repeat)
     print(f"dockerfile-parse:          {ref:.4f} s")
-    print(f"ratio mason syntax / dockerfile-parse: {syntax / ref:.2f}")
+    print(f"ratio mason syntax / dockerfile-parse: {layer / ref:.2f}")
     if parse_instructions is not None:
         print(f"ratio mason both layers / dockerfile-parse: {both / ref:.2f}")
 

@@ -9,6 +9,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -129,8 +130,6 @@ def test_tar_to_stdout(build_env, tmp_path):
     env = build_env
     ctx = write(tmp_path / "ctx", {"Dockerfile": f"FROM {env.base}\nRUN echo x > /x\n"})
     e = dict(os.environ, MASON_ROOT=str(env.root), MASON_CONTAINERD_ADDRESS=env.address)
-    import sys
-
     p = subprocess.run([sys.executable, "-m", "mason", "build", "-q", "-o", "-", str(ctx)], capture_output=True,
                        env=e, timeout=300, stdin=subprocess.DEVNULL)
     assert p.returncode == 0, p.stderr

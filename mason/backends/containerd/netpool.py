@@ -68,6 +68,11 @@ class Pool(Generic[T]):
             self._cond.notify_all()  # the maker refills
             return item
 
+    def start(self) -> None:
+        """Start making items now, before the first :meth:`take` (which otherwise starts it)."""
+        with self._cond:
+            self._start_maker()
+
     def release(self, item: T) -> None:
         """Destroy ``item`` in the background."""
         with self._cond:

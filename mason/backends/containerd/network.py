@@ -207,6 +207,12 @@ class NetworkProvider:
                 net.teardown()
             raise
 
+    def prewarm(self) -> None:
+        """Start preparing ``default`` namespaces now (when a build knows it will run steps on
+        the default network), so that even the first such step finds one ready."""
+        if self.pool_size > 0:
+            self._get_pool().start()
+
     def flush(self) -> None:
         """Wait for the background teardowns so far; raise :class:`MasonError` if any failed."""
         pool = self._pool
@@ -234,15 +240,17 @@ class NetworkProvider:
     def _take(self) -> "_Prepared":
         if self.pool_size <= 0:
             return self._prepare()
+        try:
+            return self._get_pool().take()
+        except (PoolClosed, cni.CniError) as e:  # closed while we waited; or the bridge is broken
+            raise cni.CniError(str(e)) from None
+
+    def _get_pool(self) -> "Pool[_Prepared]":
         with self._lock:
             if self._pool is None:
                 self._pool = Pool(self._prepare, self._destroy, size=self.pool_size, name="mason-netns")
                 _live_providers.add(self)
-            pool = self._pool
-        try:
-            return pool.take()
-        except (PoolClosed, cni.CniError) as e:  # closed while we waited; or the bridge is broken
-            raise cni.CniError(str(e)) from None
+            return self._pool
 
     def _release(self, net: NetworkSetup) -> list[str]:
         """Undo ``net``: a bridge namespace in the background (errors come from flush/close),

@@ -91,16 +91,26 @@ class Network:
         """The step's :class:`~mason.backends.containerd.network.NetworkSetup`. ``executor``:
         the build's, whose ``close`` then also closes this (the provider's namespace pool)."""
         if executor is not None and mode == "default":
-            with self._lock:
-                register, self._closer_registered = not self._closer_registered, True
-            if register:
-                executor.on_close(self.close)
+            self._register(executor)
         net = self.provider.setup(step_id, mode, hostname=hostname, extra_hosts=extra_hosts)
         if net.warning:
             self.warn_once(net.warning.split(" (", 1)[0], net.warning)
         elif mode == "host" and self.default_mode == "host":
             self.warn_once("host-default", "RUN steps use the host network (no isolated default network)")
         return net
+
+    def prewarm(self, executor) -> None:
+        """Start preparing default-network namespaces before the first step asks (for the
+        solver to call when a build will run ExecOps on the default network)."""
+        if self.default_mode == "default":
+            self._register(executor)
+            self.provider.prewarm()
+
+    def _register(self, executor) -> None:
+        with self._lock:
+            register, self._closer_registered = not self._closer_registered, True
+        if register:
+            executor.on_close(self.close)
 
     def close(self) -> None:
         """Destroy the pool of prepared namespaces and wait for the background teardowns; a

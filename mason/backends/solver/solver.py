@@ -36,12 +36,8 @@ from mason.backends.containerd.exec import MANAGED_LABEL, OWNER_LABEL, Executor,
 from mason.backends.solver import cachekey
 from mason.backends.solver.events import (EventSink, VertexCached, VertexDone, VertexStarted,
                                           Warning, null_sink)
-from mason.backends.solver.execop import Network, describe_exec, run_exec
-from mason.backends.solver.mergediff import run_diff, run_file, run_merge
-from mason.backends.solver.mounts import CacheMounts
 from mason.backends.solver.results import Result
 from mason.backends.solver.scheduler import DEFAULT_JOBS, CancelToken, Cancelled, run_dag
-from mason.backends.solver.secrets import Secrets
 from mason.backends.solver.store import Cancelled as ClaimCancelled
 from mason.backends.solver.store import ResultStore
 from mason.ir.errors import MasonError
@@ -73,7 +69,7 @@ class SolveOptions:
     no_cache: bool = False
     entitlements: frozenset[str] = frozenset()
     locals: Mapping[str, LocalDir] = field(default_factory=dict)
-    secrets: Secrets | None = None
+    secrets: object | None = None  # a solver.secrets.Secrets
     insecure_registries: tuple[str, ...] = ()
     oci_layouts: Mapping[str, str] = field(default_factory=dict)
     registry: object | None = None  # a RegistryClient to use (else one is made when needed)
@@ -104,15 +100,39 @@ class SolveContext:
         self.executor = executor
         self.opts = opts
         self.store = solver.store
-        self.secrets = opts.secrets or Secrets()
+        if opts.secrets is None:
+            from mason.backends.solver.secrets import Secrets
+
+            self.secrets = Secrets()
+        else:
+            self.secrets = opts.secrets
         self.entitlements = set(opts.entitlements)
         self.events = events
         self.token = CancelToken()
         self.tmpdir = tmpdir
-        self.cache_mounts = CacheMounts(solver.root)
-        self.network = Network(solver.root, lambda m: events(Warning(m)), opts.network_default)
+        self._cache_mounts = self._network = None
         self._registry = opts.registry
         self._lock = threading.Lock()
+
+    # made when a step first needs them: a fully cached build imports no exec machinery
+    @property
+    def cache_mounts(self):
+        with self._lock:
+            if self._cache_mounts is None:
+                from mason.backends.solver.mounts import CacheMounts
+
+                self._cache_mounts = CacheMounts(self.solver.root)
+            return self._cache_mounts
+
+    @property
+    def network(self):
+        with self._lock:
+            if self._network is None:
+                from mason.backends.solver.execop import Network
+
+                events = self.events
+                self._network = Network(self.solver.root, lambda m: events(Warning(m)), self.opts.network_default)
+            return self._network
 
     def hold(self, result: Result) -> None:
         """Put a cached result's snapshots and blobs into this build's lease (before using
@@ -498,6 +518,9 @@ class _Build:
         return got[0][r.index]
 
     def _execute(self, op: Op, inputs: list[Result], key: str, n: int, name: str) -> list[Result]:
+        from mason.backends.solver.execop import run_exec
+        from mason.backends.solver.mergediff import run_diff, run_file, run_merge
+
         ctx = self.ctx
         if isinstance(op, ExecOp):
             return run_exec(ctx, op, inputs, key, n, name)
@@ -701,6 +724,8 @@ def vertex_name(op: Op) -> str:
     if isinstance(op, SourceOp):
         return op.identifier
     if isinstance(op, ExecOp):
+        from mason.backends.solver.execop import describe_exec
+
         return describe_exec(op)
     if isinstance(op, FileOp):
         from mason.backends.solver.fileop import describe_action

@@ -245,16 +245,17 @@ def _parse_items(reader: Reader) -> ParseResult:
     shapes = _SHAPES
     nodes: list[Node] = []
     append = nodes.append
-    for item in reader.items():
-        key = tuple(item.types)
+    for fields in reader.items():
+        types, vals, _, line, start, col0, _, end, end_col = fields
+        key = tuple(types)
         shape = shapes.get(key)
         if shape is None:
-            shape = _learn(item, key)
+            shape = _learn(Item(*fields), key)
         make = shape.make
         if make is not None:
-            append(make(item.vals, item.line, SourceLoc(file, item.start + 1, item.col0 + 1, item.end + 1, item.end_col)))
+            append(make(vals, line, SourceLoc(file, start + 1, col0 + 1, end + 1, end_col)))
         else:
-            append(_node(shape, item.vals, 0, item, file, shape.comments(item.vals)))
+            append(_node(shape, vals, 0, Item(*fields), file, shape.comments(vals)))
     if not nodes:  # the grammar says what is missing: let lark say it
         return _parse_file(reader, read_items=False)
     return _result(reader, nodes)
@@ -278,7 +279,8 @@ def _parse_file(reader: Reader, read_items: bool = True) -> ParseResult:
                                     len(vals) + 1))
             vals.append(d.value)
         if read_items:
-            for item in reader.items():
+            for fields in reader.items():
+                item = Item(*fields)
                 bases.append(len(vals))
                 items.append(item)
                 for tok in _lark_tokens(item, len(vals)):

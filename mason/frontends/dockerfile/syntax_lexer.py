@@ -78,7 +78,8 @@ class Item:
     """One instruction's tokens (``types``/``vals``/``offs``, the comments above it first) and
     where it is: the spliced ``line``, its first line index ``start`` and column ``col0``
     (0-based), the splice map ``segs`` (None for a single physical line), its last line index
-    ``end`` (after any heredoc bodies) and the column after its last character ``end_col``."""
+    ``end`` (after any heredoc bodies) and the column after its last character ``end_col``.
+    :meth:`Reader.items` yields these fields as a plain tuple (cheaper); ``Item(*fields)``."""
 
     __slots__ = ("types", "vals", "offs", "line", "start", "col0", "segs", "end", "end_col")
 
@@ -170,8 +171,8 @@ class Reader:
     # -- items ------------------------------------------------------------------------------
 
     def items(self):
-        """Yield an :class:`Item` per instruction, in order; raise :class:`ReaderError` where
-        reading fails (an over-long line: after the items before it)."""
+        """Yield the fields of an :class:`Item` per instruction, in order; raise
+        :class:`ReaderError` where reading fails (an over-long line: after the items before it)."""
         lines = self.lines
         n = len(lines)
         file = self.file
@@ -236,7 +237,7 @@ class Reader:
                 end_col = len(lines[i].rstrip("\r")) + 1
             else:
                 end_col = len(line) + 1 if segs is None else len(lines[i].rstrip("\r")) + 1
-            yield Item(types, vals, offs, line, start, col0, segs, i, end_col)
+            yield types, vals, offs, line, start, col0, segs, i, end_col
             i += 1
         self.trailing = [("TRAILING_COMMENT", v, o) for v, o in zip(cvals, coffs)]
         if late_error is not None:
@@ -439,11 +440,10 @@ def _lex_json(rest: str, off: int, types: list, vals: list, offs: list) -> bool:
         _JSON_TYPES[n] = kinds
     types += kinds
     vals.append("[")
-    for s in arr:
-        vals.append(s)
-        vals.append(",")
     if n:
-        vals.pop()
+        seq = [","] * (2 * n - 1)
+        seq[::2] = arr
+        vals += seq
     vals.append("]")
     offs += [off] * len(kinds)
     return True

@@ -212,13 +212,18 @@ def test_teardown_leaves_no_netns_veth_ip_or_per_step_rule(provider, executor, c
 
 
 def test_pool_namespaces_are_made_ahead_used_once_and_destroyed_by_close(provider, executor, containerd_env) -> None:
+    provider.prewarm()
+    _wait_for(lambda: provider._pool.idle == provider.pool_size)  # noqa: SLF001 - made ahead of need
+    prewarmed = {d.name for d in provider.dir.iterdir()}
+    assert len(prewarmed) == provider.pool_size
+    # Every idle one is already on the bridge: a namespace with its veth and address.
+    assert all(cni.is_mountpoint(provider.dir / d / "netns") for d in prewarmed)
+    assert prewarmed <= _ipam_owners()
     a = provider.setup("step-1", "default")
     require_bridge(a)
-    _wait_for(lambda: provider._pool.idle == provider.pool_size)  # noqa: SLF001 - made ahead of need
+    assert a.id in prewarmed
+    _wait_for(lambda: provider._pool.idle == provider.pool_size)  # noqa: SLF001 - refilled
     idle_dirs = {d.name for d in provider.dir.iterdir()} - {a.id}
-    assert len(idle_dirs) == provider.pool_size
-    # Every idle one is already on the bridge: a namespace with its veth, in the IPAM state.
-    assert all(cni.is_mountpoint(provider.dir / d / "netns") for d in idle_dirs)
     out = run(executor, containerd_env, a, "busybox ip -4 -o addr show dev eth0")
     assert f"inet {a.address}" in out
     a.teardown()
@@ -233,9 +238,7 @@ def test_pool_namespaces_are_made_ahead_used_once_and_destroyed_by_close(provide
     leftover = {d.name for d in provider.dir.iterdir()}
     provider.close()
     assert list(provider.dir.iterdir()) == []
-    ipam = Path(DEFAULT_IPAM_DIR, DEFAULT_NETWORK_NAME)
-    owners = {f.read_text().split()[0] for f in ipam.iterdir() if f.name[0].isdigit()} if ipam.exists() else set()
-    assert not owners & (leftover | {a.id, b.id}), "IP addresses of destroyed namespaces are free again"
+    assert not _ipam_owners() & (leftover | {a.id, b.id}), "IP addresses of destroyed namespaces are free again"
 
 
 def test_nat_masquerades_traffic_leaving_through_another_interface(provider, executor, containerd_env,
@@ -269,6 +272,12 @@ def test_nat_masquerades_traffic_leaving_through_another_interface(provider, exe
     finally:
         subprocess.run(["ip", "link", "del", vh], capture_output=True)
         cni.remove_netns(outside)
+
+
+def _ipam_owners() -> set[str]:
+    """The CNI container IDs host-local holds addresses for (a file per IP: ID, then ifname)."""
+    ipam = Path(DEFAULT_IPAM_DIR, DEFAULT_NETWORK_NAME)
+    return {f.read_text().split()[0] for f in ipam.glob("10.*")} if ipam.exists() else set()
 
 
 def _wait_for(cond, timeout: float = 30.0) -> None:

@@ -11,7 +11,7 @@ from lark import Token
 
 from mason.frontends.dockerfile import syntax, syntax_handwritten
 from mason.frontends.dockerfile.syntax import dump, parse_dockerfile
-from mason.frontends.dockerfile.syntax_lexer import Reader
+from mason.frontends.dockerfile.syntax_lexer import Item, Reader
 from mason.ir.errors import MasonError
 
 from .test_syntax_props import CORPUS_TEXTS, SETTINGS, dockerish, mutated_corpus
@@ -45,8 +45,8 @@ def test_grammar_is_conflict_free():
 
 
 def _item_tree(text: str):
-    [item] = list(Reader(text, "Dockerfile").items())
-    return syntax._parser().parse(syntax._lark_tokens(item, 0), start="item")
+    [fields] = list(Reader(text, "Dockerfile").items())
+    return syntax._parser().parse(syntax._lark_tokens(Item(*fields), 0), start="item")
 
 
 def test_item_tree_follows_the_grammar():
