@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import stat
 import tarfile
 
@@ -169,5 +170,5 @@ def test_plain_progress_prints_steps_and_output(build_env, tmp_path):
     assert p.returncode == 0, p.stderr
     lines = p.stderr.splitlines()
     n = next(line.split()[0] for line in lines if "RUN echo visible-output-line" in line)
-    assert f"{n} visible-output-line" in lines
+    assert any(re.fullmatch(rf"{n} \d+\.\d{{3}} visible-output-line", line) for line in lines), lines
     assert any(line.startswith(f"{n} DONE ") for line in lines)

@@ -1,9 +1,8 @@
 """Unit tests of the solver's pieces that need no daemon: cache keys, the result store, the
-DAG scheduler, secret parsing and redaction, the plain progress renderer."""
+DAG scheduler, secret parsing and redaction."""
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 
@@ -11,7 +10,6 @@ import pytest
 
 from mason.backends.exporters.layer import KnownLayer, SnapshotDiff
 from mason.backends.solver import cachekey
-from mason.backends.solver.events import VertexDone, VertexLog, VertexStarted
 from mason.backends.solver.results import Result
 from mason.backends.solver.scheduler import CancelToken, run_dag
 from mason.backends.solver.secrets import LineRedactor, Redactor, parse_secret
@@ -116,14 +114,3 @@ def test_redaction_across_chunks():
     lr("stdout", b"ecret\nnext")
     lr.flush()
     assert b"".join(out) == b"value: ****\nnext"
-
-
-def test_plain_progress_format():
-    from mason.cli.build import PlainProgress
-
-    buf = io.StringIO()
-    p = PlainProgress(buf)
-    p(VertexStarted(3, "sha256:x", "[2/3] RUN echo hi"))
-    p(VertexLog(3, "stdout", b"hi\npart"))
-    p(VertexDone(3, "sha256:x", "[2/3] RUN echo hi", 1.234))
-    assert buf.getvalue() == "\n#3 [2/3] RUN echo hi\n#3 hi\n#3 part\n#3 DONE 1.2s\n"
