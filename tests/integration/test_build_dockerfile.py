@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import os
 import re
 import stat
-import tarfile
 
 import pytest
 
