@@ -1,9 +1,12 @@
 """ExecOp: run a process in a container on a snapshot, with all of LLB's mount types.
 
 Per op: prepare an active snapshot of the root mount's input → set up the other mounts →
-run through :class:`~mason.backends.containerd.exec.Executor` (shim grouping, background
-deletes) → remove the mount-point stubs runc made in the rootfs → commit every writable
-output as a snapshot named by the vertex's cache key.
+run through :meth:`Executor.execute <mason.backends.containerd.exec.Executor.execute>` (shim
+grouping, rootfs mounted by mason, background deletes) → remove the mount-point stubs runc
+made in the rootfs (once ``execute`` returns the task has exited and its rootfs is unmounted)
+→ commit every writable output as a snapshot named by the vertex's cache key, and
+:meth:`~mason.backends.containerd.exec.Executor.hold` it with the run's handle so that a later
+``settle`` waits for a shim that still has it mounted.
 
 Mounts (sorted by destination, as LLB orders them):
 
@@ -18,7 +21,8 @@ Mounts (sorted by destination, as LLB orders them):
 Also: the network (:class:`Network`: ``none``, ``host`` with the ``network.host``
 entitlement, default; each with generated ``/etc/hosts`` and ``/etc/resolv.conf``), user names
 resolved in the rootfs's ``/etc/passwd`` (read from the layer directories, no mount), and
-``security=insecure`` (entitlement ``security.insecure``).
+``security=insecure`` (entitlement ``security.insecure``): a privileged process, see
+:mod:`~mason.backends.containerd.spec`.
 """
 
 from __future__ import annotations

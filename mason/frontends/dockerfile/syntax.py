@@ -71,6 +71,17 @@ def _parser() -> lark.Lark:
                      propagate_positions=True, maybe_placeholders=False, strict=True)
 
 
+def parse_dockerfile(text: str, filename: str = "Dockerfile", *, replay: bool = True) -> ParseResult:
+    """Parse Dockerfile source into BuildKit's generic node tree; raise ``MasonError`` with a
+    location for a syntax error. ``replay=False`` parses the whole file with lark in one go."""
+    reader = Reader(text, filename)
+    try:
+        reader.read_header()
+        return _parse_items(reader) if replay else _parse_file(reader)
+    except (UnexpectedInput, ReaderError) as e:
+        raise _to_mason_error(e, reader.lines, filename) from None
+
+
 # -- shapes: lark's tree of an item, as token indices -------------------------------------------
 
 
@@ -313,17 +324,6 @@ def _parse_file(reader: Reader, read_items: bool = True) -> ParseResult:
 # -- errors ----------------------------------------------------------------------------------------
 
 
-def parse_dockerfile(text: str, filename: str = "Dockerfile", *, replay: bool = True) -> ParseResult:
-    """Parse Dockerfile source into BuildKit's generic node tree; raise ``MasonError`` with a
-    location for a syntax error. ``replay=False`` parses the whole file with lark in one go."""
-    reader = None
-    try:
-        reader = Reader(text, filename)
-        return _parse_items(reader) if replay else _parse_file(reader)
-    except (UnexpectedInput, ReaderError) as e:
-        raise _to_mason_error(e, reader.lines if reader is not None else _lines(text), filename) from None
-
-
 def _to_mason_error(e: Exception, lines: list[str], file: str) -> MasonError:
     """The one place syntax errors become ``MasonError``: the reader's, and lark's unexpected
     tokens, named the way BuildKit names them."""
@@ -355,7 +355,7 @@ def _to_mason_error(e: Exception, lines: list[str], file: str) -> MasonError:
     if tok.type == "WORD" and "KEY" in expected:
         message = f"Syntax error - can't find = in {go_quote(tok)}. Must be of the form: name=value"
         return at(tok)
-    if tok.type in ("$END", "TRAILING_COMMENT") and "RUN" in expected:
+    if tok.type in ("$END", "TRAILING_COMMENT") and "RUN" in expected:  # an instruction was due
         return _error(lines, file, "file with no instructions", len(lines) - 1)
     message = f"unexpected {tok.type} {go_quote(str(tok))}"
     return at(tok)
@@ -374,20 +374,10 @@ def _error(lines: list[str], file: str, message: str, idx: int, col: int = 1,
     return MasonError(message, SourceLoc(file, idx + 1, col, end), src)
 
 
-def _lines(text: str) -> list[str]:
-    """The physical lines as the reader splits them (for an error before it has)."""
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return lines
-
+# -- directives for the driver ---------------------------------------------------------------
 
 _SLASH_DIRECTIVE = re.compile(r"//[\t\n\f\r ]*([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\Z")
 
-
-# -- directives for the driver ---------------------------------------------------------------
 
 
 def detect_directive(text: str, key: str, any_format: bool = False) -> Directive | None:

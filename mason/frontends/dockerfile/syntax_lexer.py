@@ -112,7 +112,7 @@ def map_offset(offset: int, start: int, col0: int, segs) -> tuple[int, int]:
 
 
 class Reader:
-    """Reads one Dockerfile: ``directives``/``escape`` after construction, then ``items()``;
+    """Reads one Dockerfile: ``read_header()`` (``directives``, ``escape``), then ``items()``;
     ``warnings`` and ``trailing`` (the comment tokens after the last instruction) after it."""
 
     def __init__(self, text: str, filename: str):
@@ -126,9 +126,15 @@ class Reader:
         self.lines = lines
         self.warnings: list[tuple[str, SourceLoc]] = []
         self.trailing: list[tuple[str, str, int]] = []
-        self.body, self.escape, self.directives = self._header()
+        self.body = 0
+        self.escape = "\\"
+        self.directives: list[Directive] = []
 
     # -- directives -------------------------------------------------------------------------
+
+    def read_header(self) -> None:
+        """Read the parser directives at the top."""
+        self.body, self.escape, self.directives = self._header()
 
     def _header(self) -> tuple[int, str, list[Directive]]:
         """The parser directives at the top: (index of the first line after them, escape

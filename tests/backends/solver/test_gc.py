@@ -27,6 +27,7 @@ from mason.backends.containerd.client import Client, NotFound
 from mason.backends.containerd.exec import OWNER_LABEL, _process_identity
 from mason.backends.exporters.layer import SnapshotDiff
 from mason.backends.solver.cachekey import output_key, snapshot_name
+from mason.backends.solver.cachekey import cache_lease_name
 from mason.backends.solver.gc import (CACHE_LEASE, disk_usage, lease_is_stale, parse_duration, parse_filters,
                                       parse_size, prune, usage_totals)
 from mason.backends.solver.results import Result
@@ -86,12 +87,13 @@ class World:
         """A finished step as the solver leaves it: committed in a build lease, protected by the
         cache lease, recorded; the build lease gone. Returns (record key, result)."""
         key = "sha256:" + hashlib.sha256(f"{self.root}/{step}".encode()).hexdigest()
+        cache_lease = cache_lease_name(store.dir.parent)  # the solver's, per state root
         with contextlib.suppress(Exception):
-            self.client.create_lease(CACHE_LEASE, expire=None, labels={"mason.cache": "1"})
+            self.client.create_lease(cache_lease, expire=None, labels={"mason.cache": "1"})
         lease = self.client.create_lease(expire=3600, labels={"mason.build": "1"})
         snap = self.commit(snapshot_name(key, 0), parent.snapshot, size, lease=lease,
                            owner=_process_identity(os.getpid()))
-        self.client.add_lease_resource(CACHE_LEASE, snap, "snapshots/overlayfs")
+        self.client.add_lease_resource(cache_lease, snap, "snapshots/overlayfs")
         result = parent.extend(snap)
         store.put(output_key(key, 0), result, description=description or f"RUN {step}")
         self.client.delete_lease(lease)
@@ -236,7 +238,7 @@ def test_prune_without_all_removes_only_garbage(gc) -> None:
     assert dangling in report.snapshots and set(report.snapshots) <= {dangling, "gc-test-expired"}
     assert blob in report.content and not c.content_exists(blob)
     assert crashed in report.leases  # the expired one may have gone with containerd's own GC
-    assert set(c.list_leases()) == {BASE_LEASE, CACHE_LEASE}
+    assert set(c.list_leases()) == {BASE_LEASE, cache_lease_name(store.dir.parent)}
     assert [r.key for r in report.records] == [k4] and report.vanished == 1
     assert {r.key for r in store.records()} == {k1, k2, k3}
     assert report.snapshot_bytes >= MiB and report.freed == report.snapshot_bytes + report.content_bytes
@@ -250,7 +252,7 @@ def test_prune_without_all_removes_only_garbage(gc) -> None:
     # the cache lease holds exactly what the records need
     from mason.backends.solver.gc import _lease_resources
 
-    held = {rid for rid, t in _lease_resources(c, CACHE_LEASE) if t == "snapshots/overlayfs"}
+    held = {rid for rid, t in _lease_resources(c, cache_lease_name(store.dir.parent)) if t == "snapshots/overlayfs"}
     assert held == {w.busybox, r1.snapshot, r2.snapshot, r3.snapshot}
 
     again = prune(c, store)  # nothing left to do
@@ -353,7 +355,7 @@ def test_running_builds_keep_what_they_hold(gc) -> None:
     running = c.create_lease(expire=3600, labels={"mason.build": "1", OWNER_LABEL: me})
     c.add_lease_resource(running, r1.snapshot, "snapshots/overlayfs")
     fresh = w.commit(snapshot_name("sha256:" + "ab" * 32), r1.snapshot, 4096, lease=running, owner=me)
-    c.add_lease_resource(CACHE_LEASE, fresh, "snapshots/overlayfs")  # protected, not yet recorded
+    c.add_lease_resource(cache_lease_name(store.dir.parent), fresh, "snapshots/overlayfs")  # protected, not yet recorded
     active = f"gc-test-step-{me}"
     c.with_lease(running).prepare(active, fresh, {OWNER_LABEL: me})  # its step running now
     # a lease without an owner label (an export, or an older mason) that has not expired
@@ -388,7 +390,7 @@ def test_commit_without_record_is_removed_and_the_store_stays_usable(gc) -> None
     key = "sha256:" + "cd" * 32
     torn = w.commit(snapshot_name(key), r1.snapshot, 4096, lease=crashed, owner=DEAD_OWNER)
     torn_child = w.commit(snapshot_name("sha256:" + "ce" * 32), torn, 4096, lease=crashed, owner=DEAD_OWNER)
-    c.add_lease_resource(CACHE_LEASE, torn, "snapshots/overlayfs")
+    c.add_lease_resource(cache_lease_name(store.dir.parent), torn, "snapshots/overlayfs")
 
     report = prune(c, store)
 
@@ -421,7 +423,7 @@ key, done = w.build(store, "finished", w.base(), 4096)
 me = _process_identity(os.getpid())
 lease = c.create_lease(expire=3600, labels={{"mason.build": "1"}})
 torn = w.commit(snapshot_name("sha256:" + "ef" * 32), done.snapshot, 4096, lease=lease, owner=me)
-c.add_lease_resource("mason-cache", torn, "snapshots/overlayfs")
+c.add_lease_resource({cache_lease_name(store.dir.parent)!r}, torn, "snapshots/overlayfs")
 c.with_lease(lease).prepare("gc-test-running-step", torn, {{OWNER_LABEL: me}})
 print(key, done.snapshot, torn, flush=True)
 time.sleep(600)

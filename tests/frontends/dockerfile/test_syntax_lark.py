@@ -45,7 +45,9 @@ def test_grammar_is_conflict_free():
 
 
 def _item_tree(text: str):
-    [fields] = list(Reader(text, "Dockerfile").items())
+    reader = Reader(text, "Dockerfile")
+    reader.read_header()
+    [fields] = list(reader.items())
     return syntax._parser().parse(syntax._lark_tokens(Item(*fields), 0), start="item")
 
 
