@@ -8,6 +8,7 @@ name it in ``COMMANDS``.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -57,7 +58,10 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; a MasonError becomes its message on stderr and exit code 1."""
+    """Run the CLI. A user's mistake — a :class:`MasonError`, a usage error, a file that cannot
+    be read or written — becomes ``error: …`` on stderr and exit code 1, never a traceback.
+    Anything else is a bug in mason: one ``error: internal error …`` line and exit code 70
+    (``MASON_DEBUG=1`` shows the traceback)."""
     try:
         rv = cli.main(args=argv, prog_name="mason", standalone_mode=False)
     except MasonError as e:
@@ -66,15 +70,47 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)
         return 130
+    except click.exceptions.NoArgsIsHelpError as e:
+        e.show()  # `mason llb`: the group's help, as click prints it
+        return 1
+    except click.UsageError as e:
+        hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+        click.echo(f"error: {e.format_message()}{hint}", err=True)
+        return 1
     except click.ClickException as e:
-        e.show()
+        click.echo(f"error: {e.format_message()}", err=True)
         return 1 if e.exit_code == 2 else e.exit_code
     except BrokenPipeError:
+        _silence_stdout()
         return 0
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)
         return 130
+    except OSError as e:
+        # the environment said no (a full disk, a permission, a vanished file) where no
+        # command turned it into a MasonError: still the user's to fix, not a crash
+        where = f": {e.filename}" if e.filename else ""
+        click.echo(f"error: {e.strerror or e}{where}", err=True)
+        return 1
+    except Exception as e:  # noqa: BLE001 - the top level: a bug must not print a traceback
+        if os.environ.get("MASON_DEBUG"):
+            raise
+        what = f"{type(e).__name__}: {e}".splitlines()[0][:500]
+        click.echo(f"error: internal error (a bug in mason; MASON_DEBUG=1 shows where): {what}", err=True)
+        return INTERNAL_ERROR
     return rv if isinstance(rv, int) else 0
+
+
+INTERNAL_ERROR = 70  # EX_SOFTWARE: not the user's mistake
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, point stdout at /dev/null so the interpreter's final flush stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 if __name__ == "__main__":

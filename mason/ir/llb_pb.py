@@ -18,18 +18,11 @@ from pathlib import Path
 from types import ModuleType
 
 from mason.ir.errors import MasonError
+from mason.ir.paths import cache_root
 
 PROTO = Path(__file__).with_name("proto") / "llb.proto"
 _MODULE_NAME = "mason_llb_pb2"
 _module: ModuleType | None = None
-
-
-def cache_root() -> Path:
-    env = os.environ.get("MASON_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "mason"
 
 
 def _generate(dest: Path) -> None:

@@ -26,6 +26,9 @@ from __future__ import annotations
 
 import bisect
 import functools
+import hashlib
+import os
+import uuid
 import re
 from importlib import resources
 from operator import itemgetter
@@ -48,6 +51,7 @@ from mason.frontends.dockerfile.syntax_lexer import (
 )
 from mason.frontends.dockerfile.syntax_words import GO_SPACE
 from mason.ir.errors import MasonError, SourceLoc
+from mason.ir.paths import cache_root
 
 __all__ = ["parse_dockerfile", "dump", "go_quote", "detect_directive"]
 
@@ -67,8 +71,27 @@ class _Tokens(Lexer):
 @functools.cache
 def _parser() -> lark.Lark:
     grammar = resources.files("mason.grammars").joinpath("dockerfile.lark").read_text()
-    return lark.Lark(grammar, parser="lalr", lexer=_Tokens, start=["file", "item"],
-                     propagate_positions=True, maybe_placeholders=False, strict=True)
+    options = dict(parser="lalr", lexer=_Tokens, start=["file", "item"],
+                   propagate_positions=True, maybe_placeholders=False, strict=True)
+    # lark's grammar analysis costs ~60 ms per process; its cache (a pickle keyed by grammar,
+    # options and lark version) loads in ~3 ms. Written to a temporary name and renamed, so
+    # concurrent processes never read half a file; any trouble just means no cache.
+    key = hashlib.sha256(f"{lark.__version__}\0{grammar}".encode()).hexdigest()[:16]
+    path = cache_root() / "lark" / f"dockerfile-{key}.pickle"
+    if path.exists():
+        try:
+            return lark.Lark(grammar, cache=str(path), **options)
+        except Exception:  # noqa: BLE001 - a bad cache file is not the user's problem
+            pass
+    parser = lark.Lark(grammar, **options)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".lark-{os.getpid()}-{uuid.uuid4().hex}.pickle"  # must not exist yet
+        lark.Lark(grammar, cache=str(tmp), **options)  # writes the analysis to tmp
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return parser
 
 
 def parse_dockerfile(text: str, filename: str = "Dockerfile", *, replay: bool = True) -> ParseResult:
