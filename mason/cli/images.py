@@ -13,6 +13,18 @@ def _client(containerd_address: str | None, root: str | None):
     return connect(containerd_address, root)
 
 
+def shown_name(name: str) -> str:
+    """The familiar form of an image name from the store, or the name as stored when it is not
+    a reference (``ctr`` can name an image anything): one odd name never hides the rest."""
+    from mason.ir.errors import MasonError
+    from mason.ir.reference import familiar
+
+    try:
+        return familiar(name)
+    except MasonError:
+        return name
+
+
 def human_size(n: int) -> str:
     """Like docker's: ``4.86MB`` (powers of 1000)."""
     for unit in ("B", "kB", "MB", "GB", "TB"):
@@ -30,17 +42,16 @@ def human_size(n: int) -> str:
 def images(containerd_address: str | None, root: str | None, full: bool, quiet: bool) -> None:
     """List the images in mason's image store (name, digest, size)."""
     from mason.backends.exporters.image import list_images
-    from mason.ir.reference import familiar
 
     with _client(containerd_address, root) as c:
         rows = list_images(c)
     if quiet:
         for r in rows:
-            click.echo(familiar(r.name))
+            click.echo(shown_name(r.name))
         return
     table = [("NAME", "DIGEST", "SIZE")]
     for r in rows:
-        table.append((familiar(r.name), r.digest if full else r.digest[:19], human_size(r.size)))
+        table.append((shown_name(r.name), r.digest if full else r.digest[:19], human_size(r.size)))
     widths = [max(len(row[i]) for row in table) for i in range(3)]
     for row in table:
         click.echo(f"{row[0]:<{widths[0]}}   {row[1]:<{widths[1]}}   {row[2]}".rstrip())
@@ -53,11 +64,10 @@ def images(containerd_address: str | None, root: str | None, full: bool, quiet: 
 def rmi(containerd_address: str | None, root: str | None, names: tuple[str, ...]) -> None:
     """Remove images from mason's image store (their content goes with containerd's GC)."""
     from mason.backends.exporters.image import remove_image
-    from mason.ir.reference import familiar
 
     with _client(containerd_address, root) as c:
         for n in names:
-            click.echo(f"Untagged: {familiar(remove_image(c, n))}")
+            click.echo(f"Untagged: {shown_name(remove_image(c, n))}")
 
 
 @click.command()
@@ -70,7 +80,6 @@ def load(containerd_address: str | None, root: str | None, path: str, quiet: boo
     """Load images from an OCI or Docker archive into mason's image store (like docker load)."""
     from mason.backends.exporters.load import load_archive
     from mason.ir.errors import MasonError
-    from mason.ir.reference import familiar
 
     with _client(containerd_address, root) as c:
         loaded = load_archive(c, path)
@@ -79,4 +88,4 @@ def load(containerd_address: str | None, root: str | None, path: str, quiet: boo
                          "org.opencontainers.image.ref.name or RepoTags); its content was imported")
     if not quiet:
         for i in loaded:
-            click.echo(f"Loaded image: {familiar(i.name)} ({i.digest})")
+            click.echo(f"Loaded image: {shown_name(i.name)} ({i.digest})")

@@ -19,19 +19,6 @@ import click
 from mason.ir.errors import MasonError
 
 
-def _write(path: str, data: bytes) -> None:
-    if path == "-":
-        out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else sys.stdout
-        out.write(data)
-        out.flush()
-        return
-    try:
-        with open(path, "wb") as f:
-            f.write(data)
-    except OSError as e:
-        raise MasonError(f"cannot write {path}: {e.strerror or e}") from None
-
-
 @click.command("lower")
 @click.argument("context", default=".", metavar="[CONTEXT]")
 @click.option("-f", "--file", "dockerfile", metavar="PATH",
@@ -62,6 +49,8 @@ def lower(context: str, dockerfile: str | None, target: str | None, build_args: 
           time_passes: bool) -> None:
     """Lower a Dockerfile to LLB."""
     from mason.build import LowerRequest, lower_request, parse_build_args
+    from mason.cli.main import echo_err
+    from mason.cli.opt import check_writable, write_output
     from mason.ir.codec import encode_graph, write_stream
     from mason.ir.text import format_graph
 
@@ -77,7 +66,7 @@ def lower(context: str, dockerfile: str | None, target: str | None, build_args: 
         verify_each=verify_each, time_passes=time_passes)
     result = lower_request(req, err=sys.stderr)
     for w in result.warnings:
-        click.echo(w, err=True)
+        echo_err(w)
     if time_passes:
         for phase in ("parse", "instructions", "lower"):
             if phase in result.timings:
@@ -87,9 +76,14 @@ def lower(context: str, dockerfile: str | None, target: str | None, build_args: 
     else:
         defs = encode_graph(result.graph)
         data = defs[0] if len(defs) == 1 else write_stream(defs)
-    _write(output or "-", data)
-    if image_config is not None:
+    config_data = None
+    if image_config is not None:  # checked before anything is written: no half of the result
         cfg = result.image_config
         if cfg is None:
             raise MasonError("the result has no image config (several outputs: use --target)")
-        _write(image_config, (json.dumps(cfg, indent=2, sort_keys=True) + "\n").encode())
+        config_data = (json.dumps(cfg, indent=2, sort_keys=True) + "\n").encode()
+    if config_data is not None:
+        check_writable(image_config)
+    write_output(output or "-", data)
+    if config_data is not None:
+        write_output(image_config, config_data)

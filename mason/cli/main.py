@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rv = cli.main(args=argv, prog_name="mason", standalone_mode=False)
     except MasonError as e:
-        click.echo(e.format(), err=True)
+        echo_err(e.format())
         return 1
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)
@@ -102,6 +102,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE: not the user's mistake
+
+
+def echo_err(text: str) -> None:
+    """A line on stderr that may quote a source holding bytes that are not UTF-8 (kept as
+    surrogates by the readers): they print as ``\\xNN`` escapes, never as an encoding error."""
+    safe = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    try:
+        sys.stderr.write(safe + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass  # stderr is gone: nothing left to tell
 
 
 def _silence_stdout() -> None:

@@ -7,7 +7,11 @@ The work is :func:`opt_bytes`, callable from Python.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import sys
+import uuid
 from typing import Iterable, TextIO
 
 import click
@@ -40,21 +44,54 @@ def _read(path: str) -> bytes:
     try:
         with open(path, "rb") as f:
             return f.read()
-    except OSError as e:
-        raise MasonError(f"cannot read {path}: {e.strerror or e}") from None
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
+        raise MasonError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
 
 
-def _write(path: str, data: bytes) -> None:
+def check_writable(path: str) -> None:
+    """Fail now if :func:`write_output` could not create ``path`` (its directory is missing, or
+    it is a directory), so a command with several outputs writes all of them or none."""
     if path == "-":
-        out = sys.stdout.buffer if hasattr(sys.stdout, "buffer") else sys.stdout
-        out.write(data)
-        out.flush()
+        return
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise MasonError(f"cannot write {path}: Is a directory")
+    if not os.path.isdir(parent):
+        raise MasonError(f"cannot write {path}: {parent} is not a directory")
+
+
+def write_output(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` (``-``: stdout) all at once: a regular file is written beside
+    itself and renamed into place, so a failure never leaves a half-written or stray file."""
+    if path == "-":
+        if hasattr(sys.stdout, "buffer"):
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        else:  # a text-only stdout (an embedding application's StringIO)
+            sys.stdout.write(data.decode("utf-8", "surrogateescape"))
         return
     try:
-        with open(path, "wb") as f:
-            f.write(data)
-    except OSError as e:
-        raise MasonError(f"cannot write {path}: {e.strerror or e}") from None
+        if os.path.exists(path) and not os.path.isfile(path):
+            if os.path.isdir(path):
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+            with open(path, "wb") as f:  # /dev/stdout, a FIFO: no rename over those
+                f.write(data)
+            return
+        d, base = os.path.split(os.path.abspath(path))
+        tmp = os.path.join(d, f".{base}.mason-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
+        why = getattr(e, "strerror", None) or e
+        raise MasonError(f"cannot write {path}: {why}") from None
 
 
 @click.command("opt")
@@ -83,4 +120,4 @@ def opt(input: str, passes: str | None, level: int | None, output: str | None, t
     data = _read(input)
     result = opt_bytes(data, pipeline, print_after=print_after, print_after_all=print_after_all,
                        verify_each=verify_each, time_passes=time_passes, text=text, err=sys.stderr)
-    _write(output or "-", result)
+    write_output(output or "-", result)

@@ -58,9 +58,11 @@ def parse_file(path: str, dump: bool = False, syntax_only: bool = False) -> tupl
 @click.option("--syntax-only", is_flag=True, help="Run the syntax layer only (no instruction checks).")
 def parse(file: str, dump: bool, syntax_only: bool) -> None:
     """Parse a Dockerfile and report errors (or --dump its syntax tree)."""
+    from mason.cli.main import echo_err
+
     out, warnings = parse_file(file, dump=dump, syntax_only=syntax_only)
     for w in warnings:
-        click.echo(w, err=True)
+        echo_err(w)
     if out:
         data = out.encode("utf-8", "surrogateescape")  # raw bytes back, as Go prints them
         if hasattr(sys.stdout, "buffer"):

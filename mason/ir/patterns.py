@@ -175,7 +175,10 @@ def find_dockerignore(context_dir: str | Path,
         candidates.insert(0, dockerfile.with_name(dockerfile.name + ".dockerignore"))
     for candidate in candidates:
         if candidate.is_file():
-            return candidate, candidate.read_text(encoding="utf-8", errors="surrogateescape")
+            try:
+                return candidate, candidate.read_text(encoding="utf-8", errors="surrogateescape")
+            except OSError as e:
+                raise MasonError(f"cannot read {candidate}: {e.strerror or e}") from None
     return None, None
 
 

@@ -90,7 +90,12 @@ def parse_output(spec: str) -> OutputSpec:
     text = spec.strip()
     if not text:
         raise MasonError("invalid output '': expected type=TYPE[,KEY=VALUE...] or a directory")
+    if "\0" in spec:
+        raise MasonError(f"invalid output {spec!r}: contains a NUL byte")
     if "=" not in text:  # buildx's shorthand: a directory, or "-" for a tar on stdout
+        if "," in text:  # buildx: the shorthand is one CSV field; "a,b" is a mistake
+            raise MasonError(f"invalid output {spec!r}: expected type=TYPE[,KEY=VALUE...] or a directory "
+                             "(quote a directory whose name holds a comma: '\"a,b\"')")
         return OutputSpec("tar", dest="-", spec=spec) if text == "-" else OutputSpec("local", dest=text, spec=spec)
     try:
         fields = next(csv.reader([text], skipinitialspace=True))
@@ -135,11 +140,18 @@ def parse_outputs(specs: Sequence[str], tags: Sequence[str] = ()) -> list[Output
     """Parse every ``--output`` and fold ``-t`` tags in: without outputs, ``-t`` means
     ``type=image``; otherwise the tags name the image-made outputs that name nothing."""
     outs = [parse_output(s) for s in specs]
-    names = _names("image", ",".join(tags)) if tags else ()
+    names: list[str] = []
+    for t in tags:  # one name per -t (a comma is no separator there, as in docker build)
+        try:
+            n = normalize(t.strip())
+        except MasonError as e:
+            raise MasonError(f"invalid -t {t!r}: {e.message}") from None
+        if n not in names:
+            names.append(n)
     if not outs:
-        return [OutputSpec("image", names, spec="-t")] if names else []
+        return [OutputSpec("image", tuple(names), spec="-t")] if names else []
     if names:
-        outs = [replace(o, names=names) if o.needs_image and not o.names else o for o in outs]
+        outs = [replace(o, names=tuple(names)) if o.needs_image and not o.names else o for o in outs]
     return outs
 
 
@@ -153,7 +165,7 @@ def _check_file(o: OutputSpec, path: str) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=parent, prefix=".mason-check-")
     except OSError as e:
-        raise MasonError(f"output type={o.type}: cannot write {path}: {e.strerror}") from None
+        raise MasonError(f"output type={o.type}: cannot write {path}: {e.strerror or e}") from None
     os.close(fd)
     os.unlink(tmp)
 
@@ -170,7 +182,7 @@ def _check_dir(o: OutputSpec, path: str) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=probe, prefix=".mason-check-")
     except OSError as e:
-        raise MasonError(f"output type={o.type}: cannot write {path}: {e.strerror}") from None
+        raise MasonError(f"output type={o.type}: cannot write {path}: {e.strerror or e}") from None
     os.close(fd)
     os.unlink(tmp)
 
@@ -181,7 +193,11 @@ def check_outputs(outputs: Sequence[OutputSpec], *, insecure_registries: Sequenc
     writing the same path, and (``probe_registries``) registries that do not answer."""
     seen: dict[str, str] = {}
     for o in outputs:
-        if o.dest and o.dest != "-":
+        if o.dest == "-":
+            if "-" in seen:
+                raise MasonError(f"outputs {seen['-']} and type={o.type} both write to stdout (dest=-)")
+            seen["-"] = f"type={o.type}"
+        elif o.dest:
             key = os.path.abspath(o.dest)
             if key in seen:
                 raise MasonError(f"outputs {seen[key]} and type={o.type} both write {o.dest}")

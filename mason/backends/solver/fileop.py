@@ -439,7 +439,14 @@ def parse_mode_str(text: str) -> Callable[[int, bool], int]:
 
 def copy_tree(src: str, dst: str) -> None:
     """``cp -a src/. dst`` between host directories (owners, modes, times, links, special
-    files and hardlinks inside the tree kept; nothing linked to ``src``)."""
+    files and hardlinks inside the tree kept; nothing linked to ``src``). Like ``cp -a``, a
+    missing ``dst`` is created, and ``dst`` takes ``src``'s owner and mode (a cache mount
+    seeded from a ``uid``/``gid``/``mode`` directory is that directory)."""
+    if not os.path.isdir(dst):
+        os.mkdir(dst, 0o700)
+    st = os.stat(src)
+    os.chown(dst, st.st_uid, st.st_gid)
+    os.chmod(dst, stat.S_IMODE(st.st_mode))
     with Root(src) as s, Root(dst) as d:
         _copy(s, d, Copy(src="/", dest="/", dir_copy_contents=True), None, "copy")
 

@@ -25,6 +25,7 @@ from mason.ir.errors import MasonError
 
 MASK = b"****"
 MIN_REDACT = 3  # shorter values would mangle every log without protecting anything
+MAX_SECRET_SIZE = 500 * 1024  # BuildKit's limit (secretsprovider.MaxSecretSize)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +45,19 @@ def parse_secret(text: str) -> SecretSpec:
             raise MasonError(f"--secret {text!r}: expected key=value pairs (id=…,src=…|env=…)")
         fields[k.strip().lower()] = v
     sid = fields.pop("id", "")
-    src = fields.pop("src", None) or fields.pop("source", None)
+    src = fields.pop("src", None)
+    source = fields.pop("source", None)
+    src = source if src is None else src
     env = fields.pop("env", None)
     typ = fields.pop("type", None)
     if fields:
         raise MasonError(f"--secret {text!r}: unknown key {sorted(fields)[0]!r} (valid: id, src, env, type)")
     if not sid:
         raise MasonError(f"--secret {text!r}: id= is required")
+    if typ is not None and typ not in ("file", "env"):
+        raise MasonError(f"--secret {text!r}: unsupported type {typ!r} (valid: file, env)")
+    if src == "" or env == "":
+        raise MasonError(f"--secret {text!r}: {'src' if src == '' else 'env'}= needs a value")
     if typ == "env" and env is None:
         env, src = src or sid, None
     if src is None and env is None:
@@ -62,15 +69,23 @@ def parse_secret(text: str) -> SecretSpec:
 
 
 def parse_ssh(text: str) -> tuple[str, list[str]]:
-    """``default[=SOCKET|KEY…]`` → (id, paths); without paths, ``$SSH_AUTH_SOCK``."""
+    """``default[=SOCKET|KEY…]`` → (id, paths); without paths, ``$SSH_AUTH_SOCK``. Like buildx,
+    every path must exist now (whether it is a socket is checked when a step uses it)."""
     sid, _, rest = text.partition("=")
     sid = sid.strip() or "default"
+    if any(c.isspace() or c == "," for c in sid):
+        raise MasonError(f"--ssh {text!r}: invalid id {sid!r}")
     paths = [p for p in rest.split(",") if p] if rest else []
     if not paths:
         sock = os.environ.get("SSH_AUTH_SOCK")
         if not sock:
-            raise MasonError(f"--ssh {text}: no socket given and SSH_AUTH_SOCK is not set")
+            raise MasonError(f"--ssh {text!r}: no socket given and SSH_AUTH_SOCK is not set")
         paths = [sock]
+    for p in paths:
+        try:
+            os.stat(os.path.expanduser(p))
+        except (OSError, ValueError) as e:
+            raise MasonError(f"--ssh {sid}: cannot use {p}: {getattr(e, 'strerror', None) or e}") from None
     return sid, paths
 
 
@@ -154,9 +169,14 @@ def _load(s: SecretSpec) -> bytes:
         return v.encode()
     assert s.src is not None
     try:
-        return Path(os.path.expanduser(s.src)).read_bytes()
-    except OSError as e:
-        raise MasonError(f"secret {s.id}: cannot read {s.src}: {e.strerror}") from None
+        # read at most one byte past the limit: /dev/zero or a huge file is refused, not loaded
+        with open(os.path.expanduser(s.src), "rb") as f:
+            value = f.read(MAX_SECRET_SIZE + 1)
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
+        raise MasonError(f"secret {s.id}: cannot read {s.src}: {getattr(e, 'strerror', None) or e}") from None
+    if len(value) > MAX_SECRET_SIZE:
+        raise MasonError(f"secret {s.id}: {s.src} is too big (the limit is {MAX_SECRET_SIZE // 1024} KiB)")
+    return value
 
 
 @dataclass

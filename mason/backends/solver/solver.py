@@ -140,7 +140,7 @@ class SolveContext:
         if not self.lease:
             return
         c = self.solver.client
-        for s in result.snapshots():
+        for s in _chain_heads(result):
             with contextlib.suppress(AlreadyExists, NotFound):
                 c.add_lease_resource(self.lease, s, SNAPSHOT_RESOURCE)
         for b in result.blobs():
@@ -154,6 +154,24 @@ class SolveContext:
 
                 self._registry = RegistryClient(insecure_registries=self.opts.insecure_registries)
             return self._registry
+
+
+def _chain_heads(result: Result) -> list[str]:
+    """The snapshots whose lease keeps all of ``result``'s alive: a leased snapshot keeps its
+    parents (containerd's GC and ``mason prune`` both walk parents), and a step's snapshot is
+    prepared on its input's, so a linear chain needs only its top; a merge adds the heads of
+    the other inputs' chains. (One lease call per head instead of one per layer.)"""
+    from mason.backends.exporters.layer import SnapshotDiff
+
+    heads = [result.snapshot] if result.snapshot else []
+    cur = result.snapshot or None
+    for item in reversed(result.chain):
+        if not isinstance(item, SnapshotDiff):
+            continue
+        if item.upper != cur:
+            heads.append(item.upper)
+        cur = item.lower
+    return heads
 
 
 class Solver:

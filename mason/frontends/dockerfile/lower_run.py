@@ -201,7 +201,11 @@ def lower_run(lw: "Lowerer", st: StageState, inst: Run) -> None:
         name, _, opt = d.partition(",")
         devices.append(CDIDevice(name, optional=opt.replace(" ", "") != "required=true"
                                  and opt != "required"))
-    meta = Meta(args=tuple(args), env=st.env_list(), cwd=st.cwd or "/", user=st.user,
+    env = st.env_list()
+    ssh = [m for m in mounts if m.mount_type == MountType.SSH]
+    if ssh and "SSH_AUTH_SOCK" not in st.env:  # llb's ExecOp: the first agent socket
+        env = env + ("SSH_AUTH_SOCK=" + ssh[0].dest,)
+    meta = Meta(args=tuple(args), env=env, cwd=st.cwd or "/", user=st.user,
                 proxy_env=lw.proxy_env, remove_mount_stubs_recursive=True)
     history = "RUN " + run_command_string(args, st.build_args, st.env) + " # buildkit"
     md = st.metadata(inst.original, history=history, command=True)
