@@ -197,18 +197,20 @@ COPY dir ./dircontents
 
 def test_link_gives_the_same_filesystem(build_env, tmp_path):
     """``COPY --link`` (copied onto scratch, merged on top) gives the same files, owners,
-    modes and contents as the same COPYs without ``--link``."""
+    modes and contents as the same COPYs without ``--link`` (numeric ``--chown``, ``root``,
+    ``--chmod``, wildcards, ``--from``)."""
     env = build_env
     steps = """\
 COPY {link} a.txt /out/new/
-COPY {link} --chown=app:app dir /out/owned/
+COPY {link} --chown=1000:1000 dir /out/owned/
+COPY {link} --chown=root:root a.txt /out/root-owned
 COPY {link} --chmod=750 a.txt /out/moded
 COPY {link} *.txt /out/glob/
 COPY {link} --from=src /made /out/from-stage/
 """
     head = f"""\
 FROM {env.base} AS src
-RUN mkdir /made && echo {_nonce()} > /made/nonce && echo made > /made/file && chmod 604 /made/file
+RUN mkdir /made && echo {_nonce()} > /made/nonce && echo made > /made/file && chmod 604 /made/file && chown 1000:65534 /made/file
 
 FROM {env.base}
 """
@@ -222,7 +224,23 @@ FROM {env.base}
         got = t.snapshot("/out")
     assert got == expect
     assert expect["owned/x"][1:4] == (1000, 1000, 0o644)
+    assert expect["owned/s"][1:4] == (1000, 1000, 0o755)
+    assert expect["root-owned"][1:4] == (0, 0, 0o640)
     assert expect["moded"][3] == 0o750
+    assert expect["from-stage/file"][1:4] == (1000, 65534, 0o604)  # --from keeps owners
+
+
+def test_link_with_chown_by_name_is_a_located_error(build_env, tmp_path):
+    """``COPY --link --chown=app:app``: the copy happens on scratch, where there is no
+    ``/etc/passwd`` to look the names up in (BuildKit fails with "invalid user index: -1"):
+    a located error at lowering that says to use numeric ids."""
+    env = build_env
+    ctx = write(tmp_path / "ctx", {"Dockerfile": f"FROM {env.base}\nCOPY --link --chown=app:app a /a\n",
+                                   "a": "a"})
+    p = env.cli("build", str(ctx))
+    assert p.returncode == 1
+    assert "Dockerfile:2:1: error: --chown=app:app cannot be used with --link" in p.stderr, p.stderr
+    assert "numeric ids" in p.stderr
 
 
 def test_parents_keeps_the_source_directories(build_env, tmp_path):
@@ -248,25 +266,37 @@ COPY a/b/*.txt /flat/
 
 
 def test_exclude_patterns(build_env, tmp_path):
-    """``--exclude=*.log`` leaves matching files out of a directory copy (at any depth with
-    ``**``); several ``--exclude`` flags add up; excluding a directory drops its contents."""
+    """``--exclude`` patterns are matched against paths below each source (BuildKit's own
+    ``testExcludedFilesOnCopy``): ``COPY --exclude=*/*.png . /1`` drops PNGs one level down;
+    ``ADD --exclude=*.mp3 dir3/ /3/`` drops MP3s in the directory; with a wildcard source
+    ``dir*`` the patterns apply inside each match; ``--exclude=*`` leaves an empty
+    destination; ``**`` matches at any depth; several ``--exclude`` flags add up."""
     env = build_env
     df = f"""\
 FROM {env.base}
 RUN echo {_nonce()} > /nonce
-COPY --exclude=*.log logs /ex1/
-COPY --exclude=**/*.log --exclude=cache logs /ex2/
-COPY --exclude=*.txt *.txt *.md /ex3/
+COPY --exclude=*/*.png --exclude=*/*.jpeg data /1
+ADD --exclude=*.mp3 data/dir3/ /3/
+COPY --exclude=*.mp3 --exclude=*.jpeg --exclude=*.png --exclude=*.pdf --exclude=*.txt data/dir* /4/
+COPY --exclude=* data/dir* /6/
+COPY --exclude=**/*.log logs /7/
 """
-    ctx = write(tmp_path / "ctx", {"Dockerfile": df, "logs/keep.txt": "k", "logs/a.log": "a",
-                                   "logs/deep/b.log": "b", "logs/deep/c.txt": "c",
-                                   "logs/cache/d": "d", "r.txt": "r", "r.md": "m"})
+    ctx = write(tmp_path / "ctx", {
+        "Dockerfile": df,
+        "data/dir1/file-101.png": "2", "data/dir1/file-102.txt": "3", "data/dir1/file-103.jpeg": "4",
+        "data/dir2/file-201.pdf": "6", "data/dir2/file-202.jpeg": "7", "data/dir2/file-203.png": "8",
+        "data/dir3/file-301.mp3": "9", "data/dir3/file-302.mpeg": "10",
+        "logs/a.log": "a", "logs/keep.txt": "k", "logs/deep/er/b.log": "b", "logs/deep/c.txt": "c"})
     with build(env, ctx) as t:
-        assert t.ls("/ex1") == ["cache", "deep", "keep.txt"]
-        assert t.ls("/ex1/deep") == ["b.log", "c.txt"]  # *.log matches at the top only
-        assert t.ls("/ex2") == ["deep", "keep.txt"]
-        assert t.ls("/ex2/deep") == ["c.txt"]
-        assert t.ls("/ex3") == ["r.md"]
+        assert t.ls("/1") == ["dir1", "dir2", "dir3"]
+        assert t.ls("/1/dir1") == ["file-102.txt"]
+        assert t.ls("/1/dir2") == ["file-201.pdf"]
+        assert t.ls("/1/dir3") == ["file-301.mp3", "file-302.mpeg"]
+        assert t.ls("/3") == ["file-302.mpeg"]
+        assert t.ls("/4") == ["file-302.mpeg"] and t.read("/4/file-302.mpeg") == "10"
+        assert t.isdir("/6") and t.ls("/6") == []
+        assert t.ls("/7") == ["deep", "keep.txt"]
+        assert t.ls("/7/deep") == ["c.txt", "er"] and t.ls("/7/deep/er") == []
 
 
 def test_heredoc_copy(build_env, tmp_path):
@@ -495,8 +525,8 @@ def test_copy_of_git_url_is_refused(build_env, tmp_path, git_daemon):
 def test_dockerignore_excludes_and_exception(build_env, tmp_path):
     """``.dockerignore`` with ``secret.txt``, ``*.md`` and ``!README.md``: ``COPY . /ctx/``
     has neither ``secret.txt`` nor ``notes.md`` but has ``README.md`` (the exception) and
-    ``.dockerignore`` itself; COPY naming the ignored file fails like Docker (``not found``),
-    pointing at its line."""
+    ``.dockerignore`` itself; COPY naming the ignored file fails with Docker's message ("file
+    not found in build context or excluded by .dockerignore"), pointing at its line."""
     env = build_env
     df = f"""\
 FROM {env.base}
@@ -514,5 +544,32 @@ COPY *.md /docs/
     bad = write(tmp_path / "bad", {**files, "Dockerfile": f"FROM {env.base}\nCOPY secret.txt /s\n"})
     p = env.cli("build", str(bad))
     assert p.returncode == 1
-    assert "Dockerfile:2" in p.stderr
-    assert '"/secret.txt": not found' in p.stderr, p.stderr
+    assert "Dockerfile:2:1: error:" in p.stderr
+    assert ("file not found in build context or excluded by .dockerignore: stat /secret.txt: "
+            "file does not exist") in p.stderr, p.stderr
+
+
+def test_add_unpack_flag_and_bzip2(build_env, tmp_path, http_server):
+    """A bzip2 tar is unpacked like gzip and xz; ``ADD --unpack=false`` keeps a local tar as a
+    file; a remote tar is kept as a file unless ``--unpack=true``; ``--chown`` applies to a
+    downloaded file."""
+    env = build_env
+    members = {"inside.txt": ("in " + _nonce() + "\n").encode()}
+    (http_server.root / "remote.tar.gz").write_bytes(_tar(members, "w:gz"))
+    url = f"http://127.0.0.1:{http_server.port}/remote.tar.gz"
+    df = f"""\
+FROM {env.base}
+ADD b.tar.bz2 /bz/
+ADD --unpack=false b.tar.bz2 /kept/
+ADD {url} /remote-file/
+ADD --unpack=true {url} /remote-unpacked/
+ADD --chown=app:app {url} /remote-owned
+"""
+    ctx = write(tmp_path / "ctx", {"Dockerfile": df, "b.tar.bz2": _tar(members, "w:bz2")})
+    with build(env, ctx) as t:
+        assert t.ls("/bz") == ["inside.txt"]
+        assert t.ls("/kept") == ["b.tar.bz2"]
+        assert t.ls("/remote-file") == ["remote.tar.gz"]
+        assert t.ls("/remote-unpacked") == ["inside.txt"]
+        assert t.read("/remote-unpacked/inside.txt") == members["inside.txt"].decode()
+        assert t.meta("/remote-owned") == (1000, 1000, 0o600)

@@ -383,3 +383,91 @@ RUN --mount=type=ssh,target=/tmp/agent,uid=1000,mode=0660 echo "$SSH_AUTH_SOCK" 
     files = build_files(env, write(tmp_path / "ctx", {"Dockerfile": df}), ssh=(f"default={ssh_agent}",))
     assert text(files, "env") == "/tmp/agent\n"
     assert text(files, "stat") == "socket 660 1000\n"
+
+
+# --------------------------------------------------------------------------- more mount options
+
+def test_tmpfs_size_and_cache_from_source_readonly(build_env, tmp_path):
+    """* ``type=tmpfs,size=1m``: a tmpfs of 1 MiB (``size=1024k`` in ``/proc/mounts``),
+      gone afterwards;
+    * ``type=cache,from=seed,source=/init``: a new cache starts with the stage's directory;
+    * ``type=cache,ro``: the cache is read-only in the step."""
+    env = build_env
+    cid = "seeded-" + _nonce()
+    df = f"""\
+FROM {env.base} AS seed
+RUN mkdir /init && echo seeded > /init/first && echo {_nonce()} > /init/nonce
+
+FROM {env.base}
+RUN mkdir /out && echo {_nonce()} > /out/nonce
+RUN --mount=type=tmpfs,target=/t,size=1m grep ' /t ' /proc/mounts | cut -d' ' -f3,4 | tr ',' '\\n' | grep -E '^(tmpfs|size=)' > /out/tmpfs
+RUN --mount=type=cache,id={cid},target=/c,from=seed,source=/init cat /c/first > /out/seeded && echo later > /c/second
+RUN --mount=type=cache,id={cid},target=/c,ro cat /c/second > /out/kept && (if touch /c/x 2>/dev/null; then echo writable; else echo read-only; fi) > /out/ro
+"""
+    files = build_files(env, write(tmp_path / "ctx", {"Dockerfile": df}))
+    fields = text(files, "tmpfs").split()
+    assert fields[0].startswith("tmpfs") and "size=1024k" in fields, fields
+    assert text(files, "seeded") == "seeded\n"
+    assert text(files, "kept") == "later\n"
+    assert text(files, "ro") == "read-only\n"
+
+
+def test_secret_required_and_optional(build_env, tmp_path):
+    """A secret mount is optional by default: without ``--secret`` the step runs and the file
+    is absent. With ``required=true`` the build fails naming the secret."""
+    env = build_env
+    df = f"""\
+FROM {env.base}
+RUN mkdir /out && echo {_nonce()} > /out/nonce
+RUN --mount=type=secret,id=maybe (if [ -e /run/secrets/maybe ]; then echo present; else echo absent; fi) > /out/optional
+"""
+    files = build_files(env, write(tmp_path / "ctx", {"Dockerfile": df}))
+    assert text(files, "optional") == "absent\n"
+    req = df + "RUN --mount=type=secret,id=needed,required=true true\n"
+    p = env.cli("build", str(write(tmp_path / "req", {"Dockerfile": req})))
+    assert p.returncode == 1
+    assert "secret needed" in p.stderr and "Dockerfile:4" in p.stderr, p.stderr
+
+
+def test_heredoc_run_variants(build_env, tmp_path):
+    """``<<-EOF`` strips leading tabs; a heredoc given to a non-shell interpreter through a
+    shebang (``#!/bin/awk -f``) runs with that interpreter; two heredocs on one RUN
+    feed two commands."""
+    env = build_env
+    df = (f"FROM {env.base}\n"
+          f"RUN mkdir /out && echo {_nonce()} > /out/nonce && ln -s busybox /bin/awk\n"
+          "RUN <<-EOF\n"
+          "\techo tabbed > /out/tabs\n"
+          "\t\techo two >> /out/tabs\n"
+          "\tEOF\n"
+          "RUN <<EOF\n"
+          "#!/bin/awk -f\n"
+          'BEGIN { print "from awk" > "/out/awk" }\n'
+          "EOF\n"
+          "RUN cat <<A > /out/a && cat <<B > /out/b\n"
+          "first\n"
+          "A\n"
+          "second\n"
+          "B\n")
+    files = build_files(env, write(tmp_path / "ctx", {"Dockerfile": df}))
+    assert text(files, "tabs") == "tabbed\ntwo\n"
+    assert text(files, "awk") == "from awk\n"
+    assert text(files, "a") == "first\n" and text(files, "b") == "second\n"
+
+
+def test_security_insecure_needs_the_entitlement(build_env, tmp_path):
+    """``RUN --security=insecure`` is refused without ``--allow security.insecure``; with it
+    the step has full capabilities (it can mount a tmpfs, which the sandbox forbids)."""
+    env = build_env
+    df = f"""\
+FROM {env.base}
+RUN mkdir /out /m && echo {_nonce()} > /out/nonce
+RUN (if /bin/busybox mount -t tmpfs none /m 2>/dev/null; then echo mounted; else echo denied; fi) > /out/sandbox
+RUN --security=insecure /bin/busybox mount -t tmpfs none /m && echo mounted > /out/insecure && /bin/busybox umount /m
+"""
+    ctx = write(tmp_path / "ctx", {"Dockerfile": df})
+    p = env.cli("build", str(ctx))
+    assert p.returncode == 1 and "security.insecure" in p.stderr, p.stderr
+    files = build_files(env, ctx, allow=("security.insecure",))
+    assert text(files, "sandbox") == "denied\n"
+    assert text(files, "insecure") == "mounted\n"

@@ -32,34 +32,38 @@ TOKENS = ["\n", " ", "\\\n", "\\", "$", "${", "}", "${A:-", "${A:+", "${A#", "${
 
 @st.composite
 def mutated(draw, *, raw_bytes: bool) -> bytes:
-    data = bytearray(draw(st.sampled_from(SEED_BYTES)))
+    """A corpus Dockerfile with a few edits: text edits (valid UTF-8 stays valid), or with
+    ``raw_bytes`` byte edits that may break the encoding."""
+    seed = draw(st.sampled_from(SEED_BYTES))
+    data: bytes | str = seed if raw_bytes else seed.decode("utf-8")
+    nl = b"\n" if raw_bytes else "\n"
     for _ in range(draw(st.integers(1, 6))):
         kind = draw(st.sampled_from(["insert", "delete", "dup-line", "truncate", "replace"]))
         at = draw(st.integers(0, len(data)))
-        if kind == "insert":
+        if kind in ("insert", "replace"):
             if raw_bytes:
-                piece = draw(st.binary(min_size=1, max_size=8))
+                piece = draw(st.one_of(st.binary(min_size=1, max_size=8),
+                                       st.sampled_from(TOKENS).map(str.encode)))
             else:
                 piece = draw(st.one_of(st.sampled_from(TOKENS), st.text(min_size=1, max_size=8)))
-                piece = piece.encode("utf-8", "surrogatepass") if not raw_bytes else piece
-            data[at:at] = piece if isinstance(piece, bytes) else piece.encode()
+            data = data[:at] + piece + data[at + (len(piece) if kind == "replace" else 0):]
         elif kind == "delete":
-            data[at:at + draw(st.integers(1, 40))] = b""
+            data = data[:at] + data[at + draw(st.integers(1, 40)):]
         elif kind == "dup-line":
-            start = data.rfind(b"\n", 0, at) + 1
-            end = data.find(b"\n", at)
-            line = bytes(data[start:(len(data) if end < 0 else end + 1)])
-            data[start:start] = line * draw(st.integers(1, 3))
-        elif kind == "truncate":
-            del data[at:]
+            start = data.rfind(nl, 0, at) + 1
+            end = data.find(nl, at)
+            end = len(data) if end < 0 else end + 1
+            data = data[:start] + data[start:end] * draw(st.integers(2, 4)) + data[end:]
         else:
-            token = draw(st.sampled_from(TOKENS)).encode("utf-8", "surrogatepass")
-            data[at:at + len(token)] = token
-    return bytes(data)
+            data = data[:at]
+    return data if raw_bytes else data.encode("utf-8")
 
 
 def _lines(data: bytes) -> list[str]:
-    return data.decode("utf-8", "surrogateescape").splitlines() or [""]
+    """Dockerfile lines: split at ``\n`` only (``str.splitlines`` would also split at ``\f``,
+    U+2028 and others, which are ordinary characters in a Dockerfile)."""
+    text = data.decode("utf-8", "surrogateescape")
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
 
 
 def check_error(e: MasonError, data: bytes, filename: str) -> None:

@@ -342,9 +342,10 @@ def _setup_mount(ctx: "SolveContext", op: ExecOp, m: Mount, inputs: list[Result]
             key = f"mason-bind-{tag}"
             if src.snapshot:
                 ex.settle(src.snapshot)
+            if src.snapshot and m.readonly:
                 mounts = c.view(key, src.snapshot, {OWNER_LABEL: ex.owner})
-            else:
-                mounts = c.prepare(key, "", {OWNER_LABEL: ex.owner})
+            else:  # writable without an output (``rw`` in a Dockerfile): changes are discarded
+                mounts = c.prepare(key, src.snapshot, {OWNER_LABEL: ex.owner})
             s.views.append(key)
             readonly = m.readonly
         else:

@@ -125,6 +125,12 @@ def _lower(lw: "Lowerer", st: StageState, inst: Copy | Add, is_add: bool) -> Non
         from_context = True
     dest = _dest(st, dest_raw)
     link = inst.link
+    if link and chown and st.ref is not None and _chown_names(chown):
+        # the copy runs on scratch, where no /etc/passwd or /etc/group can name them
+        raise MasonError(f"--chown={chown} cannot be used with --link: --link does not read "
+                         f"the previous filesystem, so the names {', '.join(_chown_names(chown))} "
+                         "cannot be looked up in its /etc/passwd and /etc/group; use numeric "
+                         "ids (--chown=UID:GID)", loc)
     base = None if link else st.ref
     steps: list[tuple[Ref | None, CopyAction]] = []
     for src in sources:
@@ -220,6 +226,12 @@ def _lower(lw: "Lowerer", st: StageState, inst: Copy | Add, is_add: bool) -> Non
     merge_md = st.metadata("LINK " + inst.original, history=history, step=False)
     st.push(MergeOp(inputs=(st.ref, Ref(layer, 0)), merge_inputs=(0, 1), platform=st.platform,
                     constraints=(), metadata=merge_md, loc=loc))
+
+
+def _chown_names(spec: str) -> list[str]:
+    """The parts of ``--chown`` that are names to look up (not ids, not ``root``)."""
+    return [p for p in spec.split(":", 1)
+            if p and p != "root" and not (p.isascii() and p.isdigit())]
 
 
 def _with_owner(act: CopyAction, owner) -> CopyAction:

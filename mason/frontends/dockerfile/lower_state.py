@@ -187,6 +187,8 @@ class StageState:
 
 
 def _user_opt(part: str, base: int) -> UserOpt:
+    if part == "root":  # llb's parseUID: root is always id 0, never looked up
+        return UserOpt(id=0)
     if part.isascii() and part.isdigit() and int(part) < (1 << 32):
         return UserOpt(id=int(part))
     return UserOpt(name=part, name_input=base)
