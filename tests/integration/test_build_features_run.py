@@ -231,7 +231,7 @@ RUN mkdir /data && echo original > /data/file && echo {nonce} > /data/nonce
 
 FROM {base} AS ro
 RUN mkdir /out
-RUN --mount=type=bind,from=src,source=/data,target=/mnt cat /mnt/file > /out/read && (if echo x > /mnt/new 2>/out/ro-error; then echo writable; else echo read-only; fi) > /out/ro
+RUN --mount=type=bind,from=src,source=/data,target=/mnt cat /mnt/file > /out/read && (if echo x 2>/out/ro-error >/mnt/new; then echo writable; else echo read-only; fi) > /out/ro
 
 FROM {base} AS rw
 RUN mkdir /out

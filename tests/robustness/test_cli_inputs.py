@@ -310,3 +310,13 @@ def test_broken_pipe_is_quiet(ws: Path):
     p = subprocess.run(f"{sys.executable} -m mason lower ctx --no-resolve -O0 -S | head -c1",
                        shell=True, cwd=ws, capture_output=True, text=True, timeout=120)
     assert "Traceback" not in p.stderr and "Exception ignored" not in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("sep", ["\u2028", "\x0c", "\x1c", "\x85"], ids=["U+2028", "form feed", "FS", "NEL"])
+def test_source_line_shown_is_the_located_line(ws: Path, capsys, sep):
+    """Dockerfile lines end at ``\\n`` only: a form feed or U+2028 in a comment does not shift the
+    source line printed under the error (``str.splitlines`` would)."""
+    (ws / "ctx" / "Dockerfile").write_text(f"# a{sep}b\nFROM scratch\nBOGUS x\n")
+    r = run_main(lower(), capsys)
+    assert_user_error(r, match=r"^ctx/Dockerfile:3:1: error: unknown instruction")
+    assert r.err.splitlines()[1] == "    BOGUS x", r.err

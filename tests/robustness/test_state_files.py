@@ -9,7 +9,6 @@ import pytest
 
 from mason.backends.solver.events import VertexDone, VertexLog, VertexStarted
 from mason.backends.solver.history import HistoryRecorder
-from tests.robustness.conftest import run_main
 
 BUILD = "20240501T120000000Z-aaa111"
 D = "sha256:" + "1" * 64

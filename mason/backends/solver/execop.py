@@ -4,7 +4,8 @@ Per op: prepare an active snapshot of the root mount's input → set up the othe
 run through :meth:`Executor.execute <mason.backends.containerd.exec.Executor.execute>` (shim
 grouping, rootfs mounted by mason, background deletes) → remove the mount-point stubs runc
 made in the rootfs (once ``execute`` returns the task has exited and its rootfs is unmounted)
-→ commit every writable output as a snapshot named by the vertex's cache key, and
+→ commit every writable output as a snapshot of its own (a fresh name: the vertex's cache key
+and a nonce, :func:`~.mergediff.result_snapshot_name`), and
 :meth:`~mason.backends.containerd.exec.Executor.hold` it with the run's handle so that a later
 ``settle`` waits for a shim that still has it mounted.
 
@@ -39,13 +40,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mason.backends.containerd.client import AlreadyExists, NotFound
+from mason.backends.containerd.client import NotFound
 from mason.backends.containerd.exec import OWNER_LABEL, RunHandle
 from mason.backends.containerd.spec import DEFAULT_ENV, BindMount, Process, TmpfsMount
 from mason.backends.solver import mounts as hm
 from mason.backends.solver import users
-from mason.backends.solver.cachekey import snapshot_name
 from mason.backends.solver.events import VertexLog
+from mason.backends.solver.mergediff import result_snapshot_name
 from mason.backends.solver.results import SCRATCH, Result
 from mason.backends.solver.scheduler import Cancelled
 from mason.backends.solver.secrets import LineRedactor
@@ -220,7 +221,8 @@ def run_exec(ctx: "SolveContext", op: ExecOp, inputs: list[Result], key: str, n:
                 raise MasonError(f"exec op output {idx} has no writable mount", op.loc)
             akey, inp = s.actives[idx]
             base = SCRATCH if inp < 0 else inputs[inp]
-            committed[idx] = _commit(ctx, akey, snapshot_name(key, idx), base, handle if akey == root_key else None)
+            committed[idx] = _commit(ctx, akey, result_snapshot_name(key, idx), base,
+                                     handle if akey == root_key else None)
         ok = True
         return [committed[i] for i in range(outs)]
     finally:
@@ -238,17 +240,9 @@ def _input(inputs: list[Result], m: Mount) -> Result:
 
 
 def _commit(ctx: "SolveContext", active: str, name: str, base: Result, handle: RunHandle | None) -> Result:
-    c = ctx.client
-    try:
-        c.commit(name, active, {OWNER_LABEL: ctx.executor.owner})
-    except AlreadyExists:  # a crashed or concurrent build committed this key: same content
-        if handle is not None:
-            handle.wait_released()
-        with contextlib.suppress(NotFound):
-            c.remove_snapshot(active)
-    else:
-        if handle is not None:
-            ctx.executor.hold(name, handle)  # settle(name) waits until the task let go of it
+    ctx.client.commit(name, active, {OWNER_LABEL: ctx.executor.owner})
+    if handle is not None:
+        ctx.executor.hold(name, handle)  # settle(name) waits until the task let go of it
     return base.extend(name)
 
 

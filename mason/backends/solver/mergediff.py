@@ -9,6 +9,10 @@
   an exported merge keeps the inputs' layers, as BuildKit's does.
 * **DiffOp** — the change from ``lower`` to ``upper``: when lower's chain is a prefix of
   upper's, the remaining layers; otherwise one computed layer. Applied onto an empty snapshot.
+
+Every result is committed under a fresh name (:func:`result_snapshot_name`: the cache key and a
+nonce), also for ExecOps: a step that runs again (``--no-cache``, a new state root on a shared
+containerd) makes a new snapshot rather than colliding with an earlier run's and keeping it.
 """
 
 from __future__ import annotations
@@ -17,11 +21,10 @@ import contextlib
 import uuid
 from typing import TYPE_CHECKING
 
-from mason.backends.containerd.client import AlreadyExists, Descriptor, NotFound
+from mason.backends.containerd.client import Descriptor, NotFound
 from mason.backends.containerd.exec import OWNER_LABEL
 from mason.backends.exporters.layer import KnownLayer, SnapshotDiff, resolve_layer
 from mason.backends.solver import mounts as hm
-from mason.backends.solver.cachekey import snapshot_name
 from mason.backends.solver.results import SCRATCH, ChainItem, Result
 from mason.ir.errors import MasonError
 from mason.ir.ops import DiffOp, FileOp, MergeOp
@@ -30,12 +33,21 @@ if TYPE_CHECKING:
     from mason.backends.solver.solver import SolveContext
 
 
+def result_snapshot_name(key: str, index: int = 0) -> str:
+    """A fresh name for a committed result of the vertex with cache key ``key``: the key (for
+    people reading ``ctr snapshots ls``) and a nonce, so that every run commits its own snapshot,
+    as BuildKit's random snapshot IDs do. (``cachekey.snapshot_name`` without the nonce is what
+    earlier versions committed; ``mason prune`` still sweeps unrecorded ones of those.)"""
+    return f"mason-ck-{key.split(':', 1)[-1]}-{index}-{uuid.uuid4().hex[:12]}"
+
+
 def _commit(ctx: "SolveContext", active: str, name: str) -> None:
     try:
         ctx.client.commit(name, active, {OWNER_LABEL: ctx.executor.owner})
-    except AlreadyExists:  # same key committed by a crashed or concurrent build: same content
+    except BaseException:
         with contextlib.suppress(NotFound):
             ctx.client.remove_snapshot(active)
+        raise
 
 
 # -- FileOp -------------------------------------------------------------------------------------
@@ -70,7 +82,7 @@ def run_file(ctx: "SolveContext", op: FileOp, inputs: list[Result], key: str) ->
                 raise
             except OSError as e:
                 raise MasonError(f"file operation failed: {e.strerror or e}", op.loc) from None
-        name = snapshot_name(key, 0)
+        name = result_snapshot_name(key, 0)
         _commit(ctx, active, name)
         committed = True
         return base.extend(name)
@@ -120,7 +132,7 @@ def run_merge(ctx: "SolveContext", op: MergeOp, inputs: list[Result], key: str) 
         return parts[0]
     first = parts[0]
     rest: list[ChainItem] = [item for p in parts[1:] for item in p.chain]
-    name = snapshot_name(key, 0)
+    name = result_snapshot_name(key, 0)
     _apply_chain(ctx, first.snapshot, rest, name)
     return Result(name, first.chain + tuple(rest))
 
@@ -143,6 +155,6 @@ def run_diff(ctx: "SolveContext", op: DiffOp, inputs: list[Result], key: str) ->
         chain = [KnownLayer(resolve_layer(ctx.client, SnapshotDiff(lower.snapshot, upper.snapshot)))]
     if not chain:
         return SCRATCH
-    name = snapshot_name(key, 0)
+    name = result_snapshot_name(key, 0)
     _apply_chain(ctx, "", chain, name)
     return Result(name, tuple(chain))

@@ -9,8 +9,13 @@ Per vertex (memoized by digest):
    a hit whose snapshots still exist is the result — no container starts;
 3. otherwise, under the key's inter-process claim (a second build waits, then hits), it
    **runs** (:mod:`.execop`, :mod:`.mergediff`; sources through ``backends/sources``), the new
-   snapshots are committed under names derived from the key, protected by the long-lived
-   cache lease, and recorded.
+   snapshots are committed under fresh names (the key plus a nonce, like BuildKit's random
+   snapshot IDs: a step that ran again never finds an earlier run's snapshot in its place),
+   protected by the long-lived cache lease, and recorded — replacing the key's earlier record
+   in this root's store (its snapshot stays until ``mason prune`` unless something references
+   it). A step that ignores the cache (``--no-cache``, ``--no-cache-filter``) still reuses a
+   result recorded *during this build* (by a concurrent build or a twin vertex with the same
+   key): it is as new as the build.
 
 Everything a build creates happens inside one lease (``containerd.io/gc.expire`` as a safety
 net if mason dies); the lease goes at the end, so whatever was not committed and recorded is
@@ -44,7 +49,7 @@ from mason.ir.errors import MasonError
 from mason.ir.graph import Graph
 from mason.ir.imageconfig import empty_image_config
 from mason.ir.layers import fold_image_config, layer_chain
-from mason.ir.ops import ConfigOp, Copy, DiffOp, ExecOp, FileOp, MergeOp, Op, Ref, SourceOp
+from mason.ir.ops import ConfigOp, Copy, DiffOp, ExecOp, FileOp, MergeOp, NetMode, Op, Ref, SourceOp
 
 CACHE_LEASE = "mason-cache"  # the old, per-namespace name; see cachekey.cache_lease_name
 SNAPSHOT_RESOURCE = "snapshots/overlayfs"
@@ -110,6 +115,7 @@ class SolveContext:
         self.events = events
         self.token = CancelToken()
         self.tmpdir = tmpdir
+        self.started = time.time()  # results recorded since are this build's own (see _Build._lookup)
         self._cache_mounts = self._network = None
         self._registry = opts.registry
         self._lock = threading.Lock()
@@ -133,6 +139,14 @@ class SolveContext:
                 events = self.events
                 self._network = Network(self.solver.root, lambda m: events(Warning(m)), self.opts.network_default)
             return self._network
+
+    def close_network(self) -> None:
+        """Destroy the build's pool of prepared namespaces and wait for the teardowns (a failure
+        is a warning); nothing to do if no step asked for a network."""
+        with self._lock:
+            net = self._network
+        if net is not None:
+            net.close()
 
     def hold(self, result: Result) -> None:
         """Put a cached result's snapshots and blobs into this build's lease (before using
@@ -184,8 +198,10 @@ class Solver:
         self.store = ResultStore(self.root)
         self.runc_root = runc_root
         self.io_dir = io_dir or str(self.root / "solver" / "io")
+        # the executor's levers (DESIGN.md "containerd"; bench/containerd_step_bench.py)
         self.group_shims = True
         self.background_delete = True
+        self.mount_rootfs = True
         self.cache_lease = cachekey.cache_lease_name(self.root)
         self._cache_lease_ok = False
         self._salt: bytes | None = None
@@ -229,10 +245,11 @@ class Solver:
         self._ensure_cache_lease()
         with contextlib.suppress(MasonError):
             reap_orphans(self.client)
+        self._sweep_networks()
         tmpdir = self.root / "solver" / "tmp" / f"build-{uuid.uuid4().hex[:12]}"
         tmpdir.mkdir(parents=True)
         ex = Executor(self.client, io_dir=self.io_dir, runc_root=self.runc_root, group_shims=self.group_shims,
-                      background_delete=self.background_delete)
+                      background_delete=self.background_delete, mount_rootfs=self.mount_rootfs)
         # mason.owner (pid:starttime, as on containers): prune can tell a dead build's lease
         lease = self.client.create_lease(expire=BUILD_LEASE_EXPIRE,
                                          labels={"mason.build": "1", OWNER_LABEL: ex.owner})
@@ -244,10 +261,22 @@ class Solver:
         finally:
             with contextlib.suppress(BaseException):
                 ex.close()
+            with contextlib.suppress(Exception):  # Network.close already turns failures into warnings
+                ctx.close_network()
             ctx.secrets.close()
             shutil.rmtree(tmpdir, ignore_errors=True)
             with contextlib.suppress(MasonError):
                 self.client.delete_lease(lease)
+
+    def _sweep_networks(self) -> None:
+        """Tear down the step networks a dead mason left under this root (next to the containerd
+        orphan sweep). Without a ``network`` directory there is nothing to import or do."""
+        if not (self.root / "network").is_dir():
+            return
+        from mason.backends.containerd.network import cleanup_stale
+
+        with contextlib.suppress(MasonError, OSError):
+            cleanup_stale(self.root)
 
     def _ensure_cache_lease(self) -> None:
         if self._cache_lease_ok:
@@ -369,6 +398,8 @@ class _Build:
         forced = [d for d in order if not isinstance(self.ops[d], (SourceOp, ConfigOp))
                   and not self._use_cache(self.ops[d])]
         need = self._plan([r.op.digest for r in refs] + forced)
+        if any(isinstance(self.ops[d], ExecOp) and self.ops[d].network == NetMode.UNSET for d in need):
+            ctx.network.prewarm(ctx.executor)  # the first RUN then finds a namespace ready
         for d in order:
             if d not in need and d in self.numbers and not isinstance(self.ops[d], SourceOp):
                 self.status[d] = "cached"
@@ -466,16 +497,16 @@ class _Build:
             stack.extend(r.op.digest for r in reversed(op.inputs))
         return need
 
-    def _lookup(self, d: str) -> bool:
+    def _lookup(self, d: str, since: float | None = None) -> bool:
         """A store hit for ``d`` whose snapshots still exist: its result. The snapshots are put
         in the build's lease *before* they are checked, so a concurrent prune cannot take them
-        between the check and their use."""
+        between the check and their use. ``since``: only records created at or after it."""
         ctx = self.ctx
         op, key = self.ops[d], self.keys[d]
         outs = []
         for i in range(max(op.num_outputs(), 1)):
             rec = ctx.store.get(cachekey.output_key(key, i))
-            if rec is None:
+            if rec is None or (since is not None and rec.created < since):
                 return False
             ctx.hold(rec.result)
             if rec.result.snapshot and not ctx.client.snapshot_exists(rec.result.snapshot):
@@ -503,7 +534,8 @@ class _Build:
         n, name = self.numbers[d], vertex_name(op)
         use_cache = self._use_cache(op)
         with ctx.store.claim(key, ctx.token):
-            if use_cache and self._lookup(d):
+            # a step ignoring the cache still takes what was made for its key during this build
+            if self._lookup(d) if use_cache else self._lookup(d, since=ctx.started):
                 self.status[d] = "cached"
                 ctx.events(VertexCached(n, d, name))
                 return
@@ -523,7 +555,9 @@ class _Build:
                 raise
             for i, r in enumerate(outs):
                 ctx.solver.protect(r, inputs)
-                ctx.store.put(cachekey.output_key(key, i), r, description=name)
+                okey = cachekey.output_key(key, i)
+                ctx.store.delete(okey)  # a new result replaces the key's earlier one (and its dates)
+                ctx.store.put(okey, r, description=name)
             self.results[d] = (outs, key)
             self.status[d] = "ran"
             ctx.events(VertexDone(n, d, name, time.monotonic() - t0))
