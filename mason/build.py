@@ -552,18 +552,40 @@ def build(request: BuildRequest | None = None, /, **kw) -> BuildResult:
 
 def _lower(req: BuildRequest, build_args: Mapping[str, str], lazy: _LazySolver) -> LowerResult:
     """Lower with base images resolved from mason's image store first, then registries."""
-    from mason.backends.sources.registry import RegistryResolver
-    from mason.backends.sources.store_resolver import StoreResolver
-
     lreq = LowerRequest(context=req.context, dockerfile=req.dockerfile, target=req.target, build_args=build_args,
                         platform=req.platform, level=req.level, passes=req.passes,
                         insecure_registries=tuple(req.insecure_registries))
-    inner = StoreResolver(lambda: lazy.get().client,
-                          RegistryResolver(insecure_registries=tuple(req.insecure_registries)))
+
+    def make() -> ImageMetaResolver:
+        from mason.backends.sources.registry import RegistryResolver
+        from mason.backends.sources.store_resolver import StoreResolver
+
+        return StoreResolver(lambda: lazy.get().client,
+                             RegistryResolver(insecure_registries=tuple(req.insecure_registries)))
+
+    inner = _OnDemandResolver(make)
     try:
         return lower_request(lreq, resolver=CachingResolver(inner))
     finally:
         inner.close()
+
+
+class _OnDemandResolver:
+    """A resolver made on the first ask: a Dockerfile with no image to resolve (``FROM
+    scratch``, stages only) never imports the registry client or opens a connection."""
+
+    def __init__(self, make):
+        self._make = make
+        self._inner = None
+
+    def resolve_image_config(self, ref: str, platform: PlatformSpec | None = None):
+        if self._inner is None:
+            self._inner = self._make()
+        return self._inner.resolve_image_config(ref, platform)
+
+    def close(self) -> None:
+        if self._inner is not None:
+            self._inner.close()
 
 
 class _CallableModule(sys.modules[__name__].__class__):

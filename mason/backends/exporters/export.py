@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from mason.backends.containerd.client import Client
 from mason.backends.exporters.docker_tar import write_docker_archive
@@ -17,10 +17,11 @@ from mason.backends.exporters.layer import LayerSource
 from mason.backends.exporters.local import export_local
 from mason.backends.exporters.oci_tar import write_oci_archive
 from mason.backends.exporters.outputs import OutputSpec
-from mason.backends.exporters.registry import push_image
 from mason.backends.exporters.tar import export_tar
-from mason.backends.sources.registry import PushResult
 from mason.ir.resolver import PlatformSpec
+
+if TYPE_CHECKING:  # the registry client (httpx) is imported only when something is pushed
+    from mason.backends.sources.registry import PushResult
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ def run_outputs(client: Client, outputs: Sequence[OutputSpec], *, chain: Sequenc
         if o.pushes:
             insecure = tuple(insecure_registries) + tuple(n.split("/", 1)[0] for n in o.names if o.insecure)
             for n in o.names:
+                from mason.backends.exporters.registry import push_image
+
                 pushed.append(push_image(client, image, n, insecure_registries=insecure))  # type: ignore[arg-type]
         if o.type == "oci":
             write_oci_archive(client, image, out if o.dest == "-" else o.dest, names=o.names,  # type: ignore[arg-type]
