@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import re
 import tarfile
 import tempfile
 import time
@@ -25,7 +24,7 @@ pytestmark = pytest.mark.integration
 # busybox's date has no %N: the uptime (centiseconds) makes two runs in one second differ too
 DF = """\
 FROM {base}
-RUN echo "RAN-STAMP {nonce}" && echo "$(date +%s) $(cat /proc/uptime)" > /stamp
+RUN echo "RAN-$(echo STAMP) {nonce}" && echo "$(date +%s) $(cat /proc/uptime)" > /stamp
 """
 
 
@@ -37,7 +36,7 @@ def build(env, ctx: Path, out: Path, *args: str, root: Path | None = None):
 
 
 def ran(p) -> bool:
-    return bool(re.search(r"^[^\n]*RAN-STAMP", p.stderr, re.M))
+    return "RAN-STAMP" in p.stderr  # the step's output (its command line spells it otherwise)
 
 
 def top_layer(archive: Path) -> str:
