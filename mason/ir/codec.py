@@ -258,8 +258,64 @@ def _action_pb(a: FileAction) -> Any:
     return pa
 
 
+def _not_utf8(value: Any, path: str) -> tuple[str, str] | None:
+    """(field path, value) of the first string under ``value`` that is not valid UTF-8 (text
+    that came from bytes, kept as surrogate escapes)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path, value
+        return None
+    if isinstance(value, bytes) or not value:
+        return None
+    if isinstance(value, (tuple, list)):
+        for i, v in enumerate(value):
+            hit = _not_utf8(v, f"{path}[{i}]")
+            if hit is not None:
+                return hit
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            hit = _not_utf8(k, f"{path} key") or _not_utf8(v, f"{path}[{k!r}]")
+            if hit is not None:
+                return hit
+        return None
+    fields = getattr(value, "__dataclass_fields__", None)
+    if fields:
+        for name in fields:
+            if name in ("inputs", "metadata", "loc"):
+                continue
+            hit = _not_utf8(getattr(value, name, None), f"{path}.{name}" if path else name)
+            if hit is not None:
+                return hit
+    return None
+
+
+def _utf8_error(what: str, value: Any, e: UnicodeEncodeError) -> MasonError:
+    """A :class:`MasonError` for text LLB cannot carry: proto3 strings must be valid UTF-8
+    (BuildKit refuses such an op when it marshals it)."""
+    hit = _not_utf8(value, "")
+    if hit is None:
+        return MasonError(f"cannot encode {what}: a string is not valid UTF-8 ({e.reason})")
+    path, text = hit
+    shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return MasonError(f"cannot encode {what}: {path or 'a string'} is not valid UTF-8 "
+                      f"(\"{shown}\"); LLB strings must be UTF-8")
+
+
 def op_to_pb(op: Op) -> Any:
-    """The ``pb.Op`` of a typed op (input digests from the inputs' cached digests)."""
+    """The ``pb.Op`` of a typed op (input digests from the inputs' cached digests). Text that
+    is not valid UTF-8 is a :class:`MasonError` naming the op kind and the field."""
+    try:
+        return _op_to_pb(op)
+    except UnicodeEncodeError as e:
+        raise _utf8_error(type(op).__name__, op, e) from None
+
+
+def _op_to_pb(op: Op) -> Any:
     m = P.Op()
     for r in op.inputs:
         m.inputs.add(digest=r.op.digest, index=r.index)
@@ -321,6 +377,13 @@ def encode_op(op: Op) -> bytes:
 
 
 def metadata_to_pb(md: OpMetadata) -> Any:
+    try:
+        return _metadata_to_pb(md)
+    except UnicodeEncodeError as e:
+        raise _utf8_error("op metadata", md, e) from None
+
+
+def _metadata_to_pb(md: OpMetadata) -> Any:
     m = P.OpMetadata(ignore_cache=md.ignore_cache, description=dict(md.description), caps=dict(md.caps))
     if md.export_cache is not None:
         m.export_cache.Value = md.export_cache
@@ -362,6 +425,15 @@ def marshal(ref: Ref | Op, image_config: dict | None = None, metadata: bool = Tr
     with ``source_map``, one is made from the ops' ``loc``."""
     if isinstance(ref, Op):
         ref = Ref(ref, 0)
+    try:
+        return _marshal(ref, image_config, metadata, name, terminal_metadata, source, source_map)
+    except UnicodeEncodeError as e:
+        raise _utf8_error("the LLB definition", {"name": name, "source": source}, e) from None
+
+
+def _marshal(ref: Ref, image_config: dict | None, metadata: bool, name: str | None,
+             terminal_metadata: OpMetadata | None, source: SourceMap | None,
+             source_map: bool) -> bytes:
     ops = walk_ops([ref.op])
     d = P.Definition()
     defs = getattr(d, "def")

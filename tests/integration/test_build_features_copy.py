@@ -573,3 +573,53 @@ ADD --chown=app:app {url} /remote-owned
         assert t.ls("/remote-unpacked") == ["inside.txt"]
         assert t.read("/remote-unpacked/inside.txt") == members["inside.txt"].decode()
         assert t.meta("/remote-owned") == (1000, 1000, 0o600)
+
+
+def test_add_url_keeps_last_modified_as_mtime(build_env, tmp_path, http_server):
+    """A downloaded file's mtime is the server's ``Last-Modified`` (Docker's ADD)."""
+    env = build_env
+    f = http_server.root / "dated.txt"
+    f.write_text("dated " + _nonce())
+    os.utime(f, (1_600_000_000, 1_600_000_000))  # 2020-09-13T12:26:40Z
+    df = f"FROM {env.base}\nADD http://127.0.0.1:{http_server.port}/dated.txt /dated.txt\n"
+    with build(env, write(tmp_path / "ctx", {"Dockerfile": df})) as t:
+        assert int(os.lstat(t.host("/dated.txt")).st_mtime) == 1_600_000_000
+
+
+def test_symlinks_followed_at_the_top_kept_inside(build_env, tmp_path):
+    """COPY follows a symlink named as the source (the target's content lands under the
+    link's name) but copies symlinks inside a copied directory as links; ``COPY --from``
+    keeps a stage's symlinks as links too."""
+    env = build_env
+    ctx = tmp_path / "ctx"
+    df = f"""\
+FROM {env.base} AS src
+RUN mkdir /tree && echo {_nonce()} > /tree/real && ln -s real /tree/rel-link && ln -s /etc/group /tree/abs-link
+
+FROM {env.base}
+COPY link.txt /top
+COPY tree /tree/
+COPY --from=src /tree /stage-tree/
+"""
+    write(ctx, {"Dockerfile": df, "real.txt": "real content", "tree/file": "f"})
+    os.symlink("real.txt", ctx / "link.txt")
+    os.symlink("file", ctx / "tree" / "inner-link")
+    with build(env, ctx) as t:
+        assert t.isfile("/top") and t.read("/top") == "real content"
+        assert os.readlink(t.host("/tree/inner-link")) == "file"
+        assert os.readlink(t.host("/stage-tree/rel-link")) == "real"
+        assert os.readlink(t.host("/stage-tree/abs-link")) == "/etc/group"
+
+
+def test_dockerfile_specific_dockerignore_wins(build_env, tmp_path):
+    """``<Dockerfile-name>.dockerignore`` beside the Dockerfile replaces the context's
+    ``.dockerignore``: here the root file ignores ``a.txt`` and the specific one ignores
+    ``b.txt``, so ``a.txt`` is copied and ``b.txt`` is not."""
+    env = build_env
+    ctx = write(tmp_path / "ctx", {
+        "build/app.Dockerfile": f"FROM {env.base}\nRUN echo {_nonce()} > /nonce\nCOPY *.txt /in/\n",
+        "build/app.Dockerfile.dockerignore": "b.txt\n",
+        ".dockerignore": "a.txt\n",
+        "a.txt": "a", "b.txt": "b", "c.txt": "c"})
+    with build(env, ctx, dockerfile=str(ctx / "build" / "app.Dockerfile")) as t:
+        assert t.ls("/in") == ["a.txt", "c.txt"]

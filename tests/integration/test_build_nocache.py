@@ -29,8 +29,9 @@ RUN echo "RAN-$(echo STAMP) {nonce}" && echo "$(date +%s) $(cat /proc/uptime)" >
 
 
 def build(env, ctx: Path, out: Path, *args: str, root: Path | None = None):
-    extra = {"MASON_ROOT": str(root)} if root is not None else None
-    p = env.cli("build", "--progress=plain", "-o", f"type=oci,dest={out}", *args, str(ctx), env=extra)
+    if root is not None:
+        args += ("--root", str(root))
+    p = env.cli("build", "--progress=plain", "-o", f"type=oci,dest={out}", *args, str(ctx))
     assert p.returncode == 0, p.stderr
     return p
 

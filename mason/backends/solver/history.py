@@ -95,11 +95,13 @@ class BuildRecord:
 
     @property
     def target(self) -> str | None:
-        return self.meta.get("target")
+        t = self.meta.get("target")
+        return t if isinstance(t, str) else None
 
     @property
     def tags(self) -> list[str]:
-        return list(self.meta.get("tags") or ())
+        tags = self.meta.get("tags")
+        return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
 
     @property
     def duration(self) -> float | None:
@@ -350,14 +352,55 @@ def _lock_held(d: Path) -> bool:
     return False
 
 
+def _num(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _opt(v: object, kind: type | tuple[type, ...]) -> bool:
+    return v is None or isinstance(v, kind)
+
+
+def _strings(v: object) -> bool:
+    return v is None or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+
+
+def _valid_step(o: object) -> bool:
+    return (isinstance(o, dict) and isinstance(o.get("n"), int) and not isinstance(o["n"], bool)
+            and _opt(o.get("name"), str) and _opt(o.get("digest"), str)
+            and _opt(o.get("status"), str) and (o.get("started") is None or _num(o["started"]))
+            and (o.get("duration") is None or _num(o["duration"]))
+            and _opt(o.get("error"), str))
+
+
+def _valid_record(o: object) -> bool:
+    """Whether a parsed ``record.json`` has the shape this module writes (a damaged or foreign
+    file is skipped, never trusted field by field)."""
+    if not isinstance(o, dict):
+        return False
+    steps = o.get("steps")
+    return (_opt(o.get("id"), str) and _opt(o.get("status"), str)
+            and (o.get("started") is None or _num(o["started"]))
+            and (o.get("ended") is None or _num(o["ended"]))
+            and _opt(o.get("error"), str) and _opt(o.get("meta"), dict)
+            and (steps is None or (isinstance(steps, list) and all(map(_valid_step, steps))))
+            and _strings(o.get("warnings")) and _strings(o.get("statuses")))
+
+
 def _read(d: Path) -> BuildRecord | None:
+    """The record of the build in ``d``; None if there is none or it is not readable (missing,
+    truncated, not JSON, not an object of the expected shape)."""
     try:
         o = json.loads((d / "record.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    rec = BuildRecord(o.get("id", d.name), d, o.get("status", "running"), float(o.get("started") or 0.0),
-                      o.get("ended"), o.get("error"), dict(o.get("meta") or {}),
-                      [StepRecord.from_json(s) for s in o.get("steps") or ()],
+    if not _valid_record(o):
+        return None
+    rec = BuildRecord(o.get("id") or d.name, d, o.get("status") or "running",
+                      float(o.get("started") or 0.0), o.get("ended"), o.get("error"),
+                      dict(o.get("meta") or {}),
+                      [StepRecord(s["n"], s.get("name") or "", s.get("digest") or "",
+                                  s.get("status") or "running", s.get("started"), s.get("duration"),
+                                  s.get("error")) for s in o.get("steps") or ()],
                       list(o.get("warnings") or ()), list(o.get("statuses") or ()))
     if rec.status not in FINAL:
         _from_journal(rec)
@@ -379,24 +422,30 @@ def _from_journal(rec: BuildRecord) -> None:
             o = json.loads(line)
         except ValueError:
             continue  # a torn last line
+        if not isinstance(o, dict):
+            continue  # not a line this module wrote
         e = o.get("e")
-        if e == "warning":
-            rec.warnings.append(o.get("message", ""))
-            continue
-        if e == "status":
-            rec.statuses.append(o.get("message", ""))
+        if e in ("warning", "status"):
+            msg = o.get("message", "")
+            (rec.warnings if e == "warning" else rec.statuses).append(
+                msg if isinstance(msg, str) else str(msg))
             continue
         n = o.get("n")
-        if not isinstance(n, int):
+        if not isinstance(n, int) or isinstance(n, bool):
             continue
+        name, dg = o.get("name"), o.get("digest")
         s = steps.setdefault(n, StepRecord(n))
-        s.name, s.digest = o.get("name") or s.name, o.get("digest") or s.digest
+        s.name = name if name and isinstance(name, str) else s.name
+        s.digest = dg if dg and isinstance(dg, str) else s.digest
         if e == "started":
-            s.status, s.started = "running", o.get("t")
+            t = o.get("t")
+            s.status, s.started = "running", t if _num(t) else None
         elif e == "cached":
             s.status, s.duration = "cached", 0.0
         elif e == "done":
-            s.duration, s.error = o.get("duration"), o.get("error")
+            d, err = o.get("duration"), o.get("error")
+            s.duration = d if _num(d) else None
+            s.error = err if err is None or isinstance(err, str) else str(err)
             s.status = "cancelled" if o.get("cancelled") else "error" if s.error is not None else "done"
     rec.steps = [steps[n] for n in sorted(steps)]
 
@@ -422,8 +471,13 @@ def load_build(root: str | Path, build: str | None = None) -> BuildRecord:
     if not ids:
         raise MasonError(f"no builds recorded under {root}")
     if build is None:
-        matches = ids[-1:]
-    elif build in ids:
+        # the latest build that has a readable record (not a stray directory sorting last)
+        for bid in reversed(ids):
+            rec = _read(base / bid)
+            if rec is not None:
+                return rec
+        raise MasonError(f"no readable build records under {root}")
+    if build in ids:
         matches = [build]
     else:
         matches = [i for i in ids if i.startswith(build) or i.partition("-")[2].startswith(build)]

@@ -42,6 +42,7 @@ __all__ = [
 def parse_instruction(node: Node, text: str | None = None) -> Instruction:
     """One node → its typed instruction (no stage rules); raises :class:`MasonErrors`."""
     ctx = Ctx(text, node.loc.file if node.loc else "Dockerfile")
+    ctx.check_utf8(node)
     inst = parse_node(node, ctx)
     if ctx.errors or inst is None:
         raise MasonErrors(ctx.errors or [MasonError("invalid instruction", node.loc)])
@@ -63,7 +64,9 @@ def parse_instructions(result: ParseResult, text: str | None = None) -> Dockerfi
     current: list[Instruction] | None = None
     names: dict[str, From] = {}
     stage_parts: list[tuple[From, list[Instruction]]] = []
+    check_utf8 = ctx.check_utf8
     for node in result.nodes:
+        check_utf8(node)
         parser = parsers.get(node.name)
         inst = parser(node, ctx) if parser is not None else parse_node(node, ctx)
         if inst is None:

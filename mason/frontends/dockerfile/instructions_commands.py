@@ -4,6 +4,7 @@ None after reporting every mistake found to the :class:`Ctx`. ``parse_node`` dis
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 from mason.frontends.dockerfile.instructions_context import Ctx
 from mason.frontends.dockerfile.instructions_mounts import parse_mount
@@ -146,8 +147,29 @@ def _heredoc_name(word: str) -> str | None:
     return name or None
 
 
+def _bad_urls(node: Node, ctx: Ctx, sources: tuple[str, ...]) -> bool:
+    """Report ADD sources that are http(s) URLs but cannot be parsed as one (``http://[::1``).
+    BuildKit lowers them to an HTTP source named ``__unnamed__`` that can only fail when the
+    build fetches it; this reports it where it is written. Sources that expansion may still
+    change (``$``, quotes, escapes) are left to the lowering."""
+    bad = False
+    for src in sources:
+        if not src.startswith(("http://", "https://")) or any(c in src for c in "$\\'\"`"):
+            continue
+        try:
+            urlsplit(src.split("#", 1)[0])
+        except ValueError as e:
+            reason = str(e)
+            ctx.error(node, f"ADD source {src} is not a valid URL: "
+                      f"{reason[:1].lower() + reason[1:]}", src)
+            bad = True
+    return bad
+
+
 def _parse_copy(node: Node, ctx: Ctx, add: bool = False) -> Copy | Add | None:
     args = node.args
+    if add and _bad_urls(node, ctx, args[:-1]):
+        return None
     if not node.flags and not node.heredocs and len(args) >= 2:  # the common case, fast
         if add:
             return Add(args[:-1], args[-1], None, None, None, False, False, (), (), None,

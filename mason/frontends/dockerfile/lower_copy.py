@@ -43,7 +43,10 @@ def is_git_url(src: str) -> bool:
     if src.startswith("git://") or src.startswith("ssh://") or _SSH_GIT.match(src):
         return True
     if is_http_url(src):
-        return urlsplit(src.split("#", 1)[0]).path.endswith(".git")
+        try:
+            return urlsplit(src.split("#", 1)[0]).path.endswith(".git")
+        except ValueError:  # not a URL (``http://[::1``): ParseGitRef fails, so not git
+            return False
     return False
 
 
