@@ -379,7 +379,9 @@ def _setup_mount(ctx: "SolveContext", op: ExecOp, m: Mount, inputs: list[Result]
     elif t == MountType.SSH:
         so = m.ssh
         sid = (so.id if so is not None and so.id else "default")
-        sock = ctx.secrets.ssh_socket(sid)
+        # a socket of the mount's own owner and mode, relaying to the agent (as BuildKit does)
+        sock = ctx.secrets.ssh_proxy(sid, so.uid if so else 0, so.gid if so else 0,
+                                     (so.mode if so and so.mode else 0o600))
         if sock is None:
             if so is not None and so.optional:
                 return

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import stat
 import threading
 import uuid
@@ -100,6 +101,7 @@ class Secrets:
         self.ssh: dict[str, list[str]] = dict(ssh or {})
         self._dir: Path | None = None
         self._lock = threading.Lock()
+        self._proxies: list[_AgentProxy] = []
         self.redactor = Redactor(self._values.values())
 
     def has(self, sid: str) -> bool:
@@ -117,6 +119,20 @@ class Secrets:
                 if stat.S_ISSOCK(os.stat(p).st_mode):
                     return p
         raise MasonError(f"--ssh {sid}: {paths[0]} is not a socket (agent forwarding needs a running ssh-agent)")
+
+    def ssh_proxy(self, sid: str, uid: int, gid: int, mode: int) -> str | None:
+        """A socket for one ssh mount, owned and moded as the mount asks (like BuildKit's
+        per-mount agent socket): every connection to it is relayed to the agent socket
+        ``sid``. None when no socket was given for ``sid``. Lives until :meth:`close`."""
+        agent = self.ssh_socket(sid)
+        if agent is None:
+            return None
+        d = self._ensure_dir()
+        path = d / f"ssh-{uuid.uuid4().hex[:12]}.sock"
+        proxy = _AgentProxy(agent, str(path), uid, gid, mode)
+        with self._lock:
+            self._proxies.append(proxy)
+        return str(path)
 
     def materialize(self, sid: str, uid: int, gid: int, mode: int) -> str:
         """A file holding secret ``sid`` on a tmpfs, owned and moded as asked."""
@@ -144,9 +160,67 @@ class Secrets:
 
     def close(self) -> None:
         with self._lock:
+            proxies, self._proxies = self._proxies, []
+        for p in proxies:
+            p.close()
+        with self._lock:
             if self._dir is not None:
                 shutil.rmtree(self._dir, ignore_errors=True)
                 self._dir = None
+
+
+class _AgentProxy:
+    """A unix socket at ``path`` (uid/gid/mode as asked) relaying each connection to the ssh
+    agent at ``agent``, byte for byte, on daemon threads. The agent itself only ever sees
+    mason's uid, so a step running as another user can use it."""
+
+    def __init__(self, agent: str, path: str, uid: int, gid: int, mode: int):
+        self.agent = agent
+        self.path = path
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.bind(path)
+        os.chown(path, uid, gid)
+        os.chmod(path, mode & 0o777)
+        self._sock.listen(16)
+        self._closed = False
+        threading.Thread(target=self._accept, name="mason-ssh-proxy", daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                upstream.connect(self.agent)
+            except OSError:
+                client.close()
+                continue
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pump, args=(a, b), daemon=True).start()
+
+    def close(self) -> None:
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
+def _pump(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
 
 
 def _is_tmpfs(path: Path) -> bool:
