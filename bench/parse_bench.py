@@ -21,7 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mason.frontends.dockerfile import syntax, syntax_handwritten  # noqa: E402
+from mason.frontends.dockerfile import syntax  # noqa: E402
+from tests.frontends.dockerfile import handwritten_parser as syntax_handwritten  # noqa: E402
 from mason.frontends.dockerfile.syntax import parse_dockerfile  # noqa: E402
 
 

@@ -24,8 +24,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import lzma
 import os
 import tarfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -47,15 +49,31 @@ class LoadedImage:
     media_type: str
 
 
+# what reading a damaged (possibly compressed) archive raises
+_DAMAGED = (OSError, EOFError, zlib.error, lzma.LZMAError, tarfile.TarError)
+
+
+def _reason(e: BaseException) -> str:
+    """One line saying why an archive could not be read."""
+    text = getattr(e, "strerror", None) or str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 class _Archive:
     def __init__(self, path: str):
         self.path = path
         try:
             self.tar = tarfile.open(path, "r:*")
+        except tarfile.ReadError:  # its text lists every compression tried, over several lines
+            raise MasonError(f"{path} is not a tar archive (OCI or docker archive expected)") from None
+        except _DAMAGED as e:
+            raise MasonError(f"cannot read archive {path}: {_reason(e)}") from None
+        try:
             self.members = {m.name.lstrip("./") if m.name.startswith("./") else m.name: m
                             for m in self.tar.getmembers() if m.isfile() or m.issym() or m.islnk()}
-        except (OSError, tarfile.TarError) as e:
-            raise MasonError(f"cannot read archive {path}: {getattr(e, 'strerror', None) or e}") from None
+        except _DAMAGED as e:
+            self.tar.close()
+            raise MasonError(f"cannot read archive {path}: {_reason(e)}") from None
 
     def close(self) -> None:
         self.tar.close()

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, strategies as st
 from lark import Token
 
-from mason.frontends.dockerfile import syntax, syntax_handwritten
+from mason.frontends.dockerfile import syntax
+from tests.frontends.dockerfile import handwritten_parser as syntax_handwritten
 from mason.frontends.dockerfile.syntax import dump, parse_dockerfile
 from mason.frontends.dockerfile.syntax_lexer import Item, Reader
 from mason.ir.errors import MasonError
