@@ -59,6 +59,7 @@ class LowerResult:
     frontend: str
     pipeline: str
     timings: dict[str, float] = field(default_factory=dict)
+    stages: tuple[str, ...] = ()  # every stage of the Dockerfile (name, or index), before passes
 
     @property
     def image_config(self) -> dict | None:
@@ -182,6 +183,7 @@ def lower_request(req: LowerRequest, *, resolver: ImageMetaResolver | None = Non
     if req.target is not None and req.target not in graph.names():
         names = ", ".join(n for n in graph.names() if n != "default")
         raise MasonError(f"target stage {req.target!r} could not be found (stages: {names})")
+    stages = tuple(n for n in graph.names() if n != "default")
     pipeline = pipeline_for(req.level, req.passes, req.target)
     timings = dict(fe.timings)
     import time
@@ -191,7 +193,7 @@ def lower_request(req: LowerRequest, *, resolver: ImageMetaResolver | None = Non
                          print_after_all=req.print_after_all, verify_each=req.verify_each,
                          time_passes=req.time_passes, out=err)
     timings["passes"] = (time.perf_counter() - t0) * 1000
-    return LowerResult(graph, warnings, fe.name, pipeline, timings)
+    return LowerResult(graph, warnings, fe.name, pipeline, timings, stages)
 
 
 # ================================================================ solving and exporting
@@ -449,6 +451,20 @@ def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals:
                        explain=solved.explain)
 
 
+def _check_no_cache_filter(names: Iterable[str], stages: tuple[str, ...]) -> None:
+    """Every ``--no-cache-filter`` names a stage of the Dockerfile (before anything is solved,
+    as the solver matches them: a name, or the index of an unnamed stage, also ``stage-N``)."""
+    if not names:
+        return
+    from mason.backends.solver.solver import normalize_stage
+
+    known = {normalize_stage(s) for s in stages}
+    for n in names:
+        if normalize_stage(n) not in known:
+            raise MasonError(f"--no-cache-filter: no stage {n!r} in the Dockerfile "
+                             f"(stages: {', '.join(stages) or 'none'})")
+
+
 def _describe_push(p) -> str:  # a PushResult
     return f"{p.ref.familiar()}@{p.digest}"
 
@@ -527,6 +543,7 @@ def build(request: BuildRequest | None = None, /, **kw) -> BuildResult:
         with _recording(req.root, build_meta(req, context, dockerfile), req.events, req.history) as (sink, rec):
             try:
                 low = _lower(req, build_args, lazy)
+                _check_no_cache_filter(req.no_cache_filter, low.stages)
                 for w in low.warnings:
                     if sink is not None:
                         sink(WarningEvent(w))

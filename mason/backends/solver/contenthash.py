@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from mason.backends.solver.fileop import has_wildcard, match_regex  # Go's filepath.Match
 from mason.ir.ops import Copy
 from mason.ir.patterns import PatternMatcher, clean_path
 
@@ -44,18 +45,6 @@ def _extra(e) -> str:
     if e.rdev:
         return f"{e.rdev >> 8},{e.rdev & 0xff}"
     return ""
-
-
-def _has_wildcard(s: str) -> bool:
-    i = 0
-    while i < len(s):
-        if s[i] == "\\":
-            i += 2
-            continue
-        if s[i] in "*?[":
-            return True
-        i += 1
-    return False
 
 
 class ContextIndex:
@@ -111,12 +100,10 @@ class ContextIndex:
         """fsutil's ResolveWildcards over the tree: matching container paths, lexical order,
         symlinks not followed below the literal prefix."""
         parts = [p for p in clean_path("/" + path).split("/") if p]
-        k = next((i for i, p in enumerate(parts) if _has_wildcard(p)), None)
+        k = next((i for i, p in enumerate(parts) if has_wildcard(p)), None)
         if k is None:
             return [path]
-        from mason.backends.solver.fileop import _match_regex  # Go's filepath.Match, shared
-
-        regexes = [_match_regex(p) for p in parts[k:]]
+        regexes = [match_regex(p) for p in parts[k:]]
         if any(r is None for r in regexes):
             return []
         base = self.resolve("/".join(parts[:k]), follow)

@@ -278,7 +278,7 @@ def _symlink(d: Root, a: Symlink, owner: tuple[int, int] | None) -> None:
 
 # -- wildcards (Go's filepath.Match per path element) -------------------------------------------
 
-def _has_wildcard(s: str) -> bool:
+def has_wildcard(s: str) -> bool:
     i = 0
     while i < len(s):
         if s[i] == "\\":
@@ -290,7 +290,7 @@ def _has_wildcard(s: str) -> bool:
     return False
 
 
-def _match_regex(pat: str) -> re.Pattern[str] | None:
+def match_regex(pat: str) -> re.Pattern[str] | None:
     """Go ``filepath.Match`` syntax as a regex; None for a malformed pattern (no match)."""
     out, i, n = [], 0, len(pat)
     while i < n:
@@ -349,10 +349,10 @@ def _wildcards(root: Root, path: str, follow: bool) -> list[str]:
     """fsutil's ResolveWildcards: the container paths matching ``path`` (lexical order,
     symlinks not followed below the literal prefix)."""
     parts = [p for p in clean_path("/" + path).split("/") if p]
-    k = next((i for i, p in enumerate(parts) if _has_wildcard(p)), None)
+    k = next((i for i, p in enumerate(parts) if has_wildcard(p)), None)
     if k is None:
         return [path]
-    regexes = [_match_regex(p) for p in parts[k:]]
+    regexes = [match_regex(p) for p in parts[k:]]
     if any(r is None for r in regexes):
         return []
     out: list[str] = []
