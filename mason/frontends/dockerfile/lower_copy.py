@@ -146,7 +146,10 @@ def _lower(lw: "Lowerer", st: StageState, inst: Copy | Add, is_add: bool) -> Non
         elif is_http_url(src):
             if not is_add:
                 raise MasonError("source can't be a URL for COPY", loc)
-            name = _go_base(urlsplit(src).path)
+            try:
+                name = _go_base(urlsplit(src).path)
+            except ValueError:  # BuildKit names an unparseable URL's file __unnamed__ too
+                name = "."
             if name in (".", "/"):
                 name = "__unnamed__"
             attrs = {"http.filename": name}
