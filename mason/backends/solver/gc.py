@@ -516,8 +516,10 @@ def _choose(records: list[Record], ns: _Namespace, sizes: _Sizes, shared: set[st
 def _orphan_free(s: SnapshotInfo, live: set[str]) -> bool:
     """A result snapshot without a record may go unless a running build may still record it:
     its committing process is alive, or (without an owner label) an in-flight lease holds it.
-    A dead committer's snapshot goes even from an unexpired lease: nothing alive made it, and a
-    live build that found it (AlreadyExists on commit) holds its key's claim."""
+    A dead committer's snapshot goes even from an unexpired lease: nothing alive made it. Only
+    the older, nonce-less result names are swept this way: a step result now gets a fresh name
+    per run, and another state root on the same containerd may hold such a snapshot under its
+    own cache lease, which containerd's GC (run by :func:`prune`) respects."""
     owner = s.labels.get(OWNER_LABEL)
     if owner:
         return not _owner_alive(owner)
