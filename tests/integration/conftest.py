@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +45,31 @@ class BuildEnv:
         if check and p.returncode != 0:
             raise AssertionError(f"mason {' '.join(args)} failed ({p.returncode}):\n{p.stderr}")
         return p
+
+    def interrupt(self, context) -> tuple[int, str, str]:
+        """Run ``mason build --progress=plain CONTEXT`` as a real process and send it SIGINT once
+        a RUN has printed ``started``; return (exit code, output before, output after)."""
+        e = dict(os.environ, MASON_ROOT=str(self.root), MASON_CONTAINERD_ADDRESS=self.address)
+        proc = subprocess.Popen([sys.executable, "-m", "mason", "build", "--progress=plain", str(context)],
+                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                                env=e, text=True)
+        lines = []
+        deadline = time.monotonic() + 60
+        try:
+            for line in proc.stderr:  # type: ignore[union-attr]
+                lines.append(line)
+                if line.rstrip().endswith(" started"):
+                    break
+                assert time.monotonic() < deadline, "the RUN never started"
+            time.sleep(0.3)
+            proc.send_signal(signal.SIGINT)
+            rest = proc.stderr.read()  # type: ignore[union-attr]
+            rc = proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        return rc, "".join(lines), rest
 
     def leftovers(self) -> dict:
         """What a finished build must not leave: tasks, containers, non-committed snapshots of

@@ -6,12 +6,7 @@ record names build args but never holds their values; Ctrl-C leaves a "cancelled
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
@@ -160,27 +155,8 @@ def test_python_api_result_names_the_record(build_env, tmp_path):
 def test_ctrl_c_closes_progress_and_records_cancelled(build_env, tmp_path):
     env = build_env
     ctx = write(tmp_path / "ctx", {"Dockerfile": f"FROM {env.base}\nRUN echo started; sleep 60\n"})
-    e = dict(os.environ, MASON_ROOT=str(env.root), MASON_CONTAINERD_ADDRESS=env.address)
-    proc = subprocess.Popen([sys.executable, "-m", "mason", "build", "--progress=plain", str(ctx)],
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                            env=e, text=True)
-    lines = []
-    deadline = time.monotonic() + 60
-    try:
-        for line in proc.stderr:  # type: ignore[union-attr]
-            lines.append(line)
-            if line.rstrip().endswith(" started"):
-                break
-            assert time.monotonic() < deadline
-        time.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
-        rest = proc.stderr.read()  # type: ignore[union-attr]
-        rc = proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert rc == 130, "".join(lines) + rest
+    rc, before, rest = env.interrupt(ctx)
+    assert rc == 130, before + rest
     assert "Traceback" not in rest
     [rec] = list_builds(env.root)
     assert rec.status == "cancelled"
