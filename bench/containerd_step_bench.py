@@ -85,7 +85,8 @@ def main() -> int:
             print(f"containerd {client.version()}, {args.steps} chained steps x {args.rounds} rounds "
                   f"(`sh -c true`, prepare → run → commit), medians in ms\n")
             print(f"{'configuration':<22} {'1 step':>8} {'per step':>9} {'p90':>7}   "
-                  f"{'settle':>6} {'mount':>6} {'task create':>11} {'start':>6} {'wait':>6} {'delete':>7} {'prep+commit':>11}")
+                  f"{'settle':>6} {'mount':>6} {'task create':>11} {'start':>6} {'wait':>6} {'delete':>7} "
+                  f"{'prep+commit':>11}")
             results = {label: ([], [], {}) for label, *_ in CONFIGS}
             for _ in range(args.rounds):  # configurations interleaved, so load drift hits all alike
                 for label, group, bg, mnt in CONFIGS:

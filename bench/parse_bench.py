@@ -22,8 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mason.frontends.dockerfile import syntax  # noqa: E402
-from tests.frontends.dockerfile import handwritten_parser as syntax_handwritten  # noqa: E402
 from mason.frontends.dockerfile.syntax import parse_dockerfile  # noqa: E402
+from tests.frontends.dockerfile import handwritten_parser as syntax_handwritten  # noqa: E402
 
 
 def generate(count: int) -> str:
@@ -115,7 +115,7 @@ def main() -> None:
         return
 
     def other() -> None:
-        DockerfileParser(fileobj=io.BytesIO(data)).structure
+        _ = DockerfileParser(fileobj=io.BytesIO(data)).structure
 
     ref = median_time(other, opts.repeat)
     print(f"dockerfile-parse:          {ref:.4f} s")

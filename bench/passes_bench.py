@@ -20,7 +20,7 @@ def main() -> None:
     for n in (1_000, 10_000, 50_000):
         t0 = time.perf_counter()
         op = chain(n)
-        op.digest
+        _ = op.digest
         built = (time.perf_counter() - t0) * 1000
         buf = io.StringIO()
         run_pipeline(Graph.of(op, {"config": {}}), LEVELS[2], time_passes=True, out=buf)

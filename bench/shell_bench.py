@@ -61,7 +61,7 @@ def bench_shell() -> None:
     lex = ShellLex()
     n = 2000
     for word in WORDS:
-        t = timeit(lambda: [lex.process_word(word, ENV) for _ in range(n)])
+        t = timeit(lambda word=word: [lex.process_word(word, ENV) for _ in range(n)])
         print(f"shell  process_word {word!r:40} {t / n * 1e6:8.2f} µs/word")
     t = timeit(lambda: [lex.process_words(w, ENV) for _ in range(n) for w in WORDS])
     print(f"shell  process_words (mix of {len(WORDS)})              "

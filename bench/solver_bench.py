@@ -98,7 +98,8 @@ def case_chain20(b: Bench, rounds: int) -> None:
 
 def case_cachebust(b: Bench, rounds: int) -> None:
     df = (BASE + "FROM base\n" + f"RUN {MARK.format('before')} && echo 1 > /before\n" + "COPY a.txt /a.txt\n"
-          + f"RUN {MARK.format('after1')} && cat /a.txt > /seen\n" + f"RUN {MARK.format('after2')} && echo 1 > /after2\n")
+          + f"RUN {MARK.format('after1')} && cat /a.txt > /seen\n"
+          + f"RUN {MARK.format('after2')} && echo 1 > /after2\n")
     ctx = b.context("cachebust", df, {"a.txt": "0\n", "other.txt": "x\n"})
     b.build(ctx)
     touch, edit = [], []
@@ -128,7 +129,8 @@ def case_metadata(b: Bench, rounds: int) -> None:
 
 def case_bigcontext(b: Bench, rounds: int) -> None:
     files: dict[str, bytes | str] = {f"small/{i // 100:02d}/f{i}.txt": f"file {i}\n" for i in range(2000)}
-    ctx = b.context("bigcontext", BASE + "FROM base\nCOPY . /ctx\n" + f"RUN {MARK.format('big')} && echo 1 > /big\n", files)
+    ctx = b.context("bigcontext", BASE + "FROM base\nCOPY . /ctx\n" + f"RUN {MARK.format('big')} && echo 1 > /big\n",
+                    files)
     big = ctx / "big.bin"
     if not big.exists():
         with open(big, "wb") as f:

@@ -140,7 +140,10 @@ def lower_request(req: LowerRequest, *, resolver: ImageMetaResolver | None = Non
     """Lower ``req``'s Dockerfile to a graph and run the passes. ``resolver`` overrides the
     registry resolver (tests pass an in-memory one); IR dumps go to ``err``."""
     from mason.frontends.dockerfile.frontend import (
-        DockerfileFrontend, LowerOptions, is_builtin_syntax, syntax_directive,
+        DockerfileFrontend,
+        LowerOptions,
+        is_builtin_syntax,
+        syntax_directive,
     )
     from mason.passes import run_pipeline
 

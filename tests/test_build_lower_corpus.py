@@ -142,7 +142,7 @@ def first_difference(a: Any, b: Any, path: str = "result") -> str | None:
     if isinstance(a, list):
         if len(a) != len(b):
             return f"{path}: mason has {len(a)} items, buildkit {len(b)}: {a!r} != {b!r}"
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=False)):
             d = first_difference(x, y, f"{path}[{i}]")
             if d:
                 return d

@@ -17,7 +17,8 @@ from mason.cli.progress import MODES
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Input", ("dockerfile", "target", "build_args", "platform", "secrets", "ssh", "locals_", "output")),
     ("Output", ("tags", "outputs", "push", "iidfile", "quiet", "progress")),
-    ("Execution", ("no_cache", "no_cache_filter", "explain", "allow", "network_default", "jobs", "insecure_registries")),
+    ("Execution", ("no_cache", "no_cache_filter", "explain", "allow", "network_default", "jobs",
+                   "insecure_registries")),
     ("Compiler", ("level", "passes")),
     ("containerd and state", ("root", "containerd_address")),
 )
@@ -129,7 +130,8 @@ def _check_iidfile(iidfile: str | None) -> None:
 
 @click.command("build", cls=SectionedCommand)
 @click.argument("context", default=".", metavar="[CONTEXT]")
-@click.option("-f", "--file", "dockerfile", metavar="FILE", help="The Dockerfile (default: CONTEXT/Dockerfile; '-': stdin).")
+@click.option("-f", "--file", "dockerfile", metavar="FILE",
+              help="The Dockerfile (default: CONTEXT/Dockerfile; '-': stdin).")
 @click.option("--target", metavar="STAGE", help="Build this stage (default: the last).")
 @click.option("--build-arg", "build_args", multiple=True, metavar="KEY[=VALUE]",
               help="A build argument (repeatable; a bare KEY takes the environment's value). "
@@ -147,7 +149,8 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
           allow, network_default, jobs, insecure_registries, root, containerd_address, no_cache_filter=(),
           explain=False) -> None:
     """Build the Dockerfile in CONTEXT (default: .), like docker build."""
-    from mason.build import BuildRequest, build as do_build, parse_build_args
+    from mason.build import BuildRequest, parse_build_args
+    from mason.build import build as do_build
 
     _check_iidfile(iidfile)
     with progress_sink(progress, quiet) as sink:

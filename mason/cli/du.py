@@ -79,7 +79,8 @@ def du(containerd_address: str | None, root: str | None, verbose: bool) -> None:
     now = time.time()
     if verbose:
         for r in records:
-            fields = [("ID", r.key), ("Snapshot", r.snapshot or "(scratch)"), ("Created at", format_time(int(r.created))),
+            fields = [("ID", r.key), ("Snapshot", r.snapshot or "(scratch)"),
+                      ("Created at", format_time(int(r.created))),
                       ("Reclaimable", str(r.reclaimable).lower()), ("Shared", str(r.shared).lower()),
                       ("In use", str(r.in_use).lower()), ("Size", human_size(r.size)),
                       ("Description", r.description), ("Last used", human_ago(r.last_used, now))]

@@ -34,7 +34,8 @@ def read_source(path: str) -> str:
 
 def parse_file(path: str, dump: bool = False, syntax_only: bool = False) -> tuple[str, list[str]]:
     """Parse ``path``: (the ``--dump`` text or "", warning lines). Raises MasonError."""
-    from mason.frontends.dockerfile.syntax import dump as dump_tree, parse_dockerfile
+    from mason.frontends.dockerfile.syntax import dump as dump_tree
+    from mason.frontends.dockerfile.syntax import parse_dockerfile
 
     text = read_source(path)
     name = "<stdin>" if path == "-" else path

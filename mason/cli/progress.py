@@ -54,8 +54,7 @@ import time
 from collections.abc import Callable
 from typing import IO, Protocol
 
-from mason.backends.solver.events import (Event, Status, VertexCached, VertexDone, VertexLog,
-                                          VertexStarted, Warning)
+from mason.backends.solver.events import Event, Status, VertexCached, VertexDone, VertexLog, VertexStarted, Warning
 from mason.ir.errors import MasonError
 
 MODES = ("auto", "tty", "plain", "json", "quiet")

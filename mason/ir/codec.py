@@ -53,10 +53,44 @@ from google.protobuf.message import DecodeError
 from mason.ir.errors import MasonError, SourceLoc
 from mason.ir.llb_pb import pb
 from mason.ir.ops import (
-    CacheOpt, CacheSharing, CDIDevice, ChownOpt, ConfigChange, ConfigOp, Copy, DiffOp, ExecOp,
-    FileAction, FileOp, HostIP, MergeOp, Meta, MkDir, MkFile, Mount, MountContentCache, MountType,
-    NetMode, Op, OpMetadata, Platform, ProgressGroup, ProxyEnv, Ref, Rm, SecretEnv, SecretOpt,
-    SecurityMode, SourceOp, SSHOpt, Symlink, TmpfsOpt, Ulimit, UserOpt, EMPTY_METADATA, walk_ops,
+    EMPTY_METADATA,
+    CacheOpt,
+    CacheSharing,
+    CDIDevice,
+    ChownOpt,
+    ConfigChange,
+    ConfigOp,
+    Copy,
+    DiffOp,
+    ExecOp,
+    FileAction,
+    FileOp,
+    HostIP,
+    MergeOp,
+    Meta,
+    MkDir,
+    MkFile,
+    Mount,
+    MountContentCache,
+    MountType,
+    NetMode,
+    Op,
+    OpMetadata,
+    Platform,
+    ProgressGroup,
+    ProxyEnv,
+    Ref,
+    Rm,
+    SecretEnv,
+    SecretOpt,
+    SecurityMode,
+    SourceOp,
+    SSHOpt,
+    Symlink,
+    TmpfsOpt,
+    Ulimit,
+    UserOpt,
+    walk_ops,
 )
 
 __all__ = [
@@ -112,9 +146,9 @@ class SourceMap:
         for dgst, locs in self.locations:
             pl = src.locations[dgst]
             for loc in locs:
-                l = pl.locations.add(sourceIndex=loc.source_index)
+                pbloc = pl.locations.add(sourceIndex=loc.source_index)
                 for sl, sc, el, ec in loc.ranges:
-                    r = l.ranges.add()
+                    r = pbloc.ranges.add()
                     r.start.line, r.start.character = sl, sc
                     r.end.line, r.end.character = el, ec
         return src
@@ -129,18 +163,18 @@ class SourceMap:
         for dgst in sorted(src.locations):
             pl = src.locations[dgst]
             locs.append((dgst, tuple(
-                SourceLocation(l.sourceIndex, tuple((r.start.line, r.start.character, r.end.line, r.end.character)
-                                                    for r in l.ranges))
-                for l in pl.locations)))
+                SourceLocation(pbloc.sourceIndex, tuple((r.start.line, r.start.character, r.end.line,
+                                                         r.end.character) for r in pbloc.ranges))
+                for pbloc in pl.locations)))
         return SourceMap(infos, tuple(locs))
 
     def loc_for(self, digest: str) -> SourceLoc | None:
         for dgst, locs in self.locations:
             if dgst == digest:
-                for l in locs:
-                    if 0 <= l.source_index < len(self.infos) and l.ranges:
-                        sl, sc, el, ec = l.ranges[0]
-                        return SourceLoc(self.infos[l.source_index].filename, sl, sc + 1, el, ec + 1)
+                for sloc in locs:
+                    if 0 <= sloc.source_index < len(self.infos) and sloc.ranges:
+                        sl, sc, el, ec = sloc.ranges[0]
+                        return SourceLoc(self.infos[sloc.source_index].filename, sl, sc + 1, el, ec + 1)
                 return None
         return None
 

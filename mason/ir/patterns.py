@@ -405,4 +405,4 @@ def filter_paths(paths: Iterable[str], include: Iterable[Pattern | str] = (),
                 break
             parents.add(parent)
             i = parent.rfind("/")
-    return [p for p, rel in zip(paths, rels) if rel in kept or rel in parents]
+    return [p for p, rel in zip(paths, rels, strict=False) if rel in kept or rel in parents]

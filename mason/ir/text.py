@@ -1,7 +1,8 @@
 """The text form of the IR: one op per line, for tests, golden files and ``--print-after``.
 
     %0 = source "docker-image://docker.io/library/busybox:latest" @linux/amd64 constraints=[]
-    %1 = exec %0 ["/bin/sh","-c","make"] env=["PATH=/bin"] cwd="/src" rmstubs mounts=[/:%0 →0, /root/.cache:cache(id="x",locked)] @linux/amd64
+    %1 = exec %0 ["/bin/sh","-c","make"] env=["PATH=/bin"] cwd="/src" rmstubs …
+         mounts=[/:%0 →0, /root/.cache:cache(id="x",locked)] @linux/amd64
     %2 = file %1 [mkdir(%1) "/a" 0o755 parents, mkfile($0) "/a/b" 0o644 data="x" →0]
     %3 = config %2 "EXPOSE 80/tcp" add(ExposedPorts,{"80/tcp":{}})
     output default = %3 config={"config":{…}}
@@ -21,8 +22,25 @@ from dataclasses import fields
 from typing import Any
 
 from mason.ir.ops import (
-    ConfigOp, Copy, DiffOp, ExecOp, FileAction, FileOp, MergeOp, Mount, MountType, NetMode, Op,
-    Platform, Ref, SecurityMode, SourceOp, UserOpt, ChownOpt, CacheSharing, walk_ops,
+    CacheSharing,
+    ChownOpt,
+    ConfigOp,
+    Copy,
+    DiffOp,
+    ExecOp,
+    FileAction,
+    FileOp,
+    MergeOp,
+    Mount,
+    MountType,
+    NetMode,
+    Op,
+    Platform,
+    Ref,
+    SecurityMode,
+    SourceOp,
+    UserOpt,
+    walk_ops,
 )
 
 __all__ = ["format_graph", "format_op"]

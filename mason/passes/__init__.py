@@ -6,10 +6,17 @@ One module per pass, named after it: ``verify``, ``hoist-config``, ``dedupe``, `
 ``merge``. How image config and history ride through the graph: :mod:`mason.ir.layers`.
 """
 
+from mason.passes import dedupe, hoist_config, merge, prune, verify  # noqa: E402,F401  (register the passes)
 from mason.passes.manager import (
-    LEVELS, PASSES, Pass, format_pipeline, parse_pipeline, pipeline_for_level, register_pass, run_pipeline,
+    LEVELS,
+    PASSES,
+    Pass,
+    format_pipeline,
+    parse_pipeline,
+    pipeline_for_level,
+    register_pass,
+    run_pipeline,
 )
-from mason.passes import verify, hoist_config, dedupe, prune, merge  # noqa: E402,F401  (register the passes)
 
 __all__ = [
     "LEVELS", "PASSES", "Pass", "format_pipeline", "parse_pipeline", "pipeline_for_level", "register_pass",

@@ -12,7 +12,16 @@ from typing import Any, Iterable
 
 from mason.ir.graph import Graph, Output
 from mason.ir.ops import (
-    ChownOpt, DiffOp, ExecOp, FileAction, FileOp, MergeOp, Op, OpMetadata, Ref, UserOpt,
+    ChownOpt,
+    DiffOp,
+    ExecOp,
+    FileAction,
+    FileOp,
+    MergeOp,
+    Op,
+    OpMetadata,
+    Ref,
+    UserOpt,
 )
 
 __all__ = ["rebuild", "map_output", "dedupe_inputs", "consumers", "renumber_file_action", "merge_caps"]
@@ -20,7 +29,7 @@ __all__ = ["rebuild", "map_output", "dedupe_inputs", "consumers", "renumber_file
 
 def rebuild(op: Op, inputs: tuple[Ref, ...], **changes: Any) -> Op:
     """``op`` with ``inputs`` (and ``changes``): the same object when nothing differs."""
-    if not changes and len(inputs) == len(op.inputs) and all(a is b for a, b in zip(inputs, op.inputs)):
+    if not changes and len(inputs) == len(op.inputs) and all(a is b for a, b in zip(inputs, op.inputs, strict=False)):
         return op
     return replace(op, inputs=inputs, **changes)
 

@@ -17,8 +17,8 @@ from typing import ClassVar
 
 from mason.ir.errors import MasonError
 from mason.ir.graph import Graph
-from mason.ir.ops import ConfigOp, Op, Ref
 from mason.ir.layers import fold_image_config, layer_chain, without_history
+from mason.ir.ops import ConfigOp, Op, Ref
 from mason.passes._rewrite import dedupe_inputs, map_output, rebuild
 from mason.passes.manager import Pass, register_pass
 

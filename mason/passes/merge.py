@@ -28,8 +28,8 @@ from dataclasses import dataclass, replace
 from typing import Callable, ClassVar
 
 from mason.ir.graph import Graph
-from mason.ir.ops import FileOp, MergeOp, Op, OpMetadata, Ref
 from mason.ir.layers import HISTORY_KEY, history_entries, with_history
+from mason.ir.ops import FileOp, MergeOp, Op, OpMetadata, Ref
 from mason.passes._rewrite import consumers, map_output, merge_caps, rebuild, renumber_file_action
 from mason.passes.manager import Pass, register_pass
 

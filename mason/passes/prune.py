@@ -42,6 +42,6 @@ class Prune(Pass):
             if o is None:
                 raise MasonError(f"prune: no output {t!r} (outputs: {', '.join(graph.names()) or 'none'})")
             outs.append(o)
-        if len(outs) == len(graph.outputs) and all(a is b for a, b in zip(outs, graph.outputs)):
+        if len(outs) == len(graph.outputs) and all(a is b for a, b in zip(outs, graph.outputs, strict=False)):
             return graph
         return graph.with_outputs(outs)

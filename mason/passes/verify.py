@@ -20,7 +20,15 @@ from mason.ir.errors import MasonError
 from mason.ir.graph import Graph, Output
 from mason.ir.imageconfig import CONFIG_ACTIONS
 from mason.ir.ops import (
-    ConfigOp, DiffOp, ExecOp, FileOp, MergeOp, MountType, Op, Ref, SourceOp,
+    ConfigOp,
+    DiffOp,
+    ExecOp,
+    FileOp,
+    MergeOp,
+    MountType,
+    Op,
+    Ref,
+    SourceOp,
 )
 from mason.passes.manager import Pass, register_pass
 

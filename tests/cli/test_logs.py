@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mason.backends.solver.events import (Status, VertexCached, VertexDone, VertexLog,
-                                          VertexStarted, Warning)
+from mason.backends.solver.events import Status, VertexCached, VertexDone, VertexLog, VertexStarted, Warning
 from mason.backends.solver.history import HistoryRecorder
 from mason.cli.main import main
 

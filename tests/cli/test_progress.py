@@ -10,10 +10,16 @@ import threading
 
 import pytest
 
-from mason.backends.solver.events import (Status, VertexCached, VertexDone, VertexLog,
-                                          VertexStarted, Warning)
-from mason.cli.progress import (JsonRenderer, LineSplitter, PlainRenderer, TtyRenderer,
-                                event_from_json, event_to_json, make_renderer)
+from mason.backends.solver.events import Status, VertexCached, VertexDone, VertexLog, VertexStarted, Warning
+from mason.cli.progress import (
+    JsonRenderer,
+    LineSplitter,
+    PlainRenderer,
+    TtyRenderer,
+    event_from_json,
+    event_to_json,
+    make_renderer,
+)
 from mason.ir.errors import MasonError
 
 D1, D2, D3, D4 = (f"sha256:{c * 64}" for c in "1234")

@@ -8,8 +8,7 @@ import re
 
 from rich.console import Console
 
-from mason.backends.solver.events import (Status, VertexCached, VertexDone, VertexLog,
-                                          VertexStarted, Warning)
+from mason.backends.solver.events import Status, VertexCached, VertexDone, VertexLog, VertexStarted, Warning
 from mason.cli.progress import TtyRenderer
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

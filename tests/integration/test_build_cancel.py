@@ -4,7 +4,6 @@ build's lease."""
 
 from __future__ import annotations
 
-
 import pytest
 
 from tests.integration.conftest import clean, write

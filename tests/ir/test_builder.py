@@ -10,13 +10,42 @@ from pathlib import Path
 import pytest
 
 from mason.ir.builder import (
-    DEFAULT_PATH, bind, cache, diff, git, http, image, local, merge, mkdir, mkfile, scratch, secret, ssh, tmpfs,
+    DEFAULT_PATH,
+    bind,
+    cache,
+    diff,
+    git,
+    http,
+    image,
+    local,
+    merge,
+    mkdir,
+    mkfile,
+    scratch,
+    secret,
+    ssh,
+    tmpfs,
 )
 from mason.ir.codec import decode_definition
 from mason.ir.errors import MasonError
 from mason.ir.ops import (
-    CacheOpt, CacheSharing, ConfigOp, DiffOp, ExecOp, FileOp, MergeOp, MkDir, MkFile, MountType, NetMode,
-    Platform, SecretOpt, SecurityMode, SourceOp, TmpfsOpt, UserOpt,
+    CacheOpt,
+    CacheSharing,
+    ConfigOp,
+    DiffOp,
+    ExecOp,
+    FileOp,
+    MergeOp,
+    MkDir,
+    MkFile,
+    MountType,
+    NetMode,
+    Platform,
+    SecretOpt,
+    SecurityMode,
+    SourceOp,
+    TmpfsOpt,
+    UserOpt,
 )
 
 AMD64 = Platform("amd64", "linux")
@@ -112,9 +141,9 @@ def test_merge_and_diff() -> None:
 
 
 def test_sources() -> None:
-    l = local("context", include=["src/"], exclude=["*.o"]).op
-    assert isinstance(l, SourceOp) and l.identifier == "local://context" and l.platform is None
-    assert dict(l.attrs) == {"local.includepattern": '["src/"]', "local.excludepatterns": '["*.o"]'}
+    src = local("context", include=["src/"], exclude=["*.o"]).op
+    assert isinstance(src, SourceOp) and src.identifier == "local://context" and src.platform is None
+    assert dict(src.attrs) == {"local.includepattern": '["src/"]', "local.excludepatterns": '["*.o"]'}
     g = git("https://github.com/moby/buildkit.git", "v0.11.6").op
     assert g.identifier == "git://github.com/moby/buildkit.git#v0.11.6"  # type: ignore[union-attr]
     assert dict(g.attrs)["git.fullurl"] == "https://github.com/moby/buildkit.git"  # type: ignore[union-attr]

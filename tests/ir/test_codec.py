@@ -12,12 +12,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from mason.ir.codec import (
-    IMAGE_CONFIG_KEY, OUTPUT_NAME_KEY, STREAM_MAGIC, decode_definition, decode_graph, encode_graph, encode_op,
-    marshal, op_to_pb, read_stream, write_stream,
+    IMAGE_CONFIG_KEY,
+    OUTPUT_NAME_KEY,
+    STREAM_MAGIC,
+    decode_definition,
+    decode_graph,
+    encode_graph,
+    encode_op,
+    marshal,
+    op_to_pb,
+    read_stream,
+    write_stream,
 )
 from mason.ir.errors import MasonError
 from mason.ir.llb_pb import pb
-from mason.ir.ops import ExecOp, Mount, Meta, Ref, SourceOp
+from mason.ir.ops import ExecOp, Meta, Mount, Ref, SourceOp
 from mason.ir.text import format_graph
 from tests.ir.strategies import chain, fixed_graph, graphs
 
@@ -45,7 +54,7 @@ def test_corpus_round_trip(path: Path) -> None:
     dd = decode_definition(data)
     assert dd.renamed == {}
     assert len(dd.ops) == len(raw) - 1
-    for op, b in zip(dd.ops, raw):
+    for op, b in zip(dd.ops, raw, strict=False):
         assert op.digest == _sha(b)
         assert op_to_pb(op).SerializeToString(deterministic=True) == b
         assert encode_op(op) == b
@@ -89,7 +98,7 @@ def test_image_config_and_name_ride_in_terminal_metadata() -> None:
 def test_encode_decode_encode_identical(g) -> None:  # type: ignore[no-untyped-def]
     first = encode_graph(g)
     decoded = [decode_definition(b) for b in first]
-    for dd, out in zip(decoded, g.outputs):
+    for dd, out in zip(decoded, g.outputs, strict=False):
         assert dd.renamed == {}
         assert dd.ref.op.digest == out.ref.op.digest and dd.ref.index == out.ref.index
         assert dd.image_config == out.image_config

@@ -10,7 +10,15 @@ from mason.ir.errors import MasonError, SourceLoc
 from mason.ir.graph import Graph, Output
 from mason.ir.imageconfig import apply_config_changes, empty_image_config, env_dict
 from mason.ir.ops import (
-    ConfigChange, ExecOp, Meta, Mount, OpMetadata, Platform, Ref, SourceOp, walk_ops,
+    ConfigChange,
+    ExecOp,
+    Meta,
+    Mount,
+    OpMetadata,
+    Platform,
+    Ref,
+    SourceOp,
+    walk_ops,
 )
 from tests.ir.strategies import chain, fixed_graph
 

@@ -7,8 +7,15 @@ import pytest
 
 from mason.ir.errors import MasonError
 from mason.ir.patterns import (
-    MatchResult, Pattern, PatternMatcher, clean_path, filter_paths, find_dockerignore,
-    parse_dockerignore, parse_pattern, parse_patterns,
+    MatchResult,
+    Pattern,
+    PatternMatcher,
+    clean_path,
+    filter_paths,
+    find_dockerignore,
+    parse_dockerignore,
+    parse_pattern,
+    parse_patterns,
 )
 
 

@@ -24,8 +24,24 @@ from hypothesis import strategies as st
 from mason.ir.graph import Graph, Output
 from mason.ir.imageconfig import apply_config_changes
 from mason.ir.ops import (
-    EMPTY_METADATA, CacheOpt, ChownOpt, ConfigChange, ConfigOp, DiffOp, ExecOp, FileAction,
-    FileOp, MergeOp, MountType, Op, Ref, SecretOpt, SourceOp, SSHOpt, UserOpt, walk_ops,
+    EMPTY_METADATA,
+    CacheOpt,
+    ChownOpt,
+    ConfigChange,
+    ConfigOp,
+    DiffOp,
+    ExecOp,
+    FileAction,
+    FileOp,
+    MergeOp,
+    MountType,
+    Op,
+    Ref,
+    SecretOpt,
+    SourceOp,
+    SSHOpt,
+    UserOpt,
+    walk_ops,
 )
 from tests.ir.strategies import graphs
 
@@ -200,7 +216,7 @@ class Interp:
                     return ("byname", u.name, fp(at(u.name_input)))
                 x = replace(x, owner=(canon(owner.user), canon(owner.group)))  # type: ignore[call-arg]
             results.append(at(a.input) + (("act", fp(at(a.secondary_input)), x),))
-        for a, r in zip(op.actions, results):
+        for a, r in zip(op.actions, results, strict=False):
             if a.output == index:
                 return r
         raise AssertionError("no such output")

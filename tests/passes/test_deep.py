@@ -6,7 +6,16 @@ import sys
 
 from mason.ir.graph import Graph, Output
 from mason.ir.ops import (
-    ConfigChange, ConfigOp, FileAction, FileOp, MergeOp, MkDir, MkFile, Platform, Ref, SourceOp,
+    ConfigChange,
+    ConfigOp,
+    FileAction,
+    FileOp,
+    MergeOp,
+    MkDir,
+    MkFile,
+    Platform,
+    Ref,
+    SourceOp,
 )
 from mason.passes import LEVELS, run_pipeline
 from tests.ir.strategies import chain

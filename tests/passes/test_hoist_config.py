@@ -15,9 +15,9 @@ from mason.ir.builder import State, image, local
 from mason.ir.errors import MasonError
 from mason.ir.graph import Graph, Output
 from mason.ir.imageconfig import HISTORY_COMMENT
+from mason.ir.layers import HISTORY_KEY
 from mason.ir.ops import ConfigOp, ExecOp, FileOp, Op
 from mason.passes import pipeline_for_level, run_pipeline
-from mason.ir.layers import HISTORY_KEY
 from tests.passes.helpers import history_free
 
 BASE_CONFIG = {"architecture": "amd64", "os": "linux",

@@ -15,7 +15,14 @@ from mason.ir.errors import MasonError
 from mason.ir.graph import Graph, Output
 from mason.ir.ops import FileAction, FileOp, MkDir, Ref
 from mason.passes import (
-    LEVELS, PASSES, Pass, format_pipeline, parse_pipeline, pipeline_for_level, register_pass, run_pipeline,
+    LEVELS,
+    PASSES,
+    Pass,
+    format_pipeline,
+    parse_pipeline,
+    pipeline_for_level,
+    register_pass,
+    run_pipeline,
 )
 from mason.passes.dedupe import Dedupe
 from mason.passes.hoist_config import HoistConfig

@@ -8,9 +8,9 @@ from dataclasses import replace
 
 from mason.ir.builder import State, image, local, merge, mkdir, scratch
 from mason.ir.graph import Graph, Output
+from mason.ir.layers import HISTORY_KEY
 from mason.ir.ops import FileOp, MergeOp, Ref
 from mason.passes import run_pipeline
-from mason.ir.layers import HISTORY_KEY
 from tests.passes.helpers import digests, meaning
 
 
@@ -85,7 +85,7 @@ def test_copy_link_layers_become_one_mergeop() -> None:
     out = run_pipeline(g, "merge")
     m = out.outputs[0].ref.op
     assert isinstance(m, MergeOp) and sum(isinstance(op, MergeOp) for op in out.ops()) == 1
-    assert [r.op for r in m.inputs] == [base.ref.op] + [l.ref.op for l in layers]  # type: ignore[union-attr]
+    assert [r.op for r in m.inputs] == [base.ref.op] + [lay.ref.op for lay in layers]  # type: ignore[union-attr]
     assert m.merge_inputs == (0, 1, 2, 3)
     assert meaning(out) == meaning(g)
     assert run_pipeline(g, "merge{layers=false}").outputs[0].ref.op is g.outputs[0].ref.op

@@ -11,8 +11,22 @@ from mason.ir.builder import cache, image, local, merge, scratch
 from mason.ir.errors import MasonError, SourceLoc
 from mason.ir.graph import Graph, Output
 from mason.ir.ops import (
-    ChownOpt, ConfigChange, ConfigOp, Copy, DiffOp, ExecOp, FileAction, FileOp, MergeOp, Meta, MkDir,
-    Mount, MountType, Ref, SourceOp, UserOpt,
+    ChownOpt,
+    ConfigChange,
+    ConfigOp,
+    Copy,
+    DiffOp,
+    ExecOp,
+    FileAction,
+    FileOp,
+    MergeOp,
+    Meta,
+    MkDir,
+    Mount,
+    MountType,
+    Ref,
+    SourceOp,
+    UserOpt,
 )
 from mason.passes import run_pipeline
 from tests.ir.strategies import fixed_graph

@@ -238,7 +238,8 @@ class Client:
         return self._call(f"create lease {lease_id}", self._leases.Create, req).lease.id
 
     def delete_lease(self, lease_id: str, *, sync: bool = False) -> None:
-        self._call(f"delete lease {lease_id}", self._leases.Delete, self.pb.leases.DeleteRequest(id=lease_id, sync=sync))
+        self._call(f"delete lease {lease_id}", self._leases.Delete,
+                   self.pb.leases.DeleteRequest(id=lease_id, sync=sync))
 
     def list_leases(self) -> dict[str, dict[str, str]]:
         r = self._call("list leases", self._leases.List, self.pb.leases.ListRequest())

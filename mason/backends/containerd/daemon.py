@@ -330,7 +330,8 @@ def resolve_address(address: str | None = None, root: str | Path | None = None, 
     explicit = address or os.environ.get(ADDRESS_ENV)
     if explicit:
         if not socket_answers(explicit):
-            raise MasonError(f"no containerd answers at {socket_path(explicit)} (from --containerd-address / {ADDRESS_ENV})")
+            raise MasonError(f"no containerd answers at {socket_path(explicit)} "
+                             f"(from --containerd-address / {ADDRESS_ENV})")
         return socket_path(explicit)
     daemon = ManagedContainerd.at(root)
     return daemon.ensure_running() if start else daemon.address

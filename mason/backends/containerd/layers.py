@@ -11,8 +11,14 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from mason.backends.containerd.client import (LAYER_MEDIA_TYPE, LAYER_MEDIA_TYPE_UNCOMPRESSED, UNCOMPRESSED,
-                                              Client, Descriptor, NotFound)
+from mason.backends.containerd.client import (
+    LAYER_MEDIA_TYPE,
+    LAYER_MEDIA_TYPE_UNCOMPRESSED,
+    UNCOMPRESSED,
+    Client,
+    Descriptor,
+    NotFound,
+)
 
 GC_REF_SNAPSHOT = "containerd.io/gc.ref.snapshot.overlayfs"
 

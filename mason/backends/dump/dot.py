@@ -115,7 +115,7 @@ def dump_dot(records: Iterable[DumpedOp]) -> str:
         lines.append(f"  {go_quote(r.digest)} [label={go_quote(label)} shape={go_quote(shape)}];")
     for r in records:
         dst = go_quote(r.digest)
-        for inp, label in zip(r.op.inputs, edge_labels(r.op)):
+        for inp, label in zip(r.op.inputs, edge_labels(r.op), strict=False):
             lines.append(f"  {go_quote(inp.digest)} -> {dst} [label={go_quote(label)}];")
     lines.append("}")
     return "\n".join(lines) + "\n"

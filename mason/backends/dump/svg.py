@@ -86,7 +86,7 @@ def svg_source(records: Iterable[DumpedOp]) -> str:
             f" fillcolor={_dot_string(FILL.get(kind, '#ffffff'))} tooltip={_dot_string(tooltip)}];"
         )
     for r in records:
-        for inp, label in zip(r.op.inputs, edge_labels(r.op)):
+        for inp, label in zip(r.op.inputs, edge_labels(r.op), strict=False):
             attrs = f" [label={_dot_string(label)}]" if label else ""
             lines.append(f"  {_dot_string(inp.digest)} -> {_dot_string(r.digest)}{attrs};")
     lines.append("}")

@@ -30,7 +30,7 @@ class _ChunkReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b) -> int:  # type: ignore[override]
+    def readinto(self, b) -> int:
         while not self._buf:
             try:
                 self._buf = next(self._chunks)
@@ -46,7 +46,7 @@ class ArchiveWriter:
     """Adds directories, byte strings and content-store blobs to a tar stream."""
 
     def __init__(self, out: BinaryIO, *, mtime: int = 0):
-        self.tar = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]
+        self.tar = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)
         self.mtime = mtime
         self.dirs: set[str] = set()
 

@@ -99,7 +99,7 @@ class _DiffWriter:
 
     def flush_parents(self) -> None:
         pending, self.pending = self.pending, []
-        for name, path, st in pending:
+        for name, _path, st in pending:
             ti = self._info(name, st)
             ti.type = tarfile.DIRTYPE
             self.tar.addfile(ti)
@@ -174,7 +174,7 @@ class _DiffWriter:
 def write_diff(lower: str | None, upper: str, out: BinaryIO, *, epoch: int | None = None) -> None:
     """Write the uncompressed tar of the changes from tree ``lower`` (None: empty) to tree
     ``upper`` into ``out``."""
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         _DiffWriter(tar, epoch).walk(lower, upper, "")
 
 
@@ -183,7 +183,7 @@ def write_gzip_diff(lower: str | None, upper: str, out: BinaryIO, *, epoch: int 
     """Like :func:`write_diff`, gzip-compressed (no name, mtime 0). Returns ``(diff_id,
     digest, size)``: the digests of the uncompressed tar and of the compressed bytes."""
     blob = HashingWriter(out)
-    with gzip.GzipFile(filename="", mode="wb", fileobj=blob, mtime=0, compresslevel=compresslevel) as gz:  # type: ignore[arg-type]
+    with gzip.GzipFile(filename="", mode="wb", fileobj=blob, mtime=0, compresslevel=compresslevel) as gz:
         raw = HashingWriter(gz)  # type: ignore[arg-type]
         write_diff(lower, upper, raw, epoch=epoch)  # type: ignore[arg-type]
     return raw.digest, blob.digest, blob.size

@@ -133,7 +133,8 @@ class _Importer:
 
     def blob(self, name: str, digest: str, size: int, labels: dict[str, str] | None = None) -> None:
         if self.ar.size(name) != size:
-            raise MasonError(f"archive {self.ar.path}: {name} has {self.ar.size(name)} bytes, its descriptor says {size}")
+            raise MasonError(f"archive {self.ar.path}: {name} has {self.ar.size(name)} bytes, "
+                             f"its descriptor says {size}")
         self.client.write_blob(self.ar.chunks(name), digest=digest, size=size, labels=labels)
         self.done.add(digest)
 
@@ -222,7 +223,7 @@ def _load_docker(client: Client, ar: _Archive) -> list[LoadedImage]:
         if len(layer_names) != len(diff_ids):
             raise MasonError(f"archive {ar.path}: {len(layer_names)} layers but {len(diff_ids)} diff_ids in the config")
         layers = []
-        for ln, diff_id in zip(layer_names, diff_ids):
+        for ln, diff_id in zip(layer_names, diff_ids, strict=False):
             with ar.open(ln) as f:
                 head = f.read(2)
             digest = diff_id if head != b"\x1f\x8b" else ar.sha256(ln)

@@ -109,4 +109,5 @@ def export_local(client: Client, snapshot: str | None, dest: str | os.PathLike[s
             copy_tree(root, dest)
     except OSError as e:
         where = e.filename or dest
-        raise MasonError(f"cannot write local output {dest}: {where}: {e.strerror or errno.errorcode.get(e.errno)}") from None
+        reason = e.strerror or errno.errorcode.get(e.errno or 0)
+        raise MasonError(f"cannot write local output {dest}: {where}: {reason}") from None

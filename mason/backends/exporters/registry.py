@@ -20,7 +20,7 @@ def push_image(client: Client, image: ExportedImage, ref: str, *, registry: Regi
         return lambda: client.read_blob_chunks(digest)
 
     blobs = {la.digest: source(la.digest) for la in image.layers}
-    blobs[image.config_digest] = image.config_bytes  # type: ignore[assignment]
+    blobs[image.config_digest] = image.config_bytes
     own = registry is None
     reg = registry or RegistryClient(insecure_registries=insecure_registries)
     try:

@@ -184,7 +184,7 @@ def _reasons(old: dict, new: dict, by_n_new: dict) -> list[str]:
     if len(oi) != len(ni):
         out.append(f"inputs changed ({len(oi)} → {len(ni)})")
         return out
-    for (on, ok, of), (nn, nk, nf) in zip(oi, ni):
+    for (_on, ok, of), (nn, nk, nf) in zip(oi, ni, strict=False):
         if ok == nk:
             continue
         if nf is not None and of is not None:

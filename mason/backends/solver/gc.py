@@ -40,8 +40,15 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from mason.backends.containerd.client import (GC_EXPIRE, SNAPSHOTTER, Client, ContainerdError, Image,
-                                              NotFound, SnapshotInfo)
+from mason.backends.containerd.client import (
+    GC_EXPIRE,
+    SNAPSHOTTER,
+    Client,
+    ContainerdError,
+    Image,
+    NotFound,
+    SnapshotInfo,
+)
 from mason.backends.containerd.exec import OWNER_LABEL, _owner_alive, _process_identity, reap_orphans
 from mason.backends.exporters.image import parse_time
 from mason.backends.exporters.layer import GC_REF_CONTENT

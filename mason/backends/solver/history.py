@@ -34,8 +34,16 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mason.backends.solver.events import (Event, EventSink, Status, VertexCached, VertexDone,
-                                          VertexLog, VertexStarted, Warning)
+from mason.backends.solver.events import (
+    Event,
+    EventSink,
+    Status,
+    VertexCached,
+    VertexDone,
+    VertexLog,
+    VertexStarted,
+    Warning,
+)
 from mason.ir.errors import MasonError
 
 HISTORY_DIR = "history"

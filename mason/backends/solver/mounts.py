@@ -150,7 +150,7 @@ class CacheMounts:
                             os.close(fd)
                             from mason.backends.solver.scheduler import Cancelled
 
-                            raise Cancelled(f"waiting for cache mount {cache_id}")
+                            raise Cancelled(f"waiting for cache mount {cache_id}") from None
                         time.sleep(0.05)
                 self._create(path, seed)
                 return path, fd

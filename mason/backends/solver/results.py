@@ -3,8 +3,8 @@ builds it from scratch.
 
 A chain element is the image writer's own layer source: a layer that already exists as a
 blob (``KnownLayer``: an image's base layers, a DiffOp's computed layer) or a snapshot
-difference still to be computed (``SnapshotDiff``: ``upper`` against ``lower``, None = empty). New layers are diffed lazily —
-at export, or by a MergeOp that needs them — never on the critical path of the next step.
+difference still to be computed (``SnapshotDiff``: ``upper`` against ``lower``, None = empty).
+New layers are diffed lazily — at export, or by a MergeOp that needs them — never on the critical path of the next step.
 The exporter receives the chain (``to_export_chain``). Results serialize to JSON for the
 cache store (``to_json`` / ``from_json``), so a cache hit restores the chain as well as the
 snapshot.
@@ -18,7 +18,6 @@ from typing import Any, Union
 
 from mason.backends.exporters.layer import KnownLayer, SnapshotDiff
 from mason.backends.sources.result import Layer
-
 
 ChainItem = Union[KnownLayer, SnapshotDiff]
 

@@ -39,10 +39,9 @@ from pathlib import Path
 from mason.backends.containerd.client import AlreadyExists, Client, NotFound
 from mason.backends.containerd.exec import MANAGED_LABEL, OWNER_LABEL, Executor, reap_orphans
 from mason.backends.solver import cachekey
-from mason.backends.solver.events import (EventSink, VertexCached, VertexDone, VertexStarted,
-                                          Warning, null_sink)
+from mason.backends.solver.events import EventSink, VertexCached, VertexDone, VertexStarted, Warning, null_sink
 from mason.backends.solver.results import Result
-from mason.backends.solver.scheduler import DEFAULT_JOBS, CancelToken, Cancelled, run_dag
+from mason.backends.solver.scheduler import DEFAULT_JOBS, Cancelled, CancelToken, run_dag
 from mason.backends.solver.store import Cancelled as ClaimCancelled
 from mason.backends.solver.store import ResultStore
 from mason.ir.errors import MasonError
@@ -425,8 +424,8 @@ class _Build:
         st = self.sources[d] = _Source()
         ident = op.identifier
         if ident.startswith("local://"):
-            from mason.backends.sources.local import scan_local
             from mason.backends.solver.contenthash import ContextIndex
+            from mason.backends.sources.local import scan_local
 
             name, path, attrs = _local_spec(ctx, op)
             try:
@@ -796,7 +795,8 @@ def _target_id(names: Sequence[str], locals: Mapping[str, LocalDir]) -> str:
     for n in names:
         h.update(b"o\0" + n.encode() + b"\0")
     for k in sorted(locals):
-        h.update(b"l\0" + k.encode() + b"\0" + os.path.realpath(locals[k].path).encode("utf-8", "surrogateescape") + b"\0")
+        path = os.path.realpath(locals[k].path).encode("utf-8", "surrogateescape")
+        h.update(b"l\0" + k.encode() + b"\0" + path + b"\0")
     return h.hexdigest()[:32]
 
 

@@ -303,7 +303,8 @@ def _layers(w: _Walk, what: str) -> tuple[Layer, ...]:
     if len(diff_ids) != len(descs):
         raise MasonError(f"image {what}: the manifest has {len(descs)} layers but the config lists "
                          f"{len(diff_ids)} diff IDs")
-    return tuple(Layer(d.media_type, d.digest, d.size, str(i), dict(d.annotations)) for d, i in zip(descs, diff_ids))
+    return tuple(Layer(d.media_type, d.digest, d.size, str(i), dict(d.annotations))
+                 for d, i in zip(descs, diff_ids, strict=False))
 
 
 def _ensure_blob(client: Client, provider: BlobProvider, layer: Layer) -> None:

@@ -31,7 +31,8 @@ _CHUNK = 1 << 20
 __all__ = ["load_oci_layout", "parse_oci_identifier"]
 
 
-def parse_oci_identifier(identifier: str, attrs: Mapping[str, str] | None = None) -> tuple[str, str, str | None, str | None]:
+def parse_oci_identifier(identifier: str, attrs: Mapping[str, str] | None = None
+                         ) -> tuple[str, str, str | None, str | None]:
     """``(store, name, tag, digest)`` of an ``oci-layout://`` identifier."""
     text = identifier[len(PREFIX):] if identifier.startswith(PREFIX) else identifier
     store = (attrs or {}).get(ATTR_STORE, "")

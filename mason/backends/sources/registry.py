@@ -29,7 +29,7 @@ from mason.backends import oci
 from mason.backends.oci import Descriptor
 from mason.backends.sources.auth import Credentials, CredentialStore
 from mason.backends.sources.registry_push import PushResult, RegistryPushMixin
-from mason.backends.sources.transport import Transport, network_error, error_detail, is_loopback
+from mason.backends.sources.transport import Transport, error_detail, is_loopback, network_error
 from mason.ir.errors import MasonError
 from mason.ir.reference import Reference, parse_reference
 from mason.ir.resolver import PlatformSpec, ResolvedImage
@@ -138,7 +138,8 @@ class RegistryClient(RegistryPushMixin):
         if want and want.startswith("sha256:") and actual != want:
             raise MasonError(f"digest mismatch for manifest {want} of {r.trim().familiar()}: content is {actual}")
         if said.startswith("sha256:") and said != actual:
-            raise MasonError(f"digest mismatch for manifest of {r.familiar()}: registry said {said}, content is {actual}")
+            raise MasonError(f"digest mismatch for manifest of {r.familiar()}: registry said {said}, "
+                             f"content is {actual}")
         try:
             parsed = json.loads(data)
         except ValueError:
@@ -223,7 +224,7 @@ class RegistryClient(RegistryPushMixin):
                     pass
                 raise
             return n
-        write = dest.write if hasattr(dest, "write") else dest  # type: ignore[union-attr]
+        write = dest.write if hasattr(dest, "write") else dest
         return self._fetch_blob_into(r, desc, write, progress)
 
     def fetch_blob_bytes(self, ref: str | Reference, desc: Descriptor, max_size: int | None = None) -> bytes:

@@ -15,7 +15,7 @@ import time
 from typing import ClassVar
 
 from mason.frontends.dockerfile.instructions import Dockerfile, parse_instructions
-from mason.frontends.dockerfile.lower import LowerOptions, Lowerer
+from mason.frontends.dockerfile.lower import Lowerer, LowerOptions
 from mason.frontends.dockerfile.nodes import Directive, ParseResult
 from mason.frontends.dockerfile.syntax import parse_dockerfile
 from mason.ir.errors import MasonError, SourceLoc
@@ -61,7 +61,7 @@ class DockerfileFrontend:
         try:
             result = parse_dockerfile(text, filename)
         except MasonError as e:
-            raise e.with_source(text)
+            raise e.with_source(text) from None
         self.timings["parse"] = (time.perf_counter() - t0) * 1000
         self.warnings.extend(result.warnings)
         return result
@@ -71,7 +71,7 @@ class DockerfileFrontend:
         try:
             df = parse_instructions(result, text)
         except MasonError as e:
-            raise e.with_source(text)
+            raise e.with_source(text) from None
         self.timings["instructions"] = (time.perf_counter() - t0) * 1000
         return df
 
@@ -83,7 +83,7 @@ class DockerfileFrontend:
         try:
             graph = lw.lower()
         except MasonError as e:
-            raise e.with_source(text)
+            raise e.with_source(text) from None
         self.timings["lower"] = (time.perf_counter() - t0) * 1000
         return graph
 

@@ -9,13 +9,41 @@ from urllib.parse import urlsplit
 from mason.frontends.dockerfile.instructions_context import Ctx
 from mason.frontends.dockerfile.instructions_mounts import parse_mount
 from mason.frontends.dockerfile.instructions_types import (
-    Add, Arg, Cmd, Copy, Entrypoint, Env, ExecForm, Expose, From, Healthcheck, Instruction,
-    Label, Maintainer, Onbuild, Run, Shell, ShellForm, ShellOrExec, Stopsignal, User, Volume,
+    Add,
+    Arg,
+    Cmd,
+    Copy,
+    Entrypoint,
+    Env,
+    ExecForm,
+    Expose,
+    From,
+    Healthcheck,
+    Instruction,
+    Label,
+    Maintainer,
+    Onbuild,
+    Run,
+    Shell,
+    ShellForm,
+    ShellOrExec,
+    Stopsignal,
+    User,
+    Volume,
     Workdir,
 )
 from mason.frontends.dockerfile.instructions_values import (
-    BOOL, STRING, STRINGS, Problems, check_chmod, check_signal, parse_duration, parse_flags,
-    parse_go_int, parse_port_spec, suggest,
+    BOOL,
+    STRING,
+    STRINGS,
+    Problems,
+    check_chmod,
+    check_signal,
+    parse_duration,
+    parse_flags,
+    parse_go_int,
+    parse_port_spec,
+    suggest,
 )
 from mason.frontends.dockerfile.nodes import Heredoc, Node
 

@@ -11,10 +11,20 @@ from __future__ import annotations
 from typing import Callable
 
 from mason.frontends.dockerfile.instructions_types import (
-    BindMount, CacheMount, DeferredMount, Mount, SecretMount, SshMount, TmpfsMount,
+    BindMount,
+    CacheMount,
+    DeferredMount,
+    Mount,
+    SecretMount,
+    SshMount,
+    TmpfsMount,
 )
 from mason.frontends.dockerfile.instructions_values import (
-    Problems, parse_go_bool, parse_size, parse_uint, suggest,
+    Problems,
+    parse_go_bool,
+    parse_size,
+    parse_uint,
+    suggest,
 )
 from mason.ir.errors import MasonError, MasonErrors, SourceLoc
 

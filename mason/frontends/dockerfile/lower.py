@@ -28,13 +28,24 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
 from mason.frontends.dockerfile.instructions import (
-    Add, Copy, Dockerfile, Instruction, Run, Stage, Workdir, parse_instruction,
+    Add,
+    Copy,
+    Dockerfile,
+    Instruction,
+    Run,
+    Stage,
+    Workdir,
+    parse_instruction,
 )
 from mason.frontends.dockerfile.lower_config import CONFIG_LOWERINGS, lower_workdir_path
 from mason.frontends.dockerfile.lower_copy import lower_add, lower_copy
 from mason.frontends.dockerfile.lower_run import lower_run
 from mason.frontends.dockerfile.lower_state import (
-    COMMAND_KEY, CUSTOM_NAME, DEFAULT_PATH, StageState, change_set,
+    COMMAND_KEY,
+    CUSTOM_NAME,
+    DEFAULT_PATH,
+    StageState,
+    change_set,
 )
 from mason.frontends.dockerfile.lower_util import go_json
 from mason.frontends.dockerfile.shell import ShellError, ShellLex

@@ -9,14 +9,42 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mason.frontends.dockerfile.instructions import (
-    Arg, Cmd, Entrypoint, Env, ExecForm, Expose, Healthcheck, Label, Maintainer, Onbuild, Shell,
-    ShellOrExec, Stopsignal, User, Volume, Workdir, check_signal, parse_port_spec,
+    Arg,
+    Cmd,
+    Entrypoint,
+    Env,
+    ExecForm,
+    Expose,
+    Healthcheck,
+    Label,
+    Maintainer,
+    Onbuild,
+    Shell,
+    ShellOrExec,
+    Stopsignal,
+    User,
+    Volume,
+    Workdir,
+    check_signal,
+    parse_port_spec,
 )
 from mason.frontends.dockerfile.lower_state import (
-    StageState, change_add, change_append, change_env, change_label, change_set, chown_opt,
+    StageState,
+    change_add,
+    change_append,
+    change_env,
+    change_label,
+    change_set,
+    chown_opt,
 )
 from mason.frontends.dockerfile.lower_util import (
-    clean, go_duration, go_list_q, go_list_v, go_quote, go_quote_rune, join_abs,
+    clean,
+    go_duration,
+    go_list_q,
+    go_list_v,
+    go_quote,
+    go_quote_rune,
+    join_abs,
 )
 from mason.ir.errors import MasonError
 from mason.ir.ops import FileAction, FileOp, MkDir

@@ -215,7 +215,7 @@ def _lower(lw: "Lowerer", st: StageState, inst: Copy | Add, is_add: bool) -> Non
     n = len(inputs)
     actions = []
     last = len(steps) - 1
-    for k, ((_, act), sec) in enumerate(zip(steps, secondaries)):
+    for k, ((_, act), sec) in enumerate(zip(steps, secondaries, strict=False)):
         inp = first if k == 0 else n + k - 1
         if chown:
             act = _with_owner(act, chown_opt(chown, inp))

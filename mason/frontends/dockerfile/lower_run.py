@@ -10,7 +10,14 @@ import re
 from typing import TYPE_CHECKING
 
 from mason.frontends.dockerfile.instructions import (
-    BindMount, CacheMount, DeferredMount, ExecForm, Run, SecretMount, SshMount, TmpfsMount,
+    BindMount,
+    CacheMount,
+    DeferredMount,
+    ExecForm,
+    Run,
+    SecretMount,
+    SshMount,
+    TmpfsMount,
     expand_mount,
 )
 from mason.frontends.dockerfile.lower_state import StageState
@@ -18,8 +25,26 @@ from mason.frontends.dockerfile.lower_util import clean, join_abs
 from mason.frontends.dockerfile.syntax_heredoc import HeredocError, parse_heredoc_word
 from mason.ir.errors import MasonError, MasonErrors, SourceLoc
 from mason.ir.ops import (
-    CacheOpt, CacheSharing, CDIDevice, ChownOpt, ExecOp, FileAction, FileOp, Meta, MkDir, MkFile,
-    Mount, MountType, NetMode, Ref, SecretEnv, SecretOpt, SecurityMode, SSHOpt, TmpfsOpt, UserOpt,
+    CacheOpt,
+    CacheSharing,
+    CDIDevice,
+    ChownOpt,
+    ExecOp,
+    FileAction,
+    FileOp,
+    Meta,
+    MkDir,
+    MkFile,
+    Mount,
+    MountType,
+    NetMode,
+    Ref,
+    SecretEnv,
+    SecretOpt,
+    SecurityMode,
+    SSHOpt,
+    TmpfsOpt,
+    UserOpt,
 )
 
 if TYPE_CHECKING:  # pragma: no cover

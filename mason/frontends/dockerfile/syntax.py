@@ -28,8 +28,8 @@ import bisect
 import functools
 import hashlib
 import os
-import uuid
 import re
+import uuid
 from importlib import resources
 from operator import itemgetter
 
@@ -231,7 +231,7 @@ def _lark_tokens(item: Item, base: int) -> list[Token]:
     line and column; the end of an instruction's token is the item's last line."""
     out = []
     end = item.end + 1
-    for i, (typ, val) in enumerate(zip(item.types, item.vals)):
+    for i, (typ, val) in enumerate(zip(item.types, item.vals, strict=False)):
         ln, col = item.position(i)
         out.append(Token(typ, val, base + i, ln + 1, col, ln + 1 if typ in COMMENT_TYPES else end, None, base + i + 1))
     n = base + len(item.types)  # the end of the instruction; not in the type sequence (all items have it)
@@ -340,7 +340,7 @@ def _parse_file(reader: Reader, read_items: bool = True) -> ParseResult:
         raise
     shapes = _Shapes().transform(tree)
     nodes = [_node(shape, vals, base, item, file, shape.comments(vals))
-             for shape, base, item in zip(shapes, bases, items)]
+             for shape, base, item in zip(shapes, bases, items, strict=False)]
     return _result(reader, nodes)
 
 

@@ -245,7 +245,7 @@ class Reader:
                 end_col = len(line) + 1 if segs is None else len(lines[i].rstrip("\r")) + 1
             yield types, vals, offs, line, start, col0, segs, i, end_col
             i += 1
-        self.trailing = [("TRAILING_COMMENT", v, o) for v, o in zip(cvals, coffs)]
+        self.trailing = [("TRAILING_COMMENT", v, o) for v, o in zip(cvals, coffs, strict=False)]
         if late_error is not None:
             raise late_error
 

@@ -15,7 +15,8 @@ import json
 import re
 
 # unicode.IsSpace: Python's isspace() without the ASCII separators U+001C..U+001F.
-GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+GO_SPACE = ("\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+            "\u2028\u2029\u202f\u205f\u3000")
 _GO_SPACE_SET = frozenset(GO_SPACE)
 _BYTE_SPACE = frozenset("\t\n\v\f\r \x85\xa0")  # unicode.IsSpace(rune(b)) for a single byte b
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mason.backends.containerd.client import (UNCOMPRESSED, Client, ContainerdError, Descriptor, Image, NotFound)
+from mason.backends.containerd.client import UNCOMPRESSED, Client, ContainerdError, Descriptor, Image, NotFound
 from mason.backends.containerd.daemon import ADDRESS_ENV, resolve_address
 from mason.backends.containerd.layers import chain_id, diff_snapshot, import_layer
 from mason.ir.errors import MasonError

@@ -13,8 +13,8 @@ import pytest
 
 from mason.backends.containerd import exec as exec_mod
 from mason.backends.containerd.layers import diff_snapshot
-from mason.ir.errors import MasonError
 from mason.backends.containerd.spec import BindMount, Process, build_spec
+from mason.ir.errors import MasonError
 
 pytestmark = pytest.mark.integration
 

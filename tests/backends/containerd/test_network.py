@@ -21,8 +21,13 @@ from pathlib import Path
 import pytest
 
 from mason.backends.containerd import cni
-from mason.backends.containerd.network import (DEFAULT_IPAM_DIR, DEFAULT_NETWORK_NAME, DEFAULT_SUBNET,
-                                               NetworkProvider, cleanup_stale)
+from mason.backends.containerd.network import (
+    DEFAULT_IPAM_DIR,
+    DEFAULT_NETWORK_NAME,
+    DEFAULT_SUBNET,
+    NetworkProvider,
+    cleanup_stale,
+)
 from mason.backends.containerd.spec import Process
 
 pytestmark = pytest.mark.integration

@@ -66,7 +66,7 @@ def test_every_kind_has_its_own_colour() -> None:
     svg = dump_definition(data, "svg")
     nodes = _nodes(svg)
     kinds = ["source", "exec", "file", "merge", "diff", "config", "terminal"]
-    assert {dg: nodes[dg] for dg in d} == {dg: {FILL[k]} for dg, k in zip(d, kinds)}
+    assert {dg: nodes[dg] for dg in d} == {dg: {FILL[k]} for dg, k in zip(d, kinds, strict=False)}
     assert len({FILL[k] for k in kinds}) == len(kinds)
     texts = _texts(svg)
     assert f"exec {short_digest(d[1])}" in texts

@@ -10,8 +10,6 @@ from mason.backends.solver.fileop import execute_fileop
 from mason.ir.ops import FileAction, FileOp
 
 
-
-
 def run(tmp_path, actions, *, base=None, src=None, name="out"):
     """Apply ``actions`` in order to a copy of ``base`` (or scratch) with ``src`` as every
     copy's source; return the output directory."""

@@ -26,10 +26,16 @@ import pytest
 from mason.backends.containerd.client import Client, NotFound
 from mason.backends.containerd.exec import OWNER_LABEL, _process_identity
 from mason.backends.exporters.layer import SnapshotDiff
-from mason.backends.solver.cachekey import output_key, snapshot_name
-from mason.backends.solver.cachekey import cache_lease_name
-from mason.backends.solver.gc import (CACHE_LEASE, disk_usage, lease_is_stale, parse_duration, parse_filters,
-                                      parse_size, prune, usage_totals)
+from mason.backends.solver.cachekey import cache_lease_name, output_key, snapshot_name
+from mason.backends.solver.gc import (
+    disk_usage,
+    lease_is_stale,
+    parse_duration,
+    parse_filters,
+    parse_size,
+    prune,
+    usage_totals,
+)
 from mason.backends.solver.results import Result
 from mason.backends.solver.store import ResultStore
 from mason.ir.errors import MasonError

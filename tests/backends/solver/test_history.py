@@ -14,10 +14,15 @@ from pathlib import Path
 import pytest
 
 from mason.backends.solver import history as hist
-from mason.backends.solver.events import (Recorder, Status, VertexCached, VertexDone, VertexLog,
-                                          VertexStarted, Warning)
-from mason.backends.solver.history import (HistoryRecorder, list_builds, load_build, new_build_id,
-                                           prune_history, replay_events)
+from mason.backends.solver.events import Recorder, Status, VertexCached, VertexDone, VertexLog, VertexStarted, Warning
+from mason.backends.solver.history import (
+    HistoryRecorder,
+    list_builds,
+    load_build,
+    new_build_id,
+    prune_history,
+    replay_events,
+)
 from mason.ir.errors import MasonError
 
 D1, D2, D3 = (f"sha256:{c * 64}" for c in "123")

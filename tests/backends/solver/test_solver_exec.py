@@ -11,7 +11,7 @@ import pytest
 from mason.backends.solver.events import Recorder, VertexCached, VertexStarted
 from mason.backends.solver.secrets import Secrets
 from mason.backends.solver.solver import SolveOptions
-from mason.ir.builder import bind, cache, image, merge, diff, mkdir, mkfile, scratch, secret, tmpfs
+from mason.ir.builder import bind, cache, diff, image, merge, mkdir, mkfile, scratch, secret, tmpfs
 from mason.ir.errors import MasonError
 from mason.ir.graph import Graph
 from tests.backends.solver.conftest import mounted_result

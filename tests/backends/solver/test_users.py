@@ -6,8 +6,7 @@ import os
 
 import pytest
 
-from mason.backends.solver.users import (lookup_group, parse_group, parse_passwd, read_passwd,
-                                         resolve_user)
+from mason.backends.solver.users import lookup_group, parse_group, parse_passwd, read_passwd, resolve_user
 from mason.ir.errors import MasonError
 
 PASSWD = """root:x:0:0:root:/root:/bin/sh

@@ -22,6 +22,7 @@ from mason.frontends.dockerfile.syntax_heredoc import HeredocError, heredocs_fro
 from mason.frontends.dockerfile.syntax_lexer import _bad_json_element
 from mason.frontends.dockerfile.syntax_words import (
     GO_SPACE,
+    RE_WHITESPACE,
     NotStringArray,
     go_lower,
     parse_json_array,
@@ -29,7 +30,6 @@ from mason.frontends.dockerfile.syntax_words import (
     split_command,
     split_health,
     split_whitespace,
-    RE_WHITESPACE,
 )
 from mason.ir.errors import MasonError, SourceLoc
 

@@ -5,9 +5,33 @@ from __future__ import annotations
 import pytest
 
 from mason.frontends.dockerfile.instructions import (
-    Add, Arg, BindMount, CacheMount, Cmd, Copy, DeferredMount, Entrypoint, Env, ExecForm,
-    Expose, From, Healthcheck, Label, Maintainer, Onbuild, Run, SecretMount, Shell, ShellForm,
-    SshMount, Stopsignal, TmpfsMount, User, Volume, Workdir, parse_instruction,
+    Add,
+    Arg,
+    BindMount,
+    CacheMount,
+    Cmd,
+    Copy,
+    DeferredMount,
+    Entrypoint,
+    Env,
+    ExecForm,
+    Expose,
+    From,
+    Healthcheck,
+    Label,
+    Maintainer,
+    Onbuild,
+    Run,
+    SecretMount,
+    Shell,
+    ShellForm,
+    SshMount,
+    Stopsignal,
+    TmpfsMount,
+    User,
+    Volume,
+    Workdir,
+    parse_instruction,
 )
 from mason.frontends.dockerfile.nodes import Heredoc, Node
 from mason.ir.errors import MasonErrors, SourceLoc

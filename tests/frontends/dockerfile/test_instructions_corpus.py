@@ -8,8 +8,26 @@ from pathlib import Path
 import pytest
 
 from mason.frontends.dockerfile.instructions import (
-    Arg, BindMount, CacheMount, Cmd, Copy, Entrypoint, Env, ExecForm, Expose, Healthcheck, Label,
-    Onbuild, Run, ShellForm, Stopsignal, TmpfsMount, User, Volume, Workdir, parse_instruction,
+    Arg,
+    BindMount,
+    CacheMount,
+    Cmd,
+    Copy,
+    Entrypoint,
+    Env,
+    ExecForm,
+    Expose,
+    Healthcheck,
+    Label,
+    Onbuild,
+    Run,
+    ShellForm,
+    Stopsignal,
+    TmpfsMount,
+    User,
+    Volume,
+    Workdir,
+    parse_instruction,
     parse_instructions,
 )
 from mason.frontends.dockerfile.syntax import parse_dockerfile

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from mason.frontends.dockerfile.nodes import Heredoc, Node, ParseResult
 from mason.frontends.dockerfile.instructions import parse_instructions
+from mason.frontends.dockerfile.nodes import Heredoc, Node, ParseResult
 from mason.ir.errors import MasonErrors, SourceLoc
 from tests.frontends.dockerfile.test_instructions_helpers import N, errors
 

@@ -9,7 +9,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from mason.frontends.dockerfile.instructions import (
-    Dockerfile, expand_mount, parse_duration, parse_instructions, parse_mount,
+    Dockerfile,
+    expand_mount,
+    parse_duration,
+    parse_instructions,
+    parse_mount,
 )
 from mason.frontends.dockerfile.nodes import Heredoc, Node, ParseResult
 from mason.ir.errors import MasonError, MasonErrors, SourceLoc

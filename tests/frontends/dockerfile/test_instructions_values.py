@@ -6,8 +6,17 @@ from __future__ import annotations
 import pytest
 
 from mason.frontends.dockerfile.instructions import (
-    CacheMount, DeferredMount, SecretMount, TmpfsMount, check_chmod, check_signal,
-    expand_mount, parse_duration, parse_mount, parse_port_spec, parse_size,
+    CacheMount,
+    DeferredMount,
+    SecretMount,
+    TmpfsMount,
+    check_chmod,
+    check_signal,
+    expand_mount,
+    parse_duration,
+    parse_mount,
+    parse_port_spec,
+    parse_size,
 )
 from mason.frontends.dockerfile.instructions_mounts import split_csv
 from mason.frontends.dockerfile.instructions_values import parse_go_bool, parse_uint

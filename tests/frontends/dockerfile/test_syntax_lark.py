@@ -6,14 +6,15 @@ errors and their locations) on the corpus and on generated text."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from lark import Token
 
 from mason.frontends.dockerfile import syntax
-from tests.frontends.dockerfile import handwritten_parser as syntax_handwritten
 from mason.frontends.dockerfile.syntax import dump, parse_dockerfile
 from mason.frontends.dockerfile.syntax_lexer import Item, Reader
 from mason.ir.errors import MasonError
+from tests.frontends.dockerfile import handwritten_parser as syntax_handwritten
 
 from .test_syntax_props import CORPUS_TEXTS, SETTINGS, dockerish, mutated_corpus
 

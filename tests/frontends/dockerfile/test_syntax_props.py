@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mason.frontends.dockerfile import syntax_words
 from mason.frontends.dockerfile.syntax import dump, parse_dockerfile
