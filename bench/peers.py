@@ -8,7 +8,9 @@ the same five cases as ``bench/solver_bench.py``, medians, a ratio column and th
 * BuildKit: ``buildkitd`` (OCI worker, its own root, host networking) driven by ``buildctl build
   --frontend dockerfile.v0 --output type=image,name=NAME``; the same busybox comes from an OCI
   layout as a named context (``--oci-layout base=DIR --opt context:busybox=oci-layout://base@D``).
-* ``--serve``: also mason through ``mason serve`` (when it exists), driven by the same ``buildctl``.
+* ``--builders NAME=PATH``: another mason CLI in the same run (e.g. ``before=/elsewhere/.venv/bin/mason``),
+  each with its own root and a ratio column of its own. (``mason serve`` driven by ``buildctl``
+  is to come with that command.)
 
 Cold runs start from emptied caches on both sides: ``buildctl prune --all``; for mason ``mason rmi``
 of the built image (``prune --all`` keeps what an image was built from) and ``mason prune --all``
@@ -18,7 +20,7 @@ Each round runs every builder once, alternating which goes first. RUNs are count
 each one prints (``RAN-<id>``, on its own progress line) in ``--progress=plain`` output.
 
     .venv/bin/python bench/peers.py [--rounds 3] [--cases parallel,chain20,cachebust,metadata,bigcontext]
-                                    [--builders mason,buildkit] [--markdown]
+                                    [--builders mason,buildkit[,NAME=PATH]] [--keep]
 
 Prints figures; asserts nothing. Starts and stops its own containerd and buildkitd.
 """
@@ -87,29 +89,28 @@ def _timed(cmd: list[str], env: dict[str, str] | None, what: str) -> tuple[float
 class Mason(Builder):
     """The daemonless CLI, as a user runs it."""
 
-    name = "mason"
-
-    def __init__(self, work: Path, archive: Path):
-        self.root = work / "mason-root"
+    def __init__(self, work: Path, archive: Path, name: str = "mason", binary: Path = MASON):
+        self.name, self.bin = name, binary
+        self.root = work / f"{name}-root"
         self.env = {k: v for k, v in os.environ.items()
                     if k not in ("PYTHONDONTWRITEBYTECODE", "MASON_CONTAINERD_ADDRESS", "PYTHONPATH")}
         self.env["MASON_ROOT"] = str(self.root)
         self.mason(["load", "-i", str(archive)])
 
     def mason(self, args: list[str]) -> subprocess.CompletedProcess:
-        return _run([str(MASON), *args], self.env, "mason " + args[0])
+        return _run([str(self.bin), *args], self.env, "mason " + args[0])
 
     def build(self, ctx: Path, tag: str) -> tuple[float, int]:
-        return _timed([str(MASON), "build", "--progress=plain", "--network-default=host", "-t", tag, str(ctx)],
+        return _timed([str(self.bin), "build", "--progress=plain", "--network-default=host", "-t", tag, str(ctx)],
                       self.env, f"mason build {ctx.name}")
 
     def reset(self, tags: list[str]) -> None:
         for t in tags:  # absent when the last build of the case failed: not an error here
-            subprocess.run([str(MASON), "rmi", t], env=self.env, capture_output=True)
+            subprocess.run([str(self.bin), "rmi", t], env=self.env, capture_output=True)
         self.mason(["prune", "--all", "--force"])
 
     def close(self) -> None:
-        subprocess.run([str(MASON), "daemon", "stop"], env=self.env, capture_output=True)
+        subprocess.run([str(self.bin), "daemon", "stop"], env=self.env, capture_output=True)
 
 
 class BuildKit(Builder):
@@ -323,25 +324,26 @@ HEADER_DONE = False
 
 
 def print_row(case: str, phase: str, got: dict, names: list[str]) -> None:
+    """One Markdown row: each builder's median and RUN counts, then each mason's ratio to BuildKit."""
     global HEADER_DONE
+    masons = [n for n in names if n != "buildkit"] if "buildkit" in names else []
     if not HEADER_DONE:
         cols = " | ".join(f"{n} s | {n} RUNs" for n in names)
-        ratio = " | mason/buildkit" if "mason" in names and "buildkit" in names else ""
-        print(f"| case | phase | {cols}{ratio} |")
-        print("|---|---|" + "---:|" * (2 * len(names) + (1 if ratio else 0)))
+        ratios = "".join(f" | {n}/buildkit" for n in masons)
+        print(f"| case | phase | {cols}{ratios} |")
+        print("|---|---|" + "---:|" * (2 * len(names) + len(masons)))
         HEADER_DONE = True
     cells = " | ".join(f"{_med(got[n]):.2f} | {_runs(got[n])}" for n in names)
-    ratio = ""
-    if "mason" in got and "buildkit" in got:
-        ratio = f" | {_med(got['mason']) / _med(got['buildkit']):.2f}×"
-    print(f"| {case} | {phase} | {cells}{ratio} |", flush=True)
+    ratios = "".join(f" | {_med(got[n]) / _med(got['buildkit']):.2f}×" for n in masons)
+    print(f"| {case} | {phase} | {cells}{ratios} |", flush=True)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--cases", default=",".join(CASES))
-    ap.add_argument("--builders", default="mason,buildkit")
+    ap.add_argument("--builders", default="mason,buildkit",
+                    help="mason, buildkit, and NAME=PATH for another mason binary (e.g. an older checkout's)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (its path is printed)")
     args = ap.parse_args()
     names = args.builders.split(",")
@@ -351,15 +353,19 @@ def main() -> int:
         layout, digest, archive = busybox_base(work)
         cases = [CASES[n](work) for n in args.cases.split(",")]
         for n in names:
-            if n == "mason":
-                builders.append(Mason(work, archive))
-            elif n == "buildkit":
+            if n == "buildkit":
                 builders.append(BuildKit(work, layout, digest))
+            elif n == "mason":
+                builders.append(Mason(work, archive))
+            elif "=" in n:  # another mason, e.g. before=/path/to/old/.venv/bin/mason
+                label, _, binary = n.partition("=")
+                builders.append(Mason(work, archive, label, Path(binary)))
             else:
-                raise SystemExit(f"unknown builder {n!r} (mason, buildkit)")
+                raise SystemExit(f"unknown builder {n!r} (mason, buildkit, NAME=PATH-TO-MASON)")
         load = os.getloadavg()
         print(f"{args.rounds} rounds, medians; {os.cpu_count()} CPUs, load {load[0]:.2f} at the start; "
-              f"mason: {MASON} (daemonless CLI, --network-default=host); "
+              f"mason: {', '.join(f'{b.name}={b.bin}' for b in builders if isinstance(b, Mason))} "
+              f"(daemonless CLI, --network-default=host); "
               f"BuildKit: {TOOLS / 'buildkitd'} (OCI worker, host network)\n", flush=True)
         run(cases, builders, args.rounds)
         print(f"\nload {os.getloadavg()[0]:.2f} at the end")
