@@ -267,20 +267,10 @@ class BuildResult:
         return getattr(self.image, "manifest_digest", None)
 
 
-ENTITLEMENTS = ("network.host", "security.insecure")
-
-
 def _entitlements(allow: Iterable[str]) -> frozenset[str]:
-    out = set()
-    for a in allow:
-        for part in a.split(","):
-            part = part.strip()
-            if not part:
-                continue
-            if part not in ENTITLEMENTS:
-                raise MasonError(f"unknown entitlement {part!r} for --allow (valid: {', '.join(ENTITLEMENTS)})")
-            out.add(part)
-    return frozenset(out)
+    from mason.backends.solver.entitlements import parse_allow
+
+    return parse_allow(allow)
 
 
 def output_specs(outputs: Iterable[str] = (), tags: Iterable[str] = (), *, push: bool = False) -> list:

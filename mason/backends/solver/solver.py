@@ -38,7 +38,7 @@ from pathlib import Path
 
 from mason.backends.containerd.client import AlreadyExists, Client, NotFound
 from mason.backends.containerd.exec import MANAGED_LABEL, OWNER_LABEL, Executor, reap_orphans
-from mason.backends.solver import cachekey
+from mason.backends.solver import cachekey, entitlements
 from mason.backends.solver.events import EventSink, VertexCached, VertexDone, VertexStarted, Warning, null_sink
 from mason.backends.solver.results import Result
 from mason.backends.solver.scheduler import DEFAULT_JOBS, Cancelled, CancelToken, run_dag
@@ -382,6 +382,9 @@ class _Build:
             if op.digest not in self.ops:
                 self.ops[op.digest] = op
                 order.append(op.digest)
+        # every op's entitlements, before anything is loaded or looked up: a cached result is
+        # no way around them (BuildKit checks a Definition's when it loads it)
+        entitlements.check((self.ops[d] for d in order), ctx.entitlements)
         n = 0
         for d in order:
             if not isinstance(self.ops[d], ConfigOp):
