@@ -32,7 +32,6 @@ import collections
 import contextlib
 import os
 import shlex
-import stat
 import threading
 import uuid
 from collections.abc import Callable
@@ -46,6 +45,7 @@ from mason.backends.containerd.spec import DEFAULT_ENV, BindMount, Process, Tmpf
 from mason.backends.solver import mounts as hm
 from mason.backends.solver import users
 from mason.backends.solver.events import VertexLog
+from mason.backends.solver.fsutil import remove_if_empty
 from mason.backends.solver.mergediff import result_snapshot_name
 from mason.backends.solver.results import SCRATCH, Result
 from mason.backends.solver.scheduler import Cancelled
@@ -311,17 +311,12 @@ def _missing(lowers: list[str], targets: list[str], recursive: bool) -> list[str
 
 
 def _remove_stubs(upper: str, stubs: list[str]) -> None:
+    """Remove the mount points runc created (deepest first) if they are still empty. The step
+    has run: any parent may now be a symlink (to a host path, CVE-2024-23652), so each stub is
+    resolved with every parent opened ``O_NOFOLLOW`` below the upper directory and acted on with
+    ``*at()`` calls; a stub whose parent is a link is no stub any more and stays."""
     for p in reversed(stubs):
-        host = os.path.join(upper, p.lstrip("/"))
-        try:
-            st = os.lstat(host)
-        except OSError:
-            continue
-        with contextlib.suppress(OSError):
-            if stat.S_ISDIR(st.st_mode):
-                os.rmdir(host)  # fails unless empty
-            elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
-                os.unlink(host)
+        remove_if_empty(upper, p)
 
 
 # -- mounts -------------------------------------------------------------------------------------

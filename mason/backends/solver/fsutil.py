@@ -26,7 +26,7 @@ from mason.ir.errors import MasonError
 
 __all__ = [
     "MAX_SYMLINKS", "Root", "Resolved", "resolve_in_root", "mkdir_all", "remove_all_at",
-    "chmod_at", "safe_extract_tar", "READ_DIR_FLAGS",
+    "chmod_at", "safe_extract_tar", "READ_DIR_FLAGS", "open_parent_strict", "remove_if_empty",
 ]
 
 MAX_SYMLINKS = 40  # Linux's MAXSYMLINKS
@@ -240,6 +240,54 @@ def mkdir_all(root: str, path: str, mode: int = 0o755) -> list[str]:
     """``mkdir -p`` of container ``path`` inside host directory ``root``."""
     with Root(root) as r:
         return r.mkdir_all(path, mode)
+
+
+def open_parent_strict(root: str | int, path: str) -> tuple[int, str] | None:
+    """``(dir fd, name)`` of container ``path``'s final component below ``root`` (a host
+    directory or an fd on one), walking every parent with ``O_NOFOLLOW``: no symlink is
+    followed at all, not even one that stays inside. None when a parent is missing, is not a
+    directory or is a link (the path is then not the one the caller meant: a step swapped a
+    parent for a link). The caller closes the fd."""
+    parts = [p for p in path.split("/") if p and p != "."]
+    if not parts or ".." in parts:
+        return None
+    try:
+        fd = os.open(root, _PATH_DIR) if isinstance(root, str) else os.dup(root)
+    except OSError:
+        return None
+    try:
+        for p in parts[:-1]:
+            nfd = os.open(p, _PATH_DIR, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+    except OSError:  # ENOENT, ENOTDIR, ELOOP (a link): not our path
+        os.close(fd)
+        return None
+    return fd, parts[-1]
+
+
+def remove_if_empty(root: str | int, path: str) -> bool:
+    """Remove container ``path`` below ``root`` if it is an empty directory or an empty
+    regular file, resolving it with :func:`open_parent_strict` (never through a link, so a
+    step that swapped a parent for a symlink to a host directory cannot make us delete
+    anything there). True if something was removed."""
+    got = open_parent_strict(root, path)
+    if got is None:
+        return False
+    d, name = got
+    try:
+        st = os.stat(name, dir_fd=d, follow_symlinks=False)
+        if stat.S_ISDIR(st.st_mode):
+            os.rmdir(name, dir_fd=d)  # fails unless empty
+        elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
+            os.unlink(name, dir_fd=d)
+        else:
+            return False
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(d)
 
 
 def remove_all_at(dir_fd: int, name: str) -> None:

@@ -198,3 +198,39 @@ def test_root_object_subroot(root):
     with Root(str(root)) as r, r.subroot("/etc") as sub:
         assert sub.host_path("/passwd") == str(root / "etc/passwd")
         assert sub.host_path("/../../x") == str(root / "etc/x")
+
+
+# -- remove_if_empty: the mount-stub cleanup (CVE-2024-23652) ----------------------------------
+
+def test_remove_if_empty_never_follows_a_parent_link(tmp_path):
+    from mason.backends.solver.fsutil import remove_if_empty
+
+    upper, host = tmp_path / "upper", tmp_path / "host"
+    (host / "victimdir").mkdir(parents=True)
+    (host / "victimfile").write_bytes(b"")
+    upper.mkdir()
+    (upper / "x").symlink_to(host)  # a step swapped the stub's parent for a link to the host
+    (upper / "inside").symlink_to("x")  # a relative link, still ends on the host
+    for p in ("/x/victimdir", "/x/victimfile", "/inside/victimdir", "x/../x/victimdir"):
+        assert remove_if_empty(str(upper), p) is False
+    assert (host / "victimdir").is_dir() and (host / "victimfile").exists()
+
+
+def test_remove_if_empty_removes_empty_stubs_only(tmp_path):
+    from mason.backends.solver.fsutil import remove_if_empty
+
+    upper = tmp_path / "upper"
+    (upper / "a" / "dir").mkdir(parents=True)
+    (upper / "a" / "file").write_bytes(b"")
+    (upper / "a" / "full").write_bytes(b"data")
+    (upper / "a" / "nonempty").mkdir()
+    (upper / "a" / "nonempty" / "f").write_bytes(b"")
+    (tmp_path / "elsewhere").mkdir()
+    (upper / "a" / "link").symlink_to(tmp_path / "elsewhere")
+    assert remove_if_empty(str(upper), "/a/dir") and not (upper / "a" / "dir").exists()
+    assert remove_if_empty(str(upper), "/a/file") and not (upper / "a" / "file").exists()
+    assert not remove_if_empty(str(upper), "/a/full")
+    assert not remove_if_empty(str(upper), "/a/nonempty")
+    assert not remove_if_empty(str(upper), "/a/link")  # a link is no stub, nor its target
+    assert not remove_if_empty(str(upper), "/a/missing")
+    assert (upper / "a" / "link").is_symlink() and (tmp_path / "elsewhere").is_dir()
