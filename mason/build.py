@@ -244,6 +244,14 @@ class BuildRequest:
     source_date_epoch: int | None = None
     history: bool = True
     events: object | None = None  # an EventSink
+    # for a long-lived caller (mason serve): an open Solver to use instead of one per build, the
+    # local:// directories (paths or solver LocalDirs) instead of the context and the
+    # Dockerfile's directory, a solver Secrets instead of one made from secrets/ssh, and a
+    # scheduler CancelToken that cancels the build when set
+    solver: object | None = None
+    locals: Mapping[str, object] | None = None
+    secret_store: object | None = None
+    cancel: object | None = None
 
 
 @dataclass
@@ -333,21 +341,29 @@ class open_solver:  # noqa: N801 - used as a context manager, like open()
 
 class _LazySolver:
     """Opens :class:`open_solver` on first use: lowering asks it for the image store only when a
-    ``FROM`` needs resolving, and a Dockerfile error never waits for containerd."""
+    ``FROM`` needs resolving, and a Dockerfile error never waits for containerd. With
+    ``solver``, that open Solver is used (and left open)."""
 
-    def __init__(self, root: str | None, address: str | None):
+    def __init__(self, root: str | None, address: str | None, solver=None):
         self.root, self.address = root, address
-        self._opened: open_solver | None = None
+        self._opened: open_solver | _Given | None = _Given(solver) if solver is not None else None
 
-    def get(self) -> open_solver:
+    def get(self):
         if self._opened is None:
             self._opened = open_solver(self.root, self.address)
         return self._opened
 
     def close(self) -> None:
-        if self._opened is not None:
+        if self._opened is not None and not isinstance(self._opened, _Given):
             self._opened.close()
             self._opened = None
+
+
+class _Given:
+    """An open Solver handed in by the caller, shaped like :class:`open_solver`."""
+
+    def __init__(self, solver):
+        self.solver, self.client = solver, solver.client
 
 
 def _pick_output(graph: Graph, target: str | None) -> str:
@@ -383,11 +399,11 @@ def _recording(root: str | None, meta: Mapping[str, object], events, enabled: bo
             yield rec, rec
 
 
-def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals: Mapping[str, str],
+def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals: Mapping[str, object],
            excludes: Iterable[str], secrets: Iterable[str], ssh: Iterable[str], allow: Iterable[str],
            no_cache: bool, insecure_registries: tuple[str, ...], jobs: int, network_default: str,
            source_date_epoch: int | None, events, no_cache_filter: tuple[str, ...] = (),
-           explain: bool = False) -> BuildResult:
+           explain: bool = False, secret_store=None, cancel=None) -> BuildResult:
     """Solve ``output`` of ``graph`` and write the (already checked) output ``specs``."""
     import time
 
@@ -400,18 +416,22 @@ def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals:
 
     sink = events or null_sink
     ents = _entitlements(allow)
-    ssh_map: dict[str, list[str]] = {}
-    for s in ssh:
-        sid, paths = parse_ssh(s)
-        ssh_map[sid] = paths
-    sec = Secrets([parse_secret(s) for s in secrets], ssh_map)
+    if secret_store is not None:
+        sec = secret_store
+    else:
+        ssh_map: dict[str, list[str]] = {}
+        for s in ssh:
+            sid, paths = parse_ssh(s)
+            ssh_map[sid] = paths
+        sec = Secrets([parse_secret(s) for s in secrets], ssh_map)
     excl = tuple(excludes)
-    local_dirs = {k: LocalDir(str(v), excl if k == "context" else ()) for k, v in locals.items()}
+    local_dirs = {k: v if isinstance(v, LocalDir) else LocalDir(str(v), excl if k == "context" else ())
+                  for k, v in locals.items()}
     timings: dict[str, float] = {}
     solver = lazy.get().solver
     opts = SolveOptions(jobs=jobs, no_cache=no_cache, entitlements=ents, locals=local_dirs, secrets=sec,
                         insecure_registries=insecure_registries, network_default=network_default,
-                        no_cache_filter=tuple(no_cache_filter), explain=explain)
+                        no_cache_filter=tuple(no_cache_filter), explain=explain, cancel=cancel)
     t0 = time.perf_counter()
     image = None
     names: tuple[str, ...] = ()
@@ -468,10 +488,12 @@ def solve_graph(graph: Graph, *, output: str | None = None, tags: Iterable[str] 
                 no_cache: bool = False, insecure_registries: Iterable[str] = (), root: str | None = None,
                 containerd_address: str | None = None, jobs: int = 4, network_default: str = "default",
                 source_date_epoch: int | None = None, events=None,
-                record: Mapping[str, object] | None = None) -> BuildResult:
+                record: Mapping[str, object] | None = None, solver=None, secret_store=None,
+                cancel=None) -> BuildResult:
     """Solve one output of ``graph`` and write the requested outputs (``-t`` names and
     ``--output`` specs, checked before anything runs). ``locals`` maps ``local://NAME`` to
-    directories. ``record`` (metadata) records the solve in the build history."""
+    directories (or solver ``LocalDir``\ s). ``record`` (metadata) records the solve in the build
+    history. ``solver``, ``secret_store``, ``cancel``: as in :class:`BuildRequest`."""
     from mason.backends.exporters.outputs import check_outputs
 
     insecure = tuple(insecure_registries)
@@ -482,13 +504,13 @@ def solve_graph(graph: Graph, *, output: str | None = None, tags: Iterable[str] 
     meta.setdefault("tags", list(tags))
     meta.setdefault("outputs", list(outputs))
     meta.setdefault("target", name)
-    lazy = _LazySolver(root, containerd_address)
+    lazy = _LazySolver(root, containerd_address, solver)
     try:
         with _recording(root, meta, events, record is not None) as (sink, rec):
             res = _solve(lazy, graph, specs, output=name, locals=dict(locals or {}), excludes=excludes,
                          secrets=secrets, ssh=ssh, allow=allow, no_cache=no_cache, insecure_registries=insecure,
                          jobs=jobs, network_default=network_default, source_date_epoch=source_date_epoch,
-                         events=sink)
+                         events=sink, secret_store=secret_store, cancel=cancel)
             if rec is not None:
                 rec.update(image=res.digest, names=list(res.names))
                 res.build_id = rec.id
@@ -530,8 +552,11 @@ def build(request: BuildRequest | None = None, /, **kw) -> BuildResult:
     # every output mistake that can be known now fails here, before any step runs
     specs = output_specs(req.outputs, req.tags, push=req.push)
     check_outputs(specs, insecure_registries=insecure)
-    locals_ = {"context": context, "dockerfile": str(Path(dockerfile).parent) if dockerfile != "-" else context}
-    lazy = _LazySolver(req.root, req.containerd_address)
+    locals_: Mapping[str, object] = {"context": context,
+                                     "dockerfile": str(Path(dockerfile).parent) if dockerfile != "-" else context}
+    if req.locals is not None:
+        locals_ = req.locals
+    lazy = _LazySolver(req.root, req.containerd_address, req.solver)
     try:
         with _recording(req.root, build_meta(req, context, dockerfile), req.events, req.history) as (sink, rec):
             try:
@@ -544,7 +569,7 @@ def build(request: BuildRequest | None = None, /, **kw) -> BuildResult:
                              excludes=(), secrets=req.secrets, ssh=req.ssh, allow=req.allow, no_cache=req.no_cache,
                              insecure_registries=insecure, jobs=req.jobs, network_default=req.network_default,
                              source_date_epoch=epoch, events=sink, no_cache_filter=req.no_cache_filter,
-                             explain=req.explain)
+                             explain=req.explain, secret_store=req.secret_store, cancel=req.cancel)
             except MasonError as e:
                 if e.loc is not None and e.source_line is None and dockerfile != "-":
                     with contextlib.suppress(MasonError):

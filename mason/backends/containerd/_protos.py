@@ -10,29 +10,23 @@ installs under ``/usr/share/gocode/src``. Before handing them to ``grpc_tools.pr
 * drop gogo's and containerd's ``fieldpath`` options and their ``import weak`` lines: they only
   steer Go code generation and never change the wire format.
 
-The output lands in ``<cache>/containerd-stubs/<hash of the inputs>/`` and is written
-atomically (a temporary directory renamed into place, so two processes racing both end up
-importing one complete tree). ``_stubs`` is a package object created here whose ``__path__``
-points into that directory; nothing is added to ``sys.path``.
+The output lands in ``<cache>/containerd-stubs/<hash of the inputs>/``, written atomically
+(:mod:`mason.ir.protogen`, which also does the rewriting). ``_stubs`` is a package object whose
+``__path__`` points into that directory; nothing is added to ``sys.path``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import os
-import re
-import shutil
-import sys
-import tempfile
 import threading
 import types
 from dataclasses import dataclass
 from pathlib import Path
 
+from mason.ir import protogen
 from mason.ir.errors import MasonError
 
-GOCODE = Path(os.environ.get("MASON_GOCODE", "/usr/share/gocode/src"))
+GOCODE = protogen.GOCODE
 CONTAINERD_SRC = "github.com/containerd/containerd"
 GOOGLEAPIS_SRC = "github.com/gogo/googleapis"
 APT_PACKAGE = "golang-github-containerd-containerd-dev"
@@ -59,36 +53,6 @@ ROOTS = (
     "runtime/v2/runc/options/oci.proto",
 )
 
-_IMPORT_RE = re.compile(r'^\s*import\s+(weak\s+|public\s+)?"([^"]+)"\s*;\s*$', re.M)
-_DROPPED_PREFIXES = ("(gogoproto.", "(containerd.plugin.")
-_OPTION_STMT_RE = re.compile(r"^\s*option\s+\((?:gogoproto|containerd\.plugin)\.[\w.]+\)\s*=\s*[^;]*;[^\n]*$", re.M)
-_FIELD_OPTS_RE = re.compile(r"\[([^\[\]]*\((?:gogoproto|containerd\.plugin)\.[^\[\]]*)\]")
-
-
-def _split_options(body: str) -> list[str]:
-    """Split ``a = 1, b = "x,y"`` at top-level commas (not inside quotes)."""
-    parts, cur, quote = [], [], ""
-    for ch in body:
-        if quote:
-            cur.append(ch)
-            if ch == quote:
-                quote = ""
-        elif ch in "\"'":
-            quote = ch
-            cur.append(ch)
-        elif ch == ",":
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    parts.append("".join(cur))
-    return [p.strip() for p in parts if p.strip()]
-
-
-def _strip_field_options(m: re.Match[str]) -> str:
-    kept = [p for p in _split_options(m.group(1)) if not p.startswith(_DROPPED_PREFIXES)]
-    return f"[{', '.join(kept)}]" if kept else ""
-
 
 def _map_import(path: str) -> str | None:
     """Where an imported proto lives in the generated tree; None = provided elsewhere / dropped."""
@@ -100,25 +64,9 @@ def _map_import(path: str) -> str | None:
 
 
 def rewrite_proto(text: str) -> tuple[str, list[str]]:
-    """Rewrite one .proto file; return the new text and the original paths of the imports that
-    must be compiled with it."""
-    deps: list[str] = []
-
-    def imp(m: re.Match[str]) -> str:
-        modifier, path = (m.group(1) or "").strip(), m.group(2)
-        if path == "gogoproto/gogo.proto" or path.endswith("/protobuf/plugin/fieldpath.proto"):
-            return ""
-        mapped = _map_import(path)
-        if mapped is None:  # google/protobuf/*: grpc_tools ships these
-            return m.group(0)
-        deps.append(path)
-        prefix = f"import {modifier} " if modifier == "public" else "import "
-        return f'{prefix}"{mapped}";'
-
-    text = _IMPORT_RE.sub(imp, text)
-    text = _OPTION_STMT_RE.sub("", text)
-    text = _FIELD_OPTS_RE.sub(_strip_field_options, text)
-    return text, deps
+    """Rewrite one of containerd's .proto files (:func:`mason.ir.protogen.rewrite_proto`); return
+    the new text and the original paths of the imports that must be compiled with it."""
+    return protogen.rewrite_proto(text, _map_import)
 
 
 def _source_file(path: str) -> Path:
@@ -136,90 +84,14 @@ def _collect() -> dict[str, str]:
             f"containerd's API definitions are missing ({GOCODE / CONTAINERD_SRC / 'api'}); "
             f"install the Debian package {APT_PACKAGE}"
         )
-    out: dict[str, str] = {}
-    todo = [f"{CONTAINERD_SRC}/{r}" for r in ROOTS]
-    while todo:
-        path = todo.pop()
-        dest = _map_import(path)
-        assert dest is not None
-        if dest in out:
-            continue
-        src = _source_file(path)
-        try:
-            raw = src.read_text()
-        except OSError as e:
-            raise MasonError(f"cannot read {src}: {e.strerror}; reinstall the Debian package {APT_PACKAGE}") from None
-        out[dest], deps = rewrite_proto(raw)
-        todo.extend(deps)
-    return out
-
-
-def _versions() -> str:
-    import google.protobuf
-    import grpc_tools
-
-    tools_version = getattr(grpc_tools, "__version__", "")
-    if not tools_version:
-        try:
-            from importlib.metadata import version
-
-            tools_version = version("grpcio-tools")
-        except Exception:  # noqa: BLE001 - any metadata problem just weakens the cache key
-            tools_version = "?"
-    return f"{GENERATOR_VERSION}/{google.protobuf.__version__}/{tools_version}"
-
-
-def cache_root() -> Path:
-    """``$MASON_CACHE``, else ``$XDG_CACHE_HOME/mason``, else ``~/.cache/mason``."""
-    if os.environ.get("MASON_CACHE"):
-        return Path(os.environ["MASON_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "mason"
-
-
-def _generate(protos: dict[str, str], dest: Path) -> None:
-    from grpc_tools import protoc
-
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    except OSError as e:
-        raise MasonError(f"cannot write containerd's API stubs under {dest.parent}: {e.strerror}; "
-                         "set MASON_CACHE to a writable directory") from None
-    try:
-        src, py = tmp / "proto", tmp / "py"
-        for rel, text in protos.items():
-            (src / rel).parent.mkdir(parents=True, exist_ok=True)
-            (src / rel).write_text(text)
-        py.mkdir()
-        include = str(Path(protoc.__file__).parent / "_proto")
-        args = ["grpc_tools.protoc", f"-I{src}", f"-I{include}", f"--python_out={py}", f"--grpc_python_out={py}"]
-        rc = protoc.main(args + sorted(protos))
-        if rc != 0:
-            raise MasonError(f"generating containerd's API stubs failed (protoc exit {rc}; inputs in {src})")
-        # Regular packages (with __init__.py) all the way down, for plain import machinery.
-        for d in [py / _PKG_PATH, *(p for p in (py / _PKG_PATH).rglob("*") if p.is_dir())]:
-            (d / "__init__.py").touch()
-        (py / "INPUTS").write_text("\n".join(sorted(protos)) + "\n")
-        try:
-            os.rename(py, dest)
-        except OSError:
-            if not (dest / "INPUTS").exists():  # not a lost race: a real failure
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return protogen.collect([f"{CONTAINERD_SRC}/{r}" for r in ROOTS], _map_import, _source_file,
+                            package_hint=APT_PACKAGE)
 
 
 def stubs_dir() -> Path:
     """The directory holding the generated tree, generating it if needed."""
-    protos = _collect()
-    h = hashlib.sha256(_versions().encode())
-    for rel in sorted(protos):
-        h.update(rel.encode() + b"\0" + protos[rel].encode() + b"\0")
-    dest = cache_root() / "containerd-stubs" / h.hexdigest()[:20]
-    if not (dest / "INPUTS").exists():
-        _generate(protos, dest)
-    return dest
+    return protogen.generated_tree("containerd-stubs", _collect(), grpc=True, version=GENERATOR_VERSION,
+                                   what="containerd's API stubs", packages=[_PKG_PATH])
 
 
 @dataclass(frozen=True)
@@ -275,15 +147,7 @@ def load() -> Stubs:
     with _lock:
         if _loaded is not None:
             return _loaded
-        root = stubs_dir() / _PKG_PATH
-        pkg = sys.modules.get(PACKAGE)
-        if pkg is None:
-            pkg = types.ModuleType(PACKAGE, "containerd API stubs generated by mason._protos")
-            pkg.__path__ = [str(root)]
-            pkg.__package__ = PACKAGE
-            sys.modules[PACKAGE] = pkg
-        elif str(root) not in pkg.__path__:
-            raise MasonError(f"{PACKAGE} was already loaded from {pkg.__path__}")
+        protogen.mount_package(PACKAGE, stubs_dir() / _PKG_PATH, "containerd API stubs generated by mason")
 
         def mod(name: str) -> types.ModuleType:
             return importlib.import_module(f"{PACKAGE}.{name}")

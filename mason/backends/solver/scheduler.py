@@ -62,6 +62,7 @@ def run_dag(nodes: Iterable[K], deps: Mapping[K, Iterable[K]], fn: Callable[[K],
     ready = [n for n in order if waiting[n] == 0]
     running: dict[cf.Future[None], K] = {}
     first_error: BaseException | None = None
+    stopped = False
     pool = cf.ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="mason-solve")
 
     def cancel(err: BaseException) -> None:
@@ -98,8 +99,14 @@ def run_dag(nodes: Iterable[K], deps: Mapping[K, Iterable[K]], fn: Callable[[K],
                         ready.append(c)
             if token.is_set():
                 ready.clear()
-                if first_error is None:
+                if first_error is None:  # cancelled from outside: stop what runs, as on a failure
                     first_error = token.reason or Cancelled("cancelled")
+                    if on_cancel is not None and running and not stopped:
+                        stopped = True
+                        try:
+                            on_cancel()
+                        except Exception:  # noqa: BLE001 - best effort, as in cancel()
+                            pass
     except BaseException as e:  # Ctrl-C while waiting: cancel, wind down, re-raise
         cancel(e)
         _drain(running)

@@ -32,7 +32,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,10 +61,13 @@ STAGE_KEY = "mason.stage"  # the Dockerfile lowering's stage of an op (name, or 
 @dataclass(frozen=True)
 class LocalDir:
     """A ``local://NAME`` source: a client directory and the exclude patterns the driver adds
-    (the context's ``.dockerignore``) when the op carries none."""
+    (the context's ``.dockerignore``) when the op carries none. ``sync``, when set, is called
+    with the op's attrs before the directory is first read, and returns the directory to read
+    (``mason serve`` fetches the client's files there, filtered as the op asks)."""
 
     path: str
     exclude: tuple[str, ...] = ()
+    sync: Callable[[Mapping[str, str]], str] | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -81,6 +84,7 @@ class SolveOptions:
     no_cache_filter: tuple[str, ...] = ()  # stages whose steps run again (names or indexes)
     explain: bool = False  # compute SolvedOutput.explain (why each step that ran missed)
     target_id: str | None = None  # what "the same target" is for --explain (default: see _target_id)
+    cancel: CancelToken | None = None  # set from outside (mason serve: the client went away) to cancel
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,7 @@ class SolveContext:
             self.secrets = opts.secrets
         self.entitlements = set(opts.entitlements)
         self.events = events
-        self.token = CancelToken()
+        self.token = opts.cancel or CancelToken()
         self.tmpdir = tmpdir
         self.started = time.time()  # results recorded since are this build's own (see _Build._lookup)
         self._cache_mounts = self._network = None
@@ -729,7 +733,8 @@ def _local_spec(ctx: SolveContext, op: SourceOp) -> tuple[str, str, dict]:
         raise MasonError(f"no directory for local://{name} (known: {known})", op.loc)
     if local.exclude and "local.excludepatterns" not in attrs:
         attrs["local.excludepatterns"] = json.dumps(list(local.exclude))
-    return name, local.path, attrs
+    path = local.sync(attrs) if local.sync is not None else local.path
+    return name, path, attrs
 
 
 def _pinned_digest(identifier: str) -> str | None:

@@ -1,0 +1,230 @@
+"""Python gRPC stubs for BuildKit's control and session API, generated at first use (never
+committed), the same way as containerd's (:mod:`mason.ir.protogen`).
+
+Sources: the ``.proto`` files Debian's ``golang-github-docker-docker-dev`` installs under
+``/usr/share/gocode/src/github.com/moby/buildkit`` (``api/services/control``, ``api/types``,
+``session/{filesync,auth,secrets,sshforward}``) and fsutil's ``types/*.proto`` from
+``golang-github-tonistiigi-fsutil-dev``. Rewritten for protoc:
+
+* everything moves under the package ``mason.server._stubs``;
+* BuildKit's ``solver/pb/ops.proto`` is *not* compiled again: the import points at mason's own
+  ``llb.proto`` (the same package ``pb``, the same messages and field numbers), so a
+  ``SolveRequest``'s ``Definition`` is a mason ``pb.Definition`` and no second ``pb`` package
+  clashes in the descriptor pool;
+* the files Debian ships are BuildKit v0.8's. The fields and calls newer clients (buildctl
+  v0.32) send or read are added from BuildKit's published field numbers (:data:`ADDITIONS`):
+  ``SolveRequest.Exporters`` (13) and friends, ``Control.Info``, status warnings, worker
+  versions. Anything else a newer client sends is kept as an unknown field (proto3) and
+  ignored.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import threading
+import types
+from dataclasses import dataclass
+from pathlib import Path
+
+from mason.ir import llb_pb, protogen
+from mason.ir.errors import MasonError
+
+BUILDKIT_SRC = "github.com/moby/buildkit"
+FSUTIL_SRC = "github.com/tonistiigi/fsutil"
+OPS_PROTO = f"{BUILDKIT_SRC}/solver/pb/ops.proto"
+APT_PACKAGES = "golang-github-docker-docker-dev golang-github-tonistiigi-fsutil-dev"
+
+PACKAGE = "mason.server._stubs"
+_PKG_PATH = PACKAGE.replace(".", "/")
+GENERATOR_VERSION = "1"
+
+ROOTS = (
+    f"{BUILDKIT_SRC}/api/services/control/control.proto",
+    f"{BUILDKIT_SRC}/session/filesync/filesync.proto",
+    f"{BUILDKIT_SRC}/session/auth/auth.proto",
+    f"{BUILDKIT_SRC}/session/secrets/secrets.proto",
+    f"{BUILDKIT_SRC}/session/sshforward/ssh.proto",
+    f"{FSUTIL_SRC}/types/wire.proto",
+)
+
+# What BuildKit added after v0.8 that mason reads or writes: file -> message -> fields (each
+# added unless the message already has its number), plus whole messages and calls.
+ADDITIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "api/services/control/control.proto": {
+        "SolveRequest": ("bool Internal = 11;", "bytes SourcePolicy = 12;", "repeated Exporter Exporters = 13;",
+                         "bool EnableSessionExporter = 14;"),
+        "StatusResponse": ("repeated VertexWarning warnings = 4;",),
+        "Vertex": ("pb.ProgressGroup progressGroup = 8;",),
+        "UsageRecord": ("repeated string Parents = 12;",),
+    },
+    "api/types/worker.proto": {
+        "WorkerRecord": ("BuildkitVersion BuildkitVersion = 5;",),
+    },
+}
+NEW_MESSAGES: dict[str, str] = {
+    "api/services/control/control.proto": """
+message Exporter {
+  string Type = 1;
+  map<string, string> Attrs = 2;
+}
+
+message VertexWarning {
+  string vertex = 1;
+  int64 level = 2;
+  bytes short = 3;
+  repeated bytes detail = 4;
+  string url = 5;
+  pb.SourceInfo info = 6;
+  repeated pb.Range ranges = 7;
+}
+
+message InfoRequest {}
+
+message InfoResponse {
+  moby.buildkit.v1.types.BuildkitVersion buildkitVersion = 1;
+}
+""",
+    "api/types/worker.proto": """
+message BuildkitVersion {
+  string package = 1;
+  string version = 2;
+  string revision = 3;
+}
+""",
+}
+NEW_RPCS = {"api/services/control/control.proto": ("rpc Info(InfoRequest) returns (InfoResponse);",)}
+
+
+def _relative(path: str) -> str | None:
+    for src in (BUILDKIT_SRC, FSUTIL_SRC):
+        if path.startswith(src + "/"):
+            return path[len(src) + 1:]
+    return None
+
+
+def _map_import(path: str) -> str | tuple[str, str] | None:
+    if path == OPS_PROTO:
+        return ("external", llb_pb.PROTO_NAME)
+    if path == "stat.proto":  # fsutil's wire.proto imports its sibling by bare name
+        path = f"{FSUTIL_SRC}/types/stat.proto"
+    if path.startswith(BUILDKIT_SRC + "/"):
+        return f"{_PKG_PATH}/buildkit/{path[len(BUILDKIT_SRC) + 1:]}"
+    if path.startswith(FSUTIL_SRC + "/"):
+        return f"{_PKG_PATH}/fsutil/{path[len(FSUTIL_SRC) + 1:]}"
+    return None
+
+
+def _source_file(path: str) -> Path:
+    if path == "stat.proto":
+        path = f"{FSUTIL_SRC}/types/stat.proto"
+    return protogen.GOCODE / path
+
+
+def _message_span(text: str, name: str) -> tuple[int, int] | None:
+    """(start of the body, index of the closing brace) of top-level ``message NAME``."""
+    m = re.search(rf"^message\s+{name}\s*\{{", text, re.M)
+    if m is None:
+        return None
+    depth, i = 1, m.end()
+    while depth and i < len(text):
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        i += 1
+    return m.end(), i - 1
+
+
+def patch(path: str, text: str) -> str:
+    """Add :data:`ADDITIONS`, :data:`NEW_MESSAGES` and :data:`NEW_RPCS` to one original file
+    (what a newer Debian file already has is left as it is)."""
+    rel = _relative(path) or path
+    for message, fields in ADDITIONS.get(rel, {}).items():
+        span = _message_span(text, message)
+        if span is None:
+            raise MasonError(f"{path}: no message {message} to extend; reinstall {APT_PACKAGES}")
+        body = text[span[0]:span[1]]
+        new = [f for f in fields if not re.search(rf"=\s*{f.rsplit('=', 1)[1].strip(' ;')}\s*[;\[]", body)]
+        if new:
+            text = text[:span[1]] + "".join(f"\t{f}\n" for f in new) + text[span[1]:]
+    block = NEW_MESSAGES.get(rel, "")
+    for name in re.findall(r"^message\s+(\w+)", block, re.M):
+        span = _message_span(block, name)
+        if span is not None and _message_span(text, name) is None:
+            start = block.index(f"message {name}")
+            text += "\n" + block[start:span[1] + 1] + "\n"
+    for rpc in NEW_RPCS.get(rel, ()):
+        call = rpc.split("(")[0]
+        if not re.search(rf"^\s*{re.escape(call)}\s*\(", text, re.M):
+            span = re.search(r"^service\s+\w+\s*\{", text, re.M)
+            if span is None:
+                raise MasonError(f"{path}: no service to extend; reinstall {APT_PACKAGES}")
+            text = text[:span.end()] + f"\n\t{rpc}" + text[span.end():]
+    return text
+
+
+def _collect() -> dict[str, str]:
+    if not (protogen.GOCODE / BUILDKIT_SRC / "api").is_dir() or not (protogen.GOCODE / FSUTIL_SRC / "types").is_dir():
+        raise MasonError(f"BuildKit's API definitions are missing (under {protogen.GOCODE}); "
+                         f"install the Debian packages {APT_PACKAGES}")
+    return protogen.collect(ROOTS, _map_import, _source_file, package_hint=APT_PACKAGES, patch=patch)
+
+
+def stubs_dir() -> Path:
+    """The directory holding the generated tree, generating it if needed."""
+    llb = llb_pb.include_dir()
+    return protogen.generated_tree("buildkit-stubs", _collect(), grpc=True, includes=[llb],
+                                   version=f"{GENERATOR_VERSION}/{llb.name}", what="BuildKit's API stubs",
+                                   packages=[_PKG_PATH])
+
+
+@dataclass(frozen=True)
+class Stubs:
+    control: types.ModuleType  # moby.buildkit.v1 messages
+    control_grpc: types.ModuleType
+    worker: types.ModuleType  # moby.buildkit.v1.types
+    filesync: types.ModuleType
+    filesync_grpc: types.ModuleType
+    auth: types.ModuleType
+    auth_grpc: types.ModuleType
+    secrets: types.ModuleType
+    secrets_grpc: types.ModuleType
+    ssh: types.ModuleType
+    ssh_grpc: types.ModuleType
+    fsutil: types.ModuleType  # fsutil.types Packet
+    stat: types.ModuleType  # fsutil.types Stat
+    llb: types.ModuleType  # mason's pb (Definition, Platform)
+
+
+_MODULES = {
+    "control": "buildkit.api.services.control.control",
+    "filesync": "buildkit.session.filesync.filesync",
+    "auth": "buildkit.session.auth.auth",
+    "secrets": "buildkit.session.secrets.secrets",
+    "ssh": "buildkit.session.sshforward.ssh",
+}
+
+_lock = threading.Lock()
+_loaded: Stubs | None = None
+
+
+def load() -> Stubs:
+    """Generate (once per machine and input set) and import BuildKit's stubs."""
+    global _loaded
+    with _lock:
+        if _loaded is not None:
+            return _loaded
+        llb = llb_pb.pb()  # registers mason_llb_pb2, which control_pb2 imports
+        protogen.mount_package(PACKAGE, stubs_dir() / _PKG_PATH, "BuildKit API stubs generated by mason")
+
+        def mod(name: str) -> types.ModuleType:
+            return importlib.import_module(f"{PACKAGE}.{name}")
+
+        kw: dict[str, types.ModuleType] = {}
+        for attr, name in _MODULES.items():
+            kw[attr] = mod(name + "_pb2")
+            kw[attr + "_grpc"] = mod(name + "_pb2_grpc")
+        kw["worker"] = mod("buildkit.api.types.worker_pb2")
+        kw["fsutil"] = mod("fsutil.types.wire_pb2")
+        kw["stat"] = mod("fsutil.types.stat_pb2")
+        kw["llb"] = llb
+        _loaded = Stubs(**kw)
+        return _loaded
