@@ -492,7 +492,7 @@ def solve_graph(graph: Graph, *, output: str | None = None, tags: Iterable[str] 
                 cancel=None) -> BuildResult:
     """Solve one output of ``graph`` and write the requested outputs (``-t`` names and
     ``--output`` specs, checked before anything runs). ``locals`` maps ``local://NAME`` to
-    directories (or solver ``LocalDir``\ s). ``record`` (metadata) records the solve in the build
+    directories (or solver ``LocalDir`` objects). ``record`` (metadata) records the solve in the build
     history. ``solver``, ``secret_store``, ``cancel``: as in :class:`BuildRequest`."""
     from mason.backends.exporters.outputs import check_outputs
 

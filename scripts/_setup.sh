@@ -9,6 +9,7 @@ APT_PACKAGES=(
   containerd runc busybox-static graphviz docker-registry
   golang-github-containerd-containerd-dev containernetworking-plugins iptables
   skopeo umoci iproute2 util-linux openssh-client
+  golang-github-docker-docker-dev golang-github-tonistiigi-fsutil-dev
 )
 
 missing=()
@@ -40,3 +41,10 @@ if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
   touch "$STAMP"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
+# The API stubs are generated from Debian's .proto files once per input set, at install rather
+# than on the first build (never committed).
+if [ ! -f .venv/.mason-stubs ] || [ "$STAMP" -nt .venv/.mason-stubs ]; then
+  echo ">> generating API stubs"
+  .venv/bin/python -c 'from mason.backends.containerd import _protos; from mason.protos import buildkit; _protos.load(); buildkit.load()'
+  touch .venv/.mason-stubs
+fi

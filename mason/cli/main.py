@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "prune": ("mason.cli.prune", "prune", "Free build cache and what no record or image references."),
     "parse": ("mason.cli.parse", "parse", "Parse a Dockerfile and report errors (or --dump its syntax tree)."),
     "rmi": ("mason.cli.images", "rmi", "Remove images from mason's image store."),
+    "serve": ("mason.cli.serve", "serve", "Run a build daemon that BuildKit's client (buildctl) drives."),
     "solve": ("mason.cli.solve", "solve", "Execute an LLB Definition (mason's or BuildKit's)."),
 }
 

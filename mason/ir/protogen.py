@@ -1,7 +1,7 @@
 """Python modules generated from ``.proto`` files at first use (never committed), shared by every
 set of stubs mason uses: its own LLB module (:mod:`mason.ir.llb_pb`), containerd's API
 (:mod:`mason.backends.containerd._protos`) and BuildKit's control and session API
-(:mod:`mason.server.protos`).
+(:mod:`mason.protos.buildkit`).
 
 The Go projects' ``.proto`` files (as Debian installs them under ``/usr/share/gocode/src``) need
 two changes before ``grpc_tools.protoc`` sees them, made by :func:`rewrite_proto`:

@@ -45,7 +45,7 @@ STAT_CACHE_FILE = "local-stat-cache.sqlite"
 RACY_NS = 2_000_000_000  # coarser than any file system's timestamp granularity we meet
 _CHUNK = 1 << 20
 
-__all__ = ["LocalEntry", "LocalScan", "StatCache", "load_local", "scan_local"]
+__all__ = ["LocalEntry", "LocalScan", "StatCache", "load_local", "scan_local", "select_local"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,9 +170,12 @@ def _escape(path: str) -> str:
 # -- scanning -----------------------------------------------------------------------------------
 
 
-def scan_local(context_dir: str | os.PathLike[str], attrs: Mapping[str, str] | None = None, *,
-               cache_dir: str | os.PathLike[str] | None = None) -> LocalScan:
-    """Walk ``context_dir`` with the attrs' patterns; checksum the selection."""
+def select_local(context_dir: str | os.PathLike[str],
+                 attrs: Mapping[str, str] | None = None) -> tuple[Path, list[tuple[str, os.stat_result]]]:
+    """What :func:`scan_local` selects, without reading any file: the resolved root and
+    (relative path, lstat) per entry, in walk order (parents before children; names sorted), the
+    directories that only lead to selected entries included. ``mason serve``'s client sends
+    exactly this."""
     attrs = attrs or {}
     root = Path(context_dir)
     try:
@@ -190,39 +193,49 @@ def scan_local(context_dir: str | os.PathLike[str], attrs: Mapping[str, str] | N
     exc = PatternMatcher(excludes)
     # "Exclude everything but the includes": a directory it can skip holds nothing included.
     inc_skip = PatternMatcher(["**"] + ["!" + str(p) for p in includes]) if includes else None
+    walked: list[tuple[str, os.stat_result, bool]] = []  # (rel, lstat, selected itself)
+    stack = [("", iter(_listdir(root, "")))]
+    while stack:
+        reldir, names = stack[-1]
+        name = next(names, None)
+        if name is None:
+            stack.pop()
+            continue
+        rel = f"{reldir}/{name}" if reldir else name
+        st = os.lstat(os.path.join(root, rel))
+        if stat.S_ISDIR(st.st_mode):
+            if exc.can_skip_dir(rel) or (inc_skip is not None and inc_skip.can_skip_dir(rel)):
+                continue
+            selected = (not includes or inc.excluded(rel)) and not exc.excluded(rel)
+            walked.append((rel, st, selected))
+            stack.append((rel, iter(_listdir(root, rel))))
+            continue
+        if includes and not inc.excluded(rel) or exc.excluded(rel) or stat.S_ISSOCK(st.st_mode):
+            continue  # sockets and the like are not content
+        walked.append((rel, st, True))
+    return root, _prune(walked)
 
+
+def scan_local(context_dir: str | os.PathLike[str], attrs: Mapping[str, str] | None = None, *,
+               cache_dir: str | os.PathLike[str] | None = None) -> LocalScan:
+    """Walk ``context_dir`` with the attrs' patterns; checksum the selection."""
+    root, selection = select_local(context_dir, attrs)
     cache = StatCache(Path(cache_dir) / STAT_CACHE_FILE) if cache_dir is not None else None
     known = cache.load_under(str(root)) if cache else {}
-    walked: list[tuple[LocalEntry, bool]] = []  # (entry, selected itself)
+    entries: list[LocalEntry] = []
     hashed = 0
     try:
-        stack = [("", iter(_listdir(root, "")))]
-        while stack:
-            reldir, names = stack[-1]
-            name = next(names, None)
-            if name is None:
-                stack.pop()
-                continue
-            rel = f"{reldir}/{name}" if reldir else name
-            full = os.path.join(root, rel)
-            st = os.lstat(full)
+        for rel, st in selection:
             if stat.S_ISDIR(st.st_mode):
-                if exc.can_skip_dir(rel) or (inc_skip is not None and inc_skip.can_skip_dir(rel)):
-                    continue
-                selected = (not includes or inc.excluded(rel)) and not exc.excluded(rel)
-                walked.append((LocalEntry(rel, "dir", stat.S_IMODE(st.st_mode), st.st_mtime_ns), selected))
-                stack.append((rel, iter(_listdir(root, rel))))
+                entries.append(LocalEntry(rel, "dir", stat.S_IMODE(st.st_mode), st.st_mtime_ns))
                 continue
-            if includes and not inc.excluded(rel) or exc.excluded(rel):
-                continue
-            entry, fresh = _entry(rel, full, st, known, cache)
+            entry, fresh = _entry(rel, os.path.join(root, rel), st, known, cache)
             if entry is not None:
                 hashed += fresh
-                walked.append((entry, True))
+                entries.append(entry)
     finally:
         if cache:
             cache.close()
-    entries = _prune(walked)
     h = hashlib.sha256()
     for e in sorted(entries, key=lambda e: e.rel):
         h.update(e.checksum_line())
@@ -275,19 +288,19 @@ def _hash_file(full: str) -> tuple[str, os.stat_result]:
         return "sha256:" + h.hexdigest(), os.fstat(f.fileno())
 
 
-def _prune(walked: list[tuple[LocalEntry, bool]]) -> list[LocalEntry]:
+def _prune(walked: list[tuple[str, os.stat_result, bool]]) -> list[tuple[str, os.stat_result]]:
     """Keep selected entries and the directories that lead to them."""
     needed: set[str] = set()
-    for e, selected in walked:
+    for rel, _, selected in walked:
         if selected:
-            i = e.rel.rfind("/")
+            i = rel.rfind("/")
             while i > 0:
-                parent = e.rel[:i]
+                parent = rel[:i]
                 if parent in needed:
                     break
                 needed.add(parent)
                 i = parent.rfind("/")
-    return [e for e, selected in walked if selected or e.rel in needed]
+    return [(rel, st) for rel, st, selected in walked if selected or rel in needed]
 
 
 # -- copying ------------------------------------------------------------------------------------

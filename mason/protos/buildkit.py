@@ -1,12 +1,14 @@
 """Python gRPC stubs for BuildKit's control and session API, generated at first use (never
-committed), the same way as containerd's (:mod:`mason.ir.protogen`).
+committed), the same way as containerd's (:mod:`mason.ir.protogen`). The one place BuildKit's
+protos are turned into stubs: ``mason serve`` uses them, and the gateway frontend adds the
+gateway protos here.
 
 Sources: the ``.proto`` files Debian's ``golang-github-docker-docker-dev`` installs under
 ``/usr/share/gocode/src/github.com/moby/buildkit`` (``api/services/control``, ``api/types``,
 ``session/{filesync,auth,secrets,sshforward}``) and fsutil's ``types/*.proto`` from
 ``golang-github-tonistiigi-fsutil-dev``. Rewritten for protoc:
 
-* everything moves under the package ``mason.server._stubs``;
+* everything moves under the package ``mason.protos._buildkit``;
 * BuildKit's ``solver/pb/ops.proto`` is *not* compiled again: the import points at mason's own
   ``llb.proto`` (the same package ``pb``, the same messages and field numbers), so a
   ``SolveRequest``'s ``Definition`` is a mason ``pb.Definition`` and no second ``pb`` package
@@ -35,7 +37,7 @@ FSUTIL_SRC = "github.com/tonistiigi/fsutil"
 OPS_PROTO = f"{BUILDKIT_SRC}/solver/pb/ops.proto"
 APT_PACKAGES = "golang-github-docker-docker-dev golang-github-tonistiigi-fsutil-dev"
 
-PACKAGE = "mason.server._stubs"
+PACKAGE = "mason.protos._buildkit"
 _PKG_PATH = PACKAGE.replace(".", "/")
 GENERATOR_VERSION = "1"
 
@@ -154,10 +156,10 @@ def patch(path: str, text: str) -> str:
     for rpc in NEW_RPCS.get(rel, ()):
         call = rpc.split("(")[0]
         if not re.search(rf"^\s*{re.escape(call)}\s*\(", text, re.M):
-            span = re.search(r"^service\s+\w+\s*\{", text, re.M)
-            if span is None:
+            svc = re.search(r"^service\s+\w+\s*\{", text, re.M)
+            if svc is None:
                 raise MasonError(f"{path}: no service to extend; reinstall {APT_PACKAGES}")
-            text = text[:span.end()] + f"\n\t{rpc}" + text[span.end():]
+            text = text[:svc.end()] + f"\n\t{rpc}" + text[svc.end():]
     return text
 
 

@@ -1,0 +1,93 @@
+"""``mason serve`` as a real process on the session containerd (with a fresh state root per
+test), and BuildKit v0.32.2's own ``buildctl`` (from ``../shared/tools``) to drive it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+BUILDCTL = Path(__file__).resolve().parents[3].parent / "shared" / "tools" / "buildkit" / "buildctl"
+
+
+@dataclass
+class Served:
+    env: object  # the BuildEnv of the same root
+    sock: Path
+    proc: subprocess.Popen
+    log: Path
+
+    @property
+    def addr(self) -> str:
+        return f"unix://{self.sock}"
+
+    def buildctl(self, *args: str, check: bool = True, timeout: float = 300, cwd=None,
+                 env: dict | None = None) -> subprocess.CompletedProcess:
+        p = subprocess.run([str(BUILDCTL), "--addr", self.addr, *args], capture_output=True, text=True,
+                           timeout=timeout, cwd=cwd, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+        if check and p.returncode != 0:
+            raise AssertionError(f"buildctl {' '.join(args)} failed ({p.returncode}):\n{p.stderr}\n"
+                                 f"--- mason serve log:\n{self.log.read_text()}")
+        return p
+
+
+def _connectable(path: Path) -> bool:
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(str(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def start_serve(env, sock: Path, log: Path) -> subprocess.Popen:
+    e = dict(os.environ, MASON_ROOT=str(env.root), MASON_CONTAINERD_ADDRESS=env.address)
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "mason", "serve", "--addr", f"unix://{sock}"],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=e)
+    deadline = time.monotonic() + 60
+    while not _connectable(sock):
+        if proc.poll() is not None:
+            raise AssertionError(f"mason serve exited ({proc.returncode}):\n{log.read_text()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"mason serve did not listen within 60 s:\n{log.read_text()}")
+        time.sleep(0.05)  # polling for the socket, not ordering anything
+    return proc
+
+
+def stop_serve(proc: subprocess.Popen) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError("mason serve did not stop within 60 s of SIGTERM") from None
+    return proc.returncode
+
+
+@pytest.fixture
+def served(build_env):
+    assert BUILDCTL.exists(), f"{BUILDCTL} is missing (BuildKit's client from ../shared/tools)"
+    d = Path(tempfile.mkdtemp(prefix="mason-serve-", dir="/tmp"))
+    sock, log = d / "mason.sock", d / "serve.log"
+    proc = start_serve(build_env, sock, log)
+    s = Served(build_env, sock, proc, log)
+    try:
+        yield s
+    finally:
+        rc = stop_serve(proc)
+        assert rc == 0, f"mason serve exited {rc} on SIGTERM:\n{log.read_text()}"
+        assert not sock.exists(), "mason serve left its socket behind"
