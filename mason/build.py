@@ -591,12 +591,16 @@ def _lower(req: BuildRequest, build_args: Mapping[str, str], lazy: _LazySolver) 
                         platform=req.platform, level=req.level, passes=req.passes,
                         insecure_registries=tuple(req.insecure_registries))
 
-    def make() -> ImageMetaResolver:
+    def registry() -> ImageMetaResolver:
         from mason.backends.sources.registry import RegistryResolver
+
+        return RegistryResolver(insecure_registries=tuple(req.insecure_registries))
+
+    def make() -> ImageMetaResolver:
         from mason.backends.sources.store_resolver import StoreResolver
 
-        return StoreResolver(lambda: lazy.get().client,
-                             RegistryResolver(insecure_registries=tuple(req.insecure_registries)))
+        # the registry client (httpx, a TLS context) only when the store misses
+        return StoreResolver(lambda: lazy.get().client, _OnDemandResolver(registry))
 
     inner = _OnDemandResolver(make)
     try:

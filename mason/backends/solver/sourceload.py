@@ -31,7 +31,7 @@ def load_source(ctx: "SolveContext", op: SourceOp) -> SourceResult:
     if scheme == "docker-image":
         from mason.backends.sources.image import load_image
 
-        return load_image(c, ctx.registry(), ident, attrs, _platform(op))
+        return load_image(c, ctx.registry, ident, attrs, _platform(op))  # made on a store miss
     if scheme == "local":
         from mason.backends.sources.local import load_local
 

@@ -69,8 +69,9 @@ def parse_image_identifier(identifier: str) -> Reference:
 def load_image(client: Client, registry: Any, identifier: str, attrs: Mapping[str, str],
                platform: PlatformSpec | None = None) -> SourceResult:
     """Load ``docker-image://REF`` into snapshots. ``registry`` is a
-    :class:`~mason.backends.sources.registry.RegistryClient` (only used when the image store
-    does not have the image, or with ``image.resolvemode=pull``)."""
+    :class:`~mason.backends.sources.registry.RegistryClient`, or a function returning one (only
+    used when the image store does not have the image, or with ``image.resolvemode=pull``: a
+    build from loaded images never imports the registry client)."""
     ref = parse_image_identifier(identifier)
     mode = attrs.get("image.resolvemode", "default") or "default"
     if mode not in RESOLVE_MODES:
@@ -84,6 +85,8 @@ def load_image(client: Client, registry: Any, identifier: str, attrs: Mapping[st
         if mode == "local":
             raise MasonError(f"image {ref.familiar()} is not in mason's image store "
                              f"(image.resolvemode=local does not pull)")
+    if callable(registry):
+        registry = registry()
     if registry is None:
         raise MasonError(f"image {ref.familiar()} is not in mason's image store and no registry client is set up")
     root = registry.get_manifest(ref)
