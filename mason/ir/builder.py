@@ -56,6 +56,7 @@ from mason.ir.ops import (
     TmpfsOpt,
     UserOpt,
 )
+from mason.ir.urls import split_userinfo
 
 __all__ = [
     "DEFAULT_PATH", "default_platform", "State", "ExecState", "FileActions", "MountSpec",
@@ -350,12 +351,12 @@ def git(url: str, ref: str = "", *, subdir: str = "", keep_git_dir: bool = False
     caps = {"source.git"}
     for scheme in ("https://", "http://", "ssh://", "git://"):
         if url.startswith(scheme):
-            remote = url[len(scheme):]
+            remote = split_userinfo(url)[0][len(scheme):]  # no credentials (they ride in git.fullurl)
             break
     else:
         if "@" in url and ":" in url:  # scp-like git@host:path
             remote = url.split("@", 1)[1].replace(":", "/", 1)
-    if not url.startswith("git://"):
+    if not url.startswith("git://") or remote != url[len("git://"):]:
         attrs["git.fullurl"] = url
         caps.add("source.git.fullurl")
     ident = "git://" + remote

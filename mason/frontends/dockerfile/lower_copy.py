@@ -23,6 +23,7 @@ from mason.frontends.dockerfile.shell import ShellLex
 from mason.ir.errors import MasonError, SourceLoc
 from mason.ir.ops import Copy as CopyAction
 from mason.ir.ops import FileAction, FileOp, MergeOp, MkFile, Ref, SourceOp
+from mason.ir.urls import split_userinfo
 
 if TYPE_CHECKING:  # pragma: no cover
     from mason.frontends.dockerfile.lower import Lowerer
@@ -68,6 +69,8 @@ def git_source(lw: "Lowerer", st: StageState, src: str, keep_git_dir: bool,
         if remote.startswith(prefix):
             remote, protocol = remote[len(prefix):], prefix
     ssh = protocol == "ssh://" or (not protocol and _SSH_GIT.match(remote) is not None)
+    if protocol:  # as BuildKit's: the identifier names no credentials (GHSA-gc89-7gcr-jxqc)
+        remote = split_userinfo(protocol + remote)[0][len(protocol):]
     if ssh:
         remote = remote.split("@", 1)[-1]
         host, sep, path = remote.partition(":")
