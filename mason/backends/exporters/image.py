@@ -170,7 +170,8 @@ def _manifest(config_desc: oci.Descriptor, layers: Sequence[Layer]) -> dict[str,
 
 
 @contextlib.contextmanager
-def _leased(client: Client) -> Iterator[Client]:
+def leased(client: Client) -> Iterator[Client]:
+    """``client`` when it is bound to a lease already, else a client in a short lease of its own."""
     if client.lease_id:
         yield client
     else:
@@ -178,7 +179,8 @@ def _leased(client: Client) -> Iterator[Client]:
             yield lc
 
 
-def _names(name: str | Sequence[str] | None) -> list[str]:
+def image_names(name: str | Sequence[str] | None) -> list[str]:
+    """Image names normalized, each once (a bad name is a MasonError)."""
     if name is None:
         return []
     raw = [name] if isinstance(name, str) else list(name)
@@ -223,8 +225,8 @@ def export_image(client: Client, chain: Sequence[LayerSource], config: dict[str,
     config ``config`` (its ``history``, unless ``history`` is given, is reconciled with the
     layers; ``rootfs`` and ``created`` are set here). Records the image under every ``name``.
     Runs inside the client's lease, or a short one of its own."""
-    names = _names(name)  # bad names fail before any work
-    with _leased(client) as lc:
+    names = image_names(name)  # bad names fail before any work
+    with leased(client) as lc:
         layers = [resolve_layer(lc, src, source_date_epoch=source_date_epoch) for src in chain]
         img = write_image(lc, layers, config, history=history, source_date_epoch=source_date_epoch,
                           platform=platform)
