@@ -17,6 +17,7 @@ from mason.ir.errors import MasonError
 
 # name -> (module, attribute, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "binfmt": ("mason.cli.binfmt", "binfmt", "Show which platforms run natively, emulated (QEMU) or not; --install."),
     "build": ("mason.cli.build", "build", "Build a Dockerfile into an image (like docker build)."),
     "daemon": ("mason.cli.daemon", "daemon", "Manage mason's private containerd (status, stop, address)."),
     "du": ("mason.cli.du", "du", "Show what the build cache holds, by record (like docker buildx du)."),

@@ -53,6 +53,11 @@ def _mount(source: str, target: str, fstype: str | None, flags: int, data: str) 
         raise RootfsError(f"mounting {fstype or 'bind'} {source} on {target}: {os.strerror(e)}")
 
 
+def mount_fs(fstype: str, target: str) -> None:
+    """Mount a kernel filesystem of type ``fstype`` (``binfmt_misc``…) on ``target``."""
+    _mount(fstype, target, fstype, 0, "")
+
+
 def mountable(mounts: Sequence[Mount]) -> bool:
     """Whether :func:`mount_rootfs` handles ``mounts``: one overlay or bind mount whose options
     fit in a page."""

@@ -404,6 +404,7 @@ class _Build:
         forced = [d for d in order if not isinstance(self.ops[d], (SourceOp, ConfigOp))
                   and not self._use_cache(self.ops[d])]
         need = self._plan([r.op.digest for r in refs] + forced)
+        self._check_platforms(need)  # a RUN this host cannot run fails now, before anything runs
         if any(isinstance(self.ops[d], ExecOp) and self.ops[d].network == NetMode.UNSET for d in need):
             ctx.network.prewarm(ctx.executor)  # the first RUN then finds a namespace ready
         for d in order:
@@ -415,6 +416,24 @@ class _Build:
         deps = {d: {r.op.digest for r in self.ops[d].inputs if r.op.digest in need} for d in todo}
         run_dag(todo, deps, self._vertex, jobs=ctx.opts.jobs, token=ctx.token, on_cancel=self._kill_running)
         return self.results
+
+    def _check_platforms(self, need: set[str]) -> None:
+        """Every RUN that must run is for a platform this host runs, natively or through QEMU
+        (registered on the spot as root: :func:`~mason.backends.containerd.binfmt.require`)."""
+        from mason.ir.resolver import PlatformSpec
+
+        host = PlatformSpec.default()
+        foreign = []
+        for d in sorted(need, key=lambda d: self.numbers.get(d, 0)):
+            op = self.ops[d]
+            if isinstance(op, ExecOp) and op.platform is not None:
+                p = PlatformSpec(op.platform.os, op.platform.architecture, op.platform.variant).normalized()
+                if p.architecture != host.architecture or p.os != host.os:
+                    foreign.append((p, op.loc))
+        if foreign:
+            from mason.backends.containerd.binfmt import require
+
+            require(foreign, host=host)
 
     def _kill_running(self) -> None:
         c, owner = self.ctx.solver.client, self.ctx.executor.owner
