@@ -80,3 +80,29 @@ def canary():
     d = Path(tempfile.mkdtemp(prefix="mason-canary-"))
     yield Canary(d)
     shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def auth_server(tmp_path):
+    """An :class:`~tests.security.authserver.AuthServer` (user ``alice``, a fresh password) with
+    ``/files/data.txt`` and a bare repository ``/git/repo.git`` (branch ``main``: ``README``)."""
+    import subprocess
+    import uuid
+
+    from tests.security.authserver import AuthServer
+
+    s = AuthServer(tmp_path / "auth-www", "alice", "pw-" + uuid.uuid4().hex)
+    (s.files / "data.txt").write_text("data\n")
+    genv = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.com"}
+    work = tmp_path / "auth-work"
+    for args in (["init", "-q", "-b", "main", str(work)],):
+        subprocess.run(["git", *args], env=genv, check=True, capture_output=True)
+    (work / "README").write_text("readme\n")
+    for args in (["add", "-A"], ["commit", "-q", "-m", "one"]):
+        subprocess.run(["git", *args], cwd=work, env=genv, check=True, capture_output=True)
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(s.git / "repo.git")], env=genv, check=True,
+                   capture_output=True)
+    yield s
+    s.close()

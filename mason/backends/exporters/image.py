@@ -34,6 +34,7 @@ from mason.backends.exporters.layer import Layer, LayerSource, resolve_layer
 from mason.ir.errors import MasonError
 from mason.ir.reference import normalize, parse_reference
 from mason.ir.resolver import PlatformSpec
+from mason.ir.urls import redact_text
 
 __all__ = ["ExportedImage", "ImageSummary", "export_image", "write_image", "store_image", "normalize_history",
            "list_images", "get_image", "remove_image", "image_size", "GC_REF_CONFIG", "gc_layer_label",
@@ -128,6 +129,8 @@ def normalize_history(history: Sequence[dict[str, Any]], layer_count: int, *, cr
     for _ in range(layer_count - seen):
         out.append({"created_by": "mason: layer", "comment": EXPORTER_COMMENT})
     for h in out:
+        if isinstance(h.get("created_by"), str):  # ADD https://user:token@… (GHSA-gc89-7gcr-jxqc)
+            h["created_by"] = redact_text(h["created_by"])
         if not h.get("created"):
             h["created"] = created
         if source_date_epoch is not None:

@@ -33,7 +33,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mason.backends.containerd.client import AlreadyExists, Client, NotFound
@@ -49,6 +49,7 @@ from mason.ir.graph import Graph
 from mason.ir.imageconfig import empty_image_config
 from mason.ir.layers import fold_image_config, layer_chain
 from mason.ir.ops import ConfigOp, Copy, DiffOp, ExecOp, FileOp, MergeOp, NetMode, Op, Ref, SourceOp
+from mason.ir.urls import redact_text, split_userinfo
 
 CACHE_LEASE = "mason-cache"  # the old, per-namespace name; see cachekey.cache_lease_name
 SNAPSHOT_RESOURCE = "snapshots/overlayfs"
@@ -465,7 +466,7 @@ class _Build:
         pinned = _pinned_digest(ident)
         if pinned is not None:
             st.digest = pinned
-            self.keys[d] = cachekey.cache_key(op.bytes, [], [pinned])
+            self.keys[d] = cachekey.cache_key(_key_bytes(op), [], [pinned])
             return
         self._load_source(d)  # the key is what it resolves to
 
@@ -659,7 +660,7 @@ class _Build:
             if st.local is None:
                 st.digest = sr.digest or sr.cache_key_extra
             extra = [e for e in (sr.cache_key_extra, sr.digest) if e]
-            self.keys[d] = cachekey.cache_key(op.bytes, [], extra)
+            self.keys[d] = cachekey.cache_key(_key_bytes(op), [], extra)
         self.results[d] = ([res], self.keys[d])
         self.status[d] = "loaded"
         ctx.events(VertexDone(n, op.digest, name, time.monotonic() - t0))
@@ -756,6 +757,18 @@ def _local_spec(ctx: SolveContext, op: SourceOp) -> tuple[str, str, dict]:
     return name, path, attrs
 
 
+def _key_bytes(op: SourceOp) -> bytes:
+    """The bytes a source's cache key hashes: the op's, with the credentials of a URL in its
+    identifier or attrs (``git.fullurl``) removed — a key is no place for a password, not even
+    hashed (it could be guessed against), and the same repository or file fetched with other
+    credentials is the same content (its commit or digest is in the key too)."""
+    ident = split_userinfo(op.identifier)[0]
+    attrs = tuple((k, split_userinfo(v)[0] if "://" in v else v) for k, v in op.attrs)
+    if ident == op.identifier and attrs == op.attrs:
+        return op.bytes
+    return replace(op, identifier=ident, attrs=attrs).bytes
+
+
 def _pinned_digest(identifier: str) -> str | None:
     """The digest a ``docker-image://…@sha256:…`` identifier pins (what loading it resolves
     to), else None."""
@@ -795,7 +808,12 @@ def normalize_stage(name: str) -> str:
 
 def vertex_name(op: Op) -> str:
     """The progress name: ``llb.customname`` (``[stage 2/4] RUN …`` from the Dockerfile
-    frontend), else a summary of the op."""
+    frontend), else a summary of the op — with the credentials of any URL in it masked
+    (``user:xxxxx@``): the name goes to the progress output, the history, the cache database."""
+    return redact_text(_vertex_name(op))
+
+
+def _vertex_name(op: Op) -> str:
     custom = op.metadata.describe(CUSTOM_NAME)
     if custom:
         return custom

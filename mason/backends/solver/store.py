@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mason.backends.solver.results import Result
+from mason.ir.urls import redact_text
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -122,7 +123,7 @@ class ResultStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET result = excluded.result, "
                 "snapshot = excluded.snapshot, last_used = excluded.last_used, size = excluded.size, "
                 "description = excluded.description",
-                (key, result.to_json(), result.snapshot, now, now, size, description))
+                (key, result.to_json(), result.snapshot, now, now, size, redact_text(description)))
 
     def delete(self, key: str) -> None:
         with self._lock:

@@ -5,6 +5,13 @@ Identifier ``git://<host>/<path>[#<ref>[:<subdir>]]`` (LLB's form); the remote i
 or scp-like ``user@host:path``). ``ref`` defaults to ``HEAD``; it may be a branch, a tag or a
 full commit sha. ``git.keepgitdir`` keeps ``.git`` (only without a subdir).
 
+Credentials in the URL (``https://user:token@host/repo.git``) never reach git's command line,
+its error messages, the kept ``.git/config``, a snapshot label or a name mason shows: the remote
+is used without them and they travel as an ``Authorization`` header in git's environment
+(``GIT_CONFIG_COUNT``/``http.extraHeader``), as do the ``git.authtokensecret`` /
+``git.authheadersecret`` build secrets (BuildKit's ``GIT_AUTH_TOKEN``, ``GIT_AUTH_HEADER``,
+also per host: ``GIT_AUTH_TOKEN.<host>``).
+
 The remote is untrusted input, so: a ref or URL starting with ``-`` is refused and ``--`` ends
 the options anyway; the transport is checked and only the URL's own protocol is allowed
 (``protocol.allow=never`` + one exception: no ``ext::``, no ``file`` smuggled in through
@@ -21,6 +28,7 @@ fetched again.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -28,8 +36,8 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mason.backends.containerd.client import Client
@@ -38,10 +46,13 @@ from mason.backends.sources.result import SourceResult
 from mason.backends.sources.unpack import reuse, write_snapshot
 from mason.ir.errors import MasonError
 from mason.ir.patterns import clean_path
+from mason.ir.urls import redact_text, split_userinfo
 
 PREFIX = "git://"
 ATTR_FULLURL = "git.fullurl"
 ATTR_KEEPGITDIR = "git.keepgitdir"
+ATTR_AUTH_TOKEN_SECRET = "git.authtokensecret"
+ATTR_AUTH_HEADER_SECRET = "git.authheadersecret"
 SCHEMES = ("https", "http", "git", "ssh", "file")
 _SHA_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _SCP_RE = re.compile(r"^[A-Za-z0-9._~][A-Za-z0-9._~-]*@[A-Za-z0-9.][A-Za-z0-9.-]*:(?!//)")
@@ -52,11 +63,12 @@ __all__ = ["GitSource", "load_git", "parse_git_identifier"]
 
 @dataclass(frozen=True, slots=True)
 class GitSource:
-    remote: str  # what git fetches from
+    remote: str  # what git fetches from, without credentials (shown, stored, kept in .git/config)
     scheme: str  # the protocol git may use for it
     ref: str
     subdir: str  # "" = the whole tree
     keep_git_dir: bool
+    userinfo: str = field(default="", repr=False)  # the URL's credentials (an http(s) header)
 
 
 def _truthy(value: str | None) -> bool:
@@ -65,23 +77,39 @@ def _truthy(value: str | None) -> bool:
 
 def _check_url(url: str) -> str:
     """The protocol of ``url``, or an error if git must not be pointed at it."""
+    shown = redact_text(url)
     if not url or url.startswith("-"):
-        raise MasonError(f"git source: invalid URL {url!r}: it may not start with '-'")
+        raise MasonError(f"git source: invalid URL {shown!r}: it may not start with '-'")
     if any(c in url for c in "\0\n\r") or "::" in url.split("/", 1)[0]:
-        raise MasonError(f"git source: invalid URL {url!r}")
+        raise MasonError(f"git source: invalid URL {shown!r}")
     m = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", url)
     if m:
         scheme = m.group(1).lower()
         if scheme not in SCHEMES:
-            raise MasonError(f"git source: unsupported protocol {scheme!r} in {url!r} "
+            raise MasonError(f"git source: unsupported protocol {scheme!r} in {shown!r} "
                              f"(allowed: {', '.join(SCHEMES)})")
         host = url[m.end():].split("/", 1)[0].rsplit("@", 1)[-1]
         if host.startswith("-"):  # ssh would read it as an option
-            raise MasonError(f"git source: invalid URL {url!r}: the host may not start with '-'")
+            raise MasonError(f"git source: invalid URL {shown!r}: the host may not start with '-'")
         return scheme
     if _SCP_RE.match(url):
         return "ssh"
-    raise MasonError(f"git source: invalid URL {url!r}: expected scheme://… or user@host:path")
+    raise MasonError(f"git source: invalid URL {shown!r}: expected scheme://… or user@host:path")
+
+
+def _without_credentials(url: str, scheme: str) -> tuple[str, str]:
+    """(the URL git fetches, the credentials to send as a header). http(s) credentials go to
+    the header; ssh keeps its user name (no secret; ssh needs it) and drops any password;
+    other protocols carry none."""
+    bare, userinfo = split_userinfo(url)
+    if not userinfo:
+        return url, ""
+    if scheme in ("http", "https"):
+        return bare, userinfo
+    user = userinfo.split(":", 1)[0]
+    if scheme == "ssh" and user:
+        return bare.replace("://", f"://{user}@", 1), ""
+    return bare, ""
 
 
 def _check_ref(ref: str) -> str:
@@ -104,6 +132,7 @@ def _check_subdir(subdir: str) -> str:
 
 
 def parse_git_identifier(identifier: str, attrs: Mapping[str, str] | None = None) -> GitSource:
+    """The source an identifier and its attrs name (the remote without credentials)."""
     attrs = attrs or {}
     text = identifier[len(PREFIX):] if identifier.startswith(PREFIX) else identifier
     remote, _, fragment = text.partition("#")
@@ -111,18 +140,50 @@ def parse_git_identifier(identifier: str, attrs: Mapping[str, str] | None = None
     url = attrs.get(ATTR_FULLURL) or ""
     if not url:
         if not remote or remote.startswith("-"):
-            raise MasonError(f"git source: invalid identifier {identifier!r}")
+            raise MasonError(f"git source: invalid identifier {redact_text(identifier)!r}")
         url = remote if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", remote) or _SCP_RE.match(remote) \
             else "https://" + remote
     scheme = _check_url(url)
-    return GitSource(url, scheme, _check_ref(ref or "HEAD"), _check_subdir(subdir),
-                     _truthy(attrs.get(ATTR_KEEPGITDIR)))
+    fetch_url, userinfo = _without_credentials(url, scheme)
+    return GitSource(fetch_url, scheme, _check_ref(ref or "HEAD"), _check_subdir(subdir),
+                     _truthy(attrs.get(ATTR_KEEPGITDIR)), userinfo)
+
+
+def auth_header(src: GitSource, attrs: Mapping[str, str],
+                secret: Callable[[str], bytes | None] | None = None) -> str | None:
+    """The ``Authorization`` header for an http(s) remote: the URL's own credentials, else the
+    build secret named by ``git.authheadersecret`` (the header's value) or
+    ``git.authtokensecret`` (a token, sent as BuildKit does: basic ``x-access-token:TOKEN``),
+    each first with the remote's host appended (``GIT_AUTH_TOKEN.github.com``)."""
+    if src.scheme not in ("http", "https"):
+        return None
+    if src.userinfo:
+        user, _, password = src.userinfo.partition(":")
+        from urllib.parse import unquote
+
+        raw = f"{unquote(user)}:{unquote(password)}".encode()
+        return "Basic " + base64.b64encode(raw).decode()
+    if secret is None:
+        return None
+    host = src.remote.split("://", 1)[1].split("/", 1)[0]
+    for attr, make in ((ATTR_AUTH_HEADER_SECRET, lambda v: v),
+                       (ATTR_AUTH_TOKEN_SECRET,
+                        lambda v: "basic " + base64.b64encode(b"x-access-token:" + v.encode()).decode())):
+        name = attrs.get(attr)
+        if not name:
+            continue
+        for sid in (f"{name}.{host}", name):
+            value = secret(sid)
+            if value is not None:
+                return make(value.decode("utf-8", "replace").strip())
+    return None
 
 
 class _Git:
     """Runs git with a clean, locked-down environment in one work directory."""
 
-    def __init__(self, workdir: Path, scheme: str, git: str, timeout: float, what: str):
+    def __init__(self, workdir: Path, scheme: str, git: str, timeout: float, what: str,
+                 auth: tuple[str, str] | None = None):
         self.workdir, self.git, self.timeout, self.what = workdir, git, timeout, what
         home = workdir / "home"
         home.mkdir()
@@ -137,6 +198,11 @@ class _Git:
         }
         if "SSH_AUTH_SOCK" in os.environ:
             self.env["SSH_AUTH_SOCK"] = os.environ["SSH_AUTH_SOCK"]
+        if auth:  # in the environment, never on the command line (ps shows that to everyone); sent
+            # only to the remote itself (git's http.<url>.* matching), as BuildKit scopes it
+            url, header = auth
+            self.env.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": f"http.{url}.extraHeader",
+                             "GIT_CONFIG_VALUE_0": f"Authorization: {header}"})
         self.config = ["-c", "protocol.allow=never", "-c", f"protocol.{scheme}.allow=always",
                        "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false",
                        "-c", "init.defaultBranch=main", "-c", "advice.detachedHead=false",
@@ -158,7 +224,7 @@ class _Git:
 
 def _last_lines(text: str, n: int = 3) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip() and not ln.startswith("hint:")]
-    return " / ".join(lines[-n:]) or "(no output)"
+    return redact_text(" / ".join(lines[-n:])) or "(no output)"
 
 
 def _snapshot_name(commit: str, src: GitSource) -> str:
@@ -167,9 +233,11 @@ def _snapshot_name(commit: str, src: GitSource) -> str:
 
 
 def load_git(client: Client, url_identifier: str, attrs: Mapping[str, str] | None = None, *,
-             git: str = "git", timeout: float = 600.0, tmp_dir: str | os.PathLike[str] | None = None) -> SourceResult:
+             git: str = "git", timeout: float = 600.0, tmp_dir: str | os.PathLike[str] | None = None,
+             secret: Callable[[str], bytes | None] | None = None) -> SourceResult:
     """Fetch ``git://…`` (see the module docstring) into a snapshot. ``cache_key_extra`` and
-    ``digest`` are the commit sha."""
+    ``digest`` are the commit sha. ``secret`` looks up build secrets by id (for the auth
+    secrets)."""
     src = parse_git_identifier(url_identifier, attrs)
     what = f"git source {src.remote}#{src.ref}"
     if _SHA_RE.fullmatch(src.ref):
@@ -178,7 +246,8 @@ def load_git(client: Client, url_identifier: str, attrs: Mapping[str, str] | Non
             return SourceResult(snapshot=name, digest=src.ref, cache_key_extra=src.ref)
     work = Path(tempfile.mkdtemp(prefix="mason-git-", dir=tmp_dir))
     try:
-        run = _Git(work, src.scheme, git, timeout, what)
+        header = auth_header(src, attrs or {}, secret)
+        run = _Git(work, src.scheme, git, timeout, what, (src.remote, header) if header else None)
         repo = work / "repo"
         run("init", "-q", "--", str(repo))
         commit = _fetch(run, repo, src)
@@ -187,7 +256,7 @@ def load_git(client: Client, url_identifier: str, attrs: Mapping[str, str] | Non
             run("-c", "protocol.file.allow=" + ("always" if src.scheme == "file" else "never"),
                 "submodule", "update", "--init", "--recursive", "--depth=1", cwd=repo)
         if src.keep_git_dir and not src.subdir:
-            run("remote", "add", "origin", src.remote, cwd=repo)
+            run("remote", "add", "origin", src.remote, cwd=repo)  # without credentials
         top = _subdir(repo, src.subdir, what)
         excludes = [] if src.keep_git_dir and not src.subdir else [".git"]
         scan = scan_local(top, {"local.excludepatterns": json.dumps(excludes)})

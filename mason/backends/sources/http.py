@@ -31,6 +31,7 @@ from mason.backends.sources.result import SourceResult
 from mason.backends.sources.unpack import reuse, write_snapshot
 from mason.ir.errors import MasonError
 from mason.ir.reference import validate_digest
+from mason.ir.urls import redact_text, redact_url
 
 ATTR_CHECKSUM = "http.checksum"
 ATTR_FILENAME = "http.filename"
@@ -113,9 +114,10 @@ def load_http(client: Client, url: str, attrs: Mapping[str, str] | None = None, 
               tmp_dir: str | os.PathLike[str] | None = None) -> SourceResult:
     """Download ``url`` into a snapshot (see the module docstring)."""
     opts = parse_http_attrs(attrs or {})
+    shown = redact_url(url)  # for messages and labels: user:xxxxx@ (GHSA-gc89-7gcr-jxqc)
     scheme = urlsplit(url).scheme.lower()
     if scheme not in ("http", "https"):
-        raise MasonError(f"http source {url!r}: only http:// and https:// URLs can be downloaded")
+        raise MasonError(f"http source {shown!r}: only http:// and https:// URLs can be downloaded")
     if opts.checksum and opts.filename:
         name = _snapshot_name(opts.checksum, opts.filename, opts)
         if reuse(client, name):
@@ -136,7 +138,7 @@ def load_http(client: Client, url: str, attrs: Mapping[str, str] | None = None, 
             if mtime is not None:
                 os.utime(dst, (mtime, mtime))
 
-        snap = write_snapshot(client, fill, name=name, labels={"mason.source": url[:200]})
+        snap = write_snapshot(client, fill, name=name, labels={"mason.source": shown[:200]})
         return SourceResult(snapshot=snap, digest=digest, cache_key_extra=digest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -148,10 +150,11 @@ def _download(hc: httpx.Client, url: str, dest: Path, opts: HttpOptions) -> tupl
     """Stream ``url`` into ``dest``; the body's digest, the file name and the mtime."""
     alg = (opts.checksum or "sha256:").split(":", 1)[0]
     h = hashlib.new(alg)
+    shown = redact_url(url)
     try:
         with hc.stream("GET", url) as resp:
             if resp.status_code != 200:
-                raise MasonError(f"http source {url}: the server answered {resp.status_code} {resp.reason_phrase}")
+                raise MasonError(f"http source {shown}: the server answered {resp.status_code} {resp.reason_phrase}")
             filename = opts.filename or _disposition_filename(resp.headers.get("content-disposition")) \
                 or _url_filename(resp.url)
             mtime = None
@@ -165,11 +168,11 @@ def _download(hc: httpx.Client, url: str, dest: Path, opts: HttpOptions) -> tupl
                     h.update(chunk)
                     f.write(chunk)
     except httpx.HTTPError as e:
-        why = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise MasonError(f"http source {url}: download failed: {why}") from None
+        why = redact_text(str(e).splitlines()[0]) if str(e) else type(e).__name__
+        raise MasonError(f"http source {shown}: download failed: {why}") from None
     digest = f"{alg}:{h.hexdigest()}"
     if opts.checksum and digest != opts.checksum:
-        raise MasonError(f"http source {url}: checksum mismatch: expected {opts.checksum}, got {digest}")
+        raise MasonError(f"http source {shown}: checksum mismatch: expected {opts.checksum}, got {digest}")
     if not re.fullmatch(r"[^/\0]+", filename):  # pragma: no cover - guarded above
-        raise MasonError(f"http source {url}: bad file name {filename!r}")
+        raise MasonError(f"http source {shown}: bad file name {filename!r}")
     return digest, filename, mtime

@@ -83,6 +83,21 @@ def test_parse_identifier() -> None:
     assert (s.remote, s.scheme) == ("git@github.com:moby/buildkit.git", "ssh")
 
 
+def test_parse_identifier_takes_credentials_out_of_the_remote() -> None:
+    """GHSA-gc89-7gcr-jxqc: git never sees the credentials (they go to a header), so neither
+    its command line, its messages nor a kept .git/config can show them."""
+    s = parse_git_identifier("git://h/r", {"git.fullurl": "https://alice:s3cret@h/r.git"})
+    assert (s.remote, s.userinfo) == ("https://h/r.git", "alice:s3cret")
+    assert "s3cret" not in repr(s)
+    s = parse_git_identifier("git://h/r", {"git.fullurl": "ssh://git:s3cret@h/r.git"})
+    assert (s.remote, s.userinfo) == ("ssh://git@h/r.git", "")  # ssh keeps its user name only
+    s = parse_git_identifier("git://h/r", {"git.fullurl": "git://tok@h/r.git"})
+    assert (s.remote, s.userinfo) == ("git://h/r.git", "")
+    with pytest.raises(MasonError) as e:
+        parse_git_identifier("git://h/r", {"git.fullurl": "gopher://alice:s3cret@h/r"})
+    assert "s3cret" not in str(e.value) and "alice:xxxxx@h" in str(e.value)
+
+
 @pytest.mark.parametrize("identifier, attrs, message", [
     ("git://h/r#--upload-pack=touch /tmp/mason-pwned", {}, r"invalid ref '--upload-pack=touch /tmp/mason-pwned': it may not start with '-'"),
     ("git://h/r#-c", {}, r"it may not start with '-'"),
