@@ -22,8 +22,10 @@ checkout, through ``..`` or a symlink.
 
 The work is ``git init`` + ``git fetch --depth=1 -- <url> <ref>`` + ``checkout`` in a temporary
 directory; the tree is copied in with the local source's copier (symlinks as links, modes kept).
-The snapshot is named by commit, subdir and keepgitdir, so a pinned sha already loaded is not
-fetched again.
+The snapshot is named by commit, subdir and keepgitdir — and, with the ``.git`` directory kept,
+the credential-free remote, whose ``origin`` it records — so a pinned sha already loaded is not
+fetched again, and a build from another repository with the same commit never gets this one's
+``.git/config``.
 """
 
 from __future__ import annotations
@@ -228,7 +230,8 @@ def _last_lines(text: str, n: int = 3) -> str:
 
 
 def _snapshot_name(commit: str, src: GitSource) -> str:
-    key = json.dumps([commit, src.subdir, src.keep_git_dir])
+    # a kept .git names its origin: the same commit from another remote is another snapshot
+    key = json.dumps([commit, src.subdir, src.keep_git_dir] + ([src.remote] if src.keep_git_dir else []))
     return "mason-git-" + hashlib.sha256(key.encode()).hexdigest()
 
 
