@@ -69,7 +69,7 @@ def common_solve_options(f):
                      help="An SSH agent socket for RUN --mount=type=ssh."),
         click.option("--no-cache", is_flag=True, help="Run every step; do not use the cache."),
         click.option("--allow", "allow", multiple=True, metavar="ENTITLEMENT",
-                     help="Allow network.host or security.insecure."),
+                     help="Allow network.host, security.insecure or git.local (git sources on this machine)."),
         click.option("--network-default", type=click.Choice(["default", "host"]), default="default",
                      show_default=True, help="RUN's default network: its own namespace on a bridge, or the host's."),
         click.option("--jobs", type=click.IntRange(1), default=4, metavar="N", show_default=True,

@@ -1,7 +1,10 @@
 """Entitlements: what a build may do beyond the sandbox, granted with ``--allow``.
 
 * ``network.host`` — an ExecOp on the host's network (``RUN --network=host``);
-* ``security.insecure`` — a privileged ExecOp (``RUN --security=insecure``).
+* ``security.insecure`` — a privileged ExecOp (``RUN --security=insecure``);
+* ``git.local`` — a ``git://`` source whose remote is on this machine (``file://…`` or a plain
+  path in ``git.fullurl``): without it a hand-made Definition could read the host's
+  repositories.
 
 Like BuildKit, which validates a Definition's entitlements when it loads it (before the solver
 looks at its cache), :func:`check` looks at *every* op of the graph before any source is loaded
@@ -15,13 +18,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from mason.ir.errors import MasonError
-from mason.ir.ops import ExecOp, NetMode, Op, SecurityMode
+from mason.ir.ops import ExecOp, NetMode, Op, SecurityMode, SourceOp
 
 NETWORK_HOST = "network.host"
 SECURITY_INSECURE = "security.insecure"
-ENTITLEMENTS = (NETWORK_HOST, SECURITY_INSECURE)
+GIT_LOCAL = "git.local"
+ENTITLEMENTS = (NETWORK_HOST, SECURITY_INSECURE, GIT_LOCAL)
 
-__all__ = ["ENTITLEMENTS", "NETWORK_HOST", "SECURITY_INSECURE", "parse_allow", "required", "check"]
+__all__ = ["ENTITLEMENTS", "NETWORK_HOST", "SECURITY_INSECURE", "GIT_LOCAL", "parse_allow", "required", "check"]
 
 
 def parse_allow(items: Iterable[str]) -> frozenset[str]:
@@ -46,6 +50,11 @@ def required(op: Op) -> list[tuple[str, str]]:
             out.append((NETWORK_HOST, 'network mode "host"'))
         if op.security == SecurityMode.INSECURE:
             out.append((SECURITY_INSECURE, 'security mode "insecure"'))
+    elif isinstance(op, SourceOp) and op.identifier.startswith("git://"):
+        from mason.backends.sources.git import is_local
+
+        if is_local(op.identifier, dict(op.attrs)):
+            out.append((GIT_LOCAL, "a git source on this machine"))
     return out
 
 

@@ -58,6 +58,9 @@ def load_source(ctx: "SolveContext", op: SourceOp) -> SourceResult:
             from mason.backends.sources.git import load_git
         except ImportError:
             raise MasonError("git:// sources are not available yet", op.loc) from None
-        return load_git(c, ident, attrs, secret=ctx.secrets.value, tmp_dir=ctx.tmpdir)
+        from mason.backends.solver.entitlements import GIT_LOCAL
+
+        return load_git(c, ident, attrs, allow_local=GIT_LOCAL in ctx.entitlements, secret=ctx.secrets.value,
+                        tmp_dir=ctx.tmpdir)
     raise MasonError(f"unknown source {ident!r} (docker-image://, local://, oci-layout://, http(s)://, git://)",
                      op.loc)

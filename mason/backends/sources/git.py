@@ -10,7 +10,9 @@ its error messages, the kept ``.git/config``, a snapshot label or a name mason s
 is used without them and they travel as an ``Authorization`` header in git's environment
 (``GIT_CONFIG_COUNT``/``http.extraHeader``), as do the ``git.authtokensecret`` /
 ``git.authheadersecret`` build secrets (BuildKit's ``GIT_AUTH_TOKEN``, ``GIT_AUTH_HEADER``,
-also per host: ``GIT_AUTH_TOKEN.<host>``).
+also per host: ``GIT_AUTH_TOKEN.<host>``). A remote on this machine (``file://``, a plain
+path) needs the ``git.local`` entitlement: without it a hand-made Definition could read the
+host's repositories.
 
 The remote is untrusted input, so: a ref or URL starting with ``-`` is refused and ``--`` ends
 the options anyway; the transport is checked and only the URL's own protocol is allowed
@@ -60,7 +62,7 @@ _SHA_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _SCP_RE = re.compile(r"^[A-Za-z0-9._~][A-Za-z0-9._~-]*@[A-Za-z0-9.][A-Za-z0-9.-]*:(?!//)")
 _BAD_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
-__all__ = ["GitSource", "load_git", "parse_git_identifier"]
+__all__ = ["GitSource", "load_git", "parse_git_identifier", "is_local", "auth_header"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +79,7 @@ def _truthy(value: str | None) -> bool:
     return (value or "").lower() in ("1", "true", "yes", "on")
 
 
-def _check_url(url: str) -> str:
+def _check_url(url: str, allow_local: bool = False) -> str:
     """The protocol of ``url``, or an error if git must not be pointed at it."""
     shown = redact_text(url)
     if not url or url.startswith("-"):
@@ -93,10 +95,21 @@ def _check_url(url: str) -> str:
         host = url[m.end():].split("/", 1)[0].rsplit("@", 1)[-1]
         if host.startswith("-"):  # ssh would read it as an option
             raise MasonError(f"git source: invalid URL {shown!r}: the host may not start with '-'")
+        if scheme == "file":
+            _check_local(shown, allow_local)
         return scheme
     if _SCP_RE.match(url):
         return "ssh"
+    if url.startswith("/"):  # a path: git reads it from this machine
+        _check_local(shown, allow_local)
+        return "file"
     raise MasonError(f"git source: invalid URL {shown!r}: expected scheme://… or user@host:path")
+
+
+def _check_local(shown: str, allow_local: bool) -> None:
+    if not allow_local:
+        raise MasonError(f"git source {shown!r} is on this machine: reading it needs the git.local "
+                         "entitlement (--allow git.local)")
 
 
 def _without_credentials(url: str, scheme: str) -> tuple[str, str]:
@@ -133,8 +146,11 @@ def _check_subdir(subdir: str) -> str:
     return cleaned
 
 
-def parse_git_identifier(identifier: str, attrs: Mapping[str, str] | None = None) -> GitSource:
-    """The source an identifier and its attrs name (the remote without credentials)."""
+def parse_git_identifier(identifier: str, attrs: Mapping[str, str] | None = None, *,
+                         allow_local: bool = False) -> GitSource:
+    """The source an identifier and its attrs name (the remote without credentials).
+    ``allow_local``: the build has the ``git.local`` entitlement (a ``file://`` URL or a path
+    may be read)."""
     attrs = attrs or {}
     text = identifier[len(PREFIX):] if identifier.startswith(PREFIX) else identifier
     remote, _, fragment = text.partition("#")
@@ -145,10 +161,19 @@ def parse_git_identifier(identifier: str, attrs: Mapping[str, str] | None = None
             raise MasonError(f"git source: invalid identifier {redact_text(identifier)!r}")
         url = remote if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", remote) or _SCP_RE.match(remote) \
             else "https://" + remote
-    scheme = _check_url(url)
+    scheme = _check_url(url, allow_local)
     fetch_url, userinfo = _without_credentials(url, scheme)
     return GitSource(fetch_url, scheme, _check_ref(ref or "HEAD"), _check_subdir(subdir),
                      _truthy(attrs.get(ATTR_KEEPGITDIR)), userinfo)
+
+
+def is_local(identifier: str, attrs: Mapping[str, str] | None = None) -> bool:
+    """Whether git would read this source from this machine (``file://``, a path): what
+    needs ``git.local``. An identifier that does not parse is not (loading it fails)."""
+    try:
+        return parse_git_identifier(identifier, attrs, allow_local=True).scheme == "file"
+    except MasonError:
+        return False
 
 
 def auth_header(src: GitSource, attrs: Mapping[str, str],
@@ -237,11 +262,11 @@ def _snapshot_name(commit: str, src: GitSource) -> str:
 
 def load_git(client: Client, url_identifier: str, attrs: Mapping[str, str] | None = None, *,
              git: str = "git", timeout: float = 600.0, tmp_dir: str | os.PathLike[str] | None = None,
-             secret: Callable[[str], bytes | None] | None = None) -> SourceResult:
+             allow_local: bool = False, secret: Callable[[str], bytes | None] | None = None) -> SourceResult:
     """Fetch ``git://…`` (see the module docstring) into a snapshot. ``cache_key_extra`` and
-    ``digest`` are the commit sha. ``secret`` looks up build secrets by id (for the auth
-    secrets)."""
-    src = parse_git_identifier(url_identifier, attrs)
+    ``digest`` are the commit sha. ``allow_local``: the ``git.local`` entitlement; ``secret``
+    looks up build secrets by id (for the auth secrets)."""
+    src = parse_git_identifier(url_identifier, attrs, allow_local=allow_local)
     what = f"git source {src.remote}#{src.ref}"
     if _SHA_RE.fullmatch(src.ref):
         name = _snapshot_name(src.ref, src)

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from mason.backends.containerd.client import Client
-from mason.backends.sources.git import load_git, parse_git_identifier
+from mason.backends.sources import git as gitsource
+from mason.backends.sources.git import parse_git_identifier
 from mason.backends.sources.mount import mounted_view
 from mason.ir.errors import MasonError
 from tests.fixtures.registry import free_port
@@ -64,6 +65,11 @@ class Repo:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Repo:
     return Repo(tmp_path_factory.mktemp("gitrepo"))
+
+
+def load_git(*args, **kw):
+    """The fixture repositories are file:// ones: these tests have the git.local grant."""
+    return gitsource.load_git(*args, allow_local=True, **kw)
 
 
 def _attrs(repo: Repo, **kw: str) -> dict[str, str]:
