@@ -51,7 +51,6 @@ class Collector:
         self.file = file
         self.warnings: list[CheckWarning] = []
         self._seen: set[tuple[str, str, int, int]] = set()
-        self.directive_lines: set[int] = set()
 
     def on(self, rule: str) -> bool:
         return self.config.enabled(rule)

@@ -53,6 +53,7 @@ _SECRET = re.compile(r"(?i)(?:_|^)(?:apikey|auth|credential|credentials|key|pass
                      r"passwd|secret|token)(?:_|$)")
 _NOT_SECRET = re.compile(r"(?i)(?:_|^)(?:public)(?:_|$)")
 _PLACEHOLDER = "x"
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def is_secret_name(name: str) -> bool:
@@ -71,14 +72,14 @@ def _distance(a: str, b: str) -> int:
 
 
 def suggest(name: str, known: Iterable[str]) -> str | None:
-    """The known name ``name`` is most likely a misspelling of (case-insensitive distance ≤ 2,
-    and shorter than the name itself), or None."""
+    """The known name ``name`` is most likely a misspelling of: the nearest by edit distance
+    (case-sensitive, at most 2; ties by name), or None."""
     best: tuple[int, str] | None = None
     for k in known:
         if k == name:
             continue
-        d = _distance(name.lower(), k.lower())
-        if d <= 2 and d < len(name) and (best is None or (d, k) < best):
+        d = _distance(name, k)
+        if d <= 2 and (best is None or (d, k) < best):
             best = (d, k)
     return best[1] if best else None
 
@@ -92,17 +93,18 @@ def _needle(word: str, name: str) -> str:
 
 
 class _Scope:
-    """What a stage knows so far."""
+    """What a stage knows so far: ENV values (base image, parent stage, this stage) and the
+    ARGs declared in it (a declared ARG without a value expands to "")."""
 
-    def __init__(self, env: set[str], env_known: bool, abs_workdir: bool, shell: bool):
-        self.env = env  # ENV names (base image, parent stage, this stage)
+    def __init__(self, env: dict[str, str], env_known: bool, abs_workdir: bool, shell: bool):
+        self.env = env
         self.env_known = env_known  # False: the base image's env is unknown
-        self.args: set[str] = set()
+        self.args: dict[str, str] = {}
         self.abs_workdir = abs_workdir
         self.shell = shell
 
-    def names(self) -> set[str]:
-        return self.env | self.args
+    def values(self) -> dict[str, str]:
+        return {**self.args, **self.env}
 
 
 class ScopeChecker:
@@ -163,8 +165,7 @@ class ScopeChecker:
             self._stage(st)
 
     def _meta_arg(self, node: Node, inst: Arg) -> None:
-        for key, default in inst.args:
-            self._secret(node, "ARG", key)
+        for key, default in inst.args:  # (BuildKit checks secret names in stages only)
             value = None
             if default is not None:
                 r = self._expand(default, self.meta_env)
@@ -231,14 +232,15 @@ class ScopeChecker:
 
     # ---------------------------------------------------------------- stages
     def _base_scope(self, st: StageInfo) -> _Scope:
+        unknown = _Scope({"PATH": _DEFAULT_PATH}, False, False, False)
         if st.parent is not None and st.parent in self.finals:
             p = self.finals[st.parent]
-            return _Scope(set(p.env), p.env_known, p.abs_workdir, p.shell)
+            return _Scope(dict(p.env), p.env_known, p.abs_workdir, p.shell)
         base = self.expand_meta(st.base) if st.base is not None else None
         if base is None:
-            return _Scope({"PATH"}, False, False, False)
+            return unknown
         if base.lower() == "scratch":
-            return _Scope({"PATH"}, True, False, False)
+            return _Scope({"PATH": _DEFAULT_PATH}, True, False, False)
         platform = self.target_platform
         if st.inst is not None and st.inst.platform:
             raw = self.expand_meta(st.inst.platform)
@@ -248,11 +250,15 @@ class ScopeChecker:
                 pass
         cfg = self._config(base, platform) if st.index in self.needed else None
         if cfg is None:
-            return _Scope({"PATH"}, False, False, False)
+            return unknown
         self._base_platform(st, base, platform, cfg)
         inner = cfg.get("config") or {}
-        env = {e.partition("=")[0] for e in (inner.get("Env") or []) if isinstance(e, str)}
-        return _Scope(env | {"PATH"}, True, False, bool(inner.get("Shell")))
+        env = {"PATH": _DEFAULT_PATH}
+        for e in inner.get("Env") or []:
+            if isinstance(e, str):
+                k, _, v = e.partition("=")
+                env[k] = v
+        return _Scope(env, True, False, bool(inner.get("Shell")))
 
     def _base_platform(self, st: StageInfo, ref: str, want: PlatformSpec, cfg: Mapping) -> None:
         if not cfg.get("os") or not cfg.get("architecture"):
@@ -281,28 +287,33 @@ class ScopeChecker:
         if isinstance(inst, Arg):
             for key, default in inst.args:
                 self._secret(node, "ARG", key)
+                value = self.meta_env.get(key, "")
                 if default is not None:
-                    self._vars(sc, node, [default])
-                sc.args.add(key)
+                    r = self._vars(sc, node, [default])
+                    value = r[0] if r else ""
+                sc.args[key] = self.build_args.get(key, value)
             check_arg_description(node, [k for k, _ in inst.args], self.out)
         elif isinstance(inst, Env):
-            self._vars(sc, node, [w for kv in inst.pairs for w in kv])
-            for key, _ in inst.pairs:
+            values = self._vars(sc, node, [w for kv in inst.pairs for w in kv])
+            for i, (key, _) in enumerate(inst.pairs):
                 self._secret(node, "ENV", key)
-                sc.env.add(key)
+                sc.env[key] = values[2 * i + 1] if values else ""
         elif isinstance(inst, Workdir):
-            self._vars(sc, node, [inst.path])
-            self._workdir(sc, node, inst.path)
+            path = self._vars(sc, node, [inst.path])
+            if path and (sc.env_known or "$" not in inst.path):
+                self._workdir(sc, node, path[0])
         elif isinstance(inst, (Copy, Add)):
-            words = [*inst.sources, inst.dest, *inst.excludes]
+            words = [*inst.sources, inst.dest]
             words += [w for w in (inst.chown, inst.chmod) if w]
+            if isinstance(inst, Add) and inst.checksum:
+                words.append(inst.checksum)
             self._vars(sc, node, words)
             if inst.from_ is None:
                 self._ignored(node, inst)
         elif isinstance(inst, Expose):
-            self._vars(sc, node, list(inst.ports))
+            self._expose(sc, node, inst)
         elif isinstance(inst, Label):
-            self._vars(sc, node, [w for kv in inst.pairs for w in kv])
+            self._vars(sc, node, [v for _, v in inst.pairs])
         elif isinstance(inst, User):
             self._vars(sc, node, [inst.user])
         elif isinstance(inst, Volume):
@@ -323,27 +334,48 @@ class ScopeChecker:
         elif isinstance(inst, Healthcheck):
             seen["HEALTHCHECK"].append(node)
 
-    def _vars(self, sc: _Scope, node: Node, words: list[str]) -> None:
-        if not sc.env_known or not self.out.on("UndefinedVar"):
-            return
-        known = sc.names()
-        env = {k: _PLACEHOLDER for k in known}
+    def _vars(self, sc: _Scope, node: Node, words: list[str]) -> list[str] | None:
+        """Expand ``words`` in the stage's scope, reporting UndefinedVar for names that are not
+        set (when the scope is known); the expanded words, or None if one does not expand."""
+        env = sc.values()
+        out: list[str] = []
+        report = sc.env_known and self.out.on("UndefinedVar")
         for word in words:
-            if "$" not in word:
-                continue
             r = self._expand(word, env)
-            for name in sorted(r.unmatched if r is not None else ()):
-                hint = suggest(name, known)
+            if r is None:
+                return None
+            out.append(r.result)
+            if not report:
+                continue
+            for name in sorted(r.unmatched):
+                hint = suggest(name, env)
                 msg = f"Usage of undefined variable '${name}'"
                 self.out.warn("UndefinedVar", msg + (f" (did you mean ${hint}?)" if hint else ""),
                               node, _needle(word, name))
+        return out
 
     def _workdir(self, sc: _Scope, node: Node, path: str) -> None:
         if path.startswith("/"):
             sc.abs_workdir = True
-        elif "$" not in path and not sc.abs_workdir:
-            self.out.warn("WorkdirRelativePath", f"Relative workdir '{path}' can have unexpected "
+        elif not sc.abs_workdir:
+            self.out.warn("WorkdirRelativePath", f'Relative workdir "{path}" can have unexpected '
                           "results if the base image changes", node, path)
+
+    def _expose(self, sc: _Scope, node: Node, inst: Expose) -> None:
+        env = sc.values()
+        for raw in inst.ports:
+            if "$" in raw and not sc.env_known:
+                continue
+            self._vars(sc, node, [raw])
+            r = self._expand(raw, env)
+            for spec in r.words if r is not None else ():
+                port, slash, proto = spec.partition("/")
+                if ":" in port:
+                    self.out.warn("ExposeInvalidFormat", "EXPOSE instruction should not define an "
+                                  f"IP address or host-port mapping, found '{spec}'", node, raw)
+                if slash and proto != proto.lower():
+                    self.out.warn("ExposeProtoCasing", f"Defined protocol '{spec}' in EXPOSE "
+                                  "instruction should be lowercase", node, raw)
 
     def _secret(self, node: Node, kind: str, key: str) -> None:
         if is_secret_name(key):
@@ -351,13 +383,17 @@ class ScopeChecker:
                           f'sensitive data ({kind} "{key}")', node, key)
 
     def _ignored(self, node: Node, inst: Copy | Add) -> None:
-        if not self.ignore.patterns or not self.out.on("CopyIgnoredFile"):
+        """CopyIgnoredFile: a source (as written, wildcards too) that ``.dockerignore`` excludes.
+        As BuildKit, nothing is reported when the file has ``!`` exceptions, nor for absolute
+        sources or the context root."""
+        m = self.ignore
+        if not m.patterns or m.has_exceptions or not self.out.on("CopyIgnoredFile"):
             return
         what = "Add" if isinstance(inst, Add) else "Copy"
         for src in inst.sources:
-            if "$" in src or any(c in src for c in "*?[") or "://" in src or src.startswith("git@"):
+            if "$" in src or "://" in src or src.startswith(("git@", "/")):
                 continue
-            rel = clean_path(src).lstrip("/") or "."
-            if rel != "." and self.ignore.excluded(rel):
-                self.out.warn("CopyIgnoredFile", f'Attempting to {what} file "{src}" that is '
+            rel = clean_path(src)
+            if rel != "." and m.excluded(rel):
+                self.out.warn("CopyIgnoredFile", f'Attempting to {what} file "{rel}" that is '
                               "excluded by .dockerignore", node, src)

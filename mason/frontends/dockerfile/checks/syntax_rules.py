@@ -1,6 +1,5 @@
 """The checks that need only the syntax tree: keyword and stage-name casing, stage names,
-empty continuation lines, MAINTAINER, legacy ``ENV k v``, EXPOSE formats and description
-comments."""
+empty continuation lines, MAINTAINER, legacy ``ENV k v`` and description comments."""
 
 from __future__ import annotations
 
@@ -23,10 +22,9 @@ def _is_as(word: str) -> bool:
 
 
 def check_syntax(result: ParseResult, out: Collector) -> None:
-    out.directive_lines = {d.loc.line for d in result.directives if d.loc is not None}
     for msg, loc in result.warnings:
         if msg.startswith("Empty continuation line"):
-            out.warn("NoEmptyContinuation", msg, loc=loc)
+            out.warn("NoEmptyContinuation", "Empty continuation line", loc=loc)
     _casing(result.nodes, out)
     names: dict[str, Node] = {}
     for node in result.nodes:
@@ -37,8 +35,6 @@ def check_syntax(result: ParseResult, out: Collector) -> None:
                      "Maintainer instruction is deprecated in favor of using label", node)
         elif node.name in ("env", "label"):
             _legacy(node, out)
-        elif node.name == "expose":
-            _expose(node, out)
 
 
 def _casing(nodes: tuple[Node, ...], out: Collector) -> None:
@@ -46,10 +42,7 @@ def _casing(nodes: tuple[Node, ...], out: Collector) -> None:
     is the expected one; every keyword not in it warns (mixed-case ones always do)."""
     if not out.on("ConsistentInstructionCasing"):
         return
-    kws = [(n, keyword(n)) for n in nodes]
-    for n in nodes:
-        if n.onbuild is not None:
-            kws.append((n.onbuild, keyword(n.onbuild)))
+    kws = [(n, keyword(n)) for n in nodes]  # (ONBUILD triggers do not count, as in BuildKit)
     upper = sum(1 for _, k in kws if k.isupper())
     lower = sum(1 for _, k in kws if k.islower())
     majority = "lowercase" if lower > upper else "uppercase"
@@ -74,39 +67,30 @@ def _from(node: Node, names: dict[str, Node], out: Collector) -> None:
     low = name.lower()
     if low in _RESERVED:
         out.warn("ReservedStageName",
-                 f"'{low}' is reserved and should not be used as a stage name", node, name)
+                 f'Stage name should not use the same name as reserved stage "{low}"', node, name)
     if low in names:
         out.warn("DuplicateStageName",
-                 f"Duplicate stage name '{low}', stage names should be unique", node, name)
+                 f'Duplicate stage name "{low}", stage names should be unique', node, name)
     else:
         names[low] = node
-    _description(node, low, "build stage", out)
+    _description(node, low, "FROM", out)
 
 
 def _description(node: Node, name: str, what: str, out: Collector) -> None:
-    """InvalidDefinitionDescription (experimental): the comment block right above a named
-    stage or an ARG must have a line ``# <name> <description>``."""
-    if not out.on("InvalidDefinitionDescription") or node.loc is None or out.lines is None:
+    """InvalidDefinitionDescription (experimental): the comment line right above a named stage
+    or a one-name ARG (the last of the comment block, which empty lines do not end; an empty
+    ``#`` line does) must read ``# <name> <description>``."""
+    if not node.comments or not out.on("InvalidDefinitionDescription"):
         return
-    block: list[str] = []  # the comment lines right above, up to an empty line or a directive
-    ln = node.loc.line - 1
-    while ln >= 1 and ln not in out.directive_lines and out.lines[ln - 1].strip().startswith("#"):
-        block.append(out.lines[ln - 1].strip()[1:].strip())
-        ln -= 1
-    if not block:
-        return
-    for c in block:
-        if c == name or c.startswith(name + " "):
-            return
-    out.warn("InvalidDefinitionDescription",
-             f"Comment for {what} should follow the format: `# <arg/stage name> <description>`. "
-             "If this is not intended to be a description comment, add an empty line or "
-             "comment between the instruction and the comment.", node, loc=node.loc)
+    last = node.comments[-1].strip()
+    if last != name and not last.startswith(name + " "):
+        out.warn("InvalidDefinitionDescription", f"Comment for {what} should follow the format: "
+                 f"`# {name} <description>`", node, loc=node.loc)
 
 
 def check_arg_description(node: Node, names: list[str], out: Collector) -> None:
     if len(names) == 1:
-        _description(node, names[0], "arg", out)
+        _description(node, names[0], "ARG", out)
 
 
 def _legacy(node: Node, out: Collector) -> None:
@@ -117,17 +101,3 @@ def _legacy(node: Node, out: Collector) -> None:
         out.warn("LegacyKeyValueFormat",
                  f'"{kw} key=value" should be used instead of legacy "{kw} key value" format',
                  node, loc=node.loc)
-
-
-def _expose(node: Node, out: Collector) -> None:
-    for spec in node.args:
-        if "$" in spec:
-            continue
-        port, slash, proto = spec.partition("/")
-        if ":" in port:
-            out.warn("ExposeInvalidFormat", "EXPOSE instruction should not define an IP address "
-                     f"or host-port mapping, found '{spec}'", node, spec)
-        if slash and proto != proto.lower():
-            out.warn("ExposeProtoCasing",
-                     f"Defined protocol '{spec}' in EXPOSE instruction should be lowercase",
-                     node, spec)
