@@ -255,3 +255,39 @@ def test_lint_never_crashes(lines):
     for w in report.warnings:
         assert w.rule in RULES and w.loc.line >= 1
         w.format()
+
+
+# ------------------------------------------------------------------ what BuildKit v0.32.2 reports
+# (each found by running the same Dockerfile through buildkitd's lint subrequest)
+
+def test_workdir_and_expose_are_expanded_first():
+    r = run("FROM scratch\nENV D=rel\nWORKDIR $D\nWORKDIR /abs\nWORKDIR $D\n")
+    assert [(w.loc.line, w.message) for w in fired(r, "WorkdirRelativePath")] == [
+        (3, 'Relative workdir "rel" can have unexpected results if the base image changes')]
+    assert fired(run("FROM scratch\nARG X=/a\nWORKDIR $X/rel\nWORKDIR rel2\n"), "WorkdirRelativePath") == []
+    r = run("FROM scratch\nENV P=\"80/TCP 1:2\"\nEXPOSE $P\n")
+    assert sorted(w.message for w in r.warnings) == [
+        "Defined protocol '80/TCP' in EXPOSE instruction should be lowercase",
+        "EXPOSE instruction should not define an IP address or host-port mapping, found '1:2'"]
+
+
+def test_global_arg_secret_names_are_not_checked():
+    assert fired(run("ARG TOKEN\nFROM scratch\n"), "SecretsUsedInArgOrEnv") == []
+
+
+def test_ignored_copies_quiet_with_exceptions():
+    text = "FROM scratch\nCOPY tmp/a /\nCOPY tmp/* /\n"
+    assert len(fired(run(text, excludes=["tmp"]), "CopyIgnoredFile")) == 2
+    assert fired(run(text, excludes=["tmp", "!tmp/b"]), "CopyIgnoredFile") == []
+
+
+def test_description_comment_block_crosses_empty_lines():
+    text = "# check=experimental=all\nFROM scratch\n# x\n\n\nARG Q\n"
+    assert [w.message for w in run(text).warnings] == [
+        "Comment for ARG should follow the format: `# Q <description>`"]
+
+
+def test_label_keys_and_copy_excludes_are_not_expanded_by_the_check():
+    r = run("FROM scratch\nLABEL \"$K\"=$V\nCOPY --exclude=$E a /\nADD --checksum=$C http://x/y /\n")
+    assert [w.message for w in fired(r, "UndefinedVar")] == [
+        "Usage of undefined variable '$V'", "Usage of undefined variable '$C'"]
