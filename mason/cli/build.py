@@ -143,12 +143,17 @@ def _check_iidfile(iidfile: str | None) -> None:
 @click.option("--no-cache-filter", "no_cache_filter", multiple=True, metavar="STAGE",
               help="Run the steps of this stage again (repeatable; a name or an index).")
 @click.option("--explain", is_flag=True, help="Print why each step that ran missed the cache (vs the last build).")
+@click.option("--check", is_flag=True,
+              help="Run the build checks only (BuildKit's --call check): print them; exit 1 if error=true.")
 @common_solve_options
 def build(context: str, dockerfile: str | None, target: str | None, build_args: tuple[str, ...], platform: str | None,
           level: int, passes: str | None, tags, outputs, push, iidfile, quiet, progress, secrets, ssh, no_cache,
           allow, network_default, jobs, insecure_registries, root, containerd_address, no_cache_filter=(),
-          explain=False) -> None:
+          explain=False, check=False) -> None:
     """Build the Dockerfile in CONTEXT (default: .), like docker build."""
+    if check:
+        _run_checks(context, dockerfile, build_args, target, platform)
+        return
     from mason.build import BuildRequest, parse_build_args
     from mason.build import build as do_build
 
@@ -165,3 +170,40 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
     for line in result.explain:
         click.echo(line, err=True)
     report(result, quiet or progress == "quiet", iidfile)
+
+
+def _run_checks(context: str, dockerfile: str | None, build_args: tuple[str, ...], target: str | None,
+                platform: str | None) -> None:
+    """``--check``: the build checks of the Dockerfile, offline (no base image is resolved, so
+    UndefinedVar stays quiet in stages on an external image); exit 1 with ``error=true``."""
+    from pathlib import Path
+
+    from mason.build import parse_build_args, read_dockerfile
+    from mason.frontends.dockerfile.checks import lint
+    from mason.frontends.dockerfile.syntax import parse_dockerfile
+    from mason.ir.errors import MasonError
+    from mason.ir.patterns import find_dockerignore, parse_dockerignore
+    from mason.ir.resolver import PlatformSpec
+
+    path = dockerfile if dockerfile is not None else str(Path(context) / "Dockerfile")
+    text = read_dockerfile(path)
+    filename = "<stdin>" if path == "-" else path
+    excludes: list = []
+    if Path(context).is_dir():
+        ignore_path, ignore_text = find_dockerignore(context, path)
+        if ignore_text is not None:
+            excludes = parse_dockerignore(ignore_text, str(ignore_path))
+    try:
+        result = parse_dockerfile(text, filename)
+        report = lint(result, text, build_args=parse_build_args(build_args), target=target,
+                      target_platform=PlatformSpec.parse(platform) if platform else None,
+                      excludes=excludes)
+    except MasonError as e:
+        raise e.with_source(text) from None
+    for w in report.warnings:
+        click.echo(w.format(), err=True)
+    n = len(report.warnings)
+    click.echo(f"Check complete, {n} warning{'s' if n != 1 else ''} found" if n
+               else "Check complete, no warnings found.")
+    if report.failed:
+        raise MasonError("lint violation found for rules: " + ", ".join(report.rules()))
