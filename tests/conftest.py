@@ -4,4 +4,5 @@ registered here as plugins."""
 pytest_plugins: list[str] = [
     "tests.fixtures.containerd",
     "tests.fixtures.registry",
+    "tests.fixtures.buildkitd",
 ]
