@@ -273,3 +273,25 @@ class CachingResolver:
     def clear(self) -> None:
         with self._lock:
             self._results.clear()
+
+
+class FixedResolver:
+    """Every reference resolves to one fixed image config and digest; a reference that already
+    carries a digest keeps its own (like ``df2llb -image-config C -image-digest D``, BuildKit's
+    deterministic stand-in for a registry). ``mason lower --fixed-base-config`` uses it to
+    reproduce BuildKit's reference LLB without a registry."""
+
+    def __init__(self, config: Mapping[str, Any], digest: str):
+        from mason.ir.reference import validate_digest
+
+        self.config = json.loads(json.dumps(dict(config)))
+        self.digest = validate_digest(digest)
+        self.calls: list[tuple[str, PlatformSpec | None]] = []
+
+    def resolve_image_config(self, ref: str, platform: PlatformSpec | None = None) -> ResolvedImage:
+        self.calls.append((ref, platform))
+        r = parse_reference(ref)
+        digest = r.digest or self.digest
+        cfg = json.loads(json.dumps(self.config))
+        return ResolvedImage(ref=pinned_ref(r, digest), digest=digest, config=cfg, manifest_digest=digest,
+                             platform=PlatformSpec.from_json(cfg) if cfg.get("os") else platform)
