@@ -1,8 +1,11 @@
 """The LLB protobuf codec: typed ops ⇄ ``pb.Op`` / ``pb.Definition`` bytes.
 
 Only this module (and the dumpers, through :func:`op_to_pb`) touches the generated LLB module.
-Encoding is deterministic (``SerializeToString(deterministic=True)``: field order, defaults
-omitted, packed scalars, sorted map keys), which reproduced every op BuildKit wrote in the corpus.
+Encoding is deterministic and byte-identical to BuildKit v0.32.2 (protobuf-go's deterministic
+marshaling): defaults omitted, packed scalars, sorted map keys, fields in number order — except
+that an ``Op``'s ``platform`` and ``constraints`` come before its oneof body (protobuf-go writes
+the fields outside a oneof first; :func:`marshal_op_pb`). BuildKit before v0.17 (gogo) wrote
+pure field-number order: such ops decode, under their own digests (see ``noncanonical`` below).
 
 Framing of several outputs (:func:`encode_graph`): each output is one plain Definition, exactly
 what BuildKit reads; the terminal op's metadata description carries ``mason.output.name`` (and
@@ -35,8 +38,10 @@ changes the bytes):
   per-digest locations); the first range of an op's first location also becomes its ``loc``.
 * Any unknown field, at any level of an op, its metadata or the Definition, is an error naming
   the op digest and the field number. An op whose re-encoding differs from its bytes for another
-  reason (a non-canonical encoder) is accepted under its canonical digest; the old → new names
-  are in ``DecodedDefinition.renamed``.
+  reason (another encoder: BuildKit before v0.17 wrote pure field-number order) keeps the bytes
+  and digest of the file — digests are always sha256 of the bytes in ``def``, as in BuildKit, and
+  the Definition re-marshals byte for byte; ``DecodedDefinition.noncanonical`` maps such a
+  digest to the one mason's own encoding of the op would have.
 """
 
 from __future__ import annotations
@@ -96,7 +101,7 @@ from mason.ir.ops import (
 __all__ = [
     "IMAGE_CONFIG_KEY", "OUTPUT_NAME_KEY", "SourceInfo", "SourceLocation", "SourceMap",
     "DecodedDefinition", "op_to_pb", "encode_op", "encode_op_uncached", "metadata_to_pb",
-    "metadata_from_pb", "op_from_pb", "marshal", "encode_graph", "decode_definition",
+    "metadata_from_pb", "op_from_pb", "marshal", "marshal_op_pb", "encode_graph", "decode_definition",
     "decode_graph", "write_stream", "read_stream", "digest_of", "STREAM_MAGIC",
 ]
 
@@ -343,16 +348,30 @@ def _utf8_error(what: str, value: Any, e: UnicodeEncodeError) -> MasonError:
 def op_to_pb(op: Op) -> Any:
     """The ``pb.Op`` of a typed op (input digests from the inputs' cached digests). Text that
     is not valid UTF-8 is a :class:`MasonError` naming the op kind and the field."""
+    head, body = _op_parts(op)
+    head.MergeFrom(body)
+    return head
+
+
+def _op_parts(op: Op) -> tuple[Any, Any]:
     try:
         return _op_to_pb(op)
     except UnicodeEncodeError as e:
         raise _utf8_error(type(op).__name__, op, e) from None
 
 
-def _op_to_pb(op: Op) -> Any:
-    m = P.Op()
+def _op_to_pb(op: Op) -> tuple[Any, Any]:
+    """(head, body): ``inputs``, ``platform`` and ``constraints`` in one message, the oneof
+    body in the other — protobuf-go writes them in that order (see :func:`marshal_op_pb`)."""
+    h = P.Op()
     for r in op.inputs:
-        m.inputs.add(digest=r.op.digest, index=r.index)
+        h.inputs.add(digest=r.op.digest, index=r.index)
+    if op.platform is not None:
+        h.platform.CopyFrom(_platform_pb(op.platform))
+    if op.constraints is not None:
+        h.constraints.filter.extend(op.constraints)
+        h.constraints.SetInParent()
+    m = P.Op()
     t = type(op)
     if t is ExecOp:
         e = m.exec
@@ -393,16 +412,30 @@ def _op_to_pb(op: Op) -> Any:
         c.SetInParent()
     else:
         raise MasonError(f"cannot encode op type {type(op).__name__}")
-    if op.platform is not None:
-        m.platform.CopyFrom(_platform_pb(op.platform))
-    if op.constraints is not None:
-        m.constraints.filter.extend(op.constraints)
-        m.constraints.SetInParent()
-    return m
+    return h, m
+
+
+def marshal_op_pb(m: Any) -> bytes:
+    """The bytes of a ``pb.Op`` as BuildKit (v0.17+, protobuf-go, deterministic) writes them:
+    the fields outside the ``op`` oneof in field-number order (``inputs`` 1, ``platform`` 10,
+    ``constraints`` 11), then the oneof body. Python's protobuf would write field-number order
+    throughout, putting ``exec``/``source``/``file`` (2–8) before the platform. ``Op`` is the only
+    LLB message where the two orders differ: ``FileAction``'s oneof (4–8) follows its other
+    fields (1–3) by number already, and ``UserOpt`` has nothing outside its oneof."""
+    w = m.WhichOneof("op")
+    if w is None:
+        return m.SerializeToString(deterministic=True)
+    body = P.Op()
+    getattr(body, w).CopyFrom(getattr(m, w))
+    head = P.Op()
+    head.CopyFrom(m)
+    head.ClearField(w)
+    return head.SerializeToString(deterministic=True) + body.SerializeToString(deterministic=True)
 
 
 def encode_op_uncached(op: Op) -> bytes:
-    return op_to_pb(op).SerializeToString(deterministic=True)
+    head, body = _op_parts(op)
+    return head.SerializeToString(deterministic=True) + body.SerializeToString(deterministic=True)
 
 
 def encode_op(op: Op) -> bytes:
@@ -739,7 +772,7 @@ class DecodedDefinition:
     terminal_metadata: OpMetadata | None
     name: str | None = None
     source: SourceMap | None = None
-    renamed: dict[str, str] = field(default_factory=dict)
+    noncanonical: dict[str, str] = field(default_factory=dict)
 
     @property
     def graph(self) -> Any:
@@ -825,7 +858,7 @@ def _decode_definition(data: bytes) -> DecodedDefinition:
 
     # build typed ops, inputs first, whatever the file order
     typed: list[Op | None] = [None] * term_i
-    renamed: dict[str, str] = {}
+    noncanonical: dict[str, str] = {}
     for start in range(term_i):
         if typed[start] is not None:
             continue
@@ -857,14 +890,16 @@ def _decode_definition(data: bytes) -> DecodedDefinition:
                 kind = m.WhichOneof("op") or "bare"
                 raise MasonError(f"op #{i} {dg} ({kind}): {e}") from None
             data_i = encode_op_uncached(op)
-            if data_i == raw[i]:
-                object.__setattr__(op, "_bytes", data_i)
-                object.__setattr__(op, "_digest", dg)
-            else:
+            if data_i != raw[i]:
                 r = _find_unknown(m, "Op")
                 if r:
                     raise MasonError(f"op #{i} {dg}: unknown field {r[0]} in {r[1]}")
-                renamed[dg] = op.digest
+                noncanonical[dg] = digest_of(data_i)
+            # the op is what the file says: its bytes and digest are the file's, even where mason
+            # would encode it otherwise (another encoder's field order), so digests are
+            # BuildKit's and the Definition re-marshals to the same bytes
+            object.__setattr__(op, "_bytes", raw[i])
+            object.__setattr__(op, "_digest", dg)
             typed[i] = op
     ops: list[Op] = typed  # type: ignore[assignment]
     ti = term.inputs[0]
@@ -885,7 +920,7 @@ def _decode_definition(data: bytes) -> DecodedDefinition:
             except ValueError as e:
                 raise MasonError(f"terminal op {tdg}: {IMAGE_CONFIG_KEY} is not JSON: {e}") from None
         name = tmd.describe(OUTPUT_NAME_KEY)
-    return DecodedDefinition(ref, ops, metadata, image_config, tdg, tmd, name, source, renamed)
+    return DecodedDefinition(ref, ops, metadata, image_config, tdg, tmd, name, source, noncanonical)
 
 
 def decode_graph(data: bytes) -> Any:

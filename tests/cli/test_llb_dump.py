@@ -1,5 +1,6 @@
-"""``mason llb dump``: every corpus Definition in every format, stdin, and bad input as one
-error line with exit code 1 (never a traceback)."""
+"""``mason llb dump``: every corpus Definition (BuildKit v0.32.2's, ``buildkit-llb-v0.32``) in every
+format, stdin, v0.11.6 Definitions under their own digests, mason's Definition streams, and bad
+input as one error line with exit code 1 (never a traceback)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import pytest
 from mason.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
-CORPUS = ROOT.parent / "shared" / "corpus" / "buildkit-llb"
+CORPUS = ROOT.parent / "shared" / "corpus" / "buildkit-llb-v0.32"
+OLD_CORPUS = ROOT.parent / "shared" / "corpus" / "buildkit-llb"  # v0.11.6
 NAMES = sorted(p.stem for p in CORPUS.glob("*.llb"))
 assert NAMES, f"no *.llb files in {CORPUS}"
 MASON = Path(sys.executable).with_name("mason")
@@ -47,7 +49,8 @@ def test_json_is_dump_llb(name: str, capsys: pytest.CaptureFixture[str]) -> None
 def test_pretty_json(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = run(["llb", "dump", "--format", "json", "--pretty", str(CORPUS / f"{name}.llb")], capsys)
     assert rc == 0
-    assert json.loads(out) == json.loads((CORPUS / f"{name}.pretty.json").read_text())
+    expected = [json.loads(line) for line in (CORPUS / f"{name}.json").read_text().splitlines()]
+    assert json.loads(out) == expected
 
 
 def _dot_lines(text: str) -> tuple[set[str], set[str]]:
@@ -159,3 +162,45 @@ def test_text_with_metadata(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = run(["llb", "dump", "--format", "text", "--metadata", str(CORPUS / "metadata.llb")], capsys)
     assert rc == 0
     assert '# description=[["llb.customname","[internal] load build context"]]' in out
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_v0_11_definitions_dump_the_digests_of_their_own_bytes(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """BuildKit v0.11.6 wrote ops in field-number order, which mason would encode otherwise: the
+    dump still prints the digests of the bytes in the file, as ``buildctl debug dump-llb`` does."""
+    rc, out, err = run(["llb", "dump", str(OLD_CORPUS / f"{name}.llb")], capsys)
+    assert (rc, err) == (0, "")
+    got = [json.loads(line)["Digest"] for line in out.splitlines()]
+    want = [json.loads(line)["Digest"] for line in (OLD_CORPUS / f"{name}.json").read_text().splitlines()]
+    assert got == want
+    # the same ops, in v0.32.2's JSON shape (zero indices left out, the terminal "Op":{})
+    ops = [json.loads(line)["Op"] for line in out.splitlines()]
+    assert ops[-1]["Op"] == {} and all("index" not in i for o in ops for i in o.get("inputs", []) if not i.get("index"))
+
+
+def test_a_lower_stream_dumps_in_every_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``mason lower -O0`` with several stages writes a Definition stream; dump reads it: every
+    op once, and each output's terminal op."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch AS a\nCOPY x /x\nFROM scratch AS b\nCOPY --from=a /x /y\n")
+    out = tmp_path / "f.llb"
+    assert main(["lower", "-O0", "-o", str(out), str(tmp_path)]) == 0
+    capsys.readouterr()
+    from mason.ir.codec import STREAM_MAGIC, decode_definition, read_stream
+
+    data = out.read_bytes()
+    assert data.startswith(STREAM_MAGIC)
+    defs = [decode_definition(d) for d in read_stream(data)]
+    rc, js, err = run(["llb", "dump", str(out)], capsys)
+    assert (rc, err) == (0, "")
+    digests = [json.loads(line)["Digest"] for line in js.splitlines()]
+    want: list[str] = []
+    for d in defs:
+        for dg in [o.digest for o in d.ops] + [d.terminal_digest]:
+            if dg not in want:
+                want.append(dg)
+    assert digests == want and len(defs) == 3  # a, b and default (= b: same terminal)
+    rc, dot, _ = run(["llb", "dump", "--format", "dot", str(out)], capsys)
+    assert rc == 0 and all(f'"{dg}"' in dot for dg in want)
+    rc, text, _ = run(["llb", "dump", "--format", "text", str(out)], capsys)
+    assert rc == 0 and [ln.split(" =")[0] for ln in text.splitlines() if ln.startswith("output")] == \
+        ["output a", "output b", "output default"]

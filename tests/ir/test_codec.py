@@ -18,8 +18,9 @@ from mason.ir.codec import (
     decode_definition,
     decode_graph,
     encode_graph,
-    encode_op,
+    encode_op_uncached,
     marshal,
+    marshal_op_pb,
     op_to_pb,
     read_stream,
     write_stream,
@@ -31,8 +32,9 @@ from mason.ir.text import format_graph
 from tests.ir.strategies import chain, fixed_graph, graphs
 
 ROOT = Path(__file__).resolve().parents[2]
-CORPUS = ROOT.parent / "shared" / "corpus" / "buildkit-llb"
+CORPUS = ROOT.parent / "shared" / "corpus" / "buildkit-llb-v0.32"
 LLB_FILES = sorted(CORPUS.glob("*.llb"))
+OLD_FILES = sorted((ROOT.parent / "shared" / "corpus" / "buildkit-llb").glob("*.llb"))  # v0.11.6
 P = pb()
 
 
@@ -52,12 +54,14 @@ def test_corpus_round_trip(path: Path) -> None:
     orig = P.Definition.FromString(data)
     raw = list(getattr(orig, "def"))
     dd = decode_definition(data)
-    assert dd.renamed == {}
+    assert dd.noncanonical == {}
     assert len(dd.ops) == len(raw) - 1
     for op, b in zip(dd.ops, raw, strict=False):
         assert op.digest == _sha(b)
-        assert op_to_pb(op).SerializeToString(deterministic=True) == b
-        assert encode_op(op) == b
+        assert marshal_op_pb(op_to_pb(op)) == b
+        assert encode_op_uncached(op) == b  # mason's own encoding, not the cached file bytes
+        # protobuf-go's order: inputs, platform, constraints, then the oneof body
+        assert b[:1] in (b"\x0a", b"\x52", b"\x5a")
     # metadata preserved on the ops and in .metadata
     for op in dd.ops:
         if op.digest in orig.metadata:
@@ -99,7 +103,7 @@ def test_encode_decode_encode_identical(g) -> None:  # type: ignore[no-untyped-d
     first = encode_graph(g)
     decoded = [decode_definition(b) for b in first]
     for dd, out in zip(decoded, g.outputs, strict=False):
-        assert dd.renamed == {}
+        assert dd.noncanonical == {}
         assert dd.ref.op.digest == out.ref.op.digest and dd.ref.index == out.ref.index
         assert dd.image_config == out.image_config
         assert dd.name == out.name
@@ -153,7 +157,7 @@ def test_fixed_graph_digest_pinned() -> None:
     assert g.outputs[0].ref.op.digest == FIXED_APP_DIGEST
 
 
-FIXED_APP_DIGEST = "sha256:2ccef5508688cf1435ef8664d111fe05f6d8163c4d6af81a41dfcb31fc42b072"
+FIXED_APP_DIGEST = "sha256:de597016def1fbdabcd4676cf325a9717572960c461c02e7deaa98418c93e916"  # protobuf-go field order (v0.32.2)
 
 
 # ---------------------------------------------------------------- deep chains
@@ -205,7 +209,9 @@ def test_bad_not_protobuf() -> None:
 
 def test_bad_truncated() -> None:
     data = LLB_FILES[0].read_bytes()
-    assert _msg(data[: len(data) // 2]).startswith("not an LLB Definition: ")
+    # one byte past the middle cuts a field (the middle itself of argenv.llb falls between two ops:
+    # a shorter Definition whose last op stands as the terminal, as BuildKit would read it)
+    assert _msg(data[: len(data) // 2 + 1]).startswith("not an LLB Definition: ")
 
 
 def test_bad_empty_and_one_op() -> None:
@@ -321,9 +327,47 @@ def test_stream_framing() -> None:
     assert decode_graph(defs[0]).names() == ["app"]
 
 
-def test_non_canonical_op_is_renamed() -> None:
+def test_non_canonical_op_keeps_its_bytes_and_digest() -> None:
     # an explicit default (identifier field written as empty, then real) — not what Go writes
     b = b"\x1a\x00" + SRC.bytes  # Op.source = empty message, then the real one (merged)
     dd = decode_definition(_definition([b, _term(_sha(b))]))
-    assert dd.renamed == {_sha(b): SRC.digest}
-    assert dd.ref.op == SRC
+    assert dd.noncanonical == {_sha(b): SRC.digest}
+    assert dd.ref.op.digest == _sha(b) and dd.ref.op.bytes == b
+    assert encode_op_uncached(dd.ref.op) == SRC.bytes  # the same op, by value (equality is by digest)
+
+
+@pytest.mark.parametrize("path", OLD_FILES, ids=lambda p: p.stem)
+def test_v0_11_definitions_round_trip_byte_for_byte(path: Path) -> None:
+    """BuildKit v0.11.6 (gogo) wrote ops in field-number order: they decode under the digests of
+    their own bytes (what BuildKit computes), re-marshal to the same ``def``, and mason's own
+    encoding of each differs only by putting platform/constraints before the body."""
+    data = path.read_bytes()
+    raw = list(getattr(P.Definition.FromString(data), "def"))
+    dd = decode_definition(data)
+    assert [o.digest for o in dd.ops] == [_sha(b) for b in raw[:-1]]
+    assert dd.terminal_digest == _sha(raw[-1])
+    with_platform = [b for b in raw[:-1] if P.Op.FromString(b).HasField("platform") or P.Op.FromString(b).HasField("constraints")]
+    assert len(dd.noncanonical) == len(with_platform) > 0
+    out = marshal(dd.ref, dd.image_config, terminal_metadata=dd.terminal_metadata, source=dd.source)
+    assert list(getattr(P.Definition.FromString(out), "def")) == raw
+    for op, b in zip(dd.ops, raw, strict=False):
+        assert P.Op.FromString(encode_op_uncached(op)) == P.Op.FromString(b)  # same message
+
+
+def test_field_order_is_protobuf_go() -> None:
+    """An exec with platform and constraints: inputs (1), platform (10), constraints (11), then
+    exec (2) — the order BuildKit v0.32.2 writes (``df2llb`` output in the corpus)."""
+    op = ExecOp(inputs=(Ref(SRC, 0),), meta=Meta(args=("true",)), mounts=(Mount(input=0, dest="/", output=0),),
+                platform=__import__("mason.ir.ops", fromlist=["Platform"]).Platform("amd64", "linux"),
+                constraints=())
+    b = op.bytes
+    tags = []
+    i = 0
+    while i < len(b):
+        tag = b[i]
+        tags.append(tag >> 3)
+        n = b[i + 1]  # every field here is length-delimited and short
+        i += 2 + n
+    assert tags == [1, 10, 11, 2]
+    python_order = op_to_pb(op).SerializeToString(deterministic=True)
+    assert python_order != b and sorted(python_order) == sorted(b)

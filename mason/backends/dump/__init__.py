@@ -3,7 +3,9 @@ text, Graphviz DOT (``dump-llb --dot``'s shape) or SVG.
 
 Input goes through the typed IR: the codec decodes and validates the Definition (bad input is a
 :class:`~mason.ir.errors.MasonError` from there), then each op is turned back into its wire
-message with ``op_to_pb`` and rendered. Imports ``mason.ir`` only.
+message with ``op_to_pb`` and rendered. Digests are those of the op bytes in the file, as
+``buildctl debug dump-llb`` prints them. A mason Definition stream (several outputs, what
+``mason lower -O0`` writes) dumps as all its Definitions, each op once. Imports ``mason.ir`` only.
 
     from mason.backends.dump import dump_definition
     print(dump_definition(open("x.llb", "rb").read(), "dot"), end="")
@@ -18,7 +20,7 @@ from mason.ir.errors import MasonError
 
 FORMATS = ("json", "text", "dot", "svg")
 
-__all__ = ["FORMATS", "DumpedOp", "dump_definition", "records_from_decoded", "render"]
+__all__ = ["FORMATS", "DumpedOp", "dump_definition", "records_from_data", "records_from_decoded", "render"]
 
 
 def records_from_decoded(decoded: Any) -> list[DumpedOp]:
@@ -26,11 +28,37 @@ def records_from_decoded(decoded: Any) -> list[DumpedOp]:
     (rebuilt from the result reference, with the terminal metadata as decoded)."""
     from mason.ir.codec import metadata_to_pb, op_to_pb
 
+    # digests are the file's (sha256 of the bytes in ``def``), as ``buildctl debug dump-llb`` prints
     records = [DumpedOp(op.digest, op_to_pb(op), metadata_to_pb(op.metadata)) for op in decoded.ops]
     term = terminal_op(decoded.ref.op.digest, decoded.ref.index)
     tmd = decoded.terminal_metadata
-    records.append(DumpedOp(op_digest(term), term, metadata_to_pb(tmd) if tmd is not None else None))
+    records.append(DumpedOp(decoded.terminal_digest or op_digest(term), term,
+                            metadata_to_pb(tmd) if tmd is not None else None))
     return records
+
+
+def records_from_data(data: bytes) -> list[DumpedOp]:
+    """The records of one Definition, or of every Definition of a mason stream
+    (:func:`mason.ir.codec.write_stream`) in turn, each op once (the first Definition that
+    has it shows it; each output's terminal op follows its own ops)."""
+    from mason.ir.codec import STREAM_MAGIC, decode_definition, read_stream
+
+    if not data.startswith(STREAM_MAGIC):
+        return records_from_decoded(decode_definition(data))
+    out: list[DumpedOp] = []
+    seen: set[str] = set()
+    for k, rec in enumerate(read_stream(data)):
+        try:
+            decoded = decode_definition(rec)
+        except MasonError as e:
+            raise MasonError(f"Definition {k} of the stream: {e.message}") from None
+        for r in records_from_decoded(decoded):
+            if r.digest not in seen:
+                seen.add(r.digest)
+                out.append(r)
+    if not out:
+        raise MasonError("empty Definition stream")
+    return out
 
 
 def render(records: list[DumpedOp], fmt: str, *, pretty: bool = False) -> str:
@@ -56,12 +84,10 @@ def dump_definition(data: bytes, fmt: str = "json", *, pretty: bool = False, met
     each op's metadata to the text form as a comment."""
     if fmt not in FORMATS:
         raise MasonError(f"unknown dump format {fmt!r}; valid formats: {', '.join(FORMATS)}")
-    from mason.ir.codec import decode_definition
-
-    decoded = decode_definition(data)
     if fmt == "text":
+        from mason.ir.codec import decode_graph
         from mason.ir.text import format_graph
 
-        text = format_graph(decoded.graph, metadata=metadata)
+        text = format_graph(decode_graph(data), metadata=metadata)
         return text if text.endswith("\n") else text + "\n"
-    return render(records_from_decoded(decoded), fmt, pretty=pretty)
+    return render(records_from_data(data), fmt, pretty=pretty)

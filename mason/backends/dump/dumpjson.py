@@ -1,19 +1,25 @@
-"""JSON dump of a Definition, in the shape of BuildKit's ``buildctl debug dump-llb``.
+"""JSON dump of a Definition, in the shape of BuildKit v0.32.2's ``buildctl debug dump-llb``.
 
 One object per op per line, in ``def`` order: ``{"Op":{…},"Digest":"sha256:…","OpMetadata":{…}}``.
-BuildKit prints its gogo-generated Go structs with ``encoding/json``, so this mirrors Go's rules
-rather than protobuf's JSON mapping:
+BuildKit prints its Go structs with ``encoding/json``, so this mirrors Go's rules rather than
+protobuf's JSON mapping (checked against ``buildctl debug dump-llb`` on generated Definitions):
 
 * keys are the proto field names, in declaration order; map keys sorted;
 * a oneof is one key named after the oneof in Go's CamelCase (``Op``, ``Action``, ``User``)
-  holding ``{"<field>": value}``, or ``null`` when unset (the terminal op's ``"Op":null``);
+  holding ``{"<field>": value}``, or ``{}`` when unset (the terminal op's ``"Op":{}``);
 * every field is ``omitempty`` (zero scalars, empty lists and maps, absent messages are left
-  out; a present empty message prints ``{}``) except the custom-typed ones below, which always
-  print — so mounts show ``"input":0`` and file actions ``"secondaryInput":-1``;
+  out; a present empty message prints ``{}``) except ``FileAction``'s ``input``,
+  ``secondaryInput`` and ``output``, which always print — so a root mount is ``{"dest":"/"}``
+  while a file action shows ``"input":0``;
 * enums and 64-bit integers are JSON numbers, bytes are base64;
 * strings escape ``<``, ``>``, ``&``, U+2028 and U+2029 as ``\\u…``, as Go does.
 
-Works on any message of the LLB module, so mason's ``ConfigOp`` (``"config"``) dumps the same way.
+Deliberate differences, where buildctl v0.32.2 prints less than the op holds: a symlink file
+action prints its fields (buildctl prints ``"Action":{}``), an owner given by id prints
+``{"byID":N}`` (buildctl prints ``"User":{}`` whatever the id), and mason's ``ConfigOp`` prints as
+``"config"`` (BuildKit does not know the field). Before v0.17 (gogo structs) BuildKit printed
+zero indices (``"index":0``) and the terminal op as ``"Op":null``; ``../shared/corpus/buildkit-llb``
+has that shape.
 """
 
 from __future__ import annotations
@@ -27,23 +33,12 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from mason.backends.dump.model import DumpedOp
 
-# (message, field) pairs whose Go type is a gogo ``customtype`` (digest.Digest, InputIndex,
-# OutputIndex): their JSON tag has no omitempty, so zero values print.
+# (message, field) pairs that print even when zero (the rest is omitempty).
 ALWAYS_PRINTED: frozenset[tuple[str, str]] = frozenset(
     {
-        ("Input", "digest"),
-        ("Input", "index"),
-        ("Mount", "input"),
-        ("Mount", "output"),
         ("FileAction", "input"),
         ("FileAction", "secondaryInput"),
         ("FileAction", "output"),
-        ("NamedUserOpt", "input"),
-        ("MergeInput", "input"),
-        ("LowerDiffInput", "input"),
-        ("UpperDiffInput", "input"),
-        ("BuildOp", "builder"),
-        ("BuildInput", "input"),
     }
 )
 
@@ -101,7 +96,7 @@ def message_to_go(msg: Any) -> dict:
             _, go_name, oneof_name = entry
             which = msg.WhichOneof(oneof_name)
             if which is None:
-                out[go_name] = None
+                out[go_name] = {}
                 continue
             f = msg.DESCRIPTOR.fields_by_name[which]
             value = getattr(msg, which)

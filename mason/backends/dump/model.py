@@ -22,8 +22,10 @@ class DumpedOp:
 
 
 def op_digest(op: Any) -> str:
-    """The LLB digest of an op message: sha256 over its deterministic encoding."""
-    return "sha256:" + hashlib.sha256(op.SerializeToString(deterministic=True)).hexdigest()
+    """The LLB digest of an op message: sha256 over its encoding as BuildKit marshals it."""
+    from mason.ir.codec import marshal_op_pb
+
+    return "sha256:" + hashlib.sha256(marshal_op_pb(op)).hexdigest()
 
 
 def terminal_op(digest: str, index: int = 0) -> Any:

@@ -9,7 +9,7 @@ from pathlib import Path
 from mason.ir.llb_pb import pb
 
 # <project root>/../shared/corpus: CI clones the repository elsewhere with shared/ beside it.
-CORPUS = Path(__file__).resolve().parents[3].parent / "shared" / "corpus" / "buildkit-llb"
+CORPUS = Path(__file__).resolve().parents[3].parent / "shared" / "corpus" / "buildkit-llb-v0.32"  # BuildKit v0.32.2 (df2llb)
 NAMES = sorted(p.stem for p in CORPUS.glob("*.llb"))
 
 
