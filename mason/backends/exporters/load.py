@@ -26,6 +26,7 @@ import hashlib
 import json
 import lzma
 import os
+import posixpath
 import tarfile
 import zlib
 from collections.abc import Iterator
@@ -40,6 +41,8 @@ from mason.ir.errors import MasonError
 from mason.ir.reference import parse_reference
 
 _CHUNK = 1 << 20
+_MAX_JSON = 32 << 20  # an index, manifest or config larger than this is no image's
+_MAX_LINKS = 40  # links followed to reach one member's data (Linux's MAXSYMLINKS)
 
 
 @dataclass(frozen=True)
@@ -69,8 +72,7 @@ class _Archive:
         except _DAMAGED as e:
             raise MasonError(f"cannot read archive {path}: {_reason(e)}") from None
         try:
-            self.members = {m.name.lstrip("./") if m.name.startswith("./") else m.name: m
-                            for m in self.tar.getmembers() if m.isfile() or m.issym() or m.islnk()}
+            self.members = {_norm(m.name): m for m in self.tar.getmembers() if m.isfile() or m.issym() or m.islnk()}
         except _DAMAGED as e:
             self.tar.close()
             raise MasonError(f"cannot read archive {path}: {_reason(e)}") from None
@@ -82,31 +84,53 @@ class _Archive:
         return name in self.members
 
     def _member(self, name: str) -> tarfile.TarInfo:
+        """The regular file ``name`` is, following symlinks and hardlinks among the archive's
+        own members only (``docker save`` links duplicate layers): a link never reaches the
+        host's files — an absolute target is taken from the archive's root, ``..`` may not
+        climb above it — and a missing target, a loop or a long chain is an error."""
         m = self.members.get(name)
         if m is None:
             raise MasonError(f"archive {self.path}: {name} is missing")
-        return m
+        seen = name
+        for _ in range(_MAX_LINKS):
+            if m.isfile():
+                return m
+            raw = m.linkname if m.islnk() else posixpath.join(posixpath.dirname(seen), m.linkname)
+            target = posixpath.normpath(raw).lstrip("/") if raw else ""
+            if target in ("", ".", "..") or target.startswith("../"):
+                raise MasonError(f"archive {self.path}: {name} is a link that leads outside the archive")
+            nxt = self.members.get(target)
+            if nxt is None:
+                raise MasonError(f"archive {self.path}: {name} is a link to {target}, which is not in the archive")
+            m, seen = nxt, target
+        raise MasonError(f"archive {self.path}: {name}: too many levels of links")
 
     def open(self, name: str):
         f = self.tar.extractfile(self._member(name))
-        if f is None:
+        if f is None:  # pragma: no cover - _member returns regular files only
             raise MasonError(f"archive {self.path}: {name} is not a file")
         return f
 
-    def read(self, name: str) -> bytes:
-        with self.open(name) as f:
-            return f.read()
+    def read(self, name: str, limit: int | None = None) -> bytes:
+        if limit is not None and self.size(name) > limit:
+            raise MasonError(f"archive {self.path}: {name} is {self.size(name)} bytes, more than any image's "
+                             f"metadata ({limit})")
+        try:
+            with self.open(name) as f:
+                return f.read()
+        except _DAMAGED as e:
+            raise MasonError(f"cannot read archive {self.path}: {name}: {_reason(e)}") from None
 
     def json(self, name: str) -> Any:
-        try:
-            return json.loads(self.read(name))
-        except ValueError as e:
-            raise MasonError(f"archive {self.path}: {name} is not valid JSON: {e}") from None
+        return _json(self.read(name, _MAX_JSON), f"archive {self.path}: {name}")
 
     def chunks(self, name: str) -> Iterator[bytes]:
-        with self.open(name) as f:
-            while chunk := f.read(_CHUNK):
-                yield chunk
+        try:
+            with self.open(name) as f:
+                while chunk := f.read(_CHUNK):
+                    yield chunk
+        except _DAMAGED as e:
+            raise MasonError(f"cannot read archive {self.path}: {name}: {_reason(e)}") from None
 
     def size(self, name: str) -> int:
         return self._member(name).size
@@ -118,7 +142,47 @@ class _Archive:
         return "sha256:" + h.hexdigest()
 
 
+def _norm(name: str) -> str:
+    return name[2:] if name.startswith("./") else name
+
+
+def _json(data: bytes, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError as e:  # UnicodeDecodeError too
+        raise MasonError(f"{what} is not valid JSON: {e}") from None
+
+
+def _obj(v: Any, what: str) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise MasonError(f"{what} is not a JSON object")
+    return v
+
+
+def _list(v: Any, what: str) -> list[Any]:
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise MasonError(f"{what} is not a JSON list")
+    return v
+
+
+def _descriptor(d: Any, what: str) -> tuple[str, int, str]:
+    """(digest, size, mediaType) of an OCI descriptor, checked."""
+    d = _obj(d, what)
+    digest, size, mt = d.get("digest"), d.get("size"), d.get("mediaType") or ""
+    if not isinstance(digest, str):
+        raise MasonError(f"{what} has no digest")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise MasonError(f"{what} has an invalid size {size!r}")
+    if not isinstance(mt, str):
+        raise MasonError(f"{what} has an invalid mediaType {mt!r}")
+    return digest, size, mt
+
+
 def _blob_name(digest: str) -> str:
+    if not isinstance(digest, str):
+        raise MasonError(f"invalid digest {digest!r} in archive")
     alg, _, hexpart = digest.partition(":")
     if not alg or not hexpart or "/" in hexpart or ".." in digest:
         raise MasonError(f"invalid digest {digest!r} in archive")
@@ -138,88 +202,121 @@ class _Importer:
         self.client.write_blob(self.ar.chunks(name), digest=digest, size=size, labels=labels)
         self.done.add(digest)
 
-    def descriptor(self, d: dict[str, Any]) -> None:
+    def descriptor(self, d: Any, depth: int = 0) -> None:
         """Import the tree under descriptor ``d`` (children first, then ``d`` with GC labels)."""
-        digest, size, mt = d["digest"], int(d["size"]), d.get("mediaType", "")
+        where = f"archive {self.ar.path}"
+        digest, size, mt = _descriptor(d, f"{where}: a descriptor")
         if digest in self.done:
             return
+        if depth > 8:
+            raise MasonError(f"{where}: indexes nested too deep")
         name = _blob_name(digest)
         if oci.is_index(mt) or oci.is_manifest(mt):
-            data = self.ar.read(name)
+            data = self.ar.read(name, _MAX_JSON)
             if oci.sha256_digest(data) != digest:
-                raise MasonError(f"archive {self.ar.path}: {name} does not match its digest")
+                raise MasonError(f"{where}: {name} does not match its digest")
             mt = mt or oci.detect_manifest_type(data)
-            obj = json.loads(data)
+            obj = _obj(_json(data, f"{where}: {name}"), f"{where}: {name}")
             labels: dict[str, str] = {}
             if oci.is_index(mt):
-                for i, child in enumerate(obj.get("manifests") or ()):
-                    if not self.ar.has(_blob_name(child["digest"])):
+                for i, child in enumerate(_list(obj.get("manifests"), f"{where}: {name} manifests")):
+                    cdigest = _descriptor(child, f"{where}: {name} manifests[{i}]")[0]
+                    if not self.ar.has(_blob_name(cdigest)):
                         continue  # other platforms may be left out of an archive
-                    self.descriptor(child)
-                    labels[f"{GC_REF_CONTENT}.m.{i}"] = child["digest"]
+                    self.descriptor(child, depth + 1)
+                    labels[f"{GC_REF_CONTENT}.m.{i}"] = cdigest
             elif oci.is_manifest(mt):
-                cfg = obj["config"]
-                config_bytes = self.ar.read(_blob_name(cfg["digest"]))
-                self.blob(_blob_name(cfg["digest"]), cfg["digest"], int(cfg["size"]))
-                diff_ids = (json.loads(config_bytes).get("rootfs") or {}).get("diff_ids") or []
-                labels[GC_REF_CONFIG] = cfg["digest"]
-                for i, la in enumerate(obj.get("layers") or ()):
+                cdigest, csize, _ = _descriptor(obj.get("config"), f"{where}: {name} config")
+                config_bytes = self.ar.read(_blob_name(cdigest), _MAX_JSON)
+                self.blob(_blob_name(cdigest), cdigest, csize)
+                config = _obj(_json(config_bytes, f"{where}: config {cdigest}"), f"{where}: config {cdigest}")
+                diff_ids = _diff_ids(config, f"{where}: config {cdigest}")
+                labels[GC_REF_CONFIG] = cdigest
+                for i, la in enumerate(_list(obj.get("layers"), f"{where}: {name} layers")):
+                    ldigest, lsize, _ = _descriptor(la, f"{where}: {name} layers[{i}]")
                     lab = {UNCOMPRESSED: diff_ids[i]} if i < len(diff_ids) else {}
-                    if la["digest"] not in self.done:
-                        self.blob(_blob_name(la["digest"]), la["digest"], int(la["size"]), lab)
-                    labels[gc_layer_label(i)] = la["digest"]
+                    if ldigest not in self.done:
+                        self.blob(_blob_name(ldigest), ldigest, lsize, lab)
+                    labels[gc_layer_label(i)] = ldigest
             self.client.write_blob(data, labels=labels)
             self.done.add(digest)
         else:
             self.blob(name, digest, size)
 
 
+def _diff_ids(config: dict[str, Any], what: str) -> list[str]:
+    rootfs = config.get("rootfs") or {}
+    ids = _list(_obj(rootfs, f"{what} rootfs").get("diff_ids"), f"{what} rootfs.diff_ids")
+    if not all(isinstance(i, str) for i in ids):
+        raise MasonError(f"{what}: rootfs.diff_ids holds something that is no digest")
+    return ids
+
+
 def _name_of(entry: dict[str, Any]) -> str | None:
     ann = entry.get("annotations") or {}
+    if not isinstance(ann, dict):
+        raise MasonError("an index.json entry's annotations are not a JSON object")
     full = ann.get(ANNOTATION_IMAGE_NAME)
     if full:
-        return str(parse_reference(full))
+        return str(parse_reference(str(full)))
     ref = ann.get(oci.ANNOTATION_REF_NAME)
-    if ref and (":" in ref or "/" in ref or "@" in ref):
+    if isinstance(ref, str) and (":" in ref or "/" in ref or "@" in ref):
         with contextlib.suppress(MasonError):
             return str(parse_reference(ref))
     return None
 
 
 def _load_oci(client: Client, ar: _Archive) -> list[LoadedImage]:
-    index = ar.json("index.json")
+    where = f"archive {ar.path}"
+    index = _obj(ar.json("index.json"), f"{where}: index.json")
     imp = _Importer(client, ar)
     docker_tags: dict[str, list[str]] = {}
     if ar.has("manifest.json"):  # docker save >= 25 writes both; its RepoTags name the images
-        for m in ar.json("manifest.json") or ():
-            docker_tags.setdefault(m.get("Config", "").rsplit("/", 1)[-1], []).extend(m.get("RepoTags") or ())
+        for m in _docker_entries(ar):
+            docker_tags.setdefault(str(m.get("Config") or "").rsplit("/", 1)[-1], []).extend(_tags(m, where))
     out: list[LoadedImage] = []
-    for entry in index.get("manifests") or ():
+    for i, entry in enumerate(_list(index.get("manifests"), f"{where}: index.json manifests")):
+        digest, size, mt = _descriptor(entry, f"{where}: index.json manifests[{i}]")
         imp.descriptor(entry)
         names = [n for n in [_name_of(entry)] if n]
-        if not names and docker_tags and oci.is_manifest(entry.get("mediaType", "")):
-            cfg = json.loads(ar.read(_blob_name(entry["digest"])))["config"]["digest"]
-            names = [str(parse_reference(t)) for t in docker_tags.get(cfg.split(":", 1)[1], [])]
+        if not names and docker_tags and oci.is_manifest(mt):
+            manifest = _obj(ar.json(_blob_name(digest)), f"{where}: {_blob_name(digest)}")
+            cfg = _descriptor(manifest.get("config"), f"{where}: {_blob_name(digest)} config")[0]
+            names = [str(parse_reference(t)) for t in docker_tags.get(cfg.split(":", 1)[-1], [])]
         for n in names:
-            store_image(client, n, oci.Descriptor(entry.get("mediaType") or oci.OCI_MANIFEST, entry["digest"],
-                                                  int(entry["size"])))
-            out.append(LoadedImage(n, entry["digest"], entry.get("mediaType") or oci.OCI_MANIFEST))
+            store_image(client, n, oci.Descriptor(mt or oci.OCI_MANIFEST, digest, size))
+            out.append(LoadedImage(n, digest, mt or oci.OCI_MANIFEST))
     return out
 
 
-def _load_docker(client: Client, ar: _Archive) -> list[LoadedImage]:
+def _docker_entries(ar: _Archive) -> list[dict[str, Any]]:
+    where = f"archive {ar.path}: manifest.json"
     entries = ar.json("manifest.json")
     if not isinstance(entries, list):
-        raise MasonError(f"archive {ar.path}: manifest.json is not a list")
+        raise MasonError(f"{where} is not a list")
+    return [_obj(e, f"{where} entry {i}") for i, e in enumerate(entries)]
+
+
+def _tags(e: dict[str, Any], where: str) -> list[str]:
+    tags = _list(e.get("RepoTags"), f"{where}: manifest.json RepoTags")
+    if not all(isinstance(t, str) for t in tags):
+        raise MasonError(f"{where}: manifest.json RepoTags holds something that is no name")
+    return tags
+
+
+def _load_docker(client: Client, ar: _Archive) -> list[LoadedImage]:
+    where = f"archive {ar.path}"
     out: list[LoadedImage] = []
-    for e in entries:
+    for e in _docker_entries(ar):
         config_name = e.get("Config")
-        if not config_name:
-            raise MasonError(f"archive {ar.path}: a manifest.json entry has no Config")
-        config_bytes = ar.read(config_name)
-        config = json.loads(config_bytes)
-        diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
-        layer_names = e.get("Layers") or []
+        if not config_name or not isinstance(config_name, str):
+            raise MasonError(f"{where}: a manifest.json entry has no Config")
+        config_bytes = ar.read(config_name, _MAX_JSON)
+        config = _obj(_json(config_bytes, f"{where}: {config_name}"), f"{where}: {config_name}")
+        diff_ids = _diff_ids(config, f"{where}: {config_name}")
+        layer_names = _list(e.get("Layers"), f"{where}: manifest.json Layers")
+        if not all(isinstance(n, str) for n in layer_names):
+            raise MasonError(f"{where}: manifest.json Layers holds something that is no file name")
         if len(layer_names) != len(diff_ids):
             raise MasonError(f"archive {ar.path}: {len(layer_names)} layers but {len(diff_ids)} diff_ids in the config")
         layers = []
@@ -240,7 +337,7 @@ def _load_docker(client: Client, ar: _Archive) -> list[LoadedImage]:
         labels = {GC_REF_CONFIG: oci.sha256_digest(config_bytes)}
         labels.update({gc_layer_label(i): la["digest"] for i, la in enumerate(layers)})
         info = client.write_blob(data, labels=labels)
-        for tag in e.get("RepoTags") or ():
+        for tag in _tags(e, where):
             n = store_image(client, tag, oci.Descriptor(oci.OCI_MANIFEST, info.digest, info.size))
             out.append(LoadedImage(n, info.digest, oci.OCI_MANIFEST))
     return out
