@@ -20,7 +20,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, TextIO
+from typing import Iterable, Mapping, Sequence, TextIO
 
 from mason.ir.errors import MasonError
 from mason.ir.graph import Graph
@@ -60,6 +60,8 @@ class LowerResult:
     pipeline: str
     timings: dict[str, float] = field(default_factory=dict)
     stages: tuple[str, ...] = ()  # every stage of the Dockerfile (name, or index), before passes
+    # a multi-platform lowering (``--platform a,b``): the platforms, each an output named after it
+    platforms: tuple[PlatformSpec, ...] = ()
 
     @property
     def image_config(self) -> dict | None:
@@ -135,10 +137,66 @@ def _resolver(req: LowerRequest) -> tuple[ImageMetaResolver | None, object | Non
     return CachingResolver(inner), inner
 
 
+def parse_platforms(text: str | None) -> list[PlatformSpec]:
+    """``--platform``: one platform or a comma-separated list (each once, normalized); [] for
+    none (the host's)."""
+    if text is None or not text.strip():
+        return []
+    out: list[PlatformSpec] = []
+    for part in text.split(","):
+        if not part.strip():
+            raise MasonError(f"invalid --platform {text!r}: an empty platform in the list")
+        p = PlatformSpec.parse(part)
+        if p not in out:
+            out.append(p)
+    return out
+
+
 def lower_request(req: LowerRequest, *, resolver: ImageMetaResolver | None = None,
                   err: TextIO | None = None) -> LowerResult:
     """Lower ``req``'s Dockerfile to a graph and run the passes. ``resolver`` overrides the
-    registry resolver (tests pass an in-memory one); IR dumps go to ``err``."""
+    registry resolver (tests pass an in-memory one); IR dumps go to ``err``.
+
+    With several platforms (``platform="linux/amd64,linux/arm64"``) the Dockerfile is lowered
+    once per platform and the results become one graph whose outputs are named after the
+    platforms (``linux/arm64``); ``dedupe`` then shares every op that does not depend on the
+    target platform (a ``FROM --platform=$BUILDPLATFORM`` stage is one op chain for all)."""
+    from dataclasses import replace
+
+    platforms = parse_platforms(req.platform)
+    if len(platforms) <= 1:
+        one = replace(req, platform=str(platforms[0]) if platforms else None)
+        return _lower_one(one, resolver=resolver, err=err)
+
+    from mason.ir.graph import Output
+    from mason.passes import run_pipeline
+
+    owned = None
+    if resolver is None:
+        resolver, owned = _resolver(req)
+    try:
+        lows = [_lower_one(replace(req, platform=str(p)), resolver=resolver, err=err) for p in platforms]
+    finally:
+        if owned is not None:
+            owned.close()  # type: ignore[attr-defined]
+    outs = []
+    for p, low in zip(platforms, lows, strict=True):
+        o = low.graph.output(_pick_output(low.graph, req.target))
+        outs.append(Output(str(p), o.ref, o.image_config, o.metadata))
+    graph = run_pipeline(Graph(tuple(outs)), "dedupe", verify_each=req.verify_each, out=err)
+    warnings: list[str] = []
+    for low in lows:
+        warnings += [w for w in low.warnings if w not in warnings]
+    timings: dict[str, float] = {}
+    for low in lows:
+        for k, v in low.timings.items():
+            timings[k] = timings.get(k, 0.0) + v
+    first = lows[0]
+    return LowerResult(graph, warnings, first.frontend, first.pipeline + ",dedupe", timings, first.stages,
+                       tuple(platforms))
+
+
+def _lower_one(req: LowerRequest, *, resolver: ImageMetaResolver | None, err: TextIO | None) -> LowerResult:
     from mason.frontends.dockerfile.frontend import (
         DockerfileFrontend,
         LowerOptions,
@@ -269,6 +327,9 @@ class BuildResult:
     build_id: str | None = None
     outputs: list = field(default_factory=list)  # OutputResult per output, in order
     explain: tuple[str, ...] = ()  # with BuildRequest.explain: one line per step that ran
+    # a multi-platform build: its platforms (result/image_config/cache_key are the first's; image
+    # is the ExportedIndex)
+    platforms: tuple[str, ...] = ()
 
     @property
     def digest(self) -> str | None:
@@ -403,8 +464,10 @@ def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals:
            excludes: Iterable[str], secrets: Iterable[str], ssh: Iterable[str], allow: Iterable[str],
            no_cache: bool, insecure_registries: tuple[str, ...], jobs: int, network_default: str,
            source_date_epoch: int | None, events, no_cache_filter: tuple[str, ...] = (),
-           explain: bool = False, secret_store=None, cancel=None) -> BuildResult:
-    """Solve ``output`` of ``graph`` and write the (already checked) output ``specs``."""
+           explain: bool = False, secret_store=None, cancel=None,
+           platforms: Sequence[PlatformSpec] = ()) -> BuildResult:
+    """Solve ``output`` of ``graph`` (with ``platforms``: the output of each, one image per
+    platform under an index) and write the (already checked) output ``specs``."""
     import time
 
     from mason.backends.exporters.export import run_outputs
@@ -436,19 +499,33 @@ def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals:
     image = None
     names: tuple[str, ...] = ()
     written: list = []
+    wanted = [str(p) for p in platforms] or [output]
     with solver.session(opts, sink) as session:
-        solved = session.solve(graph, [output])[output]
+        solved_all = session.solve(graph, wanted)
+        solved = solved_all[wanted[0]]
         timings["solve"] = time.perf_counter() - t0
         config = solved.image_config if solved.image_config is not None else empty_image_config()
         if specs:
             t0 = time.perf_counter()
             sink(Status("exporting to image" if any(o.needs_image for o in specs) else "exporting"))
-            plat = None
-            if config.get("os") and config.get("architecture"):
-                plat = "/".join(x for x in (config["os"], config["architecture"], config.get("variant", "")) if x)
-            written = run_outputs(session.client, specs, chain=to_export_chain(solved.result), config=config,
-                                  snapshot=solved.result.snapshot or None, source_date_epoch=source_date_epoch,
-                                  platform=plat, insecure_registries=insecure_registries)
+            if platforms:
+                from mason.backends.exporters.export import run_platform_outputs
+                from mason.backends.exporters.index import PlatformResult
+
+                results = [PlatformResult(p, to_export_chain(s.result),
+                                          s.image_config if s.image_config is not None else empty_image_config(),
+                                          s.result.snapshot or None)
+                           for p, s in zip(platforms, (solved_all[n] for n in wanted), strict=True)]
+                written = run_platform_outputs(session.client, specs, results, source_date_epoch=source_date_epoch,
+                                               insecure_registries=insecure_registries)
+            else:
+                plat = None
+                if config.get("os") and config.get("architecture"):
+                    plat = "/".join(x for x in (config["os"], config["architecture"], config.get("variant", ""))
+                                    if x)
+                written = run_outputs(session.client, specs, chain=to_export_chain(solved.result), config=config,
+                                      snapshot=solved.result.snapshot or None, source_date_epoch=source_date_epoch,
+                                      platform=plat, insecure_registries=insecure_registries)
             for r in written:
                 if r.image is not None:
                     image = r.image
@@ -461,7 +538,7 @@ def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals:
             if image is not None:
                 sink(Status(f"image {image.manifest_digest}" + (f" named {', '.join(names)}" if names else "")))
     return BuildResult(solved.result, config, solved.cache_key, image, names, timings=timings, outputs=written,
-                       explain=solved.explain)
+                       explain=solved.explain, platforms=tuple(wanted) if platforms else ())
 
 
 def _check_no_cache_filter(names: Iterable[str], stages: tuple[str, ...]) -> None:
@@ -565,11 +642,13 @@ def build(request: BuildRequest | None = None, /, **kw) -> BuildResult:
                 for w in low.warnings:
                     if sink is not None:
                         sink(WarningEvent(w))
-                res = _solve(lazy, low.graph, specs, output=_pick_output(low.graph, req.target), locals=locals_,
+                output = str(low.platforms[0]) if low.platforms else _pick_output(low.graph, req.target)
+                res = _solve(lazy, low.graph, specs, output=output, locals=locals_,
                              excludes=(), secrets=req.secrets, ssh=req.ssh, allow=req.allow, no_cache=req.no_cache,
                              insecure_registries=insecure, jobs=req.jobs, network_default=req.network_default,
                              source_date_epoch=epoch, events=sink, no_cache_filter=req.no_cache_filter,
-                             explain=req.explain, secret_store=req.secret_store, cancel=req.cancel)
+                             explain=req.explain, secret_store=req.secret_store, cancel=req.cancel,
+                             platforms=low.platforms)
             except MasonError as e:
                 if e.loc is not None and e.source_line is None and dockerfile != "-":
                     with contextlib.suppress(MasonError):

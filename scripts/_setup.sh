@@ -26,6 +26,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The multi-platform tests (issue 16) take an arm64 busybox from Debian's archive with
+# `apt-get download busybox-static:arm64`: apt needs the arm64 package lists for that.
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "error: the tests need dpkg's arm64 architecture (run as root, or dpkg --add-architecture arm64)" >&2
+    exit 1
+  fi
+  echo ">> dpkg --add-architecture arm64"
+  dpkg --add-architecture arm64
+  apt-get update -qq
+fi
 
 PY="${MASON_PYTHON:-python3}"
 if ! "$PY" -c 'import venv, ensurepip' 2>/dev/null; then PY=/usr/bin/python3; fi

@@ -136,7 +136,8 @@ def _check_iidfile(iidfile: str | None) -> None:
 @click.option("--build-arg", "build_args", multiple=True, metavar="KEY[=VALUE]",
               help="A build argument (repeatable; a bare KEY takes the environment's value). "
                    "SOURCE_DATE_EPOCH (here or in the environment) makes the output reproducible.")
-@click.option("--platform", metavar="OS/ARCH[/VARIANT]", help="The target platform (default: the host's).")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT][,...]",
+              help="The target platform(s) (default: the host's); several give one image per platform under an index.")
 @click.option("-O", "level", type=click.IntRange(0, 2), default=1, show_default=True, metavar="N",
               help="Optimization level: 0 verify only, 1 as BuildKit, 2 also merge layers.")
 @click.option("--passes", metavar="PIPELINE", help="A pass pipeline instead of -O, e.g. 'verify,hoist-config'.")

@@ -21,7 +21,7 @@ import hashlib
 import os
 import stat
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
 WHITEOUT_PREFIX = ".wh."
@@ -79,9 +79,10 @@ def _same(up: os.stat_result, lo: os.stat_result, up_path: str, lo_path: str) ->
 
 
 class _DiffWriter:
-    def __init__(self, tar: tarfile.TarFile, epoch: int | None):
+    def __init__(self, tar: tarfile.TarFile, epoch: int | None, prefix: str = ""):
         self.tar = tar
         self.epoch = epoch
+        self.prefix = prefix  # put before every name in the tar (not in the tree)
         self.links: dict[tuple[int, int], str] = {}
         self.pending: list[tuple[str, str, os.stat_result]] = []  # unchanged parent dirs
 
@@ -90,7 +91,7 @@ class _DiffWriter:
         return min(t, self.epoch) if self.epoch is not None else t
 
     def _info(self, name: str, st: os.stat_result) -> tarfile.TarInfo:
-        ti = tarfile.TarInfo(name)
+        ti = tarfile.TarInfo(self.prefix + name)
         ti.mode = stat.S_IMODE(st.st_mode)
         ti.uid, ti.gid = st.st_uid, st.st_gid
         ti.uname = ti.gname = ""
@@ -110,7 +111,7 @@ class _DiffWriter:
         mode = st.st_mode
         if stat.S_ISDIR(mode):
             ti.type = tarfile.DIRTYPE
-            ti.name = name + "/"
+            ti.name = self.prefix + name + "/"
         elif stat.S_ISLNK(mode):
             ti.type, ti.linkname = tarfile.SYMTYPE, os.readlink(path)
         elif stat.S_ISREG(mode):
@@ -120,7 +121,7 @@ class _DiffWriter:
                 self.tar.addfile(ti)
                 return
             if st.st_nlink > 1:
-                self.links[key] = name
+                self.links[key] = self.prefix + name
             ti.type, ti.size = tarfile.REGTYPE, st.st_size
             with open(path, "rb") as f:
                 self.tar.addfile(ti, f)
@@ -136,7 +137,7 @@ class _DiffWriter:
 
     def whiteout(self, parent: str, name: str, st: os.stat_result) -> None:
         self.flush_parents()
-        ti = tarfile.TarInfo(parent + WHITEOUT_PREFIX + name)
+        ti = tarfile.TarInfo(self.prefix + parent + WHITEOUT_PREFIX + name)
         ti.mode, ti.uname, ti.gname = 0o644, "", ""
         ti.mtime = self.epoch if self.epoch is not None else int(st.st_mtime)
         self.tar.addfile(ti)
@@ -176,6 +177,17 @@ def write_diff(lower: str | None, upper: str, out: BinaryIO, *, epoch: int | Non
     ``upper`` into ``out``."""
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         _DiffWriter(tar, epoch).walk(lower, upper, "")
+
+
+def write_trees(trees: Sequence[tuple[str, str]], out: BinaryIO, *, epoch: int | None = None) -> None:
+    """One uncompressed tar of several whole trees, each ``(dirname, root)`` under a directory
+    ``dirname/`` of its own (the directory takes the root's owner, mode and mtime)."""
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for name, root in trees:
+            w = _DiffWriter(tar, epoch)
+            w.emit(name, root, os.stat(root))
+            w.prefix = name + "/"
+            w.walk(None, root, "")
 
 
 def write_gzip_diff(lower: str | None, upper: str, out: BinaryIO, *, epoch: int | None = None,
