@@ -124,7 +124,10 @@ class Reference:
             path = self.path
             if path.startswith(OFFICIAL_REPO_PREFIX) and "/" not in path[len(OFFICIAL_REPO_PREFIX):]:
                 path = path[len(OFFICIAL_REPO_PREFIX):]
-            return path
+            # ``docker.io/docker.io/x`` has the path ``docker.io/x``: shown short, it would read
+            # back as another repository, so the short form is used only when it reads back.
+            if split_domain(path) == (self.domain, self.path):
+                return path
         return self.repository
 
     def familiar(self) -> str:

@@ -150,3 +150,13 @@ def test_reference_is_frozen_and_hashable():
 def test_non_string():
     with pytest.raises(MasonError, match="not a string"):
         parse_reference(None)  # type: ignore[arg-type]
+
+
+def test_familiar_keeps_a_path_that_reads_as_a_domain():
+    # docker.io/docker.io/busybox shown as docker.io/busybox would read back as library/busybox
+    ref = parse_reference("docker.io/docker.io/busybox")
+    assert ref.path == "docker.io/busybox"
+    assert ref.familiar() == "docker.io/docker.io/busybox:latest"
+    assert normalize(ref.familiar()) == str(ref)
+    assert familiar("docker.io/library/busybox") == "busybox:latest"
+    assert familiar("docker.io/user/app:1") == "user/app:1"

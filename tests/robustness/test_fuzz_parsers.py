@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mason.ir.errors import MasonError
@@ -27,6 +27,7 @@ REF = fragments("docker.io/", "library/", "busybox", "localhost", ":5000", "/", 
 
 @FUZZ
 @given(REF)
+@example("docker.io/docker.io/busybox")  # a path that starts like a domain: shown in full
 def test_reference(text):
     from mason.ir.reference import familiar, normalize, parse_reference
 
