@@ -27,7 +27,7 @@ from mason.ir.codec import (
 )
 from mason.ir.errors import MasonError
 from mason.ir.llb_pb import pb
-from mason.ir.ops import ExecOp, Meta, Mount, Ref, SourceOp
+from mason.ir.ops import ExecOp, Meta, Mount, Ref, SourceOp, walk_ops
 from mason.ir.text import format_graph
 from tests.ir.strategies import chain, fixed_graph, graphs
 
@@ -109,11 +109,12 @@ def test_encode_decode_encode_identical(g) -> None:  # type: ignore[no-untyped-d
         assert dd.name == out.name
     second = [marshal(dd.ref, dd.image_config, name=dd.name) for dd in decoded]
     assert second == first
-    # metadata survives (of the first op met with that digest)
-    first_md = {}
-    for o in g.ops():
-        first_md.setdefault(o.digest, o.metadata)
-    for dd in decoded:
+    # metadata survives (of the first op met with that digest in that output's own walk: two
+    # ops can share a digest and differ in metadata, and each Definition is written on its own)
+    for dd, out in zip(decoded, g.outputs, strict=False):
+        first_md = {}
+        for o in walk_ops([out.ref.op]):
+            first_md.setdefault(o.digest, o.metadata)
         for op in dd.ops:
             assert op.metadata == first_md[op.digest]
     # a stream of all outputs decodes to the same graph text
