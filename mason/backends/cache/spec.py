@@ -15,11 +15,11 @@ line, before the build runs.
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from mason.backends.exporters.outputs import parse_attrs
 from mason.ir.errors import MasonError
 from mason.ir.reference import normalize
 
@@ -106,19 +106,7 @@ def parse_cache_spec(text: str, direction: str) -> CacheSpec:
         if "," in raw:
             raise MasonError(f"invalid {flag} {text!r}: expected type=TYPE[,KEY=VALUE...] or a reference")
         raw = f"type=registry,ref={raw}"
-    try:
-        fields = next(csv.reader([raw], skipinitialspace=True))
-    except (csv.Error, StopIteration) as e:
-        raise MasonError(f"invalid {flag} {text!r}: {e}") from None
-    attrs: dict[str, str] = {}
-    for f in fields:
-        key, eq, value = f.partition("=")
-        key = key.strip().lower()
-        if not eq or not key:
-            raise MasonError(f"invalid {flag} {text!r}: {f!r} is not KEY=VALUE")
-        if key in attrs:
-            raise MasonError(f"invalid {flag} {text!r}: {key} given twice")
-        attrs[key] = value.strip()
+    attrs = parse_attrs(raw, f"invalid {flag} {text!r}")
     t = attrs.pop("type", "registry" if "ref" in attrs else None)
     if t is None:
         raise MasonError(f"invalid {flag} {text!r}: type is missing")

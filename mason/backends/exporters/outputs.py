@@ -85,6 +85,25 @@ def _names(t: str, value: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def parse_attrs(text: str, what: str) -> dict[str, str]:
+    """``KEY=VALUE`` fields of one CSV line, as buildx reads ``--output`` and ``--cache-to``:
+    keys lower-cased, each once; errors start with ``what``."""
+    try:
+        fields = next(csv.reader([text], skipinitialspace=True))
+    except (csv.Error, StopIteration) as e:
+        raise MasonError(f"{what}: {e}") from None
+    attrs: dict[str, str] = {}
+    for f in fields:
+        key, eq, value = f.partition("=")
+        key = key.strip().lower()
+        if not eq or not key:
+            raise MasonError(f"{what}: {f!r} is not KEY=VALUE")
+        if key in attrs:
+            raise MasonError(f"{what}: {key} given twice")
+        attrs[key] = value.strip()
+    return attrs
+
+
 def parse_output(spec: str) -> OutputSpec:
     """Parse one ``--output`` value."""
     text = spec.strip()
@@ -97,19 +116,7 @@ def parse_output(spec: str) -> OutputSpec:
             raise MasonError(f"invalid output {spec!r}: expected type=TYPE[,KEY=VALUE...] or a directory "
                              "(quote a directory whose name holds a comma: '\"a,b\"')")
         return OutputSpec("tar", dest="-", spec=spec) if text == "-" else OutputSpec("local", dest=text, spec=spec)
-    try:
-        fields = next(csv.reader([text], skipinitialspace=True))
-    except csv.Error as e:
-        raise MasonError(f"invalid output {spec!r}: {e}") from None
-    attrs: dict[str, str] = {}
-    for f in fields:
-        key, eq, value = f.partition("=")
-        key = key.strip().lower()
-        if not eq or not key:
-            raise MasonError(f"invalid output {spec!r}: {f!r} is not KEY=VALUE")
-        if key in attrs:
-            raise MasonError(f"invalid output {spec!r}: {key} given twice")
-        attrs[key] = value.strip()
+    attrs = parse_attrs(text, f"invalid output {spec!r}")
     t = attrs.pop("type", None)
     if t is None:
         raise MasonError(f"invalid output {spec!r}: type is missing")
