@@ -5,7 +5,8 @@ gateway protos here.
 
 Sources: the ``.proto`` files Debian's ``golang-github-docker-docker-dev`` installs under
 ``/usr/share/gocode/src/github.com/moby/buildkit`` (``api/services/control``, ``api/types``,
-``session/{filesync,auth,secrets,sshforward}``) and fsutil's ``types/*.proto`` from
+``session/{filesync,auth,secrets,sshforward}``, ``frontend/gateway/pb``: the LLBBridge a
+``buildctl build`` drives on the same connection) and fsutil's ``types/*.proto`` from
 ``golang-github-tonistiigi-fsutil-dev``. Rewritten for protoc:
 
 * everything moves under the package ``mason.protos._buildkit``;
@@ -34,12 +35,18 @@ from mason.ir.errors import MasonError
 
 BUILDKIT_SRC = "github.com/moby/buildkit"
 FSUTIL_SRC = "github.com/tonistiigi/fsutil"
+GOOGLEAPIS_SRC = "github.com/gogo/googleapis"
+STATUS_PROTO = f"{GOOGLEAPIS_SRC}/google/rpc/status.proto"
+# gogo's google.rpc.Status is compiled into containerd's stubs too; two files defining one
+# full name cannot share protobuf's descriptor pool, so BuildKit's copy gets its own package
+# (the wire format does not carry package names).
+STATUS_PACKAGE = "mason.buildkit.rpc"
 OPS_PROTO = f"{BUILDKIT_SRC}/solver/pb/ops.proto"
 APT_PACKAGES = "golang-github-docker-docker-dev golang-github-tonistiigi-fsutil-dev"
 
 PACKAGE = "mason.protos._buildkit"
 _PKG_PATH = PACKAGE.replace(".", "/")
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 
 ROOTS = (
     f"{BUILDKIT_SRC}/api/services/control/control.proto",
@@ -47,6 +54,7 @@ ROOTS = (
     f"{BUILDKIT_SRC}/session/auth/auth.proto",
     f"{BUILDKIT_SRC}/session/secrets/secrets.proto",
     f"{BUILDKIT_SRC}/session/sshforward/ssh.proto",
+    f"{BUILDKIT_SRC}/frontend/gateway/pb/gateway.proto",
     f"{FSUTIL_SRC}/types/wire.proto",
 )
 
@@ -110,6 +118,8 @@ def _map_import(path: str) -> str | tuple[str, str] | None:
         return ("external", llb_pb.PROTO_NAME)
     if path == "stat.proto":  # fsutil's wire.proto imports its sibling by bare name
         path = f"{FSUTIL_SRC}/types/stat.proto"
+    if path == STATUS_PROTO:
+        return f"{_PKG_PATH}/googleapis/google/rpc/status.proto"
     if path.startswith(BUILDKIT_SRC + "/"):
         return f"{_PKG_PATH}/buildkit/{path[len(BUILDKIT_SRC) + 1:]}"
     if path.startswith(FSUTIL_SRC + "/"):
@@ -138,6 +148,10 @@ def _message_span(text: str, name: str) -> tuple[int, int] | None:
 def patch(path: str, text: str) -> str:
     """Add :data:`ADDITIONS`, :data:`NEW_MESSAGES` and :data:`NEW_RPCS` to one original file
     (what a newer Debian file already has is left as it is)."""
+    if path == STATUS_PROTO:
+        return re.sub(r"^package\s+google\.rpc\s*;", f"package {STATUS_PACKAGE};", text, count=1, flags=re.M)
+    if path.endswith("/frontend/gateway/pb/gateway.proto"):
+        text = re.sub(r"\bgoogle\.rpc\.Status\b", f"{STATUS_PACKAGE}.Status", text)
     rel = _relative(path) or path
     for message, fields in ADDITIONS.get(rel, {}).items():
         span = _message_span(text, message)
@@ -191,6 +205,9 @@ class Stubs:
     secrets_grpc: types.ModuleType
     ssh: types.ModuleType
     ssh_grpc: types.ModuleType
+    gateway: types.ModuleType  # moby.buildkit.v1.frontend (LLBBridge)
+    gateway_grpc: types.ModuleType
+    caps: types.ModuleType  # moby.buildkit.v1.apicaps APICap
     fsutil: types.ModuleType  # fsutil.types Packet
     stat: types.ModuleType  # fsutil.types Stat
     llb: types.ModuleType  # mason's pb (Definition, Platform)
@@ -202,6 +219,7 @@ _MODULES = {
     "auth": "buildkit.session.auth.auth",
     "secrets": "buildkit.session.secrets.secrets",
     "ssh": "buildkit.session.sshforward.ssh",
+    "gateway": "buildkit.frontend.gateway.pb.gateway",
 }
 
 _lock = threading.Lock()
@@ -227,6 +245,7 @@ def load() -> Stubs:
         kw["worker"] = mod("buildkit.api.types.worker_pb2")
         kw["fsutil"] = mod("fsutil.types.wire_pb2")
         kw["stat"] = mod("fsutil.types.stat_pb2")
+        kw["caps"] = mod("buildkit.util.apicaps.pb.caps_pb2")
         kw["llb"] = llb
         _loaded = Stubs(**kw)
         return _loaded

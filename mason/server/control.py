@@ -50,9 +50,9 @@ class Control:
 
     # -- cache and worker calls ------------------------------------------------------------
 
-    def ListWorkers(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 - gRPC name
-        c, w = self.pb.control, self.pb.worker
-        rec = w.WorkerRecord(ID=WORKER_ID, Labels={
+    def worker_record(self) -> Any:
+        """The one worker (this daemon), as ListWorkers and the gateway's Ping report it."""
+        rec = self.pb.worker.WorkerRecord(ID=WORKER_ID, Labels={
             "org.mobyproject.buildkit.worker.executor": "containerd",
             "org.mobyproject.buildkit.worker.snapshotter": "overlayfs",
             "org.mobyproject.buildkit.worker.hostname": platform.node(),
@@ -61,7 +61,10 @@ class Control:
         rec.platforms.add(OS="linux", Architecture=_arch())
         rec.BuildkitVersion.package = VERSION_PACKAGE
         rec.BuildkitVersion.version = _version()
-        return c.ListWorkersResponse(record=[rec])
+        return rec
+
+    def ListWorkers(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 - gRPC name
+        return self.pb.control.ListWorkersResponse(record=[self.worker_record()])
 
     def Info(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         resp = self.pb.control.InfoResponse()

@@ -86,6 +86,20 @@ class TLS:
                                            require_client_auth=True)
 
 
+class _Unknown:
+    """Names the call a client made that mason does not serve (grpcio's own answer does not)."""
+
+    def service(self, details: Any) -> Any:
+        import grpc
+
+        method = details.method
+
+        def deny(request: Any, context: Any) -> Any:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, f"mason serve does not implement {method}")
+
+        return grpc.unary_unary_rpc_method_handler(deny)
+
+
 class Daemon:
     """The running server (``start``, then ``wait`` until :meth:`stop` or a signal)."""
 
@@ -107,16 +121,19 @@ class Daemon:
 
         from mason.build import open_solver
         from mason.protos import buildkit
+        from mason.server import gateway
         from mason.server.control import Control, register
 
         stubs = buildkit.load()
         self._opened = open_solver(self.root, self.containerd_address)
         try:
             self.control = Control(stubs, self._opened.solver)
+            self._builds(stubs)
             opts = [("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)]
             server = grpc.server(futures.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="mason-rpc"),
-                                 options=opts)
+                                 options=opts, handlers=[_Unknown()])
             register(server, stubs, self.control)
+            gateway.register(server, stubs, self.control.builds.bridge)
             if self.addr.scheme == "unix":
                 self._prepare_socket(Path(self.addr.target))
             if self.tls.enabled:
@@ -130,6 +147,21 @@ class Daemon:
         except BaseException:
             self._opened.close()
             raise
+
+    def _builds(self, stubs: Any) -> None:
+        from mason.backends.containerd.daemon import default_root
+        from mason.server.gateway import Bridge
+        from mason.server.session import Sessions
+        from mason.server.solve import Builds
+
+        state = (Path(self.root) if self.root else default_root()) / "serve"
+        state.mkdir(parents=True, exist_ok=True)
+        os.chmod(state, 0o700)  # the clients' files
+        sessions = Sessions(stubs)
+        self.control.sessions = sessions
+        self.control.builds = Builds(stubs, self._opened.solver, sessions, root=self.root, state=state)
+        self.control.builds.bridge = Bridge(stubs, self.control.worker_record)
+        self.on_stop.append(self.control.builds.cancel_all)
 
     @staticmethod
     def _prepare_socket(path: Path) -> None:

@@ -59,3 +59,28 @@ def test_worker_version_and_info() -> None:
     rec.BuildkitVersion.version = "v1"
     assert pb.worker.WorkerRecord.FromString(rec.SerializeToString()).BuildkitVersion.version == "v1"
     assert hasattr(pb.control_grpc.ControlServicer, "Info")
+
+
+def test_gateway_stubs_share_llb_and_coexist_with_containerd() -> None:
+    from mason.backends.containerd import _protos
+
+    _protos.load()  # containerd's stubs hold gogo's google.rpc.Status; both sets load in one process
+    pb = buildkit.load()
+    g = pb.gateway
+    assert g.SolveRequest.DESCRIPTOR.fields_by_name["Definition"].message_type.full_name == "pb.Definition"
+    status = g.ReturnRequest.DESCRIPTOR.fields_by_name["error"].message_type
+    assert status.full_name == f"{buildkit.STATUS_PACKAGE}.Status"
+    req = g.ReturnRequest(result=g.Result(ref=g.Ref(id="r")))
+    req.error.code, req.error.message = 2, "boom"
+    back = g.ReturnRequest.FromString(req.SerializeToString())
+    assert (back.result.ref.id, back.error.code, back.error.message) == ("r", 2, "boom")
+    for call in ("Ping", "Solve", "Return", "ReadFile", "ExecProcess"):
+        assert hasattr(pb.gateway_grpc.LLBBridgeServicer, call)
+
+
+def test_status_is_renamed_only_in_the_files_that_use_it() -> None:
+    st = buildkit.patch(buildkit.STATUS_PROTO, 'syntax = "proto3";\npackage google.rpc;\nmessage Status {}\n')
+    assert f"package {buildkit.STATUS_PACKAGE};" in st
+    gw = buildkit.patch("github.com/moby/buildkit/frontend/gateway/pb/gateway.proto",
+                        "message ReturnRequest {\n\tgoogle.rpc.Status error = 2;\n}\n")
+    assert f"{buildkit.STATUS_PACKAGE}.Status error = 2;" in gw and "google.rpc" not in gw

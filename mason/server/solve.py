@@ -1,0 +1,411 @@
+"""``Control/Solve`` and ``Control/Status``: a BuildKit client's build on mason's driver.
+
+A Solve names a frontend (``dockerfile.v0``: mason's Dockerfile frontend) or carries a raw
+Definition, a session (the client's local directories, its outputs), exporters and frontend
+options. The Dockerfile and the context's ``.dockerignore`` are fetched first (small
+transfers); the context itself is fetched when the solver first reads ``local://context``,
+with the patterns the lowered op carries, into a directory kept between builds (see
+:class:`LocalSlots`), so a warm context moves only the listing and the changed files.
+
+Outputs that land on the client (``local``, ``oci``, ``docker``, ``tar``) are written into a
+per-build directory and then sent through the session's ``FileSend``. ``Status`` streams the
+build's events in BuildKit's vertex/status/log form, so buildctl renders its own progress.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from mason.ir.errors import MasonError
+from mason.server.gateway import Bridge, FrontendCall
+from mason.server.session import Session, Sessions
+
+FRONTEND_DOCKERFILE = "dockerfile.v0"
+CLIENT_OUTPUTS = ("local", "oci", "docker", "tar")
+STATUS_KEEP = 60.0  # seconds a finished build's events wait for a late Status call
+_END = object()
+
+
+def _ts(t: float) -> Any:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    ts = Timestamp()
+    ts.FromNanoseconds(int(t * 1e9))
+    return ts
+
+
+class StatusChannel:
+    """One build's events as StatusResponses, for one or more ``Status`` readers (each sees
+    everything from the start)."""
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._cond = threading.Condition()
+        self.finished_at: float | None = None
+
+    def put(self, resp: Any) -> None:
+        with self._cond:
+            self._items.append(resp)
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._items.append(_END)
+            self.finished_at = time.monotonic()
+            self._cond.notify_all()
+
+    def read(self, alive: Any) -> Iterator[Any]:
+        i = 0
+        while True:
+            with self._cond:
+                while i >= len(self._items):
+                    self._cond.wait(1.0)
+                    if not alive():
+                        return
+                item = self._items[i]
+            i += 1
+            if item is _END:
+                return
+            yield item
+
+
+class EventsToStatus:
+    """A solver event sink that writes BuildKit StatusResponses."""
+
+    def __init__(self, pb: Any, channel: StatusChannel):
+        self.pb, self.channel = pb, channel
+        self._digests: dict[int, str] = {}
+        self._started: dict[int, float] = {}
+        self._lock = threading.Lock()
+        self._seq = 0
+
+    def __call__(self, event: Any) -> None:
+        from mason.backends.solver import events as ev
+
+        c = self.pb.control
+        resp = c.StatusResponse()
+        if isinstance(event, ev.VertexStarted):
+            with self._lock:
+                self._digests[event.n], self._started[event.n] = event.digest, event.time
+            resp.vertexes.append(c.Vertex(digest=event.digest, name=event.name, started=_ts(event.time)))
+        elif isinstance(event, ev.VertexCached):
+            now = time.time()
+            with self._lock:
+                self._digests[event.n] = event.digest
+            resp.vertexes.append(c.Vertex(digest=event.digest, name=event.name, cached=True, started=_ts(now),
+                                          completed=_ts(now)))
+        elif isinstance(event, ev.VertexDone):
+            with self._lock:
+                started = self._started.get(event.n, time.time() - event.duration)
+            v = c.Vertex(digest=event.digest, name=event.name, started=_ts(started),
+                         completed=_ts(started + event.duration))
+            if event.error:
+                v.error = event.error
+            elif event.cancelled:
+                v.error = "context canceled"
+            resp.vertexes.append(v)
+        elif isinstance(event, ev.VertexLog):
+            with self._lock:
+                digest = self._digests.get(event.n)
+            if digest is None:
+                return
+            resp.logs.append(c.VertexLog(vertex=digest, timestamp=_ts(time.time()),
+                                         stream=2 if event.stream == "stderr" else 1, msg=event.data))
+        elif isinstance(event, ev.Status | ev.Warning):
+            msg = event.message if isinstance(event, ev.Status) else f"WARNING: {event.message}"
+            with self._lock:
+                self._seq += 1
+                seq = self._seq
+            now = time.time()
+            digest = "sha256:" + hashlib.sha256(f"mason-status/{seq}/{msg}".encode()).hexdigest()
+            resp.vertexes.append(c.Vertex(digest=digest, name=msg, started=_ts(now), completed=_ts(now)))
+        else:
+            return
+        self.channel.put(resp)
+
+
+class LocalSlots:
+    """Directories that keep the client's local directories between builds, by (session shared
+    key, name, patterns). A build holds the slots it filled until it ends; a build that finds
+    every slot of its key busy takes a new one (a cold transfer), never waits."""
+
+    def __init__(self, base: Path):
+        self.base = base
+        self._busy: set[Path] = set()
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> Path:
+        h = hashlib.sha256(key.encode()).hexdigest()[:24]
+        with self._lock:
+            n = 0
+            while (self.base / h / str(n)) in self._busy:
+                n += 1
+            slot = self.base / h / str(n)
+            self._busy.add(slot)
+        slot.mkdir(parents=True, exist_ok=True)
+        return slot
+
+    def give(self, slot: Path) -> None:
+        with self._lock:
+            self._busy.discard(slot)
+
+
+@dataclass
+class Transfers:
+    """What crossed from the client in one build (the context test counts it)."""
+
+    files: int = 0
+    bytes: int = 0
+
+
+def _json_list(attrs: Mapping[str, str], key: str) -> list[str]:
+    raw = attrs.get(key)
+    if not raw:
+        return []
+    try:
+        v = json.loads(raw)
+    except ValueError:
+        raise MasonError(f"invalid {key} {raw!r}: not a JSON list") from None
+    if not isinstance(v, list) or not all(isinstance(p, str) for p in v):
+        raise MasonError(f"invalid {key} {raw!r}: not a JSON list of strings")
+    return v
+
+
+class Build:
+    """One Solve's session-side state: the slots it holds and what it transferred."""
+
+    def __init__(self, builds: Builds, session: Session | None):
+        self.builds, self.session = builds, session
+        self.slots: list[Path] = []
+        self.transfers = Transfers()
+        self._synced: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def fetch(self, name: str, attrs: Mapping[str, str]) -> str:
+        """The ``LocalDir.sync`` hook: the client's directory ``name`` as ``attrs`` select it."""
+        include = _json_list(attrs, "local.includepattern")
+        exclude = _json_list(attrs, "local.excludepatterns")
+        follow = _json_list(attrs, "local.followpaths")
+        key = json.dumps([name, include, exclude, follow])
+        with self._lock:
+            if key in self._synced:
+                return self._synced[key]
+            sess = self.session
+            sid = attrs.get("local.session")
+            if sid and (sess is None or sid != sess.id):
+                sess = self.builds.sessions.get(sid)
+            if sess is None:
+                raise MasonError(f"local://{name} needs a session with the client's files (none given)")
+            shared = attrs.get("local.sharedkeyhint", name)
+            slot = self.builds.slots.take(json.dumps([sess.shared_key, shared, key]))
+            self.slots.append(slot)
+            stats = sess.fetch_dir(self.builds.pb, name, str(slot), include=include, exclude=exclude, follow=follow)
+            self.transfers.files += stats.requested
+            self.transfers.bytes += stats.data_bytes
+            self.builds.on_transfer(name, stats)
+            self._synced[key] = str(slot)
+            return str(slot)
+
+    def syncer(self, name: str) -> Callable[[Mapping[str, str]], str]:
+        return lambda attrs: self.fetch(name, attrs)
+
+    def close(self) -> None:
+        for s in self.slots:
+            self.builds.slots.give(s)
+
+
+class Builds:
+    """The daemon's builds: Solve runs one, Status streams one's events."""
+
+    def __init__(self, stubs: Any, solver: Any, sessions: Sessions, *, root: str | None, state: Path):
+        self.pb, self.solver, self.sessions, self.root = stubs, solver, sessions, root
+        self.state = state
+        self.slots = LocalSlots(state / "locals")
+        self._channels: dict[str, StatusChannel] = {}
+        self._tokens: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self.transfer_log = state / "transfers.log"  # one JSON line per local transfer
+        self.bridge: Bridge | None = None  # the LLBBridge that gateway clients' builds return through
+
+    def on_transfer(self, name: str, stats: Any) -> None:
+        line = json.dumps({"name": name, "entries": stats.entries, "files": stats.requested,
+                           "bytes": stats.data_bytes})
+        with self._lock, open(self.transfer_log, "a") as f:
+            f.write(line + "\n")
+
+    def _channel(self, ref: str) -> StatusChannel:
+        with self._lock:
+            now = time.monotonic()
+            for k, ch in list(self._channels.items()):
+                if ch.finished_at is not None and now - ch.finished_at > STATUS_KEEP:
+                    del self._channels[k]
+            return self._channels.setdefault(ref, StatusChannel())
+
+    def cancel_all(self) -> None:
+        from mason.backends.solver.scheduler import Cancelled
+
+        with self._lock:
+            tokens = list(self._tokens.values())
+        for t in tokens:
+            t.cancel(Cancelled("mason serve is shutting down"))
+
+    def status(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        yield from self._channel(request.Ref).read(context.is_active)
+
+    def solve(self, request: Any, context: grpc.ServicerContext) -> Any:
+        from mason.backends.solver.scheduler import Cancelled, CancelToken
+
+        ref = request.Ref or os.urandom(8).hex()
+        channel = self._channel(ref)
+        token = CancelToken()
+        context.add_callback(lambda: token.cancel(Cancelled("the client went away")))
+        with self._lock:
+            self._tokens[ref] = token
+        error: str | None = None
+        try:
+            return self._solve(request, ref, channel, token)
+        except MasonError as e:
+            error = e.format()
+        except Exception as e:  # noqa: BLE001 - a bug in mason: one line to the client, not a dead daemon
+            import traceback
+
+            traceback.print_exc()
+            error = f"internal error in mason serve: {type(e).__name__}: {e}"
+        finally:
+            channel.close()
+            with self._lock:
+                self._tokens.pop(ref, None)
+        code = grpc.StatusCode.CANCELLED if token.is_set() else grpc.StatusCode.UNKNOWN
+        context.abort(code, error or "failed")
+
+    # -- the build --------------------------------------------------------------------------
+
+    def _solve(self, request: Any, ref: str, channel: StatusChannel, token: Any) -> Any:
+        if os.environ.get("MASON_SERVE_DEBUG"):
+            import sys
+
+            print(f"Solve {request}", file=sys.stderr, flush=True)
+        from mason.backends.solver.solver import LocalDir
+
+        if list(request.Cache.Exports) or list(request.Cache.Imports):
+            raise MasonError("mason serve: --export-cache/--import-cache are not supported yet")
+        exporters = [(e.Type, dict(e.Attrs)) for e in request.Exporters]
+        if not exporters and request.Exporter:
+            exporters = [(request.Exporter, dict(request.ExporterAttrs))]
+        session = self.sessions.get(request.Session) if request.Session else None
+        build = Build(self, session)
+        sink = EventsToStatus(self.pb, channel)
+        with ExitStack() as stack:
+            stack.callback(build.close)
+            work = Path(tempfile.mkdtemp(prefix="build-", dir=self.state))
+            stack.callback(shutil.rmtree, work, True)
+            outputs, client_outputs = self._outputs(exporters, work, session)
+            allow = tuple(request.Entitlements)
+            locals_ = {n: LocalDir(str(work), sync=build.syncer(n)) for n in ("context", "dockerfile")}
+            call: FrontendCall | None = FrontendCall.of(request)
+            if call is not None and not call.frontend and not call.definition:
+                call = self._await_gateway(ref, token)  # buildctl's build function runs on the LLBBridge
+            if call is None:
+                raise MasonError("mason serve: the build returned an empty result (nothing to export)")
+            if call.definition:
+                res = self._solve_definition(call, outputs, locals_, allow, sink, token)
+            elif call.frontend == FRONTEND_DOCKERFILE:
+                res = self._solve_dockerfile(call, build, work, outputs, locals_, allow, sink, token)
+            else:
+                raise MasonError(f"mason serve: frontend {call.frontend!r} is not supported "
+                                 f"(use {FRONTEND_DOCKERFILE} or send a Definition)")
+            for idx, kind, path in client_outputs:
+                assert session is not None
+                if kind == "local":
+                    from mason.backends.sources.local import select_local
+
+                    root, entries = select_local(path)
+                    session.send_dir(self.pb, str(root), entries, exporter_id=idx)
+                else:
+                    session.send_file(self.pb, path, exporter_id=idx)
+        resp = self.pb.control.SolveResponse()
+        if res.digest:
+            resp.ExporterResponse["containerimage.digest"] = res.digest
+        if res.names:
+            resp.ExporterResponse["image.name"] = ",".join(res.names)
+        return resp
+
+    def _await_gateway(self, ref: str, token: Any) -> FrontendCall | None:
+        if self.bridge is None:
+            raise MasonError("mason serve: the request has neither a frontend nor a Definition")
+        fwd = self.bridge.register(ref)
+        try:
+            return fwd.wait(token.is_set)
+        finally:
+            self.bridge.unregister(fwd)
+
+    def _outputs(self, exporters: list[tuple[str, dict[str, str]]], work: Path,
+                 session: Session | None) -> tuple[list[str], list[tuple[int, str, str]]]:
+        """mason ``--output`` specs for the exporters; those that land on the client write into
+        ``work`` first: (exporter index, type, path) to send."""
+        specs: list[str] = []
+        client: list[tuple[int, str, str]] = []
+        for i, (kind, attrs) in enumerate(exporters):
+            attrs = dict(attrs)
+            if kind in CLIENT_OUTPUTS:
+                if session is None:
+                    raise MasonError(f"output type={kind} needs the client's session to send the result")
+                attrs.pop("dest", None)
+                path = work / f"output-{i}"
+                attrs["dest"] = str(path)
+                client.append((i, kind, str(path)))
+            parts = [f"type={kind}"] + [f"{k}={v}" for k, v in sorted(attrs.items())]
+            specs.append(",".join(parts))
+        return specs, client
+
+    def _solve_dockerfile(self, call: FrontendCall, build: Build, work: Path, outputs: list[str],
+                          locals_: dict[str, Any], allow: tuple[str, ...], sink: Any, token: Any) -> Any:
+        from mason.build import BuildRequest
+        from mason.build import build as run_build
+
+        fa = dict(call.attrs)
+        filename = (fa.pop("filename", "") or "Dockerfile").lstrip("/")
+        if any(part in ("", ".", "..") for part in filename.split("/")):
+            raise MasonError(f"invalid Dockerfile name {filename!r} (a path inside the dockerfile directory)")
+        if build.session is None:
+            raise MasonError("the dockerfile.v0 frontend needs a session with the client's files")
+        df_dir = work / "dockerfile"
+        df_include = [filename, filename + ".dockerignore"]
+        stats = build.session.fetch_dir(self.pb, "dockerfile", str(df_dir), include=df_include)
+        self.on_transfer("dockerfile", stats)
+        dockerfile = df_dir / filename
+        if not dockerfile.is_file():
+            raise MasonError(f"failed to read dockerfile: open {filename}: no such file or directory")
+        ctx_dir = work / "context"
+        stats = build.session.fetch_dir(self.pb, "context", str(ctx_dir), include=[".dockerignore"])
+        self.on_transfer("context", stats)
+        build_args = {k[len("build-arg:"):]: v for k, v in fa.items() if k.startswith("build-arg:")}
+        no_cache = "no-cache" in fa and fa["no-cache"] == ""
+        no_cache_filter = tuple(s for s in fa.get("no-cache", "").split(",") if s)
+        req = BuildRequest(context=str(ctx_dir), dockerfile=str(dockerfile), outputs=tuple(outputs),
+                           target=fa.get("target") or None, build_args=build_args, platform=fa.get("platform") or None,
+                           allow=allow, no_cache=no_cache, no_cache_filter=no_cache_filter, root=self.root,
+                           events=sink, solver=self.solver, locals=locals_, cancel=token)
+        return run_build(req)
+
+    def _solve_definition(self, call: FrontendCall, outputs: list[str], locals_: dict[str, Any],
+                          allow: tuple[str, ...], sink: Any, token: Any) -> Any:
+        from mason.build import solve_graph
+        from mason.ir.codec import decode_graph
+
+        graph = decode_graph(call.definition)
+        return solve_graph(graph, outputs=outputs, locals=locals_, allow=allow, root=self.root, events=sink,
+                           solver=self.solver, cancel=token, record={"definition": "(buildctl)"})
