@@ -310,6 +310,8 @@ class BuildRequest:
     locals: Mapping[str, object] | None = None
     secret_store: object | None = None
     cancel: object | None = None
+    cache_from: tuple[str, ...] = ()  # --cache-from specs (mason.backends.cache.spec)
+    cache_to: tuple[str, ...] = ()  # --cache-to specs
 
 
 @dataclass
@@ -465,13 +467,17 @@ def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals:
            no_cache: bool, insecure_registries: tuple[str, ...], jobs: int, network_default: str,
            source_date_epoch: int | None, events, no_cache_filter: tuple[str, ...] = (),
            explain: bool = False, secret_store=None, cancel=None,
-           platforms: Sequence[PlatformSpec] = ()) -> BuildResult:
+           platforms: Sequence[PlatformSpec] = (), cache_from: tuple = (),
+           cache_to: tuple = ()) -> BuildResult:
     """Solve ``output`` of ``graph`` (with ``platforms``: the output of each, one image per
-    platform under an index) and write the (already checked) output ``specs``."""
+    platform under an index) and write the (already checked) output ``specs``; import the
+    ``cache_from`` caches first, export the ``cache_to`` ones last (parsed CacheSpecs)."""
     import time
 
+    from mason.backends.cache.api import CacheRegistry, export_caches, import_caches, inline_hook
     from mason.backends.exporters.export import run_outputs
     from mason.backends.solver.events import Status, null_sink
+    from mason.backends.solver.events import Warning as WarningEvent
     from mason.backends.solver.results import to_export_chain
     from mason.backends.solver.secrets import Secrets, parse_secret, parse_ssh
     from mason.backends.solver.solver import LocalDir, SolveOptions
@@ -492,15 +498,24 @@ def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals:
                   for k, v in locals.items()}
     timings: dict[str, float] = {}
     solver = lazy.get().solver
+
+    def warn(message: str) -> None:
+        sink(WarningEvent(message))
+
+    cache_registry = CacheRegistry(insecure_registries)
+    remote = import_caches(cache_from, cache_registry, warn) if cache_from and not no_cache else None
+    # a result only pushed needs no files: a remote cache hit then stays unfetched
+    only_pushed = bool(specs) and all(o.type == "registry" for o in specs) and not cache_to
     opts = SolveOptions(jobs=jobs, no_cache=no_cache, entitlements=ents, locals=local_dirs, secrets=sec,
                         insecure_registries=insecure_registries, network_default=network_default,
-                        no_cache_filter=tuple(no_cache_filter), explain=explain, cancel=cancel)
+                        no_cache_filter=tuple(no_cache_filter), explain=explain, cancel=cancel,
+                        remote_cache=remote, materialize_outputs=not only_pushed)
     t0 = time.perf_counter()
     image = None
     names: tuple[str, ...] = ()
     written: list = []
     wanted = [str(p) for p in platforms] or [output]
-    with solver.session(opts, sink) as session:
+    with contextlib.closing(cache_registry), solver.session(opts, sink) as session:
         solved_all = session.solve(graph, wanted)
         solved = solved_all[wanted[0]]
         timings["solve"] = time.perf_counter() - t0
@@ -512,6 +527,9 @@ def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals:
                 from mason.backends.exporters.export import run_platform_outputs
                 from mason.backends.exporters.index import PlatformResult
 
+                if any(c.type == "inline" for c in cache_to):
+                    warn("--cache-to type=inline: not written for a multi-platform build "
+                         "(use type=registry or type=local)")
                 results = [PlatformResult(p, to_export_chain(s.result),
                                           s.image_config if s.image_config is not None else empty_image_config(),
                                           s.result.snapshot or None)
@@ -523,9 +541,11 @@ def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals:
                 if config.get("os") and config.get("architecture"):
                     plat = "/".join(x for x in (config["os"], config["architecture"], config.get("variant", ""))
                                     if x)
+                hook = (inline_hook(session, solved.result, source_date_epoch)
+                        if any(c.type == "inline" for c in cache_to) else None)
                 written = run_outputs(session.client, specs, chain=to_export_chain(solved.result), config=config,
                                       snapshot=solved.result.snapshot or None, source_date_epoch=source_date_epoch,
-                                      platform=plat, insecure_registries=insecure_registries)
+                                      platform=plat, insecure_registries=insecure_registries, config_hook=hook)
             for r in written:
                 if r.image is not None:
                     image = r.image
@@ -537,6 +557,12 @@ def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals:
             timings["export"] = time.perf_counter() - t0
             if image is not None:
                 sink(Status(f"image {image.manifest_digest}" + (f" named {', '.join(names)}" if names else "")))
+        if cache_to:
+            t0 = time.perf_counter()
+            finals = [solved_all[n].result for n in wanted]
+            for line in export_caches(session, cache_to, finals, cache_registry, warn, source_date_epoch):
+                sink(Status(line))
+            timings["cache-export"] = time.perf_counter() - t0
     return BuildResult(solved.result, config, solved.cache_key, image, names, timings=timings, outputs=written,
                        explain=solved.explain, platforms=tuple(wanted) if platforms else ())
 
@@ -611,6 +637,7 @@ def build(request: BuildRequest | None = None, /, **kw) -> BuildResult:
     fields as keywords."""
     from dataclasses import replace
 
+    from mason.backends.cache.spec import parse_cache_specs
     from mason.backends.exporters.outputs import SOURCE_DATE_EPOCH, check_outputs, source_date_epoch
     from mason.backends.solver.events import Warning as WarningEvent
 
@@ -629,6 +656,8 @@ def build(request: BuildRequest | None = None, /, **kw) -> BuildResult:
     # every output mistake that can be known now fails here, before any step runs
     specs = output_specs(req.outputs, req.tags, push=req.push)
     check_outputs(specs, insecure_registries=insecure)
+    cache_from = tuple(parse_cache_specs(req.cache_from, "from"))
+    cache_to = tuple(parse_cache_specs(req.cache_to, "to"))
     locals_: Mapping[str, object] = {"context": context,
                                      "dockerfile": str(Path(dockerfile).parent) if dockerfile != "-" else context}
     if req.locals is not None:
@@ -648,7 +677,7 @@ def build(request: BuildRequest | None = None, /, **kw) -> BuildResult:
                              insecure_registries=insecure, jobs=req.jobs, network_default=req.network_default,
                              source_date_epoch=epoch, events=sink, no_cache_filter=req.no_cache_filter,
                              explain=req.explain, secret_store=req.secret_store, cancel=req.cancel,
-                             platforms=low.platforms)
+                             platforms=low.platforms, cache_from=cache_from, cache_to=cache_to)
             except MasonError as e:
                 if e.loc is not None and e.source_line is None and dockerfile != "-":
                     with contextlib.suppress(MasonError):

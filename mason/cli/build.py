@@ -17,8 +17,8 @@ from mason.cli.progress import MODES
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Input", ("dockerfile", "target", "build_args", "platform", "secrets", "ssh", "locals_", "output")),
     ("Output", ("tags", "outputs", "push", "iidfile", "quiet", "progress")),
-    ("Execution", ("no_cache", "no_cache_filter", "explain", "allow", "network_default", "jobs",
-                   "insecure_registries")),
+    ("Execution", ("no_cache", "no_cache_filter", "explain", "cache_from", "cache_to", "allow", "network_default",
+                   "jobs", "insecure_registries")),
     ("Compiler", ("level", "passes")),
     ("containerd and state", ("root", "containerd_address")),
 )
@@ -146,11 +146,17 @@ def _check_iidfile(iidfile: str | None) -> None:
 @click.option("--explain", is_flag=True, help="Print why each step that ran missed the cache (vs the last build).")
 @click.option("--check", is_flag=True,
               help="Run the build checks only (BuildKit's --call check): print them; exit 1 if error=true.")
+@click.option("--cache-from", "cache_from", multiple=True, metavar="SPEC",
+              help="Import a build cache (repeatable): type=registry,ref=REF | type=local,src=DIR[,tag=T] | REF "
+                   "(an image built with --cache-to type=inline works too).")
+@click.option("--cache-to", "cache_to", multiple=True, metavar="SPEC",
+              help="Export the build cache (repeatable): type=registry,ref=REF | type=local,dest=DIR | type=inline, "
+                   "with [,mode=min|max][,image-manifest=true|false][,ignore-error=true].")
 @common_solve_options
 def build(context: str, dockerfile: str | None, target: str | None, build_args: tuple[str, ...], platform: str | None,
           level: int, passes: str | None, tags, outputs, push, iidfile, quiet, progress, secrets, ssh, no_cache,
           allow, network_default, jobs, insecure_registries, root, containerd_address, no_cache_filter=(),
-          explain=False, check=False) -> None:
+          explain=False, check=False, cache_from=(), cache_to=()) -> None:
     """Build the Dockerfile in CONTEXT (default: .), like docker build."""
     if check:
         _run_checks(context, dockerfile, build_args, target, platform)
@@ -166,7 +172,8 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
                            insecure_registries=tuple(insecure_registries), root=root,
                            containerd_address=containerd_address, jobs=jobs, level=level, passes=passes,
                            network_default=network_default, events=sink,
-                           no_cache_filter=tuple(no_cache_filter), explain=explain)
+                           no_cache_filter=tuple(no_cache_filter), explain=explain,
+                           cache_from=tuple(cache_from), cache_to=tuple(cache_to))
         result = do_build(req)
     for line in result.explain:
         click.echo(line, err=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -19,7 +19,7 @@ from mason.backends.containerd.client import Client
 from mason.backends.exporters.docker_tar import write_docker_archive
 from mason.backends.exporters.image import ExportedImage, export_image, store_image
 from mason.backends.exporters.index import ExportedIndex, PlatformResult, export_index, platform_dir
-from mason.backends.exporters.layer import LayerSource
+from mason.backends.exporters.layer import KnownLayer, Layer, LayerSource
 from mason.backends.exporters.local import export_local
 from mason.backends.exporters.oci_tar import write_oci_archive
 from mason.backends.exporters.outputs import OutputSpec
@@ -40,13 +40,18 @@ class OutputResult:
 def run_outputs(client: Client, outputs: Sequence[OutputSpec], *, chain: Sequence[LayerSource],
                 config: dict[str, Any], snapshot: str | None, history: list[dict[str, Any]] | None = None,
                 source_date_epoch: int | None = None, platform: PlatformSpec | str | None = None,
-                insecure_registries: Sequence[str] = (), stdout: BinaryIO | None = None) -> list[OutputResult]:
+                insecure_registries: Sequence[str] = (), stdout: BinaryIO | None = None,
+                config_hook: Callable[[Sequence[Layer]], Mapping[str, Any]] | None = None) -> list[OutputResult]:
     """Write every output. ``chain`` and ``config`` describe the image; ``snapshot`` is the
-    committed final filesystem (None: empty) for ``local``/``tar``."""
+    committed final filesystem (None: empty) for ``local``/``tar``. Layers of an imported remote
+    cache (``KnownLayer.source``) are fetched only when an output needs their bytes here (the
+    image store, an archive); a push mounts them from the cache's repository when it is on the
+    same registry, and streams them from the cache otherwise. ``config_hook``: see
+    :func:`~.image.export_image`."""
 
-    def make() -> ExportedImage:
+    def make(fetch: bool) -> ExportedImage:
         return export_image(client, chain, config, history=history, source_date_epoch=source_date_epoch,
-                            platform=platform)
+                            platform=platform, fetch_remote=fetch, config_hook=config_hook)
 
     def files(o: OutputSpec, out: BinaryIO | str) -> None:
         if o.type == "local":
@@ -54,16 +59,17 @@ def run_outputs(client: Client, outputs: Sequence[OutputSpec], *, chain: Sequenc
         else:
             export_tar(client, snapshot, out, source_date_epoch=source_date_epoch)
 
-    return _run(client, outputs, make, files, source_date_epoch, insecure_registries, stdout)
+    return _run(client, outputs, make, files, _remote_blobs(chain), source_date_epoch, insecure_registries, stdout)
 
 
 def run_platform_outputs(client: Client, outputs: Sequence[OutputSpec], results: Sequence[PlatformResult], *,
                          source_date_epoch: int | None = None, insecure_registries: Sequence[str] = (),
                          stdout: BinaryIO | None = None) -> list[OutputResult]:
-    """Write every output of a multi-platform build (``results``: one per platform, in order)."""
+    """Write every output of a multi-platform build (``results``: one per platform, in order);
+    remote cache layers are handled as in :func:`run_outputs`."""
 
-    def make() -> ExportedIndex:
-        return export_index(client, results, source_date_epoch=source_date_epoch)
+    def make(fetch: bool) -> ExportedIndex:
+        return export_index(client, results, source_date_epoch=source_date_epoch, fetch_remote=fetch)
 
     def files(o: OutputSpec, out: BinaryIO | str) -> None:
         if o.type == "local":
@@ -73,17 +79,26 @@ def run_platform_outputs(client: Client, outputs: Sequence[OutputSpec], results:
             export_tars(client, [(platform_dir(r.platform), r.snapshot) for r in results], out,
                         source_date_epoch=source_date_epoch)
 
-    return _run(client, outputs, make, files, source_date_epoch, insecure_registries, stdout)
+    remote: dict[str, Any] = {}
+    for r in results:
+        remote.update(_remote_blobs(r.chain))
+    return _run(client, outputs, make, files, remote, source_date_epoch, insecure_registries, stdout)
 
 
-def _run(client: Client, outputs: Sequence[OutputSpec], make: Callable[[], ExportedImage | ExportedIndex],
-         files: Callable[[OutputSpec, Any], None], source_date_epoch: int | None,
+def _remote_blobs(chain: Sequence[LayerSource]) -> dict[str, Any]:
+    """Per layer digest, the remote cache blob locator of the chain's imported layers."""
+    return {c.layer.digest: c.source for c in chain if isinstance(c, KnownLayer) and c.source is not None}
+
+
+def _run(client: Client, outputs: Sequence[OutputSpec], make: Callable[[bool], ExportedImage | ExportedIndex],
+         files: Callable[[OutputSpec, Any], None], remote: Mapping[str, Any], source_date_epoch: int | None,
          insecure_registries: Sequence[str], stdout: BinaryIO | None) -> list[OutputResult]:
     image: ExportedImage | ExportedIndex | None = None
     results = []
+    fetch = any(o.needs_image and o.type != "registry" for o in outputs)
     for o in outputs:
         if o.needs_image and image is None:
-            image = make()
+            image = make(fetch)
         out = stdout if stdout is not None else sys.stdout.buffer
         pushed: list[PushResult] = []
         if o.type == "image":
@@ -94,7 +109,8 @@ def _run(client: Client, outputs: Sequence[OutputSpec], make: Callable[[], Expor
             for n in o.names:
                 from mason.backends.exporters.registry import push_image
 
-                pushed.append(push_image(client, image, n, insecure_registries=insecure))  # type: ignore[arg-type]
+                pushed.append(push_image(client, image, n, insecure_registries=insecure,  # type: ignore[arg-type]
+                                         remote=remote))
         if o.type == "oci":
             write_oci_archive(client, image, out if o.dest == "-" else o.dest, names=o.names,  # type: ignore[arg-type]
                               source_date_epoch=source_date_epoch)

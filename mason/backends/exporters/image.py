@@ -23,7 +23,7 @@ import contextlib
 import copy
 import datetime as _dt
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -223,14 +223,20 @@ def store_image(client: Client, name: str, target: oci.Descriptor | CDescriptor)
 def export_image(client: Client, chain: Sequence[LayerSource], config: dict[str, Any], *,
                  name: str | Sequence[str] | None = None, history: list[dict[str, Any]] | None = None,
                  source_date_epoch: int | None = None,
-                 platform: PlatformSpec | str | None = None) -> ExportedImage:
+                 platform: PlatformSpec | str | None = None, fetch_remote: bool = True,
+                 config_hook: Callable[[Sequence[Layer]], Mapping[str, Any]] | None = None) -> ExportedImage:
     """Export the build result whose filesystem is ``chain`` (bottom layer first) with image
     config ``config`` (its ``history``, unless ``history`` is given, is reconciled with the
     layers; ``rootfs`` and ``created`` are set here). Records the image under every ``name``.
-    Runs inside the client's lease, or a short one of its own."""
+    Runs inside the client's lease, or a short one of its own. ``fetch_remote=False`` leaves a
+    remote cache's layers where they are (the image is only pushed); ``config_hook(layers)``
+    returns keys to add to the config once the layers are known (the inline cache)."""
     names = image_names(name)  # bad names fail before any work
     with leased(client) as lc:
-        layers = [resolve_layer(lc, src, source_date_epoch=source_date_epoch) for src in chain]
+        layers = [resolve_layer(lc, src, source_date_epoch=source_date_epoch, fetch_remote=fetch_remote)
+                  for src in chain]
+        if config_hook is not None:
+            config = {**config, **config_hook(layers)}
         img = write_image(lc, layers, config, history=history, source_date_epoch=source_date_epoch,
                           platform=platform)
         for n in names:

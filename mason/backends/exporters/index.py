@@ -82,12 +82,14 @@ def platform_dir(p: PlatformSpec) -> str:
 
 
 def export_index(client: Client, results: Sequence[PlatformResult], *, name: str | Sequence[str] | None = None,
-                 source_date_epoch: int | None = None) -> ExportedIndex:
-    """Export every platform's image, then the index naming them; record it under ``name``."""
+                 source_date_epoch: int | None = None, fetch_remote: bool = True) -> ExportedIndex:
+    """Export every platform's image, then the index naming them; record it under ``name``.
+    ``fetch_remote``: as for :func:`~.image.export_image`."""
     names = image_names(name)  # bad names fail before any work
     with leased(client) as lc:
         images = tuple((r.platform, export_image(lc, r.chain, r.config, source_date_epoch=source_date_epoch,
-                                                 platform=r.platform)) for r in results)
+                                                 platform=r.platform, fetch_remote=fetch_remote))
+                       for r in results)
         index = index_object([(p, img.descriptor) for p, img in images])
         data = oci.canonical_json(index)
         labels = {f"{GC_REF_CONTENT}.m.{i}": img.manifest_digest for i, (_, img) in enumerate(images)}

@@ -27,8 +27,8 @@ import json
 import os
 import tempfile
 import uuid
-from dataclasses import dataclass
-from typing import Union
+from dataclasses import dataclass, field
+from typing import Any, Union
 
 from mason.backends import oci
 from mason.backends.containerd.client import UNCOMPRESSED, Client, NotFound
@@ -46,9 +46,13 @@ GC_REF_CONTENT = "containerd.io/gc.ref.content"
 
 @dataclass(frozen=True, slots=True)
 class KnownLayer:
-    """A layer that already exists as a blob (a base image's): exported unchanged."""
+    """A layer that already exists as a blob (a base image's, or a remote cache's): exported
+    unchanged. ``source`` (a remote cache's blob locator, :class:`mason.backends.cache.importer.RemoteBlob`)
+    says where to fetch the blob when it is not in the content store: ``fetch_into(client)``,
+    ``stream()``, ``mount_repos(domain)``."""
 
     layer: Layer
+    source: Any = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,16 +160,25 @@ def _diff_by_mason(client: Client, src: SnapshotDiff, epoch: int | None) -> Laye
     return Layer(oci.OCI_LAYER_GZIP, digest, size, diff_id)
 
 
-def resolve_layer(client: Client, src: LayerSource, *, source_date_epoch: int | None = None) -> Layer:
+def resolve_layer(client: Client, src: LayerSource, *, source_date_epoch: int | None = None,
+                  fetch_remote: bool = True) -> Layer:
     """The layer blob for ``src``, in the content store. A :class:`SnapshotDiff` is computed
     once per (lower, upper, epoch) and remembered on the upper snapshot. Call it with a client
-    bound to a lease: the blob is held by that lease until the upper snapshot's label holds it."""
+    bound to a lease: the blob is held by that lease until the upper snapshot's label holds it.
+    A :class:`KnownLayer` from a remote cache is fetched into the content store when missing —
+    unless ``fetch_remote`` is false (an image that is only pushed: its blobs are mounted or
+    streamed from the cache at push time), when its descriptor is all that is needed."""
     if isinstance(src, KnownLayer):
         layer = src.layer
         try:
             info = client.content_info(layer.digest)
         except NotFound:
-            raise MasonError(f"base layer {layer.digest} is not in containerd's content store") from None
+            if src.source is None:
+                raise MasonError(f"base layer {layer.digest} is not in containerd's content store") from None
+            if not fetch_remote:
+                return layer
+            src.source.fetch_into(client)
+            info = client.content_info(layer.digest)
         if info.labels.get(UNCOMPRESSED) != layer.diff_id and layer.diff_id:
             client.update_content_labels(layer.digest, {UNCOMPRESSED: layer.diff_id})
         return layer
@@ -189,5 +202,6 @@ def resolve_layer(client: Client, src: LayerSource, *, source_date_epoch: int | 
     return layer
 
 
-def resolve_chain(client: Client, chain, *, source_date_epoch: int | None = None) -> list[Layer]:
-    return [resolve_layer(client, s, source_date_epoch=source_date_epoch) for s in chain]
+def resolve_chain(client: Client, chain, *, source_date_epoch: int | None = None,
+                  fetch_remote: bool = True) -> list[Layer]:
+    return [resolve_layer(client, s, source_date_epoch=source_date_epoch, fetch_remote=fetch_remote) for s in chain]

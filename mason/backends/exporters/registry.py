@@ -7,7 +7,8 @@ blob once), then the index by tag."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from mason.backends import oci
 from mason.backends.containerd.client import Client
@@ -18,8 +19,19 @@ from mason.backends.sources.registry_push import BlobSource
 from mason.ir.reference import parse_reference
 
 
-def _blobs(client: Client, img: ExportedImage) -> dict[str, BlobSource]:
+def _blobs(client: Client, img: ExportedImage, remote: Mapping[str, Any], domain: str,
+           mounts: list[str]) -> dict[str, BlobSource]:
+    """The blob sources of ``img``: containerd's content store, or for a layer that came from a
+    remote cache and is not in the store, the cache (its repositories added to ``mounts`` when
+    the cache is on ``domain``, so the registry mounts the blob instead of receiving it)."""
+
     def source(digest: str) -> BlobSource:
+        loc = remote.get(digest)
+        if loc is not None and not client.content_exists(digest):
+            for repo in loc.mount_repos(domain):
+                if repo not in mounts:
+                    mounts.append(repo)
+            return lambda: loc.stream()
         return lambda: client.read_blob_chunks(digest)
 
     blobs: dict[str, BlobSource] = {la.digest: source(la.digest) for la in img.layers}
@@ -28,10 +40,10 @@ def _blobs(client: Client, img: ExportedImage) -> dict[str, BlobSource]:
 
 
 def _push_index(client: Client, reg: RegistryClient, index: ExportedIndex, ref: str,
-                mount_from: Sequence[str]) -> PushResult:
+                remote: Mapping[str, Any], mount_from: list[str]) -> PushResult:
     result = PushResult(parse_reference(ref), index.digest, oci.OCI_INDEX, index.size)
     for _, img in index.images:
-        blobs = _blobs(client, img)
+        blobs = _blobs(client, img, remote, result.ref.domain, mount_from)
         m = img.manifest
         for d in [oci.Descriptor.from_json(m["config"])] + [oci.Descriptor.from_json(x) for x in m["layers"]]:
             if d.digest not in result.blobs:
@@ -47,15 +59,20 @@ def _push_index(client: Client, reg: RegistryClient, index: ExportedIndex, ref: 
 
 def push_image(client: Client, image: ExportedImage | ExportedIndex, ref: str, *,
                registry: RegistryClient | None = None, insecure_registries: Sequence[str] = (),
-               mount_from: Sequence[str] = ()) -> PushResult:
-    """Push ``image`` to ``ref`` (``host/repo:tag``); returns what the push did."""
+               mount_from: Sequence[str] = (), remote: Mapping[str, Any] | None = None) -> PushResult:
+    """Push ``image`` to ``ref`` (``host/repo:tag``); returns what the push did. ``remote``:
+    per layer digest, the remote cache blob it came from (``stream()``, ``mount_repos(domain)``),
+    used for layers that are not in the content store: mounted across repositories when the
+    cache is on the target registry, streamed from the cache otherwise."""
+    remote = remote or {}
+    mounts = list(mount_from)
     own = registry is None
     reg = registry or RegistryClient(insecure_registries=insecure_registries)
     try:
         if isinstance(image, ExportedIndex):
-            return _push_index(client, reg, image, ref, mount_from)
-        return reg.push_image(ref, image.manifest_bytes, image.manifest["mediaType"], _blobs(client, image),
-                              mount_from)
+            return _push_index(client, reg, image, ref, remote, mounts)
+        blobs = _blobs(client, image, remote, parse_reference(ref).domain, mounts)
+        return reg.push_image(ref, image.manifest_bytes, image.manifest["mediaType"], blobs, mounts)
     finally:
         if own:
             reg.close()

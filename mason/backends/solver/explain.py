@@ -200,14 +200,23 @@ def _reasons(old: dict, new: dict, by_n_new: dict) -> list[str]:
 
 
 def explain(prev: list[dict] | None, cur: list[dict]) -> list[str]:
-    """One line per step of ``cur`` that ran (and per base image whose digest changed)."""
+    """One line per step of ``cur`` that ran (and per base image whose digest changed), and
+    per step an imported remote cache answered ("remote cache hit (REF)")."""
     lines: list[str] = []
     by_n_new = {e["n"]: e for e in cur}
     if prev is None:
-        ran = [e for e in cur if e["status"] == "ran"]
-        return [f"#{e['n']} {e['name']}: no earlier build of this target to compare with" for e in ran]
+        out = []
+        for e in cur:
+            if e["status"] == "ran":
+                out.append(f"#{e['n']} {e['name']}: no earlier build of this target to compare with")
+            elif e["status"] == "remote":
+                out.append(f"#{e['n']} {e['name']}: remote cache hit ({e.get('remote', '?')})")
+        return out
     by_name, by_n = _match(prev)
     for e in cur:
+        if e["status"] == "remote":
+            lines.append(f"#{e['n']} {e['name']}: remote cache hit ({e.get('remote', '?')})")
+            continue
         if e["kind"] == "source":
             old = _find(e, by_name, by_n)
             if (old is not None and e["src"].startswith("docker-image://") and old.get("digest")

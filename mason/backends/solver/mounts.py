@@ -113,11 +113,18 @@ class CacheMounts:
     A cache's first use may be seeded from a ``source`` directory (``from=`` in a Dockerfile,
     or the frontend's scratch mkdir that carries ``uid``/``gid``/``mode``)."""
 
-    def __init__(self, root: str | os.PathLike[str]):
+    def __init__(self, root: str | os.PathLike[str], restore=None):
         import pathlib
 
         self.dir = pathlib.Path(root) / "solver" / "cache-mounts"
         self.dir.mkdir(parents=True, exist_ok=True)
+        # restore(cache_id, directory) -> bool: fill a cache's first directory from an imported
+        # remote cache (``cache-mounts=true``) instead of the seed
+        self.restore = restore
+
+    def path_of(self, cache_id: str) -> str:
+        """The directory of ``cache_id``'s first (shared / locked) instance."""
+        return self._base(cache_id)
 
     def _base(self, cache_id: str) -> str:
         import hashlib
@@ -137,7 +144,7 @@ class CacheMounts:
             fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             if sharing == 0:  # shared: hold a shared lock only while seeding
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                self._create(path, seed)
+                self._create(path, seed, self._restorer(cache_id, n))
                 os.close(fd)
                 return path, None
             if sharing == 2:  # locked: wait for our turn
@@ -152,7 +159,7 @@ class CacheMounts:
 
                             raise Cancelled(f"waiting for cache mount {cache_id}") from None
                         time.sleep(0.05)
-                self._create(path, seed)
+                self._create(path, seed, self._restorer(cache_id, n))
                 return path, fd
             try:  # private: the first free instance
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -160,11 +167,16 @@ class CacheMounts:
                 os.close(fd)
                 n += 1
                 continue
-            self._create(path, seed)
+            self._create(path, seed, self._restorer(cache_id, n))
             return path, fd
 
+    def _restorer(self, cache_id: str, n: int):
+        if self.restore is None or n != 0:
+            return None
+        return lambda tmp: self.restore(cache_id, tmp)
+
     @staticmethod
-    def _create(path: str, seed) -> None:
+    def _create(path: str, seed, restore=None) -> None:
         if os.path.isdir(path):
             return
         tmp = f"{path}.new-{os.getpid()}"
@@ -172,7 +184,9 @@ class CacheMounts:
             import shutil
 
             shutil.rmtree(tmp)
-        if seed is not None:
+        if restore is not None and restore(tmp):
+            pass
+        elif seed is not None:
             seed(tmp)
         else:
             os.mkdir(tmp, 0o755)

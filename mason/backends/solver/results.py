@@ -45,11 +45,15 @@ def _item_from_json(d: dict[str, Any]) -> ChainItem:
 @dataclass(frozen=True, slots=True)
 class Result:
     """A solved output. ``snapshot`` "" = the empty filesystem (scratch). ``image_config``
-    is set by sources that bring one (docker-image, oci-layout)."""
+    is set by sources that bring one (docker-image, oci-layout). ``remote`` (the cache's name)
+    marks a hit in an imported remote cache that is not materialized yet: its chain is the
+    cache's layers (``KnownLayer`` with a ``source`` to fetch them from) and it has no snapshot
+    until the solver materializes it (never stored as such: a record needs its snapshot)."""
 
     snapshot: str
     chain: tuple[ChainItem, ...] = ()
     image_config: dict | None = field(default=None, compare=False)
+    remote: str = field(default="", compare=False)
 
     @property
     def is_scratch(self) -> bool:

@@ -86,6 +86,12 @@ class SolveOptions:
     explain: bool = False  # compute SolvedOutput.explain (why each step that ran missed)
     target_id: str | None = None  # what "the same target" is for --explain (default: see _target_id)
     cancel: CancelToken | None = None  # set from outside (mason serve: the client went away) to cancel
+    # imported remote caches (a mason.backends.cache.importer.RemoteCache): consulted after a
+    # local miss; a hit is materialized only when its files are needed
+    remote_cache: object | None = None
+    # materialize remote hits that are outputs (False: the caller exports them as images and
+    # fetches only what it needs, e.g. nothing for a push)
+    materialize_outputs: bool = True
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,21 @@ class SolvedOutput:
     image_config: dict | None
     cache_key: str
     explain: tuple[str, ...] = ()  # with SolveOptions.explain: one line per step that ran
+
+
+@dataclass(frozen=True)
+class SolvedVertex:
+    """A vertex of a finished solve, for exporting the cache: its cache key, its results
+    (empty when it has none: a source, or a step behind a hit whose record is gone), its inputs
+    as (vertex digest, output index), and whether its metadata allows exporting it."""
+
+    digest: str
+    key: str
+    name: str
+    kind: str
+    outputs: tuple[Result, ...]
+    inputs: tuple[tuple[str, int], ...]
+    export: bool = True
 
 
 class SolveContext:
@@ -131,7 +152,8 @@ class SolveContext:
             if self._cache_mounts is None:
                 from mason.backends.solver.mounts import CacheMounts
 
-                self._cache_mounts = CacheMounts(self.solver.root)
+                rc = self.opts.remote_cache
+                self._cache_mounts = CacheMounts(self.solver.root, restore=getattr(rc, "restore_mount", None))
             return self._cache_mounts
 
     @property
@@ -308,11 +330,17 @@ class BuildSession:
     def __init__(self, ctx: SolveContext):
         self.ctx = ctx
         self.client = ctx.client
+        self._builds: list[_Build] = []
 
     def solve(self, graph: Graph, outputs: Sequence[str] | None = None) -> dict[str, SolvedOutput]:
         outs = [graph.output(n) for n in outputs] if outputs else list(graph.outputs)
         b = _Build(self.ctx)
+        self._builds.append(b)
         solved = b.run([o.ref for o in outs])
+        if self.ctx.opts.materialize_outputs:
+            for o in outs:
+                if solved[o.ref.op.digest][0][o.ref.index].remote:
+                    b.materialized(o.ref.op.digest, o.ref.index)
         self.ctx.executor.flush()
         explained = self._record(b, [o.name for o in outs])
         result = {}
@@ -321,6 +349,40 @@ class BuildSession:
             result[o.name] = SolvedOutput(o.name, r[o.ref.index], _output_config(o, b.base_config), key,
                                           explained)
         return result
+
+    def materialize(self, result: Result) -> Result:
+        """``result`` with its files in a snapshot: a remote cache hit is fetched and unpacked
+        (and recorded in the local cache); anything else is returned as it is."""
+        if not result.remote:
+            return result
+        for b in reversed(self._builds):
+            for d, (outs, _) in list(b.results.items()):
+                for i, r in enumerate(outs):
+                    if r is result:
+                        return b.materialized(d, i)
+        rc = self.ctx.opts.remote_cache
+        return rc.materialize(self.ctx.client, result)  # type: ignore[union-attr]
+
+    def vertices(self) -> list[SolvedVertex]:
+        """Every vertex of this session's solves, inputs first, with what is known of its
+        results; a step the plan never looked at (behind a hit) is looked up now, so a fully
+        cached build can still export every record (``mode=max``)."""
+        out: list[SolvedVertex] = []
+        seen: set[str] = set()
+        for b in self._builds:
+            for d in b.order:
+                if d in seen:
+                    continue
+                seen.add(d)
+                op = b.ops[d]
+                if d not in b.results and not isinstance(op, (SourceOp, ConfigOp)) and b._use_cache(op):
+                    b._lookup(d)
+                got = b.results.get(d)
+                outs = tuple(got[0]) if got is not None and not isinstance(op, SourceOp) else ()
+                out.append(SolvedVertex(d, b.keys.get(d, ""), vertex_name(op), op.kind, outs,
+                                        tuple((r.op.digest, r.index) for r in op.inputs),
+                                        op.metadata.export_cache is not False))
+        return out
 
     def _record(self, b: "_Build", names: list[str]) -> tuple[str, ...]:
         """Store this solve's key manifest for its target; with ``explain``, compare it with the
@@ -376,7 +438,11 @@ class _Build:
         self.ops: dict[str, Op] = {}
         self.sources: dict[str, _Source] = {}
         self.facts: dict[str, dict] = {}  # digest -> explain facts (inputs' selections, …)
-        self.status: dict[str, str] = {}  # digest -> "ran" | "cached" | "loaded"
+        self.status: dict[str, str] = {}  # digest -> "ran" | "cached" | "remote" | "loaded"
+        self.remote: dict[str, str] = {}  # digest -> the remote cache that answered it
+        self.order: list[str] = []
+        self._mat_locks: dict[str, threading.Lock] = {}
+        self._mat_guard = threading.Lock()
 
     def run(self, refs: list[Ref]) -> dict[str, tuple[list[Result], str]]:
         from mason.ir.ops import walk_ops
@@ -390,6 +456,7 @@ class _Build:
         # every op's entitlements, before anything is loaded or looked up: a cached result is
         # no way around them (BuildKit checks a Definition's when it loads it)
         entitlements.check((self.ops[d] for d in order), ctx.entitlements)
+        self.order = order
         n = 0
         for d in order:
             if not isinstance(self.ops[d], ConfigOp):
@@ -410,7 +477,7 @@ class _Build:
             ctx.network.prewarm(ctx.executor)  # the first RUN then finds a namespace ready
         for d in order:
             if d not in need and d in self.numbers and not isinstance(self.ops[d], SourceOp):
-                self.status[d] = "cached"
+                self.status[d] = "remote" if d in self.remote else "cached"
                 ctx.events(VertexCached(self.numbers[d], d, vertex_name(self.ops[d])))
         # 3. run
         todo = [d for d in order if d in need]
@@ -533,14 +600,68 @@ class _Build:
         for i in range(max(op.num_outputs(), 1)):
             rec = ctx.store.get(cachekey.output_key(key, i))
             if rec is None or (since is not None and rec.created < since):
-                return False
+                return since is None and self._remote_lookup(d)
             ctx.hold(rec.result)
             if rec.result.snapshot and not ctx.client.snapshot_exists(rec.result.snapshot):
                 ctx.store.delete(rec.key)  # pruned behind our back: a miss
-                return False
+                return since is None and self._remote_lookup(d)
             outs.append(rec.result)
         self.results[d] = (outs, key)
         return True
+
+    def _remote_lookup(self, d: str) -> bool:
+        """A hit in the imported remote caches: its result, not materialized (no blob fetched)."""
+        rc = self.ctx.opts.remote_cache
+        if not rc:
+            return False
+        op, key = self.ops[d], self.keys[d]
+        outs = []
+        for i in range(max(op.num_outputs(), 1)):
+            r = rc.lookup(cachekey.output_key(key, i))  # type: ignore[attr-defined]
+            if r is None:
+                return False
+            outs.append(r)
+        self.remote[d] = outs[0].remote
+        self.results[d] = (outs, key)
+        return True
+
+    def materialized(self, d: str, i: int) -> Result:
+        """Output ``i`` of vertex ``d`` with its files in a snapshot: a remote hit is fetched and
+        unpacked once (under a per-vertex lock), recorded in this root's store and protected; a
+        corrupt or missing blob is reported, its records dropped, and the vertex computed here."""
+        from mason.backends.cache.importer import BadBlob
+
+        with self._mat_guard:
+            lock = self._mat_locks.setdefault(d, threading.Lock())
+        ctx = self.ctx
+        with lock:
+            while True:
+                outs, key = self.results[d]
+                res = outs[i]
+                if not res.remote:
+                    return res
+                try:
+                    new = ctx.opts.remote_cache.materialize(ctx.client, res)  # type: ignore[union-attr]
+                except BadBlob as e:
+                    ctx.opts.remote_cache.mark_bad(e.digest, e.message)  # type: ignore[union-attr]
+                    del self.results[d]
+                    self.remote.pop(d, None)
+                    self._recompute(d)
+                    continue
+                ctx.solver.protect(new)
+                okey = cachekey.output_key(key, i)
+                ctx.store.delete(okey)
+                ctx.store.put(okey, new, description=vertex_name(self.ops[d]))
+                outs[i] = new
+                return new
+
+    def _recompute(self, d: str) -> None:
+        """Make ``d``'s result after its remote hit failed: plan it again (the bad records no
+        longer answer) and run what that needs, inputs first, here."""
+        need = self._plan([d])
+        for x in self.order:
+            if x in need and (x == d or x not in self.results):
+                self._vertex(x)
 
     # -- 3. run ---------------------------------------------------------------------------------
 
@@ -562,7 +683,7 @@ class _Build:
         with ctx.store.claim(key, ctx.token):
             # a step ignoring the cache still takes what was made for its key during this build
             if self._lookup(d) if use_cache else self._lookup(d, since=ctx.started):
-                self.status[d] = "cached"
+                self.status[d] = "remote" if d in self.remote else "cached"
                 ctx.events(VertexCached(n, d, name))
                 return
             t0 = time.monotonic()
@@ -593,7 +714,10 @@ class _Build:
         if got is None:  # a source nobody needed until now
             self._load_source(r.op.digest)
             got = self.results[r.op.digest]
-        return got[0][r.index]
+        res = got[0][r.index]
+        if res.remote:  # a remote cache hit whose files this step needs now
+            res = self.materialized(r.op.digest, r.index)
+        return res
 
     def _execute(self, op: Op, inputs: list[Result], key: str, n: int, name: str) -> list[Result]:
         from mason.backends.solver.execop import run_exec
@@ -688,9 +812,12 @@ class _Build:
                             self.facts.get(d, {}).get("selected", {}).get(i)))
             src = self.sources.get(d)
             nocache = not isinstance(op, (SourceOp, ConfigOp)) and not self._use_cache(op)
-            out.append(step_entry(n, vertex_name(op), op, self.keys.get(d, ""), ins,
-                                  src.digest if src is not None else None,
-                                  self.status.get(d, "unused"), self.ctx.solver.salt(), nocache))
+            e = step_entry(n, vertex_name(op), op, self.keys.get(d, ""), ins,
+                           src.digest if src is not None else None,
+                           self.status.get(d, "unused"), self.ctx.solver.salt(), nocache)
+            if d in self.remote:
+                e["remote"] = self.remote[d]
+            out.append(e)
         return out
 
 
@@ -860,5 +987,6 @@ def _output_config(output, base_config_of) -> dict | None:
     return fold_image_config(cfg, chain)
 
 
-__all__ = ["Solver", "BuildSession", "SolveOptions", "SolveContext", "SolvedOutput", "LocalDir", "vertex_name",
+__all__ = ["Solver", "BuildSession", "SolveOptions", "SolveContext", "SolvedOutput", "SolvedVertex", "LocalDir",
+           "vertex_name",
            "CACHE_LEASE"]

@@ -21,7 +21,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Mapping, Sequence, Union
+from typing import Any, BinaryIO, Callable, Iterator, Mapping, Sequence, Union
 
 import httpx
 
@@ -235,8 +235,21 @@ class RegistryClient(RegistryPushMixin):
         self._fetch_blob_into(r, desc, chunks.append, None)
         return b"".join(chunks)
 
+    def stream_blob(self, ref: str | Reference, desc: Descriptor, progress: Progress | None = None) -> Iterator[bytes]:
+        """Blob ``desc`` of ``ref``'s repository in chunks, verified: the last chunk is handed
+        out only after the size and digest checked out, so a consumer that commits on the end of
+        the stream (containerd's content writer) never commits a corrupt blob."""
+        return self._blob_chunks(_as_ref(ref), desc, progress)
+
     def _fetch_blob_into(self, r: Reference, desc: Descriptor, write: Callable[[bytes], Any],
                          progress: Progress | None) -> int:
+        n = 0
+        for chunk in self._blob_chunks(r, desc, progress):
+            n += len(chunk)
+            write(chunk)
+        return n
+
+    def _blob_chunks(self, r: Reference, desc: Descriptor, progress: Progress | None) -> Iterator[bytes]:
         alg = desc.digest.split(":", 1)[0]
         if alg not in ("sha256", "sha512"):
             raise MasonError(f"unsupported digest algorithm in {desc.digest}")
@@ -250,6 +263,7 @@ class RegistryClient(RegistryPushMixin):
                                  f"{error_detail(resp)}")
             h = hashlib.new(alg)
             n = 0
+            held: bytes | None = None
             try:
                 for chunk in resp.iter_bytes(CHUNK):
                     n += len(chunk)
@@ -257,7 +271,9 @@ class RegistryClient(RegistryPushMixin):
                         raise MasonError(f"blob {desc.digest} of {r.trim().familiar()} is larger than "
                                          f"its descriptor says ({desc.size} bytes)")
                     h.update(chunk)
-                    write(chunk)
+                    if held is not None:
+                        yield held
+                    held = chunk
                     if progress:
                         progress(n, desc.size)
             except httpx.HTTPError as e:
@@ -271,7 +287,8 @@ class RegistryClient(RegistryPushMixin):
                              f"its descriptor says {desc.size}")
         if actual != desc.digest:
             raise MasonError(f"digest mismatch for blob {desc.digest} of {r.trim().familiar()}: content is {actual}")
-        return n
+        if held is not None:
+            yield held
 
     def get_config(self, ref: str | Reference, manifest: Manifest) -> tuple[Descriptor, dict[str, Any]]:
         r = _as_ref(ref)
