@@ -1,0 +1,177 @@
+"""``--cache-to type=registry`` / ``--cache-from`` (issue 18) against the fixture registry,
+through a counting proxy that records every request.
+
+* The cache pushed by one build makes a build on a *fresh machine* (a new state root with its
+  own containerd: empty content store, no snapshots) run no step and give the same image digest.
+* Lazy import: that build, pushing its image to the same registry, fetches the cache's config
+  and no layer blob at all (the layers are mounted across repositories).
+* ``type=inline``: an image pushed with its cache in its config is a ``--cache-from`` by itself.
+* A missing ref, wrong credentials and a corrupt blob are warnings; the build goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.counting_proxy import CountingProxy
+from tests.fixtures.registry import skopeo
+from tests.integration.conftest import write
+
+pytestmark = pytest.mark.integration
+
+DF = """\
+FROM {base} AS build
+RUN echo "$(echo MARK)-A" && echo built-{nonce} > /a
+FROM {base}
+COPY --from=build /a /a
+COPY f.txt /f.txt
+RUN echo "$(echo MARK)-B" && cat /f.txt /a > /b
+"""
+EPOCH = "SOURCE_DATE_EPOCH=1700000000"
+
+
+@pytest.fixture
+def proxy(registry):
+    p = CountingProxy(registry.host).start()
+    yield p
+    p.stop()
+
+
+def ctx(tmp_path: Path, base: str) -> Path:
+    # a nonce: this test's layers are its own in the shared registry and containerd
+    return write(tmp_path / "ctx", {"Dockerfile": DF.format(base=base, nonce=uuid.uuid4().hex), "f.txt": "one\n"})
+
+
+def marks(p) -> set[str]:
+    return {w.split("-", 1)[1] for w in p.stderr.split() if w.startswith("MARK-")}
+
+
+def run(env, root: Path, *args: str, fresh: bool = False, extra_env: dict | None = None):
+    """``mason build`` on state root ``root``; ``fresh``: with its own containerd (a new machine)."""
+    e = dict(os.environ, MASON_ROOT=str(root), **(extra_env or {}))
+    if fresh:
+        e.pop("MASON_CONTAINERD_ADDRESS", None)
+    else:
+        e["MASON_CONTAINERD_ADDRESS"] = env.address
+    p = subprocess.run([sys.executable, "-m", "mason", "build", "--progress=plain", "--build-arg", EPOCH, *args],
+                       capture_output=True, text=True, env=e, timeout=300, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr
+    return p
+
+
+@pytest.fixture
+def fresh_root(tmp_path_factory):
+    """A state root for a build with its own containerd, stopped (by its PID file) afterwards."""
+    import shutil
+    import tempfile
+
+    from mason.backends.containerd.daemon import ManagedContainerd
+
+    root = Path(tempfile.mkdtemp(prefix="mason-rc-"))
+    yield root
+    ManagedContainerd.at(root).stop()
+    subprocess.run(["umount", "-R", str(root)], capture_output=True)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_registry_cache_on_a_fresh_machine_pulls_no_layer(build_env, proxy, fresh_root, tmp_path):
+    c = ctx(tmp_path, build_env.base)
+    cache = proxy.ref("cache/app:main")
+    first = run(build_env, tmp_path / "r1", "--cache-to", f"type=registry,ref={cache},mode=max",
+                "-o", f"type=registry,name={proxy.ref('app/one:1')}", str(c))
+    assert marks(first) == {"A", "B"}
+    raw = json.loads(skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{cache}"))
+    assert raw["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert raw["config"]["mediaType"] == "application/vnd.buildkit.cacheconfig.v0"
+    cache_layers = {la["digest"] for la in raw["layers"]}
+
+    proxy.clear()
+    second = run(build_env, fresh_root, "--cache-from", cache, "-o",
+                 f"type=registry,name={proxy.ref('app/two:1')}", str(c), fresh=True)
+    assert marks(second) == set(), second.stderr
+    assert second.stdout.split()[0] == first.stdout.split()[0]  # the same image
+    # lazy: the cache's config is the only blob read from the cache repository, and no layer
+    # blob was fetched from anywhere through the proxy
+    assert set(proxy.blob_gets("cache/app")) == {raw["config"]["digest"]}
+    assert not set(proxy.blob_gets()) & cache_layers
+    mounts = [p for m, p, s in proxy.requests if m == "POST" and "mount=" in p and "from=cache/app" in p]
+    assert mounts  # the layers went across repositories, registry-side
+    # the pushed image is complete: skopeo copies it out and it has the same layers
+    pushed = json.loads(skopeo("inspect", "--tls-verify=false", f"docker://{proxy.ref('app/two:1')}"))
+    skopeo("copy", "--src-tls-verify=false", f"docker://{proxy.ref('app/two:1')}", f"oci:{tmp_path / 'out'}:x")
+    assert set(pushed["Layers"]) <= cache_layers
+
+
+def test_content_edit_reruns_only_its_dependents(build_env, proxy, tmp_path):
+    c = ctx(tmp_path, build_env.base)
+    cache = proxy.ref("cache/edit:main")
+    run(build_env, tmp_path / "r1", "--cache-to", f"type=registry,ref={cache},mode=max,image-manifest=false", str(c))
+    raw = json.loads(skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{cache}"))
+    assert raw["mediaType"] == "application/vnd.oci.image.index.v1+json"  # image-manifest=false
+    (c / "f.txt").write_text("two\n")
+    p = run(build_env, tmp_path / "r2", "--cache-from", f"type=registry,ref={cache}", str(c))
+    assert marks(p) == {"B"}
+
+
+def test_inline_cache_round_trip(build_env, proxy, fresh_root, tmp_path):
+    c = ctx(tmp_path, build_env.base)
+    image = proxy.ref("app/inline:1")
+    first = run(build_env, tmp_path / "r1", "--cache-to", "type=inline", "-o", f"type=registry,name={image}", str(c))
+    cfg = json.loads(skopeo("inspect", "--config", "--raw", "--tls-verify=false", f"docker://{image}"))
+    assert "moby.buildkit.cache.v0" in cfg, first.stderr
+    # the same build again from it: nothing runs, and with its inline cache the same records,
+    # so the very same image
+    second = run(build_env, fresh_root, "--cache-from", image, "--cache-to", "type=inline", "-o",
+                 f"type=registry,name={proxy.ref('app/inl2:1')}", str(c), fresh=True)
+    assert marks(second) == set(), second.stderr
+    assert second.stdout.split()[0] == first.stdout.split()[0]
+
+
+def test_missing_ref_wrong_credentials_and_a_corrupt_blob_are_warnings(build_env, proxy, registry, auth_registry,
+                                                                       tmp_path):
+    c = ctx(tmp_path, build_env.base)
+    p = run(build_env, tmp_path / "r1", "--cache-from", proxy.ref("cache/none:nope"), str(c))
+    assert marks(p) == {"A", "B"} and "building without it" in p.stderr
+
+    docker_config = tmp_path / "docker"
+    write(docker_config, {"config.json": json.dumps({"auths": {auth_registry.host: {
+        "auth": __import__("base64").b64encode(b"mason:wrong").decode()}}})})
+    p = run(build_env, tmp_path / "r2", "--cache-from", auth_registry.ref("cache/app:x"), str(c),
+            extra_env={"DOCKER_CONFIG": str(docker_config)})
+    assert "building without it" in p.stderr and "Traceback" not in p.stderr
+
+    cache = proxy.ref("cache/corrupt:main")
+    run(build_env, tmp_path / "r3", "--cache-to", f"type=registry,ref={cache},mode=max", str(c))
+    raw = json.loads(skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{cache}"))
+    base_layers = set(json.loads(skopeo("inspect", "--tls-verify=false", f"docker://{build_env.base}"))["Layers"])
+    own = [la["digest"] for la in raw["layers"] if la["digest"] not in base_layers]
+    assert own
+    for d in own:  # corrupt the blob in the registry's storage, and drop it from containerd's store
+        data = registry.root / "docker/registry/v2/blobs/sha256" / d[7:9] / d[7:] / "data"
+        b = bytearray(data.read_bytes())
+        b[len(b) // 2] ^= 0xFF
+        data.write_bytes(bytes(b))
+        build_env.client.delete_content(d)
+    (c / "f.txt").write_text("edited\n")
+    p = run(build_env, tmp_path / "r4", "--cache-from", cache, str(c))
+    assert "digest mismatch" in p.stderr
+    assert marks(p) == {"A", "B"}
+
+
+def test_a_push_failure_with_ignore_error_is_a_warning(build_env, tmp_path):
+    c = ctx(tmp_path, build_env.base)
+    # nothing listens on port 9 of loopback
+    p = run(build_env, tmp_path / "r1", "--cache-to", "type=registry,ref=127.0.0.1:9/cache/x:1,ignore-error=true",
+            str(c))
+    assert "ignored: ignore-error=true" in p.stderr
+    e = dict(os.environ, MASON_ROOT=str(tmp_path / "r2"), MASON_CONTAINERD_ADDRESS=build_env.address)
+    q = subprocess.run([sys.executable, "-m", "mason", "build", "--cache-to", "type=registry,ref=127.0.0.1:9/cache/x:1",
+                        str(c)], capture_output=True, text=True, env=e, timeout=300, stdin=subprocess.DEVNULL)
+    assert q.returncode == 1 and "--cache-to 127.0.0.1:9/cache/x:1" in q.stderr and "Traceback" not in q.stderr
