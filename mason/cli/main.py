@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 
 import click
@@ -59,11 +60,22 @@ def cli() -> None:
     """mason: a compiler toolchain for container images."""
 
 
+def _take_sigint() -> None:
+    """Ctrl-C cancels a build even when mason was started with SIGINT ignored (a shell without job
+    control starts background commands so; CI runners do): as Go's signal.Notify does for docker and
+    buildctl, take the signal back. Only from the main thread, where Python delivers signals."""
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI. A user's mistake — a :class:`MasonError`, a usage error, a file that cannot
     be read or written — becomes ``error: …`` on stderr and exit code 1, never a traceback.
     Anything else is a bug in mason: one ``error: internal error …`` line and exit code 70
     (``MASON_DEBUG=1`` shows the traceback)."""
+    _take_sigint()
     try:
         rv = cli.main(args=argv, prog_name="mason", standalone_mode=False)
     except MasonError as e:

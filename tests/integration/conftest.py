@@ -46,13 +46,16 @@ class BuildEnv:
             raise AssertionError(f"mason {' '.join(args)} failed ({p.returncode}):\n{p.stderr}")
         return p
 
-    def interrupt(self, context) -> tuple[int, str, str]:
+    def interrupt(self, context, *, sigint_ignored: bool = False) -> tuple[int, str, str]:
         """Run ``mason build --progress=plain CONTEXT`` as a real process and send it SIGINT once
-        a RUN has printed ``started``; return (exit code, output before, output after)."""
+        a RUN has printed ``started``; return (exit code, output before, output after).
+        The process starts with SIGINT at its default, or ignored (as a shell without job control
+        starts a background command) — not with whatever this test process happens to have."""
         e = dict(os.environ, MASON_ROOT=str(self.root), MASON_CONTAINERD_ADDRESS=self.address)
+        disposition = signal.SIG_IGN if sigint_ignored else signal.SIG_DFL
         proc = subprocess.Popen([sys.executable, "-m", "mason", "build", "--progress=plain", str(context)],
                                 stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                                env=e, text=True)
+                                env=e, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, disposition))
         lines = []
         deadline = time.monotonic() + 60
         try:

@@ -24,10 +24,13 @@ def test_failure_cancels_parallel_stage(build_env, tmp_path):
     assert clean(env.leftovers()), env.leftovers()
 
 
-def test_ctrl_c_stops_build_cleanly(build_env, tmp_path):
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["sigint-default", "sigint-ignored-at-start"])
+def test_ctrl_c_stops_build_cleanly(build_env, tmp_path, sigint_ignored):
+    """Also when mason starts with SIGINT ignored (a background job of a script, a CI runner):
+    it takes the signal back, as docker and buildctl do."""
     env = build_env
     ctx = write(tmp_path / "c", {"Dockerfile": f"FROM {env.base}\nRUN echo started; sleep 60\n"})
-    rc, before, rest = env.interrupt(ctx)
+    rc, before, rest = env.interrupt(ctx, sigint_ignored=sigint_ignored)
     assert rc == 130, before + rest
     assert ("interrupted" in rest or "aborted" in rest) and "Traceback" not in rest
     assert clean(env.leftovers()), env.leftovers()
