@@ -5,4 +5,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.containerd",
     "tests.fixtures.registry",
     "tests.fixtures.buildkitd",
+    "tests.fixtures.foreign",
 ]

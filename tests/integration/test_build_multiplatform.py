@@ -2,8 +2,7 @@
 platform under an image index in every output; RUN steps of the arm64 image run under QEMU.
 
 The base image is a busybox index whose arm64 image holds Debian's arm64 busybox-static
-(`apt-get download busybox-static:arm64`; ./scripts/test's set-up adds the arm64 architecture),
-pushed to the session registry. skopeo, umoci and `file` check what mason wrote."""
+(tests/fixtures/foreign.py), pushed to the session registry. skopeo, umoci and `file` check what mason wrote."""
 
 from __future__ import annotations
 
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from mason.backends.solver.events import VertexStarted
+from tests.fixtures.foreign import file_type
 from tests.fixtures.images import build_busybox_index_layout
 from tests.fixtures.registry import skopeo, skopeo_copy_layout
 from tests.integration.conftest import clean, write
@@ -26,33 +26,13 @@ THREE = "linux/amd64,linux/arm64,linux/riscv64"
 
 
 @pytest.fixture(scope="module")
-def arm64_busybox(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Debian's arm64 busybox-static binary, from its .deb."""
-    d = tmp_path_factory.mktemp("arm64-deb")
-    p = subprocess.run(["apt-get", "download", "-q", "busybox-static:arm64"], cwd=d, capture_output=True, text=True,
-                       timeout=300)
-    if p.returncode != 0:
-        pytest.fail(f"apt-get download busybox-static:arm64 failed (./scripts/test's set-up runs "
-                    f"dpkg --add-architecture arm64 and apt-get update): {p.stderr.strip()}", pytrace=False)
-    deb = next(d.glob("busybox-static_*_arm64.deb"))
-    subprocess.run(["dpkg-deb", "-x", str(deb), str(d / "root")], check=True, timeout=60)
-    binary = d / "root" / "bin" / "busybox"
-    assert "ARM aarch64" in _file(binary)
-    return binary
-
-
-@pytest.fixture(scope="module")
-def multi_base(registry, arm64_busybox, tmp_path_factory: pytest.TempPathFactory) -> str:
+def multi_base(registry, foreign_busybox, tmp_path_factory: pytest.TempPathFactory) -> str:
     """busybox for amd64 (the host's) and arm64 (its own binary) under one index, pushed."""
     info = build_busybox_index_layout(tmp_path_factory.mktemp("busybox-multi"), ("linux/amd64", "linux/arm64"),
-                                      binaries={"linux/arm64": arm64_busybox})
+                                      binaries={"linux/arm64": foreign_busybox["arm64"]})
     ref = registry.ref("library/busybox-multi:latest")
     skopeo_copy_layout(info.layout, info.tag, ref, all_images=True)
     return ref
-
-
-def _file(path: Path) -> str:
-    return subprocess.run(["file", "-b", str(path)], capture_output=True, text=True, check=True, timeout=30).stdout
 
 
 def _unpack(archive: Path, arch: str, dest: Path) -> Path:
@@ -84,10 +64,10 @@ def test_two_platforms_one_index_arm64_run_emulated(build_env, multi_base, regis
     arm = _unpack(out, "arm64", tmp_path / "arm")
     assert (arm / "arch").read_text() == "aarch64\n"  # the RUN really ran under emulation
     assert (arm / "platform").read_text() == "linux/arm64\n"
-    assert "ARM aarch64" in _file(arm / "bin" / "busybox")
+    assert "ARM aarch64" in file_type(arm / "bin" / "busybox")
     amd = _unpack(out, "amd64", tmp_path / "amd")
     assert (amd / "arch").read_text() == "x86_64\n"
-    assert "x86-64" in _file(amd / "bin" / "busybox")
+    assert "x86-64" in file_type(amd / "bin" / "busybox")
     for arch in ("amd64", "arm64"):
         config = json.loads(skopeo("--override-arch", arch, "inspect", "--config", "--tls-verify=false",
                                    f"docker://{pushed}"))

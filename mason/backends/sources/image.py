@@ -43,7 +43,8 @@ GC_REF_CONTENT = "containerd.io/gc.ref.content"
 DISTRIBUTION_SOURCE = "containerd.io/distribution.source"
 _PARALLEL_FETCHES = 4
 
-__all__ = ["BlobProvider", "import_image", "load_image", "parse_image_identifier"]
+__all__ = ["BlobProvider", "choose_manifest", "import_image", "index_platforms", "load_image",
+           "parse_image_identifier"]
 
 
 class BlobProvider(Protocol):
@@ -258,19 +259,28 @@ def _parse(data: bytes, desc: oci.Descriptor, what: str) -> dict[str, Any]:
     return obj
 
 
+def _usable(index: Mapping[str, Any]) -> list[oci.Descriptor]:
+    children = [oci.Descriptor.from_json(d) for d in index.get("manifests", [])]
+    return [d for d in children if d.annotations.get("vnd.docker.reference.type") != "attestation-manifest"]
+
+
+def index_platforms(index: Mapping[str, Any]) -> str:
+    """The platforms an index has images for, sorted, as a message names them ("none": no
+    entry names one)."""
+    return ", ".join(sorted({str(d.platform) for d in _usable(index) if d.platform})) or "none"
+
+
 def choose_manifest(index: Mapping[str, Any], want: PlatformSpec, what: str) -> oci.Descriptor:
     """The index entry for platform ``want`` (attestation manifests never; an entry without a
     platform only when none matches)."""
-    children = [oci.Descriptor.from_json(d) for d in index.get("manifests", [])]
-    usable = [d for d in children if d.annotations.get("vnd.docker.reference.type") != "attestation-manifest"]
+    usable = _usable(index)
     for d in usable:
         if d.platform is not None and want.matches(d.platform):
             return d
     for d in usable:
         if d.platform is None:
             return d
-    have = ", ".join(sorted({str(d.platform) for d in usable if d.platform})) or "none"
-    raise _NoPlatform(f"image {what} has no manifest for platform {want} (it has {have})")
+    raise _NoPlatform(f"image {what} has no manifest for platform {want} (it has {index_platforms(index)})")
 
 
 def _walk(provider: BlobProvider, root: oci.Descriptor, want: PlatformSpec, what: str) -> _Walk:

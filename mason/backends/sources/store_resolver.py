@@ -5,8 +5,9 @@ at all — the same order the solver's ``docker-image://`` source uses (``image.
 
 A name found in the store pins to its record's target digest (a manifest or an index); an image
 that is there only in part (a blob missing) or not for the wanted platform falls through to the
-registry. The containerd client is opened on the first lookup, so a Dockerfile without ``FROM``
-an image never starts a daemon.
+registry; when the registry does not have it either (or cannot be reached), the error names the
+platforms the store has it for. The containerd client is opened on the first lookup, so a
+Dockerfile without ``FROM`` an image never starts a daemon.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from mason.backends import oci
 from mason.backends.containerd.client import Client, NotFound
-from mason.backends.sources.image import choose_manifest
+from mason.backends.sources.image import choose_manifest, index_platforms
 from mason.ir.errors import MasonError
 from mason.ir.reference import Reference, parse_reference
 from mason.ir.resolver import ImageMetaResolver, PlatformSpec, ResolvedImage, pinned_ref
@@ -27,7 +28,12 @@ __all__ = ["StoreResolver"]
 
 
 class _Miss(Exception):
-    """The store does not have (all of) the image for this platform."""
+    """The store does not have (all of) the image for this platform (``reason``: it has the
+    image, for other platforms only)."""
+
+    def __init__(self, reason: str = ""):
+        super().__init__(reason)
+        self.reason = reason
 
 
 class StoreResolver:
@@ -51,11 +57,17 @@ class StoreResolver:
         want = platform or PlatformSpec.default()
         try:
             return self._from_store(r, want)
-        except _Miss:
-            pass
+        except _Miss as e:
+            reason = e.reason
         if self.fallback is None:
-            raise MasonError(f"image {r.familiar()} is not in mason's image store")
-        return self.fallback.resolve_image_config(ref, platform)
+            raise MasonError(reason or f"image {r.familiar()} is not in mason's image store")
+        try:
+            return self.fallback.resolve_image_config(ref, platform)
+        except MasonError as e:
+            if not reason:
+                raise
+            # the store has the image, not for this platform: say which platforms it has first
+            raise MasonError(f"{reason}; the registry: {e.message}", e.loc) from None
 
     def _read(self, digest: str) -> bytes:
         try:
@@ -90,8 +102,9 @@ class StoreResolver:
         if oci.is_index(mt):
             try:
                 d = choose_manifest(obj, want, r.familiar())
-            except MasonError:
-                raise _Miss() from None  # not for this platform here: maybe the registry has it
+            except MasonError:  # not for this platform here: maybe the registry has it
+                raise _Miss(f"image {r.familiar()} has no manifest for platform {want} in mason's image store "
+                            f"(it has {index_platforms(obj)})") from None
             manifest_digest, plat = d.digest, d.platform
             obj = self._json(d.digest)
             mt = d.media_type or oci.detect_manifest_type(obj)
@@ -103,7 +116,7 @@ class StoreResolver:
         have = PlatformSpec.from_json(cfg) if cfg.get("architecture") else None
         if plat is None:
             if have is not None and have.os and not want.matches(have):
-                raise _Miss()
+                raise _Miss(f"image {r.familiar()} in mason's image store is for platform {have}, not {want}")
             plat = have
         return ResolvedImage(ref=pinned_ref(r, root_digest), digest=root_digest, config=cfg,
                              manifest_digest=manifest_digest, config_digest=config_digest, platform=plat,
