@@ -33,6 +33,10 @@ from mason.server import transfer
 _H = "x-docker-expose-session-"
 FILESYNC_DIFFCOPY = "/moby.filesync.v1.FileSync/DiffCopy"
 FILESEND_DIFFCOPY = "/moby.filesync.v1.FileSend/DiffCopy"
+SECRETS_GET = "/moby.buildkit.secrets.v1.Secrets/GetSecret"
+SSH_CHECK = "/moby.sshforward.v1.SSH/CheckAgent"
+SSH_FORWARD = "/moby.sshforward.v1.SSH/ForwardAgent"
+SSH_ID_HEADER = "buildkit.ssh.id"
 _READ = 1 << 16
 WAIT_FOR_SESSION = 10.0  # seconds a Solve waits for its session's stream to arrive (as BuildKit)
 
@@ -136,6 +140,64 @@ class Session:
         except grpc.RpcError as e:
             raise MasonError(f"sending the output to the client failed: {_rpc_message(e)}") from None
         return sent[0]
+
+
+    def get_secret(self, pb: Any, sid: str, limit: int) -> bytes | None:
+        """The client's secret ``sid`` (None when it has none by that id)."""
+        if self.closed.is_set():
+            raise MasonError(f"the client's session ended before the secret {sid!r} was read")
+        if not self.supports(SECRETS_GET):
+            return None
+        s = pb.secrets
+        call = self.channel.unary_unary(SECRETS_GET, request_serializer=s.GetSecretRequest.SerializeToString,
+                                        response_deserializer=s.GetSecretResponse.FromString)
+        try:
+            data: bytes = call(s.GetSecretRequest(ID=sid)).data
+        except grpc.RpcError as e:
+            if e.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNIMPLEMENTED):
+                return None
+            raise MasonError(f"reading the secret {sid!r} from the client failed: {_rpc_message(e)}") from None
+        if len(data) > limit:
+            raise MasonError(f"secret {sid}: the client's value is too big (the limit is {limit // 1024} KiB)")
+        return data
+
+    def has_agent(self, pb: Any, sid: str) -> bool:
+        """Whether the client forwards an SSH agent ``sid``."""
+        if self.closed.is_set() or not (self.supports(SSH_CHECK) and self.supports(SSH_FORWARD)):
+            return False
+        s = pb.ssh
+        call = self.channel.unary_unary(SSH_CHECK, request_serializer=s.CheckAgentRequest.SerializeToString,
+                                        response_deserializer=s.CheckAgentResponse.FromString)
+        try:
+            call(s.CheckAgentRequest(ID=sid))
+        except grpc.RpcError:
+            return False
+        return True
+
+    def forward_agent(self, pb: Any, sid: str, conn: socket.socket) -> None:
+        """Relay one connection to the client's SSH agent ``sid`` until either side closes."""
+        msg = pb.ssh.BytesMessage
+        call = self.channel.stream_stream(SSH_FORWARD, request_serializer=msg.SerializeToString,
+                                          response_deserializer=msg.FromString)
+
+        def requests() -> Iterator[Any]:
+            try:
+                while data := conn.recv(_READ):
+                    yield msg(data=data)
+            except OSError:
+                return
+
+        responses = call(requests(), metadata=[(SSH_ID_HEADER, sid)])
+        try:
+            for m in responses:
+                conn.sendall(m.data)
+        except (grpc.RpcError, OSError):
+            pass
+        finally:
+            responses.cancel()
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
 
 
 def _rpc_message(e: grpc.RpcError) -> str:

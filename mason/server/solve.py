@@ -219,6 +219,14 @@ class Build:
             self._synced[key] = str(slot)
             return str(slot)
 
+    def secrets(self) -> Any:
+        """The build's secrets and SSH agents: the session's (none without one)."""
+        if self.session is None:
+            return None
+        from mason.server.secrets import SessionSecrets
+
+        return SessionSecrets(self.session, self.builds.pb)
+
     def syncer(self, name: str) -> Callable[[Mapping[str, str]], str]:
         return lambda attrs: self.fetch(name, attrs)
 
@@ -321,7 +329,7 @@ class Builds:
             if call is None:
                 raise MasonError("mason serve: the build returned an empty result (nothing to export)")
             if call.definition:
-                res = self._solve_definition(call, outputs, locals_, allow, sink, token)
+                res = self._solve_definition(call, build, outputs, locals_, allow, sink, token)
             elif call.frontend == FRONTEND_DOCKERFILE:
                 res = self._solve_dockerfile(call, build, work, outputs, locals_, allow, sink, token)
             else:
@@ -398,14 +406,16 @@ class Builds:
         req = BuildRequest(context=str(ctx_dir), dockerfile=str(dockerfile), outputs=tuple(outputs),
                            target=fa.get("target") or None, build_args=build_args, platform=fa.get("platform") or None,
                            allow=allow, no_cache=no_cache, no_cache_filter=no_cache_filter, root=self.root,
-                           events=sink, solver=self.solver, locals=locals_, cancel=token)
+                           events=sink, solver=self.solver, locals=locals_, cancel=token,
+                           secret_store=build.secrets())
         return run_build(req)
 
-    def _solve_definition(self, call: FrontendCall, outputs: list[str], locals_: dict[str, Any],
+    def _solve_definition(self, call: FrontendCall, build: Build, outputs: list[str], locals_: dict[str, Any],
                           allow: tuple[str, ...], sink: Any, token: Any) -> Any:
         from mason.build import solve_graph
         from mason.ir.codec import decode_graph
 
         graph = decode_graph(call.definition)
         return solve_graph(graph, outputs=outputs, locals=locals_, allow=allow, root=self.root, events=sink,
-                           solver=self.solver, cancel=token, record={"definition": "(buildctl)"})
+                           solver=self.solver, cancel=token, record={"definition": "(buildctl)"},
+                           secret_store=build.secrets())

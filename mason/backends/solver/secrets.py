@@ -261,14 +261,18 @@ class Redactor:
     _needles: list[bytes] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        needles: set[bytes] = set()
-        for v in self.values:
-            for cand in (v, v.strip(), *v.splitlines()):
-                cand = cand.strip()
-                if len(cand) >= MIN_REDACT:
-                    needles.add(cand)
+        values, self.values = self.values, ()
+        for v in values:
+            self.add(v)
+
+    def add(self, value: bytes) -> None:
+        """Redact ``value`` too from now on (a secret fetched while the build runs)."""
+        needles = set(self._needles)
+        for cand in (value, value.strip(), *value.splitlines()):
+            cand = cand.strip()
+            if len(cand) >= MIN_REDACT:
+                needles.add(cand)
         self._needles = sorted(needles, key=len, reverse=True)
-        self.values = ()
 
     def __bool__(self) -> bool:
         return bool(self._needles)

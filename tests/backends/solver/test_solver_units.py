@@ -119,3 +119,14 @@ def test_redaction_across_chunks():
     lr("stdout", b"ecret\nnext")
     lr.flush()
     assert b"".join(out) == b"value: ****\nnext"
+
+
+def test_redactor_add_covers_a_value_learned_later() -> None:
+    from mason.backends.solver.secrets import LineRedactor, Redactor
+
+    r = Redactor([b"first-secret"])
+    out: list[bytes] = []
+    lines = LineRedactor(r, lambda stream, data: out.append(data))
+    r.add(b"later-secret\n")
+    lines("stdout", b"a first-secret b later-secret c\n")
+    assert out == [b"a **** b **** c\n"]

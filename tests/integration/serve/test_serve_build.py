@@ -15,12 +15,12 @@ from tests.integration.conftest import write
 pytestmark = pytest.mark.integration
 
 
-def dockerfile_build(served, ctx, *extra: str, check: bool = True, meta=None):
+def dockerfile_build(served, ctx, *extra: str, check: bool = True, meta=None, env=None):
     args = ["build", "--frontend", "dockerfile.v0", "--local", f"context={ctx}", "--local", f"dockerfile={ctx}",
             "--progress=plain", *extra]
     if meta is not None:
         args += ["--metadata-file", str(meta)]
-    return served.buildctl(*args, check=check)
+    return served.buildctl(*args, check=check, env=env)
 
 
 def test_image_output_with_progress(served, tmp_path):

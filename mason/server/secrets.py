@@ -1,0 +1,89 @@
+"""A build's secrets and SSH agents as the client's session serves them (``buildctl --secret``,
+``--ssh``): BuildKit's ``moby.buildkit.secrets.v1.Secrets`` and ``moby.sshforward.v1.SSH``.
+
+A secret is fetched from the client the first time a step asks for it and kept in memory for
+the build (redacted from every log line from then on); it is written, like a local one, only to
+the build's tmpfs directory for a ``secret`` mount. An ``ssh`` mount gets a socket of the
+mount's owner and mode whose every connection is relayed to the client's agent through the
+session (one ``ForwardAgent`` stream per connection).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import uuid
+from typing import Any
+
+from mason.backends.solver.secrets import MAX_SECRET_SIZE, Secrets
+from mason.server.session import Session
+
+
+class SessionSecrets(Secrets):
+    def __init__(self, session: Session, stubs: Any):
+        super().__init__()
+        self.session, self.pb = session, stubs
+        self._fetched: dict[str, bytes | None] = {}
+        self._fetch_lock = threading.Lock()
+
+    def _get(self, sid: str) -> bytes | None:
+        with self._fetch_lock:
+            if sid not in self._fetched:
+                value = self.session.get_secret(self.pb, sid, MAX_SECRET_SIZE)
+                if value is not None:
+                    self.redactor.add(value)
+                    self._values[sid] = value
+                self._fetched[sid] = value
+            return self._fetched[sid]
+
+    def has(self, sid: str) -> bool:
+        return self._get(sid) is not None
+
+    def value(self, sid: str) -> bytes | None:
+        return self._get(sid)
+
+    def ssh_socket(self, sid: str) -> str | None:
+        return None  # no agent socket on this machine: the client's is reached through the session
+
+    def ssh_proxy(self, sid: str, uid: int, gid: int, mode: int) -> str | None:
+        if not self.session.has_agent(self.pb, sid):
+            return None
+        path = self._ensure_dir() / f"ssh-{uuid.uuid4().hex[:12]}.sock"
+        proxy = _SessionAgentProxy(self.session, self.pb, sid, str(path), uid, gid, mode)
+        with self._lock:
+            self._proxies.append(proxy)  # type: ignore[arg-type]  # closed with the build like a local one
+        return str(path)
+
+
+class _SessionAgentProxy:
+    """A unix socket (owner and mode as the mount asks) relaying each connection to the
+    client's agent ``sid``."""
+
+    def __init__(self, session: Session, stubs: Any, sid: str, path: str, uid: int, gid: int, mode: int):
+        self.session, self.pb, self.sid, self.path = session, stubs, sid, path
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.bind(path)
+        os.chown(path, uid, gid)
+        os.chmod(path, mode & 0o777)
+        self._sock.listen(16)
+        self._closed = False
+        threading.Thread(target=self._accept, name="mason-ssh-session", daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.session.forward_agent, args=(self.pb, self.sid, conn),
+                             name="mason-ssh-relay", daemon=True).start()
+
+    def close(self) -> None:
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
