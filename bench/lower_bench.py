@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.parse_bench import generate  # noqa: E402
 from mason.build import pipeline_for  # noqa: E402
-from mason.frontends.dockerfile.frontend import DockerfileFrontend  # noqa: E402
+from mason.frontends.dockerfile.frontend import DockerfileLowering  # noqa: E402
 from mason.frontends.dockerfile.lower import LowerOptions  # noqa: E402
 from mason.ir.codec import encode_graph  # noqa: E402
 from mason.ir.resolver import InMemoryResolver, PlatformSpec  # noqa: E402
@@ -42,7 +42,7 @@ def resolver() -> InMemoryResolver:
 
 def run_once(text: str) -> dict[str, float]:
     times: dict[str, float] = {}
-    fe = DockerfileFrontend(LowerOptions(platform=PlatformSpec.parse("linux/amd64")), resolver())
+    fe = DockerfileLowering(LowerOptions(platform=PlatformSpec.parse("linux/amd64")), resolver())
     graph = fe.lower(text, "Dockerfile")
     times.update(fe.timings)
     for p in parse_pipeline(pipeline_for(1, None, None)):

@@ -197,12 +197,8 @@ def lower_request(req: LowerRequest, *, resolver: ImageMetaResolver | None = Non
 
 
 def _lower_one(req: LowerRequest, *, resolver: ImageMetaResolver | None, err: TextIO | None) -> LowerResult:
-    from mason.frontends.dockerfile.frontend import (
-        DockerfileFrontend,
-        LowerOptions,
-        is_builtin_syntax,
-        syntax_directive,
-    )
+    from mason.frontends import registry
+    from mason.frontends.base import FrontendRequest
     from mason.passes import run_pipeline
 
     context = req.context or "."
@@ -222,31 +218,24 @@ def _lower_one(req: LowerRequest, *, resolver: ImageMetaResolver | None, err: Te
     platform = PlatformSpec.parse(req.platform) if req.platform else None
     if req.target is not None and not req.target:
         raise MasonError("--target needs a stage name")
-    options = LowerOptions(build_args=dict(req.build_args), platform=platform,
-                           excludes=excludes, target=req.target)
+    fe = registry.select(path, text, filename)
     owned = None
     if resolver is None:
         resolver, owned = _resolver(req)
-    warnings: list[str] = []
     try:
-        fe = DockerfileFrontend(options, resolver)
-        result = fe.parse(text, filename)
-        d = syntax_directive(result)
-        if d is not None and not is_builtin_syntax(d.value):
-            raise MasonError(f"unsupported frontend # syntax={d.value}: only docker/dockerfile "
-                             "(the built-in frontend) is supported for now", d.loc).with_source(text)
-        graph = fe.lower_parsed(result, text, filename)
+        low = fe.lower(FrontendRequest(text, filename, build_args=dict(req.build_args), target=req.target,
+                                       platform=platform, excludes=excludes, resolver=resolver))
     finally:
         if owned is not None:
             owned.close()  # type: ignore[attr-defined]
-    for msg, loc in fe.warnings:
-        warnings.append(f"{loc}: warning: {msg}" if loc is not None else f"warning: {msg}")
+    graph = low.graph
+    warnings = [w.format() for w in low.warnings]
     if req.target is not None and req.target not in graph.names():
         names = ", ".join(n for n in graph.names() if n != "default")
         raise MasonError(f"target stage {req.target!r} could not be found (stages: {names})")
-    stages = tuple(n for n in graph.names() if n != "default")
+    stages = low.stages
     pipeline = pipeline_for(req.level, req.passes, req.target)
-    timings = dict(fe.timings)
+    timings = dict(low.timings)
     import time
 
     t0 = time.perf_counter()

@@ -40,7 +40,9 @@ class FrontendRequest:
     stdin); ``named_contexts`` maps ``--build-context`` names to their values as given
     (``docker-image://…``, ``oci-layout://…``, a URL or a directory); ``excludes`` are the
     ``.dockerignore`` patterns of the main context; ``resolver`` None works offline (base images
-    unpinned, empty base configs)."""
+    unpinned, empty base configs). ``for_build``: the subrequest (lint) runs as part of a build
+    of ``target``, not on its own (``--call``), so it needs to look only at what that build
+    uses."""
 
     text: str
     filename: str = "Dockerfile"
@@ -50,6 +52,7 @@ class FrontendRequest:
     named_contexts: Mapping[str, str] = field(default_factory=dict)
     excludes: tuple[str, ...] = ()
     resolver: ImageMetaResolver | None = field(default=None, compare=False)
+    for_build: bool = False
 
 
 @dataclass(frozen=True)

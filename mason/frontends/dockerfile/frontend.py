@@ -1,9 +1,11 @@
-"""The Dockerfile frontend as one entry: Dockerfile text + options → a :class:`Graph`.
+"""The Dockerfile frontend: :class:`DockerfileFrontend` implements the
+:class:`~mason.frontends.base.Frontend` interface (what the registry and the driver know);
+:class:`DockerfileLowering` is one run of the three layers, for tests and benches:
 
-    fe = DockerfileFrontend(LowerOptions(build_args={"V": "1"}), resolver)
+    fe = DockerfileLowering(LowerOptions(build_args={"V": "1"}), resolver)
     graph = fe.lower(text, "Dockerfile")
 
-Runs the three layers (syntax → typed instructions → lowering), keeps their warnings and the
+:class:`DockerfileLowering` runs the three layers (syntax → typed instructions → lowering), keeps their warnings and the
 time each took (``timings``, milliseconds), and attaches the source line to every error so it
 prints as ``Dockerfile:3:1: error: …`` with a caret. The resolver is passed in (frontends import
 only ``mason.ir``): ``None`` lowers offline (``--no-resolve``).
@@ -11,9 +13,19 @@ only ``mason.ir``): ``None`` lowers offline (``--no-resolve``).
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from typing import ClassVar
 
+from mason.frontends.base import (
+    BaseFrontend,
+    Diagnostic,
+    FrontendRequest,
+    FrontendResult,
+    Outline,
+    Targets,
+)
 from mason.frontends.dockerfile.instructions import Dockerfile, parse_instructions
 from mason.frontends.dockerfile.lower import Lowerer, LowerOptions
 from mason.frontends.dockerfile.nodes import Directive, ParseResult
@@ -23,7 +35,8 @@ from mason.ir.graph import Graph
 from mason.ir.reference import parse_reference
 from mason.ir.resolver import ImageMetaResolver
 
-__all__ = ["DockerfileFrontend", "LowerOptions", "is_builtin_syntax", "syntax_directive"]
+__all__ = ["DockerfileFrontend", "DockerfileLowering", "LowerOptions", "is_builtin_syntax",
+           "syntax_directive"]
 
 _BUILTIN_REPOS = ("docker.io/docker/dockerfile", "docker.io/docker/dockerfile-upstream")
 
@@ -44,8 +57,8 @@ def is_builtin_syntax(value: str) -> bool:
     return ref.repository in _BUILTIN_REPOS
 
 
-class DockerfileFrontend:
-    """The built-in Dockerfile frontend."""
+class DockerfileLowering:
+    """One lowering of a Dockerfile: the three layers, their warnings and timings."""
 
     name: ClassVar[str] = "dockerfile"
 
@@ -96,3 +109,67 @@ class DockerfileFrontend:
             raise MasonError(f"unsupported frontend # syntax={d.value}: only docker/dockerfile "
                              "(the built-in frontend) is supported", d.loc).with_source(text)
         return self.lower_parsed(result, text, filename)
+
+
+# Dockerfile, Containerfile, Dockerfile.dev, dev.Dockerfile (any case)
+_NAMES = re.compile(r"(?i)(?:dockerfile|containerfile)(?:\..*)?|.*\.(?:dockerfile|containerfile)")
+
+
+class DockerfileFrontend(BaseFrontend):
+    """The built-in Dockerfile frontend as the registry and the driver see it: ``# syntax=``
+    ``docker/dockerfile`` (any tag or digest) or ``dockerfile`` chooses it, it claims files named
+    like Dockerfiles, and it answers all three subrequests (outline and targets from
+    :mod:`.outline`, lint from :mod:`.checks`)."""
+
+    name: ClassVar[str] = "dockerfile"
+    description: ClassVar[str] = "Dockerfile (BuildKit's docker/dockerfile syntax, build checks)"
+
+    def claims(self, path: str, text: str) -> bool:
+        return _NAMES.fullmatch(os.path.basename(path)) is not None
+
+    def handles_syntax(self, value: str) -> bool:
+        return value.strip() == self.name or is_builtin_syntax(value)
+
+    @staticmethod
+    def options(request: FrontendRequest) -> LowerOptions:
+        return LowerOptions(build_args=dict(request.build_args), platform=request.platform,
+                            excludes=request.excludes, target=request.target)
+
+    @staticmethod
+    def parse(request: FrontendRequest) -> ParseResult:
+        try:
+            return parse_dockerfile(request.text, request.filename)
+        except MasonError as e:
+            raise e.with_source(request.text) from None
+
+    def lower(self, request: FrontendRequest) -> FrontendResult:
+        lw = DockerfileLowering(self.options(request), request.resolver)
+        graph = lw.lower_parsed(lw.parse(request.text, request.filename), request.text, request.filename)
+        stages = tuple(n for n in graph.names() if n != "default")
+        return FrontendResult(graph, stages, [Diagnostic(m, loc) for m, loc in lw.warnings], dict(lw.timings))
+
+    def outline(self, request: FrontendRequest) -> Outline:
+        from mason.frontends.dockerfile.outline import outline
+
+        return outline(self.parse(request), request.text, build_args=request.build_args, target=request.target)
+
+    def targets(self, request: FrontendRequest) -> Targets:
+        from mason.frontends.dockerfile.outline import targets
+
+        return targets(self.parse(request), request.text)
+
+    def lint(self, request: FrontendRequest):  # -> checks.LintReport (a LintResult)
+        from mason.frontends.dockerfile.checks import lint
+
+        resolver = request.resolver
+
+        def image_config(ref: str, platform):
+            return resolver.resolve_image_config(ref, platform).config if resolver is not None else None
+
+        result = self.parse(request)
+        try:
+            return lint(result, request.text, build_args=request.build_args, target=request.target,
+                        all_targets=not request.for_build, target_platform=request.platform,
+                        excludes=request.excludes, image_config=image_config if resolver is not None else None)
+        except MasonError as e:
+            raise e.with_source(request.text) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mason.frontends.dockerfile.frontend import DockerfileFrontend
+from mason.frontends.dockerfile.frontend import DockerfileLowering
 from mason.frontends.dockerfile.lower import LowerOptions
 from mason.ir.errors import MasonError
 from mason.ir.resolver import InMemoryResolver
@@ -18,7 +18,7 @@ def lower(text: str, **opts):
     r = InMemoryResolver()
     r.add("busybox", {"architecture": "amd64", "os": "linux", "config": {"Env": ["PATH=/bin"]}})
     r.add("badonbuild", BUSYBOX)
-    return DockerfileFrontend(LowerOptions(**opts), r).lower(text, "Dockerfile")
+    return DockerfileLowering(LowerOptions(**opts), r).lower(text, "Dockerfile")
 
 
 CASES = [
@@ -70,7 +70,7 @@ def test_from_image_named_like_a_later_stage_is_an_error() -> None:
 
 
 def test_no_resolve_warns_once() -> None:
-    fe = DockerfileFrontend(LowerOptions(), None)
+    fe = DockerfileLowering(LowerOptions(), None)
     fe.lower("FROM busybox AS a\nFROM alpine\nCOPY --from=a / /\n", "Dockerfile")
     msgs = [m for m, _ in fe.warnings if "not resolving" in m]
     assert len(msgs) == 1

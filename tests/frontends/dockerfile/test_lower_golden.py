@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from mason.build import pipeline_for
-from mason.frontends.dockerfile.frontend import DockerfileFrontend
+from mason.frontends.dockerfile.frontend import DockerfileLowering
 from mason.frontends.dockerfile.lower import LowerOptions
 from mason.ir.resolver import InMemoryResolver, PlatformSpec
 from mason.ir.text import format_graph
@@ -86,7 +86,7 @@ def options_of(text: str) -> LowerOptions:
 def render(name: str) -> str:
     text = (GOLDEN / f"{name}.Dockerfile").read_text()
     options = options_of(text)
-    fe = DockerfileFrontend(options, resolver())
+    fe = DockerfileLowering(options, resolver())
     graph = fe.lower(text, f"{name}.Dockerfile")
     out = ["## -O0\n", format_graph(graph)]
     o1 = run_pipeline(graph, pipeline_for(1, None, options.target))
@@ -117,7 +117,7 @@ def test_golden_o1_is_pure_llb(name: str) -> None:
     """After -O1 no ConfigOp and no mason.history metadata remains."""
     text = (GOLDEN / f"{name}.Dockerfile").read_text()
     options = options_of(text)
-    graph = DockerfileFrontend(options, resolver()).lower(text, f"{name}.Dockerfile")
+    graph = DockerfileLowering(options, resolver()).lower(text, f"{name}.Dockerfile")
     o1 = run_pipeline(graph, pipeline_for(1, None, options.target))
     for op in o1.ops():
         assert op.kind != "config"
