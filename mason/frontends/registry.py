@@ -32,6 +32,7 @@ DEFAULT = "dockerfile"
 # name -> "module:attribute"
 BUILTINS: dict[str, str] = {
     "dockerfile": "mason.frontends.dockerfile.frontend:DockerfileFrontend",
+    "mockerfile": "mason.frontends.mockerfile.frontend:MockerfileFrontend",
 }
 
 @dataclass(frozen=True)

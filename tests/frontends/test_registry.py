@@ -57,7 +57,7 @@ def test_unknown_syntax_is_located() -> None:
         registry.select("Dockerfile", text)
     e = info.value
     assert e.loc is not None and (e.loc.file, e.loc.line) == ("Dockerfile", 2)
-    assert "example.com/other:1" in e.message and "frontends: dockerfile" in e.message
+    assert "example.com/other:1" in e.message and "frontends: dockerfile, mockerfile" in e.message
     assert e.source_line == "# syntax=example.com/other:1"
 
 
@@ -95,9 +95,10 @@ def test_plugin_is_listed_with_its_distribution(plugin_path: Path) -> None:
     toy = next(line for line in lines if line.startswith("toy "))
     assert "plugin mason-toy-frontend 0.1.0" in toy and "from/run/write" in toy
     rows = json.loads(mason("frontends", "--format", "json", path=plugin_path).stdout)
-    assert {r["name"]: r["origin"] for r in rows} == {"dockerfile": "built-in", "toy": "plugin mason-toy-frontend 0.1.0"}
+    assert {r["name"]: r["origin"] for r in rows} == {"dockerfile": "built-in", "mockerfile": "built-in",
+                                                     "toy": "plugin mason-toy-frontend 0.1.0"}
     # without the plugin on the path it is not there
-    assert [r["name"] for r in json.loads(mason("frontends", "--format", "json").stdout)] == ["dockerfile"]
+    assert "toy" not in [r["name"] for r in json.loads(mason("frontends", "--format", "json").stdout)]
 
 
 def test_plugin_lowers_by_claim_and_by_syntax(plugin_path: Path, tmp_path: Path) -> None:
@@ -130,3 +131,11 @@ def test_broken_plugin_is_listed_and_refused_cleanly(tmp_path: Path) -> None:
     p = mason("lower", "--no-resolve", "-S", str(tmp_path), path=tmp_path)
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert "frontend 'broken'" in p.stderr and "cannot be loaded" in p.stderr
+
+
+def test_mockerfile_is_a_builtin_chosen_by_syntax_and_name() -> None:
+    assert {i.name: i.origin for i in registry.available()}["mockerfile"] == "built-in"
+    text = "#syntax=r2d4/mocker\napiVersion: v1alpha1\n"
+    assert registry.select("any.yaml", text).name == "mockerfile"
+    assert registry.select("Mockerfile.yaml", "apiVersion: v1alpha1\n").name == "mockerfile"
+    assert registry.select("Dockerfile", "FROM scratch\n").name == "dockerfile"

@@ -87,7 +87,7 @@ def collected() -> list[Entry]:
 
 def lower(entry: Entry, variant: str) -> str:
     """``defs:SHA256`` of the lowering's Definitions, or ``error:MESSAGE``."""
-    from mason.frontends.dockerfile.frontend import DockerfileFrontend, LowerOptions
+    from mason.frontends.dockerfile.frontend import DockerfileLowering, LowerOptions
     from mason.ir.codec import encode_graph, write_stream
     from mason.ir.errors import MasonError
     from mason.ir.resolver import FixedResolver, PlatformSpec
@@ -106,7 +106,7 @@ def lower(entry: Entry, variant: str) -> str:
                                    platform=PlatformSpec.parse(entry.platform or "linux/amd64"),
                                    build_platform=PlatformSpec.parse("linux/amd64"),
                                    excludes=entry.excludes, target=entry.target, cache_ns="ns")
-        graph = DockerfileFrontend(options, resolver).lower(entry.dockerfile(), "Dockerfile")
+        graph = DockerfileLowering(options, resolver).lower(entry.dockerfile(), "Dockerfile")
         data = write_stream(encode_graph(graph))
     except MasonError as e:
         return "error:" + str(e)
