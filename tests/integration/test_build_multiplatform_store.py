@@ -32,11 +32,13 @@ THREE = ",".join(f"linux/{a}" for a in ARCHES)
 
 @pytest.fixture(scope="module")
 def three(foreign_busybox, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, IndexInfo]:
-    """(name, OCI archive, what was written) of the three-platform busybox, archived by skopeo
+    """(name, OCI archive, what was written) of the busybox index (arm64, riscv64, arm/v7 and
+    amd64 — the host's platform last, so nothing picks it for being first), archived by skopeo
     under a name whose registry does not exist."""
     d = tmp_path_factory.mktemp("busybox-three")
-    info = build_busybox_index_layout(d / "layout", tuple(f"linux/{a}" for a in ARCHES), tag="three",
-                                      binaries={f"linux/{a}": foreign_busybox[a] for a in ("arm64", "riscv64")})
+    binaries = {f"linux/{a}": foreign_busybox[a] for a in ("arm64", "riscv64")}
+    binaries["linux/arm/v7"] = foreign_busybox["arm"]
+    info = build_busybox_index_layout(d / "layout", (*binaries, "linux/amd64"), tag="three", binaries=binaries)
     name = f"127.0.0.1:{free_port()}/offline/busybox3:1"
     archive = d / "three.tar"
     skopeo("copy", "--all", f"oci:{info.layout}:three", f"oci-archive:{archive}:{name}")
@@ -137,7 +139,8 @@ def test_a_platform_the_loaded_index_lacks_is_one_clear_error(build_env, three, 
     assert p.returncode == 1 and "Traceback" not in p.stderr
     first = p.stderr.splitlines()[0]
     assert first.endswith(f"Dockerfile:1:1: error: image {name} has no manifest for platform linux/s390x in "
-                          "mason's image store (it has linux/amd64, linux/arm64, linux/riscv64); the registry: "
+                          "mason's image store (it has linux/amd64, linux/arm/v7, linux/arm64, linux/riscv64); the "
+                          "registry: "
                           f"cannot reach registry {name.split('/')[0]}: connection refused"), p.stderr
     assert not out.exists()
     assert clean(env.leftovers()), env.leftovers()
@@ -154,3 +157,35 @@ def test_a_single_platform_image_for_another_platform_is_one_clear_error(build_e
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert (f"error: image {name} in mason's image store is for platform {info.platform}, not linux/riscv64; "
             "the registry: cannot reach registry") in p.stderr.splitlines()[0], p.stderr
+
+
+def test_four_platforms_with_arm_v7_and_the_automatic_args(build_env, three, tmp_path):
+    env = build_env
+    name, archive, _ = three
+    _load(env, archive)
+    ctx = write(tmp_path / "c", {"Dockerfile": (
+        f"FROM {name}\n"
+        "ARG TARGETPLATFORM TARGETOS TARGETARCH TARGETVARIANT BUILDPLATFORM BUILDOS BUILDARCH BUILDVARIANT\n"
+        "RUN uname -m > /arch && echo \"$TARGETPLATFORM|$TARGETOS|$TARGETARCH|$TARGETVARIANT\" > /target && "
+        "echo \"$BUILDPLATFORM|$BUILDOS|$BUILDARCH|$BUILDVARIANT\" > /build\n")})
+    local, oci_tar = tmp_path / "local", tmp_path / "four.tar"
+    p = env.cli("build", "--platform", "linux/amd64,linux/arm64,linux/riscv64,linux/arm/v7",
+                "-o", f"type=local,dest={local}", "-o", f"type=oci,dest={oci_tar}", str(ctx))
+    assert p.returncode == 0, p.stderr
+    raw = json.loads(skopeo("inspect", "--raw", f"oci-archive:{oci_tar}"))
+    assert [m["platform"] for m in raw["manifests"]] == [
+        {"architecture": "amd64", "os": "linux"}, {"architecture": "arm64", "os": "linux"},
+        {"architecture": "riscv64", "os": "linux"}, {"architecture": "arm", "os": "linux", "variant": "v7"}]
+    for a, plat, variant in (("amd64", "linux/amd64", ""), ("arm64", "linux/arm64", ""),
+                             ("riscv64", "linux/riscv64", ""), ("arm", "linux/arm/v7", "v7")):
+        root = local / plat.replace("/", "_")
+        assert (root / "arch").read_text() == UNAME_M[a] + "\n"
+        assert (root / "target").read_text() == f"{plat}|linux|{a}|{variant}\n"
+        assert (root / "build").read_text() == "linux/amd64|linux|amd64|\n"
+        assert FILE_SAYS[a] in file_type(root / "bin" / "busybox")
+    arm = _unpack(oci_tar, "arm", tmp_path / "arm")  # skopeo picks linux/arm's v7 image
+    assert (arm / "arch").read_text() == "armv7l\n"
+    config = json.loads(skopeo("--override-arch", "arm", "--override-variant", "v7", "inspect", "--config",
+                               f"oci-archive:{oci_tar}"))
+    assert (config["architecture"], config["variant"]) == ("arm", "v7")
+    assert clean(env.leftovers()), env.leftovers()
