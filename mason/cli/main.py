@@ -7,10 +7,12 @@ name it in ``COMMANDS``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import signal
 import sys
+from typing import Iterator
 
 import click
 
@@ -71,18 +73,90 @@ def _take_sigint() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+class Signalled(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP arrived: raised in the main thread like Ctrl-C's
+    KeyboardInterrupt, so every ``finally`` and ``except BaseException`` that cleans up after
+    Ctrl-C (tasks killed, snapshots removed, the record marked cancelled, partial outputs
+    deleted) does the same for the other two."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+SIGNALS: dict[int, str] = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hangup"}
+
+
+@contextlib.contextmanager
+def _signals_cancel() -> Iterator[None]:
+    """While a command runs, SIGINT, SIGTERM and SIGHUP raise :class:`Signalled`; a second one
+    while the first is being cleaned up after ends the process at once (exit 128+N), as docker
+    and buildctl do — the next mason command sweeps what that cleanup had not done (the solver's
+    crash recovery). A signal that is ignored at start stays ignored (``nohup`` keeps SIGHUP
+    away), except SIGINT (see :func:`_take_sigint`). The previous handlers come back afterwards."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _take_sigint()
+    got: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        if got:
+            _write_err(f"error: {SIGNALS.get(signum, 'signalled')} again; exiting without cleaning up\n")
+            os._exit(128 + signum)
+        got.append(signum)
+        raise Signalled(signum)
+
+    old = {}
+    for sig in SIGNALS:
+        cur = signal.getsignal(sig)
+        if cur in (signal.SIG_DFL, signal.default_int_handler):
+            old[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, prev in old.items():
+            signal.signal(sig, prev)
+
+
+def _write_err(text: str) -> None:
+    try:
+        os.write(2, text.encode())
+    except OSError:
+        pass
+
+
+def _signalled(e: BaseException) -> Signalled | None:
+    while e is not None:
+        if isinstance(e, Signalled):
+            return e
+        e = e.__cause__ or e.__context__  # type: ignore[assignment]
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI. A user's mistake — a :class:`MasonError`, a usage error, a file that cannot
     be read or written — becomes ``error: …`` on stderr and exit code 1, never a traceback.
     Anything else is a bug in mason: one ``error: internal error …`` line and exit code 70
-    (``MASON_DEBUG=1`` shows the traceback)."""
-    _take_sigint()
+    (``MASON_DEBUG=1`` shows the traceback). SIGINT, SIGTERM and SIGHUP cancel what runs, clean
+    up and exit with 128+N (``error: interrupted`` / ``terminated`` / ``hangup``)."""
+    with _signals_cancel():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         rv = cli.main(args=argv, prog_name="mason", standalone_mode=False)
     except MasonError as e:
         echo_err(e.format())
         return 1
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as e:
+        sig = _signalled(e)
+        if sig is not None:
+            click.echo(f"error: {SIGNALS.get(sig.signum, 'signalled')}", err=True)
+            return 128 + sig.signum
         click.echo("error: aborted", err=True)
         return 130
     except click.exceptions.NoArgsIsHelpError as e:
@@ -98,9 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return 0
-    except KeyboardInterrupt:
-        click.echo("error: interrupted", err=True)
-        return 130
+    except KeyboardInterrupt as e:
+        signum = e.signum if isinstance(e, Signalled) else signal.SIGINT
+        click.echo(f"error: {SIGNALS.get(signum, 'signalled')}", err=True)
+        return 128 + signum
     except OSError as e:
         # the environment said no (a full disk, a permission, a vanished file) where no
         # command turned it into a MasonError: still the user's to fix, not a crash
