@@ -91,7 +91,24 @@ def test_three_platforms_from_a_loaded_index_run_under_qemu(build_env, three, tm
     rv = _unpack(docker, "riscv64", tmp_path / "rv")
     assert (rv / "arch").read_text() == "riscv64\n"
     assert FILE_SAYS["riscv64"] in file_type(rv / "bin" / "busybox")
+    # containerd's importer (what `docker load` uses with the containerd image store) keeps all three
+    ns = "mason-test-ctr-import"
+    try:
+        _ctr(env, ns, "images", "import", "--all-platforms", "--no-unpack", str(docker))
+        listed = _ctr(env, ns, "images", "ls").splitlines()
+        row = next(line for line in listed if line.startswith("docker.io/mason-test/three:1 "))
+        assert oci.DOCKER_MANIFEST_LIST in row and "linux/amd64,linux/arm64,linux/riscv64" in row, listed
+    finally:
+        subprocess.run(["ctr", "--address", env.address, "-n", ns, "images", "rm", "docker.io/mason-test/three:1"],
+                       capture_output=True, timeout=60)
     assert clean(env.leftovers()), env.leftovers()
+
+
+def _ctr(env, ns: str, *args: str) -> str:
+    p = subprocess.run(["ctr", "--address", env.address, "-n", ns, *args], capture_output=True, text=True, timeout=120,
+                       stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
 
 
 def test_load_of_a_multi_platform_archive_keeps_every_platform(build_env, three, tmp_path):
