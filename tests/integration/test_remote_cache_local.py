@@ -133,19 +133,19 @@ def test_concurrent_exporters_leave_a_valid_layout(build_env, tmp_path):
     c = ctx(tmp_path, build_env.base)
     cache = tmp_path / "shared"
     build(build_env, tmp_path, c, "warm")  # both exporters below then run nothing but the export
-    results: dict[str, subprocess.CompletedProcess] = {}
+    results: list[subprocess.CompletedProcess] = []
 
     def run(tag: str) -> None:
-        results[tag] = build_env.cli("build", "--progress=plain", "--root", str(tmp_path / "warm"),
+        results.append(build_env.cli("build", "--progress=plain", "--root", str(tmp_path / "warm"),
                                      "--build-arg", EPOCH, "--cache-to",
-                                     f"type=local,dest={cache},tag={tag},mode=max", str(c))
+                                     f"type=local,dest={cache},tag={tag},mode=max", str(c)))
 
     threads = [threading.Thread(target=run, args=(t,)) for t in ("a", "b", "c", "a")]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert all(p.returncode == 0 for p in results.values()), [p.stderr for p in results.values()]
+    assert len(results) == 4 and all(p.returncode == 0 for p in results), [p.stderr for p in results]
     index = json.loads((cache / "index.json").read_text())
     tags = sorted(m["annotations"]["org.opencontainers.image.ref.name"] for m in index["manifests"])
     assert tags == ["a", "b", "c"]

@@ -70,14 +70,25 @@ def import_caches(specs: Sequence[CacheSpec], registry: CacheRegistry, warn: War
 
 
 def export_caches(session: Any, specs: Sequence[CacheSpec], finals: Sequence[Any], registry: CacheRegistry,
-                  warn: Warn, source_date_epoch: int | None = None,
-                  mounts: Sequence[tuple[str, Any]] = ()) -> list[str]:
+                  warn: Warn, source_date_epoch: int | None = None) -> list[str]:
     """Write every registry / local ``--cache-to``; ``finals``: the results the build exports
     (one per platform). Returns one status line per cache written."""
     from mason.backends.cache.exporter import collect, write_local, write_registry
 
     done = []
     vertices = None
+    mounts: dict[int, list[tuple[str, Any]]] = {}  # cache-mounts-max-size -> the mounts' layers
+
+    def mount_layers(max_bytes: int) -> list[tuple[str, Any]]:
+        if max_bytes not in mounts:
+            from mason.backends.cache.mounts import mount_layers as layers
+
+            cm = session.ctx.cache_mounts
+            mounts[max_bytes] = layers(session.client, session.cache_mount_ids(), cm.path_of, max_bytes=max_bytes,
+                                       warn=warn, remote=session.ctx.opts.remote_cache,
+                                       source_date_epoch=source_date_epoch)
+        return mounts[max_bytes]
+
     for s in specs:
         if s.type == "inline":
             continue
@@ -88,7 +99,7 @@ def export_caches(session: Any, specs: Sequence[CacheSpec], finals: Sequence[Any
             if vertices is None:
                 vertices = session.vertices()
             c = collect(session.client, vertices, finals, mode=s.mode, source_date_epoch=source_date_epoch,
-                        mounts=mounts if s.cache_mounts else ())
+                        mounts=mount_layers(s.cache_mounts_max) if s.cache_mounts else ())
             if s.type == "local":
                 digest = write_local(c, s)
             else:

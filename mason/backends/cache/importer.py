@@ -209,6 +209,22 @@ class RemoteCache:
                     return RemoteBlob(imp.source, info, self)
         return None
 
+    def restore_mount(self, cache_id: str, dest: str) -> bool:
+        """Fill the new directory ``dest`` with cache mount ``cache_id``'s imported contents
+        (``CacheMounts``' restore hook); False when no import has it or its blob is bad (a
+        warning), and nothing is left at ``dest`` then."""
+        from mason.backends.cache.mounts import restore_dir
+
+        blob = self.mount_blob(cache_id)
+        if blob is None:
+            return False
+        try:
+            restore_dir(blob.stream(), blob.blob.media_type, dest)  # stream() is verified
+        except MasonError as e:
+            self.mark_bad(blob.blob.digest, f"cache {blob.source.name}: cache mount {cache_id!r}: {e.message}")
+            return False
+        return True
+
     def summary(self) -> list[str]:
         """One line per import: what it holds."""
         out = []

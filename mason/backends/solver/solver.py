@@ -363,6 +363,20 @@ class BuildSession:
         rc = self.ctx.opts.remote_cache
         return rc.materialize(self.ctx.client, result)  # type: ignore[union-attr]
 
+    def cache_mount_ids(self) -> list[str]:
+        """The ids of the ``type=cache`` mounts of this session's exec steps, in graph order."""
+        from mason.ir.ops import ExecOp, MountType
+
+        ids: dict[str, None] = {}
+        for b in self._builds:
+            for d in b.order:
+                op = b.ops[d]
+                if isinstance(op, ExecOp):
+                    for m in op.mounts:
+                        if m.mount_type == MountType.CACHE:
+                            ids[m.cache.id if m.cache is not None and m.cache.id else m.dest] = None
+        return list(ids)
+
     def vertices(self) -> list[SolvedVertex]:
         """Every vertex of this session's solves, inputs first, with what is known of its
         results; a step the plan never looked at (behind a hit) is looked up now, so a fully
