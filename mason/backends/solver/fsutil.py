@@ -9,8 +9,9 @@ be swapped for a symlink behind our back (like ``openat2(RESOLVE_IN_ROOT)``, whi
 not expose). A final component is acted on without following it unless asked to.
 
 Besides resolution: ``mkdir -p`` (:meth:`Root.mkdir_all`), tree removal and chmod that never
-follow links, and :func:`safe_extract_tar` (Docker's untar rules: ``..`` entries and hardlinks or
-relative symlinks that leave the root are refused, absolute names are re-rooted).
+follow links, and :func:`safe_extract_tar` (Docker's untar in a chroot: ``..`` entries and
+hardlinks that leave the root are refused, absolute names are re-rooted, symlinks are kept as
+they are and re-rooted when followed).
 """
 
 from __future__ import annotations
@@ -342,10 +343,13 @@ def _member_parts(name: str) -> list[str] | None:
 
 def safe_extract_tar(tf: tarfile.TarFile, root: str | Root, *, same_owner: bool = True) -> list[str]:
     """Extract ``tf`` into ``root`` (a host directory or :class:`Root`) as Docker's untar does
-    in a chroot: parents are resolved inside the root (so ``link -> /etc`` then ``link/passwd``
-    lands in ``root/etc/passwd``), an existing entry is replaced unless both are directories,
-    hardlinks must name an entry inside the root, and symlinks whose relative target climbs out
-    are refused. Owners come from the archive (``same_owner``). Returns the paths written."""
+    in a chroot (BuildKit's ``chrootarchive``): parents are resolved inside the root (so
+    ``link -> /etc`` then ``link/passwd`` lands in ``root/etc/passwd``, and ``up -> ../../..``
+    then ``up/x`` in ``root/x``), an existing entry is replaced unless both are directories, and
+    hardlinks must name an entry inside the root. A symlink is stored as the archive has it,
+    whatever it points at — also above the root: a link is only dangerous when followed, and
+    every later path operation re-roots it. Owners come from the archive (``same_owner``).
+    Returns the paths written."""
     r = Root(root) if isinstance(root, str) else root
     written: list[str] = []
     dirs: list[tuple[str, int]] = []
@@ -355,13 +359,6 @@ def safe_extract_tar(tf: tarfile.TarFile, root: str | Root, *, same_owner: bool 
             if parts is None:
                 continue
             path = "/" + "/".join(parts)
-            if m.issym() and not m.linkname.startswith("/"):
-                up = len(parts) - 1
-                for c in m.linkname.split("/"):
-                    up += -1 if c == ".." else (0 if c in ("", ".") else 1)
-                    if up < 0:
-                        raise MasonError(f"invalid tar entry {m.name!r}: symlink to "
-                                         f"{m.linkname!r} escapes the destination")
             res = r.resolve(path, follow_final=False)
             try:
                 if res.parent_fd is None:  # Docker creates missing parents 0755

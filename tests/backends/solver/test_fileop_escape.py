@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from mason.backends.solver.fileop import execute_fileop
 from mason.ir.errors import MasonError
-from mason.ir.ops import Copy, FileAction, FileOp, MkDir, MkFile, Rm, Symlink
+from mason.ir.ops import ChownOpt, Copy, FileAction, FileOp, MkDir, MkFile, Rm, Symlink, UserOpt
 from tests.backends.solver.fileop_helpers import run, snapshot
 
 
@@ -173,6 +173,34 @@ def test_add_tar_absolute_and_write_through_link(world):
     assert open(f"{res}/x/{rel(out)}/secret").read() == "pwned"
     assert open(f"{res}/x/etc/passwd").read() == "pwned"
     assert os.stat(f"{res}/x/h").st_ino == os.stat(f"{res}/x/etc/passwd").st_ino
+
+
+def test_add_tar_symlink_above_dest_then_writes_stay_inside(world):
+    """Issue 11: an archive's symlink pointing above the ADD destination is extracted as a
+    symlink; entries written through it, and later copies, mkdirs, files and chowns through it,
+    all land inside the snapshot."""
+    tmp, base, src, out = world
+    up = "../" * 12 + rel(out)  # from /x/up: far above /x, to the host's outside dir
+    (src / "evil.tar").write_bytes(_tar([("up", "sym", up), ("up/secret", "file", b"pwned"),
+                                         ("up/dir/new", "file", b"pwned")]))
+    own = ChownOpt(user=UserOpt(id=1234), group=UserOpt(id=1234))
+    res = run(tmp, [Copy(src="/evil.tar", dest="/x/", create_dest_path=True, attempt_unpack=True),
+                    Copy(src="/d/ok", dest="/x/up/copied", create_dest_path=True, owner=own),
+                    MkDir("/x/up/made/deep", make_parents=True, owner=own),
+                    MkFile("/x/up/made/f", data=b"y", owner=own),
+                    Copy(src="/d", dest="/x/up/dir/", create_dest_path=True, owner=own,
+                         dir_copy_contents=True)],
+              base=base, src=src)
+    assert os.readlink(f"{res}/x/up") == up
+    # extraction re-roots at the destination (a chroot at /x, as BuildKit's unpack does)
+    assert open(f"{res}/x/{rel(out)}/secret").read() == "pwned"
+    assert open(f"{res}/x/{rel(out)}/dir/new").read() == "pwned"
+    # later operations resolve in the snapshot root: ../.. stops at its /
+    assert open(f"{res}/{rel(out)}/copied").read() == "ok"
+    assert os.stat(f"{res}/{rel(out)}/copied").st_uid == 1234
+    assert os.path.isdir(f"{res}/{rel(out)}/made/deep")
+    assert open(f"{res}/{rel(out)}/made/f").read() == "y"
+    assert os.stat(f"{res}/{rel(out)}/dir/ok").st_uid == 1234
 
 
 def test_add_tar_into_linked_dest(world):

@@ -143,14 +143,29 @@ def test_tar_basic(root):
     [("file", "../escape", b"x")],
     [("file", "a/../../escape", b"x")],
     [("hard", "h", "../outside/secret")],
-    [("sym", "s", "../../outside")],
-    [("dir", "d", None), ("sym", "d/s", "../../x")],
 ])
 def test_tar_breakout_refused(root, tmp_path, entries):
     before = snapshot(tmp_path, skip={"root"})
     with pytest.raises(MasonError, match="escapes"):
         safe_extract_tar(_tar(entries), str(root))
     assert snapshot(tmp_path, skip={"root"}) == before
+
+
+@pytest.mark.parametrize("link", ["../outside", "../../outside", "d/../../../outside", "../" * 40 + "outside"])
+def test_tar_symlink_above_root_kept_and_writes_stay_inside(root, tmp_path, link):
+    """Issue 11: a symlink pointing above the destination is extracted as it is (Docker and
+    BuildKit extract it in a chroot), and an entry written through it lands inside the root."""
+    before = snapshot(tmp_path, skip={"root"})
+    safe_extract_tar(_tar([("dir", "d", None), ("sym", "d/up", link), ("file", "d/up/secret", b"pwned"),
+                           ("sym", "top", link), ("file", "top/secret2", b"pwned")]), str(root))
+    assert os.readlink(root / "d/up") == link and os.readlink(root / "top") == link
+    assert snapshot(tmp_path, skip={"root"}) == before  # tmp_path/outside/secret untouched
+    assert (tmp_path / "outside" / "secret").read_bytes() != b"pwned"
+    # re-rooted: ../.. stops at the root
+    with Root(str(root)) as r:
+        assert r.host_path("/d/up/secret").startswith(str(root) + "/")
+        assert open(r.host_path("/d/up/secret"), "rb").read() == b"pwned"
+        assert open(r.host_path("/top/secret2"), "rb").read() == b"pwned"
 
 
 def test_tar_absolute_names_rerooted(root, tmp_path):
