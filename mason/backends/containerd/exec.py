@@ -55,6 +55,7 @@ OutputSink = Callable[[str, bytes], None]  # (stream name "stdout" | "stderr", d
 
 MANAGED_LABEL = "mason.managed"  # on every container mason creates (role: step | anchor)
 OWNER_LABEL = "mason.owner"  # "<pid>:<start time>" of the mason process that made it
+EXECUTOR_LABEL = "mason.executor"  # the Executor (one build) that made it: a daemon runs several
 
 
 def _process_identity(pid: int) -> str | None:
@@ -202,6 +203,7 @@ class Executor:
         self._on_close: list[Callable[[], None]] = []
         self.cleanup_errors: list[BaseException] = []
         self.owner = _process_identity(os.getpid()) or str(os.getpid())
+        self.id = uuid.uuid4().hex[:16]
         self._rootfs_base = self.io_dir / "rootfs"
         self._rootfs_dir = self._rootfs_base / self.owner.replace(":", "-")
         if mount_rootfs:
@@ -259,7 +261,7 @@ class Executor:
             spec = build_spec(process, cid, shim_group=group, rootfs=str(mnt) if mnt else "rootfs")
             t0 = time.perf_counter()
             c.create_container(cid, spec, runc_root=self.runc_root,
-                               labels={MANAGED_LABEL: "step", OWNER_LABEL: self.owner})
+                               labels={MANAGED_LABEL: "step", OWNER_LABEL: self.owner, EXECUTOR_LABEL: self.id})
             created_container = True
             t["container_create"] = time.perf_counter() - t0
             readers = [_FifoReader(self.io_dir / f"{cid}-{s}", s, output) for s in ("stdout", "stderr")]

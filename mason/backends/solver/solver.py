@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mason.backends.containerd.client import AlreadyExists, Client, NotFound
-from mason.backends.containerd.exec import MANAGED_LABEL, OWNER_LABEL, Executor, reap_orphans
+from mason.backends.containerd.exec import EXECUTOR_LABEL, MANAGED_LABEL, OWNER_LABEL, Executor, reap_orphans
 from mason.backends.solver import cachekey, entitlements
 from mason.backends.solver.events import EventSink, VertexCached, VertexDone, VertexStarted, Warning, null_sink
 from mason.backends.solver.results import Result
@@ -518,8 +518,10 @@ class _Build:
             require(foreign, host=host)
 
     def _kill_running(self) -> None:
-        c, owner = self.ctx.solver.client, self.ctx.executor.owner
-        for cid in c.list_containers([f'labels."{OWNER_LABEL}"=={owner}', f'labels."{MANAGED_LABEL}"==step']):
+        c, ex = self.ctx.solver.client, self.ctx.executor
+        # this build's steps only (a long-lived process, mason serve, runs other builds' too);
+        # one filter with its conditions ANDed: containerd ORs the filters of a list
+        for cid in c.list_containers([f'labels."{EXECUTOR_LABEL}"=={ex.id},labels."{MANAGED_LABEL}"==step']):
             with contextlib.suppress(MasonError):
                 c.kill_task(cid, 9, all=True)
 

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,57 @@ class Served:
             raise AssertionError(f"buildctl {' '.join(args)} failed ({p.returncode}):\n{p.stderr}\n"
                                  f"--- mason serve log:\n{self.log.read_text()}")
         return p
+
+
+    def start(self, *args: str) -> Watched:
+        """buildctl ARGS as a background process whose stderr is watched."""
+        p = subprocess.Popen([str(BUILDCTL), "--addr", self.addr, *args], stderr=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+        return Watched(p)
+
+
+class Watched:
+    """A process whose stderr lines are collected by a thread; :meth:`wait_for` blocks until a
+    line contains a text (the event a test waits on, never a sleep)."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc = proc
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self._eof = False
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._cond:
+                self.lines.append(line)
+                self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    @property
+    def text(self) -> str:
+        with self._cond:
+            return "".join(self.lines)
+
+    def wait_for(self, needle: str, timeout: float = 120) -> None:
+        with self._cond:
+            ok = self._cond.wait_for(lambda: self._eof or any(needle in x for x in self.lines), timeout)
+            found = any(needle in x for x in self.lines)
+        assert ok and found, f"{needle!r} never appeared:\n{self.text}"
+
+    def finish(self, timeout: float = 300) -> int:
+        rc = self.proc.wait(timeout=timeout)
+        with self._cond:
+            self._cond.wait_for(lambda: self._eof, 30)
+        return rc
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
 
 
 def _connectable(path: Path) -> bool:
