@@ -6,7 +6,11 @@ containerd, export images and draw graphs. ``mason.build`` is the driver the CLI
 (``mason.cli``) and the Python API share.
 """
 
+from mason import _codecache
+
 __version__ = "0.1.0"
+
+_codecache.install()  # before any mason module creates its dataclasses
 
 
 def __getattr__(name: str):

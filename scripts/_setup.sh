@@ -59,3 +59,9 @@ if [ ! -f .venv/.mason-stubs ] || [ "$STAMP" -nt .venv/.mason-stubs ]; then
   .venv/bin/python -c 'from mason.backends.containerd import _protos; from mason.protos import buildkit; _protos.load(); buildkit.load()'
   touch .venv/.mason-stubs
 fi
+# The compiled code of the methods dataclasses generate, kept next to the bytecode
+# (mason/_codecache.py) so that a process compiles none of it, PYTHONDONTWRITEBYTECODE or not.
+if ! ls mason/__pycache__/dataclass-code.*.marshal >/dev/null 2>&1; then
+  echo ">> caching dataclass code"
+  .venv/bin/python -c 'import mason._codecache as c; c.prime()' >/dev/null
+fi

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Union
 
+from mason._codecache import compile_cached
 from mason.frontends.dockerfile.nodes import Directive, Heredoc
 from mason.ir.errors import SourceLoc
 
@@ -33,7 +34,7 @@ def _fast_init(cls):
         body.append(f"    _s{i}(self, {f.name})")
     src = (f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body) + "\n")
     ns: dict = {}
-    exec(compile(src, f"<{cls.__name__}.__init__>", "exec"), env, ns)  # noqa: S102
+    exec(compile_cached(src, f"<{cls.__name__}.__init__>"), env, ns)  # noqa: S102
     init = ns["__init__"]
     init.__qualname__ = f"{cls.__name__}.__init__"
     init.__doc__ = cls.__init__.__doc__
