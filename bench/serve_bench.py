@@ -1,0 +1,135 @@
+"""``mason serve`` against buildkitd v0.32.2, both driven by the same ``buildctl`` (BuildKit's
+client from ``../shared/tools/buildkit``), in one run: ``bench/peers.py``'s cases (parallel and
+chain20 cold and no-op, a content edit, a 200 MB context cold and warm), medians, the RUN counts
+and a mason-serve/buildkit ratio column.
+
+* mason serve: ``.venv/bin/mason serve --addr unix://…`` (bytecode caching on:
+  ``PYTHONDONTWRITEBYTECODE`` is removed from its environment) under a temporary ``MASON_ROOT``
+  with mason's own containerd; busybox from ``mason load -i`` (as ``docker.io/library/busybox``).
+  buildctl runs ``build --frontend dockerfile.v0 --local context=… --local dockerfile=…
+  --output type=image,name=…``. Cold: ``mason rmi`` of the case's image, then ``buildctl prune
+  --all`` through the daemon.
+* BuildKit: ``peers.BuildKit`` (OCI worker, its own root, host network, busybox as a named
+  context from an OCI layout).
+
+A ``no-op`` row is the rebuild of an unchanged context: the figure issue 15 targets (≤ 0.10 s
+and ≤ BuildKit's). The whole ``buildctl`` process is timed on both sides.
+
+    .venv/bin/python bench/serve_bench.py [--rounds 5] [--cases parallel,chain20,cachebust,bigcontext]
+                                          [--builders mason-serve,buildkit] [--keep]
+
+Prints figures; asserts nothing. Starts and stops its own daemons (mason serve, containerd, buildkitd).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from peers import CASES, MASON, TOOLS, Builder, BuildKit, Mason, _run, _timed, busybox_base, run  # noqa: E402
+
+
+class MasonServe(Builder):
+    """``mason serve`` on its own root, driven by buildctl."""
+
+    name = "mason-serve"
+
+    def __init__(self, work: Path, archive: Path):
+        self.cli = Mason(work, archive, "mason-serve")  # the root, busybox loaded, the CLI for rmi
+        self.dir = work / "mason-serve"
+        self.dir.mkdir()
+        self.sock = self.dir / "mason.sock"
+        self.addr = f"unix://{self.sock}"
+        self.log = open(self.dir / "serve.log", "wb")
+        self.proc = subprocess.Popen([str(MASON), "serve", "--addr", self.addr], env=self.cli.env,
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while not self._listening():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"mason serve did not start; see {self.dir / 'serve.log'}")
+            time.sleep(0.05)
+
+    def _listening(self) -> bool:
+        s = socket.socket(socket.AF_UNIX)
+        try:
+            s.connect(str(self.sock))
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
+
+    def ctl(self, *args: str) -> list[str]:
+        return [str(TOOLS / "buildctl"), "--addr", self.addr, *args]
+
+    def build(self, ctx: Path, tag: str) -> tuple[float, int]:
+        return _timed(self.ctl("build", "--progress=plain", "--frontend", "dockerfile.v0",
+                               "--local", f"context={ctx}", "--local", f"dockerfile={ctx}",
+                               "--output", f"type=image,name={tag}"), None, f"buildctl build {ctx.name} (mason serve)")
+
+    def reset(self, tags: list[str]) -> None:
+        for t in tags:
+            subprocess.run([str(MASON), "rmi", t], env=self.cli.env, capture_output=True)
+        _run(self.ctl("prune", "--all"), what="buildctl prune (mason serve)")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        self.cli.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--cases", default="parallel,chain20,cachebust,bigcontext")
+    ap.add_argument("--builders", default="mason-serve,buildkit")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (its path is printed)")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="mason-serve-bench-"))
+    builders: list[Builder] = []
+    try:
+        layout, digest, archive = busybox_base(work)
+        cases = [CASES[n](work) for n in args.cases.split(",")]
+        for n in args.builders.split(","):
+            if n == "mason-serve":
+                builders.append(MasonServe(work, archive))
+            elif n == "buildkit":
+                builders.append(BuildKit(work, layout, digest))
+            else:
+                raise SystemExit(f"unknown builder {n!r} (mason-serve, buildkit)")
+        load = os.getloadavg()
+        print(f"{args.rounds} rounds, medians; {os.cpu_count()} CPUs, load {load[0]:.2f} at the start; "
+              f"both driven by {TOOLS / 'buildctl'}; mason serve: {MASON} serve; "
+              f"BuildKit: {TOOLS / 'buildkitd'} (OCI worker, host network)\n", flush=True)
+        run(cases, builders, args.rounds)
+        print(f"\nload {os.getloadavg()[0]:.2f} at the end")
+    finally:
+        for b in builders:
+            b.close()
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
