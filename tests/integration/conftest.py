@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.signals import child_signals
+
 
 @dataclass
 class BuildEnv:
@@ -52,10 +54,11 @@ class BuildEnv:
         The process starts with SIGINT at its default, or ignored (as a shell without job control
         starts a background command) — not with whatever this test process happens to have."""
         e = dict(os.environ, MASON_ROOT=str(self.root), MASON_CONTAINERD_ADDRESS=self.address)
-        disposition = signal.SIG_IGN if sigint_ignored else signal.SIG_DFL
-        proc = subprocess.Popen([sys.executable, "-m", "mason", "build", "--progress=plain", str(context)],
-                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                                env=e, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, disposition))
+        sigint = {"ignored" if sigint_ignored else "default": [signal.SIGINT]}
+        with child_signals(**sigint):
+            proc = subprocess.Popen([sys.executable, "-m", "mason", "build", "--progress=plain", str(context)],
+                                    stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                                    env=e, text=True)
         lines = []
         deadline = time.monotonic() + 60
         try:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.signals import child_signals
 from tests.integration.conftest import clean, write
 
 pytestmark = pytest.mark.integration
@@ -34,9 +35,10 @@ def _mounts_under(*roots: Path) -> list[str]:
 def _start(env, ctx: Path, *args: str) -> tuple[subprocess.Popen, list[str]]:
     """A real ``mason build`` whose RUN has printed ``started``; its stderr lines so far."""
     e = dict(os.environ, MASON_ROOT=str(env.root), MASON_CONTAINERD_ADDRESS=env.address)
-    proc = subprocess.Popen([sys.executable, "-m", "mason", "build", "--progress=plain", *args, str(ctx)],
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                            env=e, text=True, start_new_session=True)
+    with child_signals(default=SIGNALS):  # as from a terminal, not as this runner started
+        proc = subprocess.Popen([sys.executable, "-m", "mason", "build", "--progress=plain", *args, str(ctx)],
+                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                                env=e, text=True, start_new_session=True)
     lines: list[str] = []
     deadline = time.monotonic() + 120
     for line in proc.stderr:  # type: ignore[union-attr]
@@ -151,7 +153,8 @@ def test_second_signal_during_cleanup_exits_at_once(sig):
         "        print('cleaning', e.signum, flush=True)\n"
         f"        os.kill(os.getpid(), {int(sig)}); time.sleep(30)\n"
         "        print('cleanup finished', flush=True)\n")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    with child_signals(default=SIGNALS):
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 128 + int(sig), p.stderr
     assert p.stdout == f"cleaning {int(sig)}\n"
     assert "again; exiting without cleaning up" in p.stderr
