@@ -66,6 +66,9 @@ def import_caches(specs: Sequence[CacheSpec], registry: CacheRegistry, warn: War
     if not items:
         return None
     rc = RemoteCache.from_loaded(items, warn)
+    for imp, line in zip(rc.imports, rc.summary(), strict=True):
+        if imp.buildkit:  # read in full, but its keys are BuildKit's: say so instead of missing quietly
+            warn(f"--cache-from {line}")
     return rc
 
 

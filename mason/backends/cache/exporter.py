@@ -96,6 +96,16 @@ def collect(client: Client, vertices: Sequence[Any], finals: Sequence[Any], *, m
 
     final_chains = [tuple(f.chain) for f in finals]
     rec_index: dict[tuple[str, int], int] = {}
+    keys = {v.digest: v.key for v in vertices}
+
+    def root(x: tuple[str, int]) -> int:
+        """A record without results for an input that has none of its own (a source, a step
+        left out): BuildKit refuses a record with an empty input (``invalid empty input``)."""
+        if x not in rec_index:
+            k = keys.get(x[0]) or "vertex:" + x[0]
+            rec_index[x] = len(cfg.records)
+            cfg.records.append(CacheRecord(record_digest(output_key(k, x[1]))))
+        return rec_index[x]
     for v in vertices:
         if not v.export or not v.key or v.kind in SKIPPED_KINDS:
             continue
@@ -106,7 +116,7 @@ def collect(client: Client, vertices: Sequence[Any], finals: Sequence[Any], *, m
             if mode == "min" and not any(chain == fc[:len(chain)] for fc in final_chains):
                 continue  # not a bottom part of a final image
             top = add_chain(res.chain)
-            inputs = tuple(tuple([rec_index[x]] if x in rec_index else []) for x in v.inputs)
+            inputs = tuple((rec_index[x] if x in rec_index else root(x),) for x in v.inputs)
             rec_index[(v.digest, i)] = len(cfg.records)
             cfg.records.append(CacheRecord(record_digest(output_key(v.key, i)), (top,), inputs))
     for cache_id, la in mounts:
