@@ -66,10 +66,8 @@ def cli() -> None:
 def _take_sigint() -> None:
     """Ctrl-C cancels a build even when mason was started with SIGINT ignored (a shell without job
     control starts background commands so; CI runners do): as Go's signal.Notify does for docker and
-    buildctl, take the signal back. Only from the main thread, where Python delivers signals."""
-    import threading
-
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    buildctl, take the signal back. Called from the main thread only (by :func:`_signals_cancel`)."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
