@@ -39,6 +39,7 @@ from mason.backends.solver.gc import (
 from mason.backends.solver.results import Result
 from mason.backends.solver.store import ResultStore
 from mason.ir.errors import MasonError
+from tests.fixtures.procs import gone, mounts_under
 
 MiB = 1 << 20
 BASE_LEASE = "gc-test-base"
@@ -138,18 +139,11 @@ def private_containerd(name: str) -> Iterator[World]:
         client.close()
         daemon.stop()
         if pid is not None:
-            assert not os.path.exists(f"/proc/{pid}") or _zombie(pid)
-        with open("/proc/self/mountinfo") as f:
-            mounted = any(line.split()[4].startswith(str(root) + "/") for line in f)
-        if not mounted:
+            assert gone(pid)
+        if not mounts_under(root):
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 @pytest.fixture(scope="module")
