@@ -4,6 +4,8 @@
     127.0.0.1:5000/library/busybox   -> 127.0.0.1:5000/library/busybox:latest
     host:5000/a/b:v1@sha256:...      -> kept as is (a digest wins over the tag when pulling)
 
+Pinning (``with_digest``) keeps the tag, as BuildKit does: ``busybox:1.36@sha256:…``.
+
 A first path component is a registry domain when it contains ``.`` or ``:``, is
 ``localhost``, or has upper-case letters (repository names never do); otherwise the image is
 on Docker Hub (``docker.io``), where one-component names live under ``library/``.
@@ -139,11 +141,13 @@ class Reference:
             out += "@" + self.digest
         return out
 
-    def with_digest(self, digest: str, *, keep_tag: bool = False) -> "Reference":
-        """The reference pinned to ``digest``. The tag is dropped unless ``keep_tag``: BuildKit
-        pins ``FROM busybox`` as ``docker.io/library/busybox@sha256:…`` (``TrimNamed`` + digest)."""
+    def with_digest(self, digest: str) -> "Reference":
+        """The reference pinned to ``digest``, its tag kept (distribution's ``WithDigest``), as
+        BuildKit pins ``FROM``: ``busybox:1.36`` → ``docker.io/library/busybox:1.36@sha256:…``,
+        ``busybox`` → ``…/busybox:latest@sha256:…`` (the implicit tag stays, BuildKit v0.12+);
+        a digest the reference already had is replaced."""
         validate_digest(digest, f"{self.repository}@{digest}")
-        return replace(self, tag=self.tag if keep_tag else None, digest=digest)
+        return replace(self, digest=digest)
 
     def with_tag(self, tag: str) -> "Reference":
         """The same repository with ``tag`` and no digest."""

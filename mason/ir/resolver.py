@@ -140,7 +140,8 @@ def _normalize_variant(arch: str, variant: str) -> str:
 class ResolvedImage:
     """What resolving ``ref`` for a platform gave.
 
-    ``ref`` is the pinned, normalized name ``domain/path@digest`` (no tag, as BuildKit pins);
+    ``ref`` is the pinned, normalized name ``domain/path:tag@digest`` (the tag kept, as BuildKit
+    pins; no tag when the reference named only a digest);
     ``digest`` is the root digest (the index for a multi-platform image, see the module
     docstring); ``manifest_digest`` the chosen platform's manifest; ``config`` the OCI image
     config JSON (``architecture``, ``os``, ``config``: ``Env``, ``Cmd``…, ``rootfs``, ``history``).
@@ -165,7 +166,8 @@ class ImageMetaResolver(Protocol):
 
 
 def pinned_ref(ref: str | Reference, digest: str) -> str:
-    """``busybox:latest`` + digest → ``docker.io/library/busybox@sha256:…``."""
+    """``busybox`` + digest → ``docker.io/library/busybox:latest@sha256:…`` (BuildKit's pin:
+    ``TagNameOnly`` then ``WithDigest``; a tag given stays, a digest given is replaced)."""
     r = ref if isinstance(ref, Reference) else parse_reference(ref)
     return str(r.with_digest(digest))
 

@@ -121,10 +121,14 @@ def test_default_tag_off():
     assert r.tag is None and str(r) == "docker.io/library/busybox"
 
 
-def test_with_digest_drops_tag_like_buildkit_pins():
+def test_with_digest_keeps_the_tag_like_buildkit_pins():
     r = parse_reference("127.0.0.1:5000/library/busybox:latest")
-    assert str(r.with_digest(D64)) == f"127.0.0.1:5000/library/busybox@{D64}"
-    assert str(r.with_digest(D64, keep_tag=True)) == f"127.0.0.1:5000/library/busybox:latest@{D64}"
+    assert str(r.with_digest(D64)) == f"127.0.0.1:5000/library/busybox:latest@{D64}"
+    assert str(parse_reference("busybox:1.36").with_digest(D64)) == f"docker.io/library/busybox:1.36@{D64}"
+    assert str(parse_reference("busybox").with_digest(D64)) == f"docker.io/library/busybox:latest@{D64}"
+    other = "sha256:" + "1" * 64
+    assert str(parse_reference(f"busybox@{other}").with_digest(D64)) == f"docker.io/library/busybox@{D64}"
+    assert str(parse_reference(f"busybox:1.36@{other}").with_digest(D64)) == f"docker.io/library/busybox:1.36@{D64}"
     with pytest.raises(MasonError, match="invalid digest"):
         r.with_digest("sha256:nothex")
 

@@ -74,7 +74,7 @@ def test_in_memory_resolver_single():
     res = r.resolve_image_config("docker.io/library/busybox:latest")
     assert isinstance(res, ResolvedImage)
     assert res.config == CFG and res.config is not CFG
-    assert res.ref == "docker.io/library/busybox@" + res.digest
+    assert res.ref == "docker.io/library/busybox:latest@" + res.digest
     assert res.digest == res.manifest_digest
     # stable across instances and runs
     assert InMemoryResolver({"busybox:latest": CFG}).resolve_image_config("busybox").digest == res.digest
@@ -102,12 +102,12 @@ def test_in_memory_resolver_multi_platform_pins_index():
     assert e.value.message == ("image 127.0.0.1:5000/library/busybox:latest has no manifest for platform "
                                "linux/s390x (it has linux/amd64, linux/arm64)")
     r.add("pinned", CFG, digest="sha256:" + "b" * 64)
-    assert r.resolve_image_config("pinned").ref == "docker.io/library/pinned@sha256:" + "b" * 64
+    assert r.resolve_image_config("pinned").ref == "docker.io/library/pinned:latest@sha256:" + "b" * 64
 
 
 def test_pinned_ref():
     d = "sha256:" + "c" * 64
-    assert pinned_ref("busybox:1.36", d) == f"docker.io/library/busybox@{d}"
+    assert pinned_ref("busybox:1.36", d) == f"docker.io/library/busybox:1.36@{d}"
 
 
 def test_caching_resolver_once_per_key_and_threads():

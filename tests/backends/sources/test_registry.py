@@ -55,7 +55,7 @@ def test_resolve_busybox(busybox_image, client):
     res = client.resolve_image_config(busybox_image.ref)
     assert res.digest == busybox_image.digest == skopeo_digest(busybox_image.ref)
     assert res.manifest_digest == res.digest  # a single-platform image pins its manifest
-    assert res.ref == busybox_image.ref.rsplit(":", 1)[0] + "@" + res.digest == busybox_image.pinned
+    assert res.ref == busybox_image.ref + "@" + res.digest == busybox_image.pinned
     assert res.config["config"]["Env"] == ENV == ["PATH=/bin:/usr/bin:/sbin:/usr/sbin"]
     assert res.config["config"]["Cmd"] == ["/bin/sh"]
     assert res.config["config"]["WorkingDir"] == "/"
@@ -119,7 +119,7 @@ def test_multi_platform_index(registry, client, tmp_path):
         res = client.resolve_image_config(ref, PlatformSpec.parse(plat))
         # BuildKit pins the index, not the platform's manifest
         assert res.digest == idx.index_digest
-        assert res.ref == f"{registry.host}/mason/multi@{idx.index_digest}"
+        assert res.ref == f"{registry.host}/mason/multi:latest@{idx.index_digest}"
         assert res.manifest_digest == image.manifest_digest
         assert res.config["architecture"] == image.platform.architecture
         assert res.platform == image.platform

@@ -168,7 +168,7 @@ def test_anonymous_bearer_token_flow(fake):
     with client() as c:
         res = c.resolve_image_config(f"{fake.host}/test/app:v1", PlatformSpec.parse("linux/amd64"))
         assert res.digest == MANIFEST_DIGEST
-        assert res.ref == f"{fake.host}/test/app@{MANIFEST_DIGEST}"
+        assert res.ref == f"{fake.host}/test/app:v1@{MANIFEST_DIGEST}"
         assert res.config["config"]["Env"] == ["A=1"]
         data = c.fetch_blob_bytes(f"{fake.host}/test/app:v1", Descriptor.of(oci.OCI_LAYER_GZIP, LAYER))
         assert data == LAYER
