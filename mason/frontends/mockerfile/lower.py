@@ -28,12 +28,11 @@ import posixpath
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from mason.frontends.baseimage import BaseImages
 from mason.frontends.mockerfile.model import Image, Mockerfile
 from mason.ir import builder as llb
 from mason.ir.errors import MasonError, SourceLoc
 from mason.ir.graph import Graph, Output
-from mason.ir.imageconfig import empty_image_config
-from mason.ir.reference import normalize
 from mason.ir.resolver import ImageMetaResolver, PlatformSpec
 
 __all__ = ["lower_mockerfile", "APT_CACHES", "GPG_DIR", "SOURCES_LIST", "CONTEXT"]
@@ -77,7 +76,7 @@ class _Lowerer:
         self.excludes = excludes
         self.warn = warn
         self._context: llb.State | None = None
-        self._warned = False
+        self.images = BaseImages(resolver, self.pspec, lambda m, loc: warn.append((m, loc)), "mockerfile")
 
     def context(self) -> llb.State:
         if self._context is None:
@@ -88,32 +87,7 @@ class _Lowerer:
         return self._context
 
     def base(self, name: str, loc: SourceLoc) -> tuple[llb.State, dict]:
-        plat = str(self.pspec)
-        if self.resolver is None:
-            try:
-                ident = normalize(name)
-            except MasonError as e:
-                raise MasonError(e.message, loc) from None
-            if not self._warned:
-                self._warned = True
-                self.warn.append((f"not resolving base images (--no-resolve): {name} is lowered "
-                                  "unpinned, with an empty image config", loc))
-            cfg = empty_image_config(self.pspec.architecture, self.pspec.os, self.pspec.variant)
-        else:
-            try:
-                res = self.resolver.resolve_image_config(name, self.pspec)
-            except MasonError as e:
-                raise MasonError(e.message, loc) from None
-            ident, cfg = res.ref, copy.deepcopy(res.config)
-        st = llb.image(ident, platform=plat, name=f"[mockerfile] from {name}")
-        c = cfg.get("config") or {}
-        for entry in c.get("Env") or ():
-            k, _, v = str(entry).partition("=")
-            st = st.with_env(k, v)
-        if c.get("WorkingDir"):
-            st = st.with_cwd(str(c["WorkingDir"]))
-        if c.get("User"):
-            st = st.with_user(str(c["User"]))
+        st, cfg, _ = self.images.get(name, loc)
         return st, cfg
 
     def lower_image(self, im: Image, done: dict[str, _Built]) -> _Built:
