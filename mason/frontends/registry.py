@@ -31,6 +31,7 @@ GROUP = "mason.frontends"
 DEFAULT = "dockerfile"
 # name -> "module:attribute"
 BUILTINS: dict[str, str] = {
+    "buildpacks": "mason.frontends.buildpacks.frontend:BuildpacksFrontend",
     "dockerfile": "mason.frontends.dockerfile.frontend:DockerfileFrontend",
     "mockerfile": "mason.frontends.mockerfile.frontend:MockerfileFrontend",
 }

@@ -36,8 +36,8 @@ def mason(*args: str, path: Path | None = None, cwd: Path | None = None) -> subp
 def test_builtin_dockerfile_is_a_frontend() -> None:
     fe = registry.load("dockerfile")
     assert isinstance(fe, Frontend) and isinstance(fe, DockerfileFrontend)
-    assert [i.name for i in registry.available()][0] == "dockerfile"
-    assert registry.available()[0].origin == "built-in"
+    assert {i.name: i.origin for i in registry.available()}["dockerfile"] == "built-in"
+    assert [i.name for i in registry.available()] == sorted(registry.BUILTINS)  # built-ins by name, no plugins here
 
 
 @pytest.mark.parametrize("text", [
@@ -57,7 +57,7 @@ def test_unknown_syntax_is_located() -> None:
         registry.select("Dockerfile", text)
     e = info.value
     assert e.loc is not None and (e.loc.file, e.loc.line) == ("Dockerfile", 2)
-    assert "example.com/other:1" in e.message and "frontends: dockerfile, mockerfile" in e.message
+    assert "example.com/other:1" in e.message and "frontends: buildpacks, dockerfile, mockerfile" in e.message
     assert e.source_line == "# syntax=example.com/other:1"
 
 
@@ -95,7 +95,8 @@ def test_plugin_is_listed_with_its_distribution(plugin_path: Path) -> None:
     toy = next(line for line in lines if line.startswith("toy "))
     assert "plugin mason-toy-frontend 0.1.0" in toy and "from/run/write" in toy
     rows = json.loads(mason("frontends", "--format", "json", path=plugin_path).stdout)
-    assert {r["name"]: r["origin"] for r in rows} == {"dockerfile": "built-in", "mockerfile": "built-in",
+    assert {r["name"]: r["origin"] for r in rows} == {"buildpacks": "built-in", "dockerfile": "built-in",
+                                                     "mockerfile": "built-in",
                                                      "toy": "plugin mason-toy-frontend 0.1.0"}
     # without the plugin on the path it is not there
     assert "toy" not in [r["name"] for r in json.loads(mason("frontends", "--format", "json").stdout)]
@@ -139,3 +140,11 @@ def test_mockerfile_is_a_builtin_chosen_by_syntax_and_name() -> None:
     assert registry.select("any.yaml", text).name == "mockerfile"
     assert registry.select("Mockerfile.yaml", "apiVersion: v1alpha1\n").name == "mockerfile"
     assert registry.select("Dockerfile", "FROM scratch\n").name == "dockerfile"
+
+
+def test_buildpacks_is_a_builtin_chosen_by_syntax_and_name() -> None:
+    assert {i.name: i.origin for i in registry.available()}["buildpacks"] == "built-in"
+    assert registry.select("app/project.toml", "[project]\nid = 'x'\n").name == "buildpacks"
+    assert registry.select("descriptor.toml", "#syntax=mason/buildpacks\n[_]\nschema-version = '0.2'\n").name == "buildpacks"
+    assert registry.select("pyproject.toml", "[project]\n").name == "dockerfile"
+    assert registry.load("buildpacks").name == "buildpacks"
