@@ -1,11 +1,10 @@
 """The build driver the CLI and the Python API share.
 
 Lowering: :func:`lower_request` reads the Dockerfile and the ``.dockerignore`` that
-applies, picks the frontend from the ``# syntax=`` directive (``docker/dockerfile`` with any tag
-is the built-in Dockerfile frontend; anything else is an error located at the directive until
-``# syntax=`` frontends land), runs it with an image-metadata resolver (the registry client, or
-none with ``resolve=False``), then runs the pass pipeline (``-O1`` by default; ``--target T``
-becomes ``prune{targets=T}``).
+applies, picks the frontend (:func:`mason.resolution.choose`: ``--frontend``, the build arg
+``BUILDKIT_SYNTAX``, the ``# syntax=`` directive, the file name), runs it with an image-metadata
+resolver (the registry client, or none with ``resolve=False``), then runs the pass pipeline
+(``-O1`` by default; ``--target T`` becomes ``prune{targets=T}``).
 
 Building: :func:`build` (also ``mason.build(...)``) checks the outputs first, then lowers (base
 images from mason's image store first, then registries), solves on containerd and writes every
@@ -50,6 +49,7 @@ class LowerRequest:
     print_after_all: bool = False
     verify_each: bool = False
     time_passes: bool = False
+    frontend: str | None = None  # --frontend NAME (see mason.resolution)
 
 
 @dataclass
@@ -197,9 +197,9 @@ def lower_request(req: LowerRequest, *, resolver: ImageMetaResolver | None = Non
 
 
 def _lower_one(req: LowerRequest, *, resolver: ImageMetaResolver | None, err: TextIO | None) -> LowerResult:
-    from mason.frontends import registry
     from mason.frontends.base import FrontendRequest
     from mason.passes import run_pipeline
+    from mason.resolution import choose
 
     context = req.context or "."
     if req.dockerfile is None:
@@ -218,7 +218,11 @@ def _lower_one(req: LowerRequest, *, resolver: ImageMetaResolver | None, err: Te
     platform = PlatformSpec.parse(req.platform) if req.platform else None
     if req.target is not None and not req.target:
         raise MasonError("--target needs a stage name")
-    fe = registry.select(path, text, filename)
+    choice = choose(path, text, filename, frontend=req.frontend, build_args=req.build_args)
+    if choice.frontend is None:
+        raise MasonError(f"frontend image {choice.image} (chosen by {choice.how}): frontend images are not "
+                         "supported yet", choice.loc)
+    fe = choice.frontend
     owned = None
     if resolver is None:
         resolver, owned = _resolver(req)
@@ -301,6 +305,7 @@ class BuildRequest:
     cancel: object | None = None
     cache_from: tuple[str, ...] = ()  # --cache-from specs (mason.backends.cache.spec)
     cache_to: tuple[str, ...] = ()  # --cache-to specs
+    frontend: str | None = None  # --frontend NAME (see mason.resolution)
 
 
 @dataclass
@@ -686,7 +691,7 @@ def _lower(req: BuildRequest, build_args: Mapping[str, str], lazy: _LazySolver) 
     """Lower with base images resolved from mason's image store first, then registries."""
     lreq = LowerRequest(context=req.context, dockerfile=req.dockerfile, target=req.target, build_args=build_args,
                         platform=req.platform, level=req.level, passes=req.passes,
-                        insecure_registries=tuple(req.insecure_registries))
+                        insecure_registries=tuple(req.insecure_registries), frontend=req.frontend)
 
     def registry() -> ImageMetaResolver:
         from mason.backends.sources.registry import RegistryResolver

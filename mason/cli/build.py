@@ -146,6 +146,10 @@ def _check_iidfile(iidfile: str | None) -> None:
 @click.option("--explain", is_flag=True, help="Print why each step that ran missed the cache (vs the last build).")
 @click.option("--check", is_flag=True,
               help="Run the build checks only (BuildKit's --call check): print them; exit 1 if error=true.")
+@click.option("--frontend", metavar="NAME",
+              help="The frontend: a built-in or plugin name (mason frontends), a frontend image, or 'gateway' "
+                   "(the # syntax= image even when it names a built-in). Default: BUILDKIT_SYNTAX, # syntax=, "
+                   "the file name.")
 @click.option("--cache-from", "cache_from", multiple=True, metavar="SPEC",
               help="Import a build cache (repeatable): type=registry,ref=REF | type=local,src=DIR[,tag=T] | REF "
                    "(an image built with --cache-to type=inline works too).")
@@ -156,7 +160,7 @@ def _check_iidfile(iidfile: str | None) -> None:
 def build(context: str, dockerfile: str | None, target: str | None, build_args: tuple[str, ...], platform: str | None,
           level: int, passes: str | None, tags, outputs, push, iidfile, quiet, progress, secrets, ssh, no_cache,
           allow, network_default, jobs, insecure_registries, root, containerd_address, no_cache_filter=(),
-          explain=False, check=False, cache_from=(), cache_to=()) -> None:
+          explain=False, check=False, cache_from=(), cache_to=(), frontend=None) -> None:
     """Build the Dockerfile in CONTEXT (default: .), like docker build."""
     if check:
         _run_checks(context, dockerfile, build_args, target, platform)
@@ -173,7 +177,7 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
                            containerd_address=containerd_address, jobs=jobs, level=level, passes=passes,
                            network_default=network_default, events=sink,
                            no_cache_filter=tuple(no_cache_filter), explain=explain,
-                           cache_from=tuple(cache_from), cache_to=tuple(cache_to))
+                           cache_from=tuple(cache_from), cache_to=tuple(cache_to), frontend=frontend)
         result = do_build(req)
     for line in result.explain:
         click.echo(line, err=True)

@@ -30,6 +30,8 @@ from mason.ir.errors import MasonError
 @click.option("-O", "level", type=click.IntRange(0, 2), metavar="LEVEL",
               help="Preset: -O0 verify; -O1 (default) + hoist-config,dedupe,prune; -O2 + merge.")
 @click.option("--passes", "-p", "passes", metavar="PIPELINE", help="An explicit pass pipeline.")
+@click.option("--frontend", metavar="NAME",
+              help="The frontend: a built-in or plugin name (default: BUILDKIT_SYNTAX, # syntax=, the file name).")
 @click.option("--no-resolve", is_flag=True, help="Do not ask registries for base image configs.")
 @click.option("--insecure-registry", "insecure", multiple=True, metavar="HOST",
               help="Use plain HTTP for this registry (repeatable; loopback always is).")
@@ -46,7 +48,7 @@ def lower(context: str, dockerfile: str | None, target: str | None, build_args: 
           platform: str | None, level: int | None, passes: str | None, no_resolve: bool,
           insecure: tuple[str, ...], output: str | None, text: bool, image_config: str | None,
           print_after: tuple[str, ...], print_after_all: bool, verify_each: bool,
-          time_passes: bool) -> None:
+          time_passes: bool, frontend: str | None = None) -> None:
     """Lower a Dockerfile to LLB."""
     from mason.build import LowerRequest, lower_request, parse_build_args
     from mason.cli.main import echo_err
@@ -63,7 +65,7 @@ def lower(context: str, dockerfile: str | None, target: str | None, build_args: 
         build_args=parse_build_args(build_args), platform=platform,
         level=1 if level is None else level, passes=passes, resolve=not no_resolve,
         insecure_registries=insecure, print_after=print_after, print_after_all=print_after_all,
-        verify_each=verify_each, time_passes=time_passes)
+        verify_each=verify_each, time_passes=time_passes, frontend=frontend)
     result = lower_request(req, err=sys.stderr)
     for w in result.warnings:
         echo_err(w)
