@@ -1,5 +1,5 @@
-"""``mason llb``: inspect LLB Definitions. ``mason llb dump [FILE|-] [--format json|text|dot|svg]``
-prints one, like ``buildctl debug dump-llb``; the work is :func:`mason.backends.dump.dump_definition`."""
+"""``mason llb``: inspect LLB Definitions. ``mason llb dump [FILE|-] [--format json|text|dot|svg|buildkit-dot]``
+prints one, like ``buildctl debug dump-llb``, or draws it; the work is :func:`mason.backends.dump.dump_definition`."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def read_input(path: str) -> bytes:
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True,
     help="json: one object per op per line, as `buildctl debug dump-llb`; text: mason's IR text; "
-    "dot: as `dump-llb --dot`; svg: drawn by graphviz.",
+    "dot: the graph coloured by op kind, stages as clusters, edges labelled; svg: that drawn by graphviz; "
+    "buildkit-dot: as `dump-llb --dot`.",
 )
 @click.option("--pretty", is_flag=True, help="With json: one indented array instead of one line per op.")
 @click.option("--metadata", is_flag=True, help="With text: each op's metadata as a trailing # comment.")

@@ -1,5 +1,6 @@
 """Dumpers: draw an LLB Definition as JSON (``buildctl debug dump-llb``'s shape), mason's IR
-text, Graphviz DOT (``dump-llb --dot``'s shape) or SVG.
+text, Graphviz DOT (``buildkit-dot``: ``dump-llb --dot``'s shape; ``dot``: the styled graph of
+:mod:`.graph` / :mod:`.styled` — colours, stages, edge labels), or SVG.
 
 Input goes through the typed IR: the codec decodes and validates the Definition (bad input is a
 :class:`~mason.ir.errors.MasonError` from there), then each op is turned back into its wire
@@ -18,9 +19,11 @@ from typing import Any
 from mason.backends.dump.model import DumpedOp, op_digest, terminal_op
 from mason.ir.errors import MasonError
 
-FORMATS = ("json", "text", "dot", "svg")
+FORMATS = ("json", "text", "dot", "svg", "buildkit-dot")
+DRAWN = ("dot", "svg")
 
-__all__ = ["FORMATS", "DumpedOp", "dump_definition", "records_from_data", "records_from_decoded", "render"]
+__all__ = ["FORMATS", "DRAWN", "draw", "DumpedOp", "dump_definition", "records_from_data", "records_from_decoded",
+           "render"]
 
 
 def records_from_decoded(decoded: Any) -> list[DumpedOp]:
@@ -62,20 +65,33 @@ def records_from_data(data: bytes) -> list[DumpedOp]:
 
 
 def render(records: list[DumpedOp], fmt: str, *, pretty: bool = False) -> str:
-    """``records`` in format ``json``, ``dot`` or ``svg``."""
+    """``records`` in format ``json``, ``buildkit-dot`` or a drawn one (``dot``, ``svg``, ``html``)."""
     if fmt == "json":
         from mason.backends.dump.dumpjson import dump_json
 
         return dump_json(records, pretty=pretty)
-    if fmt == "dot":
+    if fmt == "buildkit-dot":
         from mason.backends.dump.dot import dump_dot
 
         return dump_dot(records)
+    if fmt in DRAWN:
+        from mason.backends.dump.graph import graph_from_records
+
+        return draw(graph_from_records(records), fmt)
+    raise MasonError(f"unknown dump format {fmt!r}; valid formats: {', '.join(FORMATS)}")
+
+
+def draw(graph: Any, fmt: str) -> str:
+    """A :class:`~mason.backends.dump.graph.BuildGraph` as ``dot`` or ``svg``."""
+    if fmt == "dot":
+        from mason.backends.dump.styled import styled_dot
+
+        return styled_dot(graph)
     if fmt == "svg":
         from mason.backends.dump.svg import render_svg
 
-        return render_svg(records)
-    raise MasonError(f"unknown dump format {fmt!r}; valid formats: {', '.join(FORMATS)}")
+        return render_svg(graph)
+    raise MasonError(f"unknown graph format {fmt!r}; valid formats: {', '.join(DRAWN)}")
 
 
 def dump_definition(data: bytes, fmt: str = "json", *, pretty: bool = False, metadata: bool = False) -> str:

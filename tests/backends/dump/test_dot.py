@@ -22,7 +22,7 @@ def _split(text: str) -> tuple[set[str], set[str]]:
 
 @pytest.mark.parametrize("name", corpus_names())
 def test_corpus_dot_matches_dump_llb(name: str) -> None:
-    out = dump_definition((CORPUS / f"{name}.llb").read_bytes(), "dot")
+    out = dump_definition((CORPUS / f"{name}.llb").read_bytes(), "buildkit-dot")
     expected = (CORPUS / f"{name}.dot").read_text()
     assert _split(out) == _split(expected)
     assert out == expected  # node order, edge order and quoting too
@@ -43,7 +43,7 @@ def test_shapes_and_labels_of_every_kind() -> None:
     cfg = P.Op(inputs=[P.Input(digest="#4")], config=P.ConfigOp(created_by="EXPOSE map[80/tcp:{}]"))
     data = build_definition([a, b, merge, diff, file, cfg])
     d = digests_of(data)
-    nodes, edges = _split(dump_definition(data, "dot"))
+    nodes, edges = _split(dump_definition(data, "buildkit-dot"))
     assert nodes == {
         f'"{d[0]}" [label="{IMAGE}" shape="ellipse"];',
         f'"{d[1]}" [label="local://context" shape="ellipse"];',
@@ -70,7 +70,7 @@ def test_exec_edges_are_labelled_with_mount_destinations() -> None:
                 P.Mount(input=-1, dest="/tmp", mountType=4, output=-1)]))
     data = build_definition([a, b, ex])
     d = digests_of(data)
-    lines = dump_definition(data, "dot").splitlines()
+    lines = dump_definition(data, "buildkit-dot").splitlines()
     assert f'  "{d[2]}" [label="sh -c echo \\"hi\\"\\tthere" shape="box"];' in lines
     assert lines[-4:] == [
         f'  "{d[0]}" -> "{d[2]}" [label=""];',
