@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from mason.backends import oci
+from mason.ir.builder import image
 from tests.fixtures.foreign import FILE_SAYS, UNAME_M, file_type
 from tests.fixtures.images import IndexInfo, build_busybox_index_layout, build_busybox_layout
 from tests.fixtures.registry import free_port, skopeo
@@ -160,6 +161,39 @@ def test_a_platform_the_loaded_index_lacks_is_one_clear_error(build_env, three, 
                           "registry: "
                           f"cannot reach registry {name.split('/')[0]}: connection refused"), p.stderr
     assert not out.exists()
+    assert clean(env.leftovers()), env.leftovers()
+
+
+def test_solve_of_a_definition_for_a_platform_the_store_lacks_is_the_same_clear_error(build_env, three, tmp_path):
+    """A raw Definition (no frontend, no resolver: the solver's docker-image:// source finds the
+    image) says what ``mason build`` says: the platforms the store has, then the registry's answer."""
+    env = build_env
+    name, archive, _ = three
+    _load(env, archive)
+    path = tmp_path / "def.llb"
+    path.write_bytes(image(name, platform="linux/s390x").run("uname -m > /arch").root().marshal())
+    out = tmp_path / "out"
+    p = env.cli("solve", str(path), "-o", f"type=local,dest={out}")
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert (f"image {name} has no manifest for platform linux/s390x in mason's image store (it has linux/amd64, "
+            "linux/arm/v7, linux/arm64, linux/riscv64); the registry: "
+            f"cannot reach registry {name.split('/')[0]}: connection refused") in p.stderr, p.stderr
+    assert not out.exists()
+    assert clean(env.leftovers()), env.leftovers()
+
+
+def test_solve_of_a_single_platform_image_for_another_platform_is_one_clear_error(build_env, tmp_path):
+    env = build_env
+    info = build_busybox_layout(tmp_path / "layout", tag="one")  # the host's platform only
+    name = f"127.0.0.1:{free_port()}/offline/busybox1:1"
+    skopeo("copy", f"oci:{info.layout}:one", f"oci-archive:{tmp_path / 'one.tar'}:{name}")
+    _load(env, tmp_path / "one.tar")
+    path = tmp_path / "def.llb"
+    path.write_bytes(image(name, platform="linux/riscv64").run("true").root().marshal())
+    p = env.cli("solve", str(path))
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert (f"image {name} in mason's image store is for platform {info.platform}, not linux/riscv64; "
+            "the registry: cannot reach registry") in p.stderr, p.stderr
     assert clean(env.leftovers()), env.leftovers()
 
 

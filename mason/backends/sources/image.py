@@ -44,7 +44,7 @@ DISTRIBUTION_SOURCE = "containerd.io/distribution.source"
 _PARALLEL_FETCHES = 4
 
 __all__ = ["BlobProvider", "choose_manifest", "import_image", "index_platforms", "load_image",
-           "parse_image_identifier"]
+           "parse_image_identifier", "store_platform_miss"]
 
 
 class BlobProvider(Protocol):
@@ -79,8 +79,14 @@ def load_image(client: Client, registry: Any, identifier: str, attrs: Mapping[st
         raise MasonError(f"invalid image.resolvemode {mode!r} for {ref.familiar()}: "
                          f"expected one of {', '.join(RESOLVE_MODES)}")
     want = platform or PlatformSpec.default()
+    other = ""  # the store has the image for other platforms only: how a message says so
     if mode != "pull":
-        found = _from_store(client, ref, want, strict=mode == "local")
+        try:
+            found = _from_store(client, ref, want, strict=mode == "local")
+        except _NoPlatform as e:
+            if mode == "local":
+                raise MasonError(e.in_store()) from None
+            found, other = None, e.in_store()
         if found is not None:
             return found
         if mode == "local":
@@ -89,10 +95,17 @@ def load_image(client: Client, registry: Any, identifier: str, attrs: Mapping[st
     if callable(registry):
         registry = registry()
     if registry is None:
-        raise MasonError(f"image {ref.familiar()} is not in mason's image store and no registry client is set up")
-    root = registry.get_manifest(ref)
-    provider = _RegistryProvider(registry, ref, {root.digest: root.data})
-    return import_image(client, provider, root.descriptor, want, name=ref.familiar())
+        raise MasonError(other or f"image {ref.familiar()} is not in mason's image store and no registry client "
+                         "is set up")
+    try:
+        root = registry.get_manifest(ref)
+        provider = _RegistryProvider(registry, ref, {root.digest: root.data})
+        return import_image(client, provider, root.descriptor, want, name=ref.familiar())
+    except MasonError as e:
+        if not other:
+            raise
+        # as the build driver's resolver says it: the platforms the store has, then the registry's answer
+        raise MasonError(f"{other}; the registry: {e.message}", e.loc) from None
 
 
 # -- the image store ------------------------------------------------------------------------
@@ -153,9 +166,7 @@ def _from_store(client: Client, ref: Reference, want: PlatformSpec, *, strict: b
             raise
         return None
     except _NoPlatform:
-        if strict:
-            raise
-        return None
+        raise  # the image is there, for other platforms: the caller says so if the registry fails too
 
 
 # -- the registry -----------------------------------------------------------------------------
@@ -238,7 +249,24 @@ def _pump(produce: Callable[[Callable[[bytes], None]], Any]) -> Iterator[bytes]:
 
 
 class _NoPlatform(MasonError):
-    pass
+    """The image has no manifest for the wanted platform: ``have`` names the platforms it has
+    (an index's) or the one it is for (a bare manifest's, ``index`` false)."""
+
+    def __init__(self, what: str, want: PlatformSpec, have: str, *, index: bool):
+        self.what, self.want, self.have, self.index = what, want, have, index
+        super().__init__(f"image {what} has no manifest for platform {want} (it has {have})" if index
+                         else f"image {what} is for platform {have}, not {want}")
+
+    def in_store(self) -> str:
+        """The message for this miss in mason's image store."""
+        return store_platform_miss(self.what, self.want, self.have, index=self.index)
+
+
+def store_platform_miss(what: str, want: PlatformSpec, have: str, *, index: bool) -> str:
+    """How a message says that mason's image store has image ``what``, but not for ``want``."""
+    if index:
+        return f"image {what} has no manifest for platform {want} in mason's image store (it has {have})"
+    return f"image {what} in mason's image store is for platform {have}, not {want}"
 
 
 @dataclass
@@ -280,7 +308,7 @@ def choose_manifest(index: Mapping[str, Any], want: PlatformSpec, what: str) -> 
     for d in usable:
         if d.platform is None:
             return d
-    raise _NoPlatform(f"image {what} has no manifest for platform {want} (it has {index_platforms(index)})")
+    raise _NoPlatform(what, want, index_platforms(index), index=True)
 
 
 def _walk(provider: BlobProvider, root: oci.Descriptor, want: PlatformSpec, what: str) -> _Walk:
@@ -304,7 +332,7 @@ def _walk(provider: BlobProvider, root: oci.Descriptor, want: PlatformSpec, what
             # a bare manifest: it names no platform, so check the config's
             have = PlatformSpec.from_json(cfg)
             if have.os and have.architecture and not want.matches(have):
-                raise _NoPlatform(f"image {what} is for platform {have}, not {want}")
+                raise _NoPlatform(what, want, str(have), index=False)
         return _Walk(chain, cdesc, cbytes, cfg)
     raise MasonError(f"image {what}: indexes nested too deeply")
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from mason.backends import oci
 from mason.backends.containerd.client import Client, NotFound
-from mason.backends.sources.image import choose_manifest, index_platforms
+from mason.backends.sources.image import choose_manifest, index_platforms, store_platform_miss
 from mason.ir.errors import MasonError
 from mason.ir.reference import Reference, parse_reference
 from mason.ir.resolver import ImageMetaResolver, PlatformSpec, ResolvedImage, pinned_ref
@@ -103,8 +103,7 @@ class StoreResolver:
             try:
                 d = choose_manifest(obj, want, r.familiar())
             except MasonError:  # not for this platform here: maybe the registry has it
-                raise _Miss(f"image {r.familiar()} has no manifest for platform {want} in mason's image store "
-                            f"(it has {index_platforms(obj)})") from None
+                raise _Miss(store_platform_miss(r.familiar(), want, index_platforms(obj), index=True)) from None
             manifest_digest, plat = d.digest, d.platform
             obj = self._json(d.digest)
             mt = d.media_type or oci.detect_manifest_type(obj)
@@ -116,7 +115,7 @@ class StoreResolver:
         have = PlatformSpec.from_json(cfg) if cfg.get("architecture") else None
         if plat is None:
             if have is not None and have.os and not want.matches(have):
-                raise _Miss(f"image {r.familiar()} in mason's image store is for platform {have}, not {want}")
+                raise _Miss(store_platform_miss(r.familiar(), want, str(have), index=False))
             plat = have
         return ResolvedImage(ref=pinned_ref(r, root_digest), digest=root_digest, config=cfg,
                              manifest_digest=manifest_digest, config_digest=config_digest, platform=plat,
