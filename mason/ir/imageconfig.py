@@ -16,7 +16,7 @@ from mason.ir.errors import MasonError
 from mason.ir.ops import ConfigChange
 
 __all__ = ["CONFIG_ACTIONS", "empty_image_config", "apply_config_changes", "apply_config_changes_in_place",
-           "env_dict", "HISTORY_COMMENT"]
+           "ConfigFolder", "env_dict", "HISTORY_COMMENT"]
 
 CONFIG_ACTIONS = ("set", "env", "label", "add", "append")
 HISTORY_COMMENT = "buildkit.dockerfile.v0"
@@ -66,63 +66,97 @@ def apply_config_changes(config: dict, changes: Iterable[ConfigChange], created_
 
 def apply_config_changes_in_place(out: dict, changes: Iterable[ConfigChange], created_by: str | None = None) -> dict:
     """:func:`apply_config_changes` on ``out`` itself (which the caller owns), returning it: a
-    fold over many changes copies the config once, not once per change."""
-    c = out.get("config")
-    if not isinstance(c, dict):
-        c = {}
-        out["config"] = c
-    for ch in changes:
-        a, key = ch.action, ch.key
-        if a == "set":
-            v = _json(ch)
-            target, k = (out, key[1:]) if key.startswith("/") else (c, key)
-            if k in ("", "config", "history", "rootfs") and target is out:
-                raise MasonError(f"config change set {key}: that top-level field is not settable")
-            if v is None and k not in _NULLABLE:
-                target.pop(k, None)
-            else:
-                target[k] = v
-        elif a == "env":
-            env = c.get("Env")
-            if not isinstance(env, list):
-                env = c["Env"] = list(env or ())
-            prefix = key + "="
-            entry = prefix + ch.value
+    fold over many changes copies the config once, not once per change. A fold over many calls
+    (one per ConfigOp) should keep one :class:`ConfigFolder` instead."""
+    return ConfigFolder(out).apply(changes, created_by)
+
+
+class ConfigFolder:
+    """Applies ConfigOp changes, call after call, to one image config it owns, in time linear in
+    the number of changes: ``env`` changes find the entry to replace through an index of Env
+    keys kept across calls (20,000 ``ENV`` lines were quadratic with a scan per change), history
+    entries are appended, nothing is copied."""
+
+    __slots__ = ("config", "_env_at", "_env")
+
+    def __init__(self, config: dict):
+        self.config = config
+        self._env_at: dict[str, int] | None = None  # Env key -> index of its first entry
+        self._env: list | None = None  # the list the index describes
+
+    def _env_index(self, env: list) -> dict[str, int]:
+        if self._env_at is None or self._env is not env:
+            at: dict[str, int] = {}
             for i, e in enumerate(env):
-                if e == key or e.startswith(prefix):
+                if isinstance(e, str):
+                    at.setdefault(e.partition("=")[0], i)
+            self._env_at, self._env = at, env
+        return self._env_at
+
+    def apply(self, changes: Iterable[ConfigChange], created_by: str | None = None) -> dict:
+        out = self.config
+        c = out.get("config")
+        if not isinstance(c, dict):
+            c = {}
+            out["config"] = c
+        for ch in changes:
+            a, key = ch.action, ch.key
+            if a == "set":
+                v = _json(ch)
+                target, k = (out, key[1:]) if key.startswith("/") else (c, key)
+                if k in ("", "config", "history", "rootfs") and target is out:
+                    raise MasonError(f"config change set {key}: that top-level field is not settable")
+                if v is None and k not in _NULLABLE:
+                    target.pop(k, None)
+                else:
+                    target[k] = v
+            elif a == "env":
+                env = c.get("Env")
+                if not isinstance(env, list):
+                    env = c["Env"] = list(env or ())
+                entry = key + "=" + ch.value
+                if "=" in key:  # no key of the index: the scan (hand-made LLB only)
+                    prefix = key + "="
+                    i = next((i for i, e in enumerate(env) if e == key or e.startswith(prefix)), -1)
+                else:
+                    i = self._env_index(env).get(key, -1)
+                if i >= 0:
                     env[i] = entry
-                    break
+                else:
+                    if self._env is env and self._env_at is not None:
+                        self._env_at.setdefault(entry.partition("=")[0], len(env))
+                    env.append(entry)
+            elif a == "label":
+                labels = c.get("Labels")
+                if not isinstance(labels, dict):
+                    labels = c["Labels"] = dict(labels or {})
+                labels[key] = ch.value
+            elif a == "add":
+                v = _json(ch)
+                if not isinstance(v, dict):
+                    raise MasonError(f"config change add {key}: value must be a JSON object")
+                m = c.get(key) or {}
+                if not isinstance(m, dict):
+                    raise MasonError(f"config change add {key}: the field holds a {type(m).__name__}, not an object")
+                m.update(v)
+                c[key] = m
+            elif a == "append":
+                v = _json(ch)
+                if not isinstance(v, list):
+                    raise MasonError(f"config change append {key}: value must be a JSON array")
+                cur = c.get(key) or []
+                if not isinstance(cur, list):
+                    raise MasonError(f"config change append {key}: the field holds a {type(cur).__name__}, not a list")
+                cur.extend(v)
+                c[key] = cur
+                if cur is self._env:
+                    self._env_at = None  # Env grew behind the index's back
             else:
-                env.append(entry)
-        elif a == "label":
-            labels = c.get("Labels")
-            if not isinstance(labels, dict):
-                labels = c["Labels"] = dict(labels or {})
-            labels[key] = ch.value
-        elif a == "add":
-            v = _json(ch)
-            if not isinstance(v, dict):
-                raise MasonError(f"config change add {key}: value must be a JSON object")
-            m = c.get(key) or {}
-            if not isinstance(m, dict):
-                raise MasonError(f"config change add {key}: the field holds a {type(m).__name__}, not an object")
-            m.update(v)
-            c[key] = m
-        elif a == "append":
-            v = _json(ch)
-            if not isinstance(v, list):
-                raise MasonError(f"config change append {key}: value must be a JSON array")
-            cur = c.get(key) or []
-            if not isinstance(cur, list):
-                raise MasonError(f"config change append {key}: the field holds a {type(cur).__name__}, not a list")
-            cur.extend(v)
-            c[key] = cur
-        else:
-            raise MasonError(f"unknown config change action {a!r} (valid: {', '.join(CONFIG_ACTIONS)})")
-    if created_by is not None:
-        hist = out.get("history")
-        if not isinstance(hist, list):
-            hist = out["history"] = list(hist or ())
-        hist.append({"created_by": created_by, "comment": HISTORY_COMMENT, "empty_layer": True})
-        out["history"] = hist
-    return out
+                raise MasonError(f"unknown config change action {a!r} (valid: {', '.join(CONFIG_ACTIONS)})")
+        if created_by is not None:
+            hist = out.get("history")
+            if not isinstance(hist, list):
+                hist = out["history"] = list(hist or ())
+            hist.append({"created_by": created_by, "comment": HISTORY_COMMENT, "empty_layer": True})
+            out["history"] = hist
+        return out

@@ -37,7 +37,7 @@ import json
 from typing import Iterable
 
 from mason.ir.errors import MasonError
-from mason.ir.imageconfig import HISTORY_COMMENT, apply_config_changes_in_place
+from mason.ir.imageconfig import HISTORY_COMMENT, ConfigFolder
 from mason.ir.ops import ConfigOp, DiffOp, ExecOp, FileOp, MergeOp, Op, OpMetadata, Ref
 
 __all__ = ["HISTORY_KEY", "history_entries", "layer_inputs", "layer_chain", "fold_image_config",
@@ -164,6 +164,7 @@ def fold_image_config(config: dict | None, chain: Iterable[Op]) -> dict | None:
     """``config`` with the ConfigOp changes and history entries of ``chain`` applied in order.
     Returned as is (the same object) when the chain carries none; a None config starts empty."""
     cur: dict | None = None
+    folder: ConfigFolder | None = None  # one across the chain: linear in its changes
     hist: list = []
     had_history = False
     for op in chain:
@@ -180,7 +181,9 @@ def fold_image_config(config: dict | None, chain: Iterable[Op]) -> dict | None:
         if is_cfg:
             if op.changes:
                 try:
-                    cur = apply_config_changes_in_place(cur, op.changes)
+                    if folder is None or folder.config is not cur:
+                        folder = ConfigFolder(cur)
+                    cur = folder.apply(op.changes)
                 except MasonError as e:
                     raise MasonError(f"config op {op.digest}: {e.message}", op.loc) from None
                 except (ValueError, TypeError, AttributeError) as e:  # a field of another JSON type

@@ -13,12 +13,13 @@ mirrored (the image's Env order, User, WorkingDir, Shell, OnBuild).
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import TYPE_CHECKING, Any, Iterable
 
 from mason.frontends.dockerfile.shell import ShellError, ShellLex
 from mason.ir.errors import MasonError, SourceLoc
-from mason.ir.imageconfig import HISTORY_COMMENT, apply_config_changes
+from mason.ir.imageconfig import HISTORY_COMMENT, ConfigFolder
 from mason.ir.layers import HISTORY_KEY  # where a layer op's history entry rides
 from mason.ir.ops import ChownOpt, ConfigChange, ConfigOp, Op, OpMetadata, Platform, Ref, UserOpt
 from mason.ir.resolver import PlatformSpec
@@ -74,7 +75,7 @@ class StageState:
     __slots__ = (
         "lw", "index", "name", "label", "pspec", "platform", "ref", "env", "_env_list",
         "img_env", "cwd", "workdir", "user", "shell", "cmd_set", "onbuild", "build_args", "root_config",
-        "cmd_index", "cmd_total", "done", "loc", "base_name",
+        "cmd_index", "cmd_total", "done", "loc", "base_name", "_folder",
     )
 
     def __init__(self, lw: "Lowerer", index: int, name: str | None, label: str,
@@ -97,6 +98,7 @@ class StageState:
         self.onbuild: list[str] = []
         self.build_args: list[tuple[str, str | None]] = []
         self.root_config: dict | None = None
+        self._folder: ConfigFolder | None = None  # owns root_config once this stage changed it
         self.cmd_index = 0
         self.cmd_total = 0
         self.done = False
@@ -152,9 +154,10 @@ class StageState:
         """A ConfigOp in the chain: the instruction's config changes and its empty-layer
         history entry (``created_by``; "" for none). On scratch there is no op to carry it
         (a ConfigOp needs an input), so the change goes straight into the base config."""
-        if self.ref is None:
-            self.root_config = apply_config_changes(self.root_config or {}, changes,
-                                                    created_by or None)
+        if self.ref is None:  # one copy per stage, then in place (linear in ENV lines)
+            if self._folder is None:
+                self._folder = ConfigFolder(copy.deepcopy(self.root_config or {}))
+            self.root_config = self._folder.apply(changes, created_by or None)
             return
         self.push(ConfigOp(inputs=self.inputs(), changes=tuple(changes), created_by=created_by,
                            loc=loc))
