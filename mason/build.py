@@ -50,6 +50,7 @@ class LowerRequest:
     verify_each: bool = False
     time_passes: bool = False
     frontend: str | None = None  # --frontend NAME (see mason.resolution)
+    lint: bool = False  # also run the frontend's build checks (a build does, as BuildKit's)
 
 
 @dataclass
@@ -62,6 +63,10 @@ class LowerResult:
     stages: tuple[str, ...] = ()  # every stage of the Dockerfile (name, or index), before passes
     # a multi-platform lowering (``--platform a,b``): the platforms, each an output named after it
     platforms: tuple[PlatformSpec, ...] = ()
+    # with LowerRequest.lint: the build checks' warnings (LintWarning), and the rules that fired
+    # when the checks are set to error (the build must fail)
+    checks: tuple = ()
+    checks_failed: tuple[str, ...] = ()
 
     @property
     def image_config(self) -> dict | None:
@@ -175,7 +180,8 @@ def lower_request(req: LowerRequest, *, resolver: ImageMetaResolver | None = Non
     if resolver is None:
         resolver, owned = _resolver(req)
     try:
-        lows = [_lower_one(replace(req, platform=str(p)), resolver=resolver, err=err) for p in platforms]
+        lows = [_lower_one(replace(req, platform=str(p), lint=req.lint and i == 0), resolver=resolver, err=err)
+                for i, p in enumerate(platforms)]
     finally:
         if owned is not None:
             owned.close()  # type: ignore[attr-defined]
@@ -193,19 +199,19 @@ def lower_request(req: LowerRequest, *, resolver: ImageMetaResolver | None = Non
             timings[k] = timings.get(k, 0.0) + v
     first = lows[0]
     return LowerResult(graph, warnings, first.frontend, first.pipeline + ",dedupe", timings, first.stages,
-                       tuple(platforms))
+                       tuple(platforms), first.checks, first.checks_failed)
 
 
-def _lower_one(req: LowerRequest, *, resolver: ImageMetaResolver | None, err: TextIO | None) -> LowerResult:
+def frontend_for(req: LowerRequest, resolver: ImageMetaResolver | None = None):
+    """The frontend for ``req`` (:func:`mason.resolution.choose`: ``--frontend``, the
+    ``BUILDKIT_SYNTAX`` build arg, ``# syntax=``, the file name) and the
+    :class:`~mason.frontends.base.FrontendRequest` to give it: the file's text, the
+    ``.dockerignore`` of the context, build args, target, platform (the first, or only, one)."""
     from mason.frontends.base import FrontendRequest
-    from mason.passes import run_pipeline
     from mason.resolution import choose
 
     context = req.context or "."
-    if req.dockerfile is None:
-        path = str(Path(context) / "Dockerfile")
-    else:
-        path = req.dockerfile
+    path = str(Path(context) / "Dockerfile") if req.dockerfile is None else req.dockerfile
     text = read_dockerfile(path)
     filename = "<stdin>" if path == "-" else path
     excludes: tuple[str, ...] = ()
@@ -215,20 +221,38 @@ def _lower_one(req: LowerRequest, *, resolver: ImageMetaResolver | None, err: Te
             excludes = tuple(str(p) for p in parse_dockerignore(ignore_text, str(ignore_path)))
     elif context != "-":
         raise MasonError(f"build context {context!r} is not a directory")
-    platform = PlatformSpec.parse(req.platform) if req.platform else None
+    platforms = parse_platforms(req.platform)
     if req.target is not None and not req.target:
         raise MasonError("--target needs a stage name")
     choice = choose(path, text, filename, frontend=req.frontend, build_args=req.build_args)
     if choice.frontend is None:
         raise MasonError(f"frontend image {choice.image} (chosen by {choice.how}): frontend images are not "
                          "supported yet", choice.loc)
-    fe = choice.frontend
+    request = FrontendRequest(text, filename, build_args=dict(req.build_args), target=req.target,
+                              platform=platforms[0] if platforms else None, excludes=excludes, resolver=resolver)
+    return choice.frontend, request
+
+
+def _lower_one(req: LowerRequest, *, resolver: ImageMetaResolver | None, err: TextIO | None) -> LowerResult:
+    from dataclasses import replace
+
+    from mason.frontends.base import answers
+    from mason.passes import run_pipeline
+
+    fe, freq = frontend_for(req)
     owned = None
     if resolver is None:
         resolver, owned = _resolver(req)
+    checks: list = []  # LintWarning
+    failed: list[str] = []
     try:
-        low = fe.lower(FrontendRequest(text, filename, build_args=dict(req.build_args), target=req.target,
-                                       platform=platform, excludes=excludes, resolver=resolver))
+        freq = replace(freq, resolver=resolver)
+        low = fe.lower(freq)
+        if req.lint and answers(fe, "lint"):
+            report = fe.lint(replace(freq, for_build=True))
+            checks = list(report.warnings)
+            if report.failed:
+                failed = list(dict.fromkeys(w.rule for w in report.warnings))
     finally:
         if owned is not None:
             owned.close()  # type: ignore[attr-defined]
@@ -247,7 +271,8 @@ def _lower_one(req: LowerRequest, *, resolver: ImageMetaResolver | None, err: Te
                          print_after_all=req.print_after_all, verify_each=req.verify_each,
                          time_passes=req.time_passes, out=err)
     timings["passes"] = (time.perf_counter() - t0) * 1000
-    return LowerResult(graph, warnings, fe.name, pipeline, timings, stages)
+    return LowerResult(graph, warnings, fe.name, pipeline, timings, stages, checks=tuple(checks),
+                       checks_failed=tuple(failed))
 
 
 # ================================================================ solving and exporting
@@ -661,10 +686,14 @@ def build(request: BuildRequest | None = None, /, **kw) -> BuildResult:
         with _recording(req.root, build_meta(req, context, dockerfile), req.events, req.history) as (sink, rec):
             try:
                 low = _lower(req, build_args, lazy)
-                _check_no_cache_filter(req.no_cache_filter, low.stages)
-                for w in low.warnings:
-                    if sink is not None:
+                if sink is not None:
+                    for w in low.warnings:
                         sink(WarningEvent(w))
+                    for c in low.checks:
+                        sink(WarningEvent(c.format(), c.rule, str(c.loc) if c.loc is not None else None))
+                if low.checks_failed:
+                    raise MasonError("lint violation found for rules: " + ", ".join(low.checks_failed))
+                _check_no_cache_filter(req.no_cache_filter, low.stages)
                 output = str(low.platforms[0]) if low.platforms else _pick_output(low.graph, req.target)
                 res = _solve(lazy, low.graph, specs, output=output, locals=locals_,
                              excludes=(), secrets=req.secrets, ssh=req.ssh, allow=req.allow, no_cache=req.no_cache,
@@ -682,7 +711,7 @@ def build(request: BuildRequest | None = None, /, **kw) -> BuildResult:
                 res.build_id = rec.id
     finally:
         lazy.close()
-    res.warnings = list(low.warnings)
+    res.warnings = list(low.warnings) + [c.format() for c in low.checks]
     res.timings.update({f"lower.{k}": v / 1000 for k, v in low.timings.items()})
     return res
 
@@ -691,7 +720,8 @@ def _lower(req: BuildRequest, build_args: Mapping[str, str], lazy: _LazySolver) 
     """Lower with base images resolved from mason's image store first, then registries."""
     lreq = LowerRequest(context=req.context, dockerfile=req.dockerfile, target=req.target, build_args=build_args,
                         platform=req.platform, level=req.level, passes=req.passes,
-                        insecure_registries=tuple(req.insecure_registries), frontend=req.frontend)
+                        insecure_registries=tuple(req.insecure_registries), frontend=req.frontend,
+                        lint=True)
 
     def registry() -> ImageMetaResolver:
         from mason.backends.sources.registry import RegistryResolver

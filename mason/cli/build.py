@@ -16,6 +16,7 @@ from mason.cli.progress import MODES
 # The help lists options in these sections, in this order (the rest under "Other options").
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Input", ("dockerfile", "target", "build_args", "platform", "secrets", "ssh", "locals_", "output")),
+    ("Subrequests", ("call", "check", "call_format")),
     ("Output", ("tags", "outputs", "push", "iidfile", "quiet", "progress")),
     ("Execution", ("no_cache", "no_cache_filter", "explain", "cache_from", "cache_to", "allow", "network_default",
                    "jobs", "insecure_registries")),
@@ -144,8 +145,13 @@ def _check_iidfile(iidfile: str | None) -> None:
 @click.option("--no-cache-filter", "no_cache_filter", multiple=True, metavar="STAGE",
               help="Run the steps of this stage again (repeatable; a name or an index).")
 @click.option("--explain", is_flag=True, help="Print why each step that ran missed the cache (vs the last build).")
-@click.option("--check", is_flag=True,
-              help="Run the build checks only (BuildKit's --call check): print them; exit 1 if error=true.")
+@click.option("--call", "call", type=click.Choice(["build", "check", "outline", "targets"]), default="build",
+              show_default=True, metavar="build|check|outline|targets",
+              help="Ask the frontend instead of building (BuildKit's subrequests): check runs the build checks, "
+                   "outline lists the build args/secrets/SSH the target uses, targets the stages.")
+@click.option("--check", is_flag=True, help="Shorthand for --call check: exit 1 if a check set to error fires.")
+@click.option("--format", "call_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="How --call prints its answer (json: BuildKit's result.json, for tools).")
 @click.option("--frontend", metavar="NAME",
               help="The frontend: a built-in or plugin name (mason frontends), a frontend image, or 'gateway' "
                    "(the # syntax= image even when it names a built-in). Default: BUILDKIT_SYNTAX, # syntax=, "
@@ -160,10 +166,13 @@ def _check_iidfile(iidfile: str | None) -> None:
 def build(context: str, dockerfile: str | None, target: str | None, build_args: tuple[str, ...], platform: str | None,
           level: int, passes: str | None, tags, outputs, push, iidfile, quiet, progress, secrets, ssh, no_cache,
           allow, network_default, jobs, insecure_registries, root, containerd_address, no_cache_filter=(),
-          explain=False, check=False, cache_from=(), cache_to=(), frontend=None) -> None:
+          explain=False, check=False, cache_from=(), cache_to=(), call="build", call_format="text",
+          frontend=None) -> None:
     """Build the Dockerfile in CONTEXT (default: .), like docker build."""
     if check:
-        _run_checks(context, dockerfile, build_args, target, platform)
+        call = "check"
+    if call != "build":
+        _run_call(call, call_format, context, dockerfile, build_args, target, platform, frontend)
         return
     from mason.build import BuildRequest, parse_build_args
     from mason.build import build as do_build
@@ -184,38 +193,13 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
     report(result, quiet or progress == "quiet", iidfile)
 
 
-def _run_checks(context: str, dockerfile: str | None, build_args: tuple[str, ...], target: str | None,
-                platform: str | None) -> None:
-    """``--check``: the build checks of the Dockerfile, offline (no base image is resolved, so
-    UndefinedVar stays quiet in stages on an external image); exit 1 with ``error=true``."""
-    from pathlib import Path
+def _run_call(call: str, fmt: str, context: str, dockerfile: str | None, build_args: tuple[str, ...],
+              target: str | None, platform: str | None, frontend: str | None = None) -> None:
+    """``--call``: the frontend's answer, offline (nothing built, no base image resolved)."""
+    from mason.build import LowerRequest, frontend_for, parse_build_args
+    from mason.cli.call import run_call
 
-    from mason.build import parse_build_args, read_dockerfile
-    from mason.frontends.dockerfile.checks import lint
-    from mason.frontends.dockerfile.syntax import parse_dockerfile
-    from mason.ir.errors import MasonError
-    from mason.ir.patterns import find_dockerignore, parse_dockerignore
-    from mason.ir.resolver import PlatformSpec
-
-    path = dockerfile if dockerfile is not None else str(Path(context) / "Dockerfile")
-    text = read_dockerfile(path)
-    filename = "<stdin>" if path == "-" else path
-    excludes: list = []
-    if Path(context).is_dir():
-        ignore_path, ignore_text = find_dockerignore(context, path)
-        if ignore_text is not None:
-            excludes = parse_dockerignore(ignore_text, str(ignore_path))
-    try:
-        result = parse_dockerfile(text, filename)
-        report = lint(result, text, build_args=parse_build_args(build_args), target=target,
-                      target_platform=PlatformSpec.parse(platform) if platform else None,
-                      excludes=excludes)
-    except MasonError as e:
-        raise e.with_source(text) from None
-    for w in report.warnings:
-        click.echo(w.format(), err=True)
-    n = len(report.warnings)
-    click.echo(f"Check complete, {n} warning{'s' if n != 1 else ''} found" if n
-               else "Check complete, no warnings found.")
-    if report.failed:
-        raise MasonError("lint violation found for rules: " + ", ".join(report.rules()))
+    fe, request = frontend_for(LowerRequest(context=context, dockerfile=dockerfile, target=target,
+                                            build_args=parse_build_args(build_args), platform=platform,
+                                            frontend=frontend))
+    run_call(call, fe, request, fmt)

@@ -276,7 +276,10 @@ def event_to_json(event: Event, t: float) -> dict:
         return {"type": "vertex.done", "n": event.n, "digest": event.digest, "name": event.name,
                 "duration": event.duration, "error": event.error, "cancelled": event.cancelled, "time": t}
     if isinstance(event, Warning):
-        return {"type": "warning", "message": event.message, "time": t}
+        obj = {"type": "warning", "message": event.message, "time": t}
+        if event.rule is not None:
+            obj.update(rule=event.rule, location=event.location)
+        return obj
     if isinstance(event, Status):
         return {"type": "status", "message": event.message, "time": t}
     raise TypeError(f"not a progress event: {event!r}")
@@ -298,7 +301,7 @@ def event_from_json(line: str | dict) -> Event:
         return VertexDone(o["n"], o["digest"], o["name"], o["duration"], o.get("error"),
                           bool(o.get("cancelled", False)))
     if kind == "warning":
-        return Warning(o["message"])
+        return Warning(o["message"], o.get("rule"), o.get("location"))
     if kind == "status":
         return Status(o["message"])
     raise ValueError(f"unknown progress event type {kind!r}")

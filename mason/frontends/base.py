@@ -27,7 +27,7 @@ from mason.ir.errors import MasonError, SourceLoc
 from mason.ir.graph import Graph
 from mason.ir.resolver import ImageMetaResolver, PlatformSpec
 
-__all__ = ["Frontend", "BaseFrontend", "FrontendRequest", "FrontendResult", "Diagnostic",
+__all__ = ["Frontend", "BaseFrontend", "answers", "FrontendRequest", "FrontendResult", "Diagnostic",
            "Outline", "OutlineArg", "OutlineSecret", "OutlineSSH", "Targets", "TargetInfo",
            "LintResult", "LintWarning", "SUBREQUESTS"]
 
@@ -223,3 +223,14 @@ class BaseFrontend:
 
     def lint(self, request: FrontendRequest) -> LintResult:
         raise self._unanswered("lint")
+
+
+def answers(frontend: Frontend, subrequest: str) -> bool:
+    """Whether ``frontend`` answers ``subrequest`` (``outline``, ``targets``, ``lint``): a
+    :class:`BaseFrontend` does when it overrides the method; any other implementation of the
+    protocol is taken at its word."""
+    if subrequest not in SUBREQUESTS:
+        raise ValueError(f"unknown subrequest {subrequest!r}")
+    if not isinstance(frontend, BaseFrontend):
+        return True
+    return getattr(type(frontend), subrequest) is not getattr(BaseFrontend, subrequest)

@@ -51,7 +51,12 @@ class VertexDone:
 
 @dataclass(frozen=True, slots=True)
 class Warning:  # noqa: A001 - the event's natural name
+    """A warning for the user; a build check's carries its ``rule`` and ``location``
+    (``file:line:col``)."""
+
     message: str
+    rule: str | None = None
+    location: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
