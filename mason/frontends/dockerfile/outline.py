@@ -4,10 +4,11 @@
 * **targets**: every stage in order, its name, description, base image and ``--platform`` as
   written; the last one is the default.
 * **outline** of a target (default: the last stage): the build args, secrets and SSH sockets
-  the stages it needs use. A global ARG counts when a needed stage's FROM refers to it or the
-  stage declares it again; a stage ARG counts when a later instruction of its stage refers to it
-  (``$NAME``/``${NAME…}``, RUN's command too: the shell sees the ARG); an ARG that a counted
-  ARG's default refers to counts as well. The value is the ``--build-arg`` given, else the
+  the stages it needs use, as buildkitd v0.32.2 answers. Every ARG a needed stage declares
+  counts, used or not; a global ARG counts when a needed stage's FROM refers to it (or a global
+  that does refers to it in its default) or a needed stage declares it again (then it keeps the
+  global's place and description). One entry per name: a later declaration (in source order of
+  the needed stages) replaces an earlier one. The value is the ``--build-arg`` given, else the
   default expanded as far as known ARGs go.
 
 A description is BuildKit's: among the comment lines right above the FROM or ARG, the first that
@@ -158,27 +159,22 @@ def _stage(st: StageInfo, lex: ShellLex, meta: Mapping[str, _Arg], given: Mappin
     if st.inst is not None:
         for name in _refs(st.inst.image) | _refs(st.inst.platform or ""):
             _use(name, meta, used, {})
-    scope: dict[str, _Arg] = {}
     env: dict[str, str] = {}
     for pos, (node, inst) in enumerate(st.body):
-        text = " ".join((*node.args, *node.flags, *(h.content for h in node.heredocs)))
         if isinstance(inst, Arg):
             for key, default in inst.args:
                 if default is None and key in meta:
+                    # a global ARG declared again: the global's entry (place, description), with
+                    # the value the stage sees
                     m = meta[key]
-                    value = given.get(key, m.value)
-                    a = _Arg(node, key, m.default, value, _line(node) * 1000 + pos)
-                    scope[key] = a
-                    used.setdefault(key, a)  # a global ARG declared again is in the stage's env
+                    a = _Arg(m.node, key, m.default, given.get(key, m.value), m.order)
                 else:
                     value = given.get(key, _expand(lex, default, env) if default is not None else None)
-                    scope[key] = _Arg(node, key, default, value, _line(node) * 1000 + pos)
-                if scope[key].value is not None:
-                    env[key] = scope[key].value  # type: ignore[assignment]  # checked just above
+                    a = _Arg(node, key, default, value, _line(node) * 1000 + pos)
+                used[key] = a  # every ARG of a needed stage; a later declaration replaces it
+                if a.value is not None:
+                    env[key] = a.value
             continue
-        for name in _refs(text):
-            if name in scope:
-                _use(name, scope, used, {})
         if isinstance(inst, Run):
             for mount in inst.mounts:
                 loc = getattr(mount, "loc", None) or node.loc
