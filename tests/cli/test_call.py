@@ -144,3 +144,37 @@ def test_answers_follows_what_a_frontend_overrides():
     assert answers(fe, "targets") and not answers(fe, "outline") and not answers(fe, "lint")
     with pytest.raises(ValueError):
         answers(fe, "build")
+
+
+MOCKERFILE = """\
+#syntax=r2d4/mocker
+apiVersion: v1alpha1
+images:
+- name: deps
+  from: debian:bookworm
+  package:
+    install: [curl]
+- name: app
+  parent: deps
+"""
+
+
+def test_call_asks_the_frontend_the_file_selects(tmp_path, capsys):
+    """--call goes to the frontend mason.resolution chooses (file name, # syntax=, --frontend):
+    the Mockerfile frontend answers targets with its images; outline it does not answer, which
+    is one line naming it."""
+    (tmp_path / "Mockerfile.yaml").write_text(MOCKERFILE)
+    rc = main(["build", "--call", "targets", "-f", str(tmp_path / "Mockerfile.yaml"), str(tmp_path)])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert out.out == "TARGET        DESCRIPTION\ndeps          \napp (default) \n"
+    rc = main(["build", "--call", "outline", "-f", str(tmp_path / "Mockerfile.yaml"), str(tmp_path)])
+    out = capsys.readouterr()
+    assert rc == 1
+    assert out.err.strip() == "error: --call outline: the mockerfile frontend does not answer the 'outline' subrequest"
+    # --frontend forces the Dockerfile frontend on the same file: it answers outline, and finds
+    # no FROM in the YAML
+    rc = main(["build", "--call", "outline", "--frontend", "dockerfile", "-f", str(tmp_path / "Mockerfile.yaml"),
+               str(tmp_path)])
+    out = capsys.readouterr()
+    assert rc == 1 and out.err.strip() == "error: the Dockerfile has no stage (no FROM)"
