@@ -97,3 +97,30 @@ def test_context_edit_sends_only_the_changed_file(served, tmp_path):
     edit = context_transfers()[len(first):]
     assert [(x["files"], x["bytes"]) for x in edit] == [(1, len(b"edited"))], edit
     assert "COPY . /ctx/" in p.stderr
+
+
+def test_tar_and_docker_outputs(served, tmp_path):
+    """buildctl --output type=tar (the root filesystem as one tar stream) and type=docker (a
+    docker-archive image that skopeo reads), written on the client side through FileSend."""
+    import subprocess
+
+    env = served.env
+    ctx = write(tmp_path / "ctx", {
+        "Dockerfile": f"FROM {env.base}\nRUN mkdir /out && echo made > /out/made.txt && ln -s made.txt /out/link\n"
+                      "CMD [\"cat\", \"/out/made.txt\"]\n",
+    })
+    tar = tmp_path / "fs.tar"
+    dockerfile_build(served, ctx, "--output", f"type=tar,dest={tar}")
+    with tarfile.open(tar) as t:
+        made = t.getmember("out/made.txt")
+        assert t.extractfile(made).read() == b"made\n"  # type: ignore[union-attr]
+        assert t.getmember("out/link").issym() and t.getmember("out/link").linkname == "made.txt"
+        assert "bin/busybox" in t.getnames()
+    docker = tmp_path / "img.docker.tar"
+    dockerfile_build(served, ctx, "--output", f"type=docker,name=served/docker:1,dest={docker}")
+    with tarfile.open(docker) as t:
+        manifest = json.load(t.extractfile("manifest.json"))  # type: ignore[arg-type]
+    assert manifest[0]["RepoTags"] == ["served/docker:1"], manifest
+    p = subprocess.run(["skopeo", "inspect", "--config", f"docker-archive:{docker}"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["config"]["Cmd"] == ["cat", "/out/made.txt"]
