@@ -5,8 +5,9 @@ it, and LLB path normalization (``llb``'s ``normalizePath``).
 
 from __future__ import annotations
 
-import json
 import posixpath
+
+from mason.ir.golang import go_json
 
 __all__ = [
     "go_quote", "go_quote_rune", "go_list_q", "go_list_v", "go_duration", "go_json",
@@ -95,14 +96,6 @@ def go_duration(ns: int) -> str:
         else:
             out = f"{secs}{frac}s"
     return "-" + out if neg else out
-
-
-def go_json(value) -> str:
-    """Compact JSON as Go's ``encoding/json`` writes it (``<``, ``>``, ``&`` and U+2028/2029
-    escaped, other characters as they are)."""
-    s = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return (s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
 def clean(p: str) -> str:
