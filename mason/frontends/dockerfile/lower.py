@@ -47,12 +47,10 @@ from mason.frontends.dockerfile.lower_state import (
     StageState,
     change_set,
 )
-from mason.frontends.dockerfile.lower_util import go_json
 from mason.frontends.dockerfile.shell import ShellError, ShellLex
+from mason.ir.builder import State, image, local, placeholder, substitute
 from mason.ir.errors import MasonError, SourceLoc
 from mason.ir.graph import Graph, Output
-from mason.ir.ops import Op, OpMetadata, ProxyEnv, Ref, SourceOp, walk_ops
-from mason.ir.reference import normalize
 from mason.ir.resolver import ImageMetaResolver, PlatformSpec
 
 __all__ = ["LowerOptions", "Lowerer", "lower_dockerfile", "PROXY_ARGS"]
@@ -110,8 +108,8 @@ class Lowerer:
         self.by_name: dict[str, int] = {}
         self.deps: dict[int, set[int]] = {}
         self.ctx_paths: dict[int, set[str]] = {}
-        self._context: SourceOp | None = None
-        self._images: dict[tuple[str, PlatformSpec], tuple[SourceOp, dict]] = {}
+        self._context: State | None = None
+        self._images: dict[tuple[str, PlatformSpec], tuple[State, dict]] = {}
         self._warned_unresolved = False
         self.meta: dict[str, str | None] = {}
         self.meta_env: dict[str, str] = {}
@@ -120,7 +118,7 @@ class Lowerer:
         for k, v in ba.items():
             if k.upper() in PROXY_ARGS:
                 proxy[k.lower()] = v
-        self.proxy_env = ProxyEnv(**proxy) if proxy else None
+        self.proxy_env = proxy or None
 
     # ------------------------------------------------------------------ args
     def _platform_args(self) -> None:
@@ -157,14 +155,13 @@ class Lowerer:
             raise MasonError(e.message, loc) from None
 
     # ------------------------------------------------------------------ sources
-    def context_ref(self, st: StageState, path: str) -> Ref:
+    def context_state(self, st: StageState, path: str) -> State:
         """The build context (one source for the whole build; its attrs are decided once every
         stage is lowered, see :meth:`_finish_context`)."""
         self.ctx_paths.setdefault(st.index, set()).add(path)
         if self._context is None:
-            self._context = SourceOp("local://" + self.options.context_name,
-                                     ((_PLACEHOLDER, "1"),), constraints=())
-        return Ref(self._context, 0)
+            self._context = placeholder("local://" + self.options.context_name)
+        return self._context
 
     def _finish_context(self, outputs: list[Output]) -> list[Output]:
         if self._context is None:
@@ -173,15 +170,11 @@ class Lowerer:
         paths: set[str] = set()
         for i in wanted:
             paths |= self.ctx_paths.get(i, set())
-        attrs = {"local.sharedkeyhint": self.options.context_name}
-        if "/" not in paths and paths:
-            attrs["local.followpaths"] = go_json(sorted(p.lstrip("/") or "." for p in paths))
-        if self.options.excludes:
-            attrs["local.excludepatterns"] = go_json(list(self.options.excludes))
-        real = SourceOp(self._context.identifier, tuple(sorted(attrs.items())), constraints=(),
-                        metadata=OpMetadata(description=(
-                            (CUSTOM_NAME, "[internal] load build context"),)))
-        return _replace_op(outputs, self._context, real)
+        follow = sorted(p.lstrip("/") or "." for p in paths) if "/" not in paths and paths else ()
+        real = local(self.options.context_name, follow_paths=follow, exclude=self.options.excludes,
+                     shared_key_hint=self.options.context_name, custom_name="[internal] load build context")
+        refs = substitute([o.ref for o in outputs], self._context, real)
+        return [Output(o.name, r, o.image_config, o.metadata) for o, r in zip(outputs, refs, strict=True)]
 
     def _reachable(self) -> set[int]:
         target = self.options.target
@@ -199,17 +192,14 @@ class Lowerer:
                     todo.append(d)
         return seen
 
-    def image(self, name: str, pspec: PlatformSpec, loc: SourceLoc | None) -> tuple[SourceOp, dict]:
+    def image(self, name: str, pspec: PlatformSpec, loc: SourceLoc | None) -> tuple[State, dict]:
         """The pinned ``docker-image://`` source of ``name`` and its (base) image config."""
         key = (name, pspec)
         hit = self._images.get(key)
         if hit is not None:
             return hit
         if self.resolver is None:
-            try:
-                ident = normalize(name)
-            except MasonError as e:
-                raise MasonError(e.message, loc) from None
+            state = self._image_source(name, pspec, loc)
             if not self._warned_unresolved:
                 self._warned_unresolved = True
                 self.warn(f"not resolving base images (--no-resolve): {name} is lowered "
@@ -220,13 +210,19 @@ class Lowerer:
                 res = self.resolver.resolve_image_config(name, pspec)
             except MasonError as e:
                 raise MasonError(e.message, loc) from None
-            ident = res.ref
+            state = self._image_source(res.ref, pspec, loc)
             cfg = copy.deepcopy(res.config)
-        op = SourceOp("docker-image://" + ident, (), platform=_ir_platform(pspec), constraints=())
-        self._images[key] = (op, cfg)
-        return op, cfg
+        self._images[key] = (state, cfg)
+        return state, cfg
 
-    def resolve_from(self, name: str, st: StageState, loc: SourceLoc | None) -> Ref | None:
+    @staticmethod
+    def _image_source(ref: str, pspec: PlatformSpec, loc: SourceLoc | None) -> State:
+        try:
+            return image(ref, platform=_ir_platform(pspec))
+        except MasonError as e:
+            raise MasonError(e.message, loc) from None
+
+    def resolve_from(self, name: str, st: StageState, loc: SourceLoc | None) -> State | None:
         """``COPY --from`` / ``--mount from``: a stage (by name or index), scratch, or an
         image. A stage must be defined before the one that uses it."""
         if not name:
@@ -245,11 +241,11 @@ class Lowerer:
                 raise MasonError(f"cannot copy from stage {name!r}, it needs to be defined "
                                  f"before current stage {st.name or st.label or st.index!r}", loc)
             self.deps.setdefault(st.index, set()).add(i)
-            return self.stages[i].ref
+            return self.stages[i].fs
         if name == "scratch":
             return None
-        op, _ = self.image(name, st.pspec, loc)
-        return Ref(op, 0)
+        state, _ = self.image(name, st.pspec, loc)
+        return state
 
     # ------------------------------------------------------------------ stages
     def _stage_platform(self, stage: Stage) -> PlatformSpec:
@@ -279,7 +275,7 @@ class Lowerer:
             parent = self.stages[parent_i]
             self.deps.setdefault(index, set()).add(parent_i)
             st = StageState(self, index, stage.name, label, parent.pspec, loc)
-            st.ref = parent.ref
+            st.fs = parent.fs
             st.env = dict(parent.env)
             st.img_env = dict(parent.img_env)
             st.cwd, st.workdir, st.user, st.shell = (parent.cwd, parent.workdir, parent.user,
@@ -293,9 +289,9 @@ class Lowerer:
             if base.lower() == "scratch":
                 cfg = _empty_config(pspec)
             else:
-                op, cfg = self.image(base, pspec, loc)
+                img, cfg = self.image(base, pspec, loc)
                 cfg = copy.deepcopy(cfg)
-                st.ref = Ref(op, 0)
+                st.fs = img
             c = cfg.get("config")
             if not isinstance(c, dict):
                 c = cfg["config"] = {}
@@ -322,13 +318,13 @@ class Lowerer:
         st.cmd_total = _step_count(stage.instructions)
         if st.ref is not None and parent_i is None:
             st.cmd_index = 1
-            md = OpMetadata(description=tuple(sorted({
-                CUSTOM_NAME: st.prefix() + "FROM " + st.ref.op.identifier.split("://", 1)[1],
-                COMMAND_KEY: stage.from_.original}.items())))
+            ident = st.ref.op.identifier  # type: ignore[attr-defined]
+            md = {CUSTOM_NAME: st.prefix() + "FROM " + ident.split("://", 1)[1],
+                  COMMAND_KEY: stage.from_.original}
             if st.ref.op.metadata.is_empty():
-                op = replace(st.ref.op, metadata=md, loc=loc)
-                self._images[(base, st.pspec)] = (op, self._images[(base, st.pspec)][1])
-                st.ref = Ref(op, 0)
+                named = image(ident.split("://", 1)[1], platform=st.platform, description=md, loc=loc)
+                self._images[(base, st.pspec)] = (named, self._images[(base, st.pspec)][1])
+                st.fs = named
         else:
             st.cmd_index = 1
         return st, triggers
@@ -411,28 +407,6 @@ def _relocate(inst: Instruction, loc: SourceLoc | None) -> Instruction:
         return replace(inst, loc=loc)  # type: ignore[type-var]
     except TypeError:  # pragma: no cover
         return inst
-
-
-def _replace_op(outputs: list[Output], old: Op, new: Op) -> list[Output]:
-    """The outputs with ``old`` replaced by ``new`` everywhere (every op downstream rebuilt
-    once, iteratively)."""
-    mapping: dict[int, Op] = {id(old): new}
-    for op in walk_ops(o.ref.op for o in outputs):
-        if op is old:
-            continue
-        changed = False
-        ins = []
-        for r in op.inputs:
-            m = mapping.get(id(r.op))
-            if m is not None:
-                changed = True
-                ins.append(Ref(m, r.index))
-            else:
-                ins.append(r)
-        if changed:
-            mapping[id(op)] = replace(op, inputs=tuple(ins))
-    return [Output(o.name, Ref(mapping.get(id(o.ref.op), o.ref.op), o.ref.index),
-                   o.image_config, o.metadata) for o in outputs]
 
 
 _LOWERINGS: dict[type, Callable] = {Run: lower_run, Copy: lower_copy, Add: lower_add}

@@ -35,7 +35,6 @@ from mason.frontends.dockerfile.lower_state import (
     change_env,
     change_label,
     change_set,
-    chown_opt,
 )
 from mason.frontends.dockerfile.lower_util import (
     clean,
@@ -46,8 +45,8 @@ from mason.frontends.dockerfile.lower_util import (
     go_quote_rune,
     join_abs,
 )
+from mason.ir.builder import mkdir
 from mason.ir.errors import MasonError
-from mason.ir.ops import FileAction, FileOp, MkDir
 
 if TYPE_CHECKING:  # pragma: no cover
     from mason.frontends.dockerfile.lower import Lowerer
@@ -156,11 +155,8 @@ def lower_workdir(lw: "Lowerer", st: StageState, inst: Workdir) -> None:
     if wd == "/":
         st.emit_config([change_set("WorkingDir", wd)], "WORKDIR " + wd, inst.loc)
         return
-    base = 0 if st.ref is not None else -1
-    action = MkDir(clean(wd), 0o755, True, chown_opt(st.user, base), -1)
     md = st.metadata(inst.original, history="WORKDIR " + wd)
-    st.push(FileOp(inputs=st.inputs(), actions=(FileAction(base, -1, 0, action),),
-                   platform=st.platform, constraints=(), metadata=md, loc=inst.loc))
+    st.fs = st.fs.file(mkdir(clean(wd), 0o755, True, owner=st.user), description=md, loc=inst.loc)
     st.emit_config([change_set("WorkingDir", wd)], "", inst.loc)
 
 

@@ -11,19 +11,16 @@ destination's ``/etc/passwd``).
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from mason.frontends.dockerfile.instructions import Add, Copy, check_chmod
 from mason.frontends.dockerfile.lower_run import chomp
-from mason.frontends.dockerfile.lower_state import StageState, chown_opt
+from mason.frontends.dockerfile.lower_state import StageState
 from mason.frontends.dockerfile.lower_util import clean, join_abs, normalize_path
 from mason.frontends.dockerfile.shell import ShellLex
+from mason.ir.builder import FileActions, State, git, http, merge, mkfile, scratch
 from mason.ir.errors import MasonError, SourceLoc
-from mason.ir.ops import Copy as CopyAction
-from mason.ir.ops import FileAction, FileOp, MergeOp, MkFile, Ref, SourceOp
-from mason.ir.urls import split_userinfo
 
 if TYPE_CHECKING:  # pragma: no cover
     from mason.frontends.dockerfile.lower import Lowerer
@@ -60,33 +57,10 @@ def _go_base(p: str) -> str:
 
 
 def git_source(lw: "Lowerer", st: StageState, src: str, keep_git_dir: bool,
-               checksum: str | None) -> SourceOp:
+               checksum: str | None) -> State:
     """``llb.Git``: ``git://host/path#ref[:subdir]`` with the full URL and auth secret names."""
     url, _, fragment = src.partition("#")
-    remote = url
-    protocol = ""
-    for prefix in ("http://", "https://", "git://", "ssh://"):
-        if remote.startswith(prefix):
-            remote, protocol = remote[len(prefix):], prefix
-    ssh = protocol == "ssh://" or (not protocol and _SSH_GIT.match(remote) is not None)
-    if protocol:  # as BuildKit's: the identifier names no credentials (GHSA-gc89-7gcr-jxqc)
-        remote = split_userinfo(protocol + remote)[0][len(protocol):]
-    if ssh:
-        remote = remote.split("@", 1)[-1]
-        host, sep, path = remote.partition(":")
-        if sep and not protocol:
-            remote = host + "/" + path
-    full = url if protocol or ssh else "https://" + url
-    ident = "git://" + remote + ("#" + fragment if fragment else "")
-    attrs = {"git.fullurl": full, "git.authheadersecret": "GIT_AUTH_HEADER",
-             "git.authtokensecret": "GIT_AUTH_TOKEN"}
-    if keep_git_dir:
-        attrs["git.keepgitdir"] = "true"
-    if ssh:
-        attrs["git.mountsshsock"] = "default"
-    if checksum:
-        attrs["git.checksum"] = checksum
-    return SourceOp(ident, tuple(sorted(attrs.items())), platform=st.platform, constraints=())
+    return git(url, fragment, keep_git_dir=keep_git_dir, checksum=checksum, platform=st.platform)
 
 
 def _dest(st: StageState, raw: str) -> str:
@@ -124,7 +98,7 @@ def _lower(lw: "Lowerer", st: StageState, inst: Copy | Add, is_add: bool) -> Non
     keep_git = is_add and inst.keep_git_dir
     unpack = inst.unpack if is_add else False
     if inst.from_:
-        source: Ref | None = lw.resolve_from(lw.expand_meta(inst.from_, loc), st, loc)
+        source: State | None = lw.resolve_from(lw.expand_meta(inst.from_, loc), st, loc)
         from_context = False
     else:
         source = None
@@ -137,15 +111,14 @@ def _lower(lw: "Lowerer", st: StageState, inst: Copy | Add, is_add: bool) -> Non
                          f"the previous filesystem, so the names {', '.join(_chown_names(chown))} "
                          "cannot be looked up in its /etc/passwd and /etc/group; use numeric "
                          "ids (--chown=UID:GID)", loc)
-    base = None if link else st.ref
-    steps: list[tuple[Ref | None, CopyAction]] = []
+    owner = chown or None
+    acts = FileActions()
     for src in sources:
         if is_git_url(src):
             if not is_add:
                 raise MasonError("source can't be a git ref for COPY", loc)
-            op = git_source(lw, st, src, keep_git, checksum)
-            steps.append((Ref(op, 0), CopyAction(
-                src="/", dest=dest, mode=mode, mode_str=mode_str, create_dest_path=True)))
+            acts = acts.copy(git_source(lw, st, src, keep_git, checksum), "/", dest, owner=owner, mode=mode,
+                             mode_str=mode_str, create_dest_path=True)
         elif is_http_url(src):
             if not is_add:
                 raise MasonError("source can't be a URL for COPY", loc)
@@ -155,14 +128,9 @@ def _lower(lw: "Lowerer", st: StageState, inst: Copy | Add, is_add: bool) -> Non
                 name = "."
             if name in (".", "/"):
                 name = "__unnamed__"
-            attrs = {"http.filename": name}
-            if checksum:
-                attrs["http.checksum"] = checksum
-            op = SourceOp(src, tuple(sorted(attrs.items())), platform=st.platform,
-                          constraints=())
-            steps.append((Ref(op, 0), CopyAction(
-                src=join_abs(name), dest=dest, mode=mode, mode_str=mode_str,
-                create_dest_path=True, attempt_unpack=unpack is True)))
+            acts = acts.copy(http(src, checksum=checksum, filename=name, platform=st.platform), join_abs(name),
+                             dest, owner=owner, mode=mode, mode_str=mode_str, create_dest_path=True,
+                             attempt_unpack=unpack is True)
         else:
             if checksum:
                 raise MasonError("checksum can't be specified for non-HTTP(S) sources", loc)
@@ -175,76 +143,41 @@ def _lower(lw: "Lowerer", st: StageState, inst: Copy | Add, is_add: bool) -> Non
                 path = parent
                 includes = (join_abs(pattern).lstrip("/"),)
             if from_context:
-                ref = lw.context_ref(st, join_abs(src))
+                from_state = lw.context_state(st, join_abs(src))
             else:
-                ref = source
-            steps.append((ref, CopyAction(
-                src=join_abs(path), dest=dest, mode=mode, mode_str=mode_str,
-                follow_symlink=True, dir_copy_contents=True,
-                attempt_unpack=is_add and unpack is not False, create_dest_path=True,
-                allow_wildcard=True, allow_empty_wildcard=True, include_patterns=includes,
-                exclude_patterns=excludes)))
+                from_state = source if source is not None else scratch()
+            acts = acts.copy(from_state, join_abs(path), dest, owner=owner, mode=mode, mode_str=mode_str,
+                             follow_symlink=True, dir_copy_contents=True,
+                             attempt_unpack=is_add and unpack is not False, create_dest_path=True,
+                             allow_wildcard=True, allow_empty_wildcard=True, include=includes,
+                             exclude=excludes)
     for h in inst.heredocs:
         data = chomp(h.content) if h.chomp else h.content
         if h.expand:
             data = st.expand(data, loc, _RAW_LEX)
         md = st.metadata("", name="[internal] preparing inline document", step=False)
-        md = md.with_descriptions({"llb.customname": "[internal] preparing inline document"})
-        doc = FileOp(actions=(FileAction(-1, -1, 0, MkFile(
-            join_abs(h.name), 0o644, data.encode("utf-8", "surrogateescape"), None, -1)),),
-            platform=st.platform, constraints=(), metadata=md, loc=loc)
-        steps.append((Ref(doc, 0), CopyAction(
-            src=join_abs(h.name), dest=dest, mode=mode, mode_str=mode_str,
-            create_dest_path=True)))
-    if not steps:
+        doc = scratch(platform=st.platform).file(mkfile(join_abs(h.name), data, 0o644), description=md,
+                                                 name="[internal] preparing inline document", loc=loc)
+        acts = acts.copy(doc, join_abs(h.name), dest, owner=owner, mode=mode, mode_str=mode_str,
+                         create_dest_path=True)
+    if not acts.steps:
         raise MasonError(f"{instr} needs at least one source", loc)
-
-    # inputs: the destination first, then each action's source (deduplicated), as llb does
-    inputs: list[Ref] = []
-    index: dict[tuple[int, int], int] = {}
-
-    def input_of(r: Ref | None) -> int:
-        if r is None:
-            return -1
-        key = (id(r.op), r.index)
-        i = index.get(key)
-        if i is None:
-            i = index[key] = len(inputs)
-            inputs.append(r)
-        return i
-
-    first = input_of(base)
-    secondaries = [input_of(r) for r, _ in steps]
-    n = len(inputs)
-    actions = []
-    last = len(steps) - 1
-    for k, ((_, act), sec) in enumerate(zip(steps, secondaries, strict=False)):
-        inp = first if k == 0 else n + k - 1
-        if chown:
-            act = _with_owner(act, chown_opt(chown, inp))
-        actions.append(FileAction(inp, sec, 0 if k == last else -1, act))
     shown = " ".join([*sources, *("<<" + h.name for h in inst.heredocs), dest_raw])
     history = f"{instr} {shown} # buildkit"
     if not link or st.ref is None:  # llb.Merge of scratch and one state is that state
         md = st.metadata(inst.original, history=history)
-        st.push(FileOp(inputs=tuple(inputs), actions=tuple(actions), platform=st.platform,
-                       constraints=(), metadata=md, loc=loc))
+        on = st.fs if not link else scratch(platform=st.platform)
+        st.fs = on.file(acts, description=md, loc=loc)
         return
-    layer = FileOp(inputs=tuple(inputs), actions=tuple(actions), platform=st.platform,
-                   constraints=(), metadata=st.metadata(inst.original), loc=loc)
+    layer = scratch(platform=st.platform).file(acts, description=st.metadata(inst.original), loc=loc)
     merge_md = st.metadata("LINK " + inst.original, history=history, step=False)
-    st.push(MergeOp(inputs=(st.ref, Ref(layer, 0)), merge_inputs=(0, 1), platform=st.platform,
-                    constraints=(), metadata=merge_md, loc=loc))
+    st.fs = merge([st.fs, layer], description=merge_md, loc=loc)
 
 
 def _chown_names(spec: str) -> list[str]:
     """The parts of ``--chown`` that are names to look up (not ids, not ``root``)."""
     return [p for p in spec.split(":", 1)
             if p and p != "root" and not (p.isascii() and p.isdigit())]
-
-
-def _with_owner(act: CopyAction, owner) -> CopyAction:
-    return replace(act, owner=owner)
 
 
 def lower_copy(lw: "Lowerer", st: StageState, inst: Copy) -> None:

@@ -18,10 +18,11 @@ import json
 from typing import TYPE_CHECKING, Any, Iterable
 
 from mason.frontends.dockerfile.shell import ShellError, ShellLex
+from mason.ir.builder import CUSTOM_NAME, DEFAULT_PATH, State, config_change, parse_platform, scratch
 from mason.ir.errors import MasonError, SourceLoc
 from mason.ir.imageconfig import HISTORY_COMMENT, ConfigFolder
 from mason.ir.layers import HISTORY_KEY  # where a layer op's history entry rides
-from mason.ir.ops import ChownOpt, ConfigChange, ConfigOp, Op, OpMetadata, Platform, Ref, UserOpt
+from mason.ir.ops import ConfigChange, Op, Platform, Ref
 from mason.ir.resolver import PlatformSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,12 +31,10 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "DEFAULT_SHELL", "DEFAULT_PATH", "HISTORY_KEY", "CUSTOM_NAME", "COMMAND_KEY", "StageState",
     "change_set", "change_env", "change_label", "change_add", "change_append", "cjson",
-    "chown_opt", "to_platform",
+    "to_platform",
 ]
 
 DEFAULT_SHELL = ("/bin/sh", "-c")
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-CUSTOM_NAME = "llb.customname"
 COMMAND_KEY = "com.docker.dockerfile.v1.command"
 
 
@@ -45,27 +44,29 @@ def cjson(value: Any) -> str:
 
 
 def change_set(key: str, value: Any) -> ConfigChange:
-    return ConfigChange("set", key, cjson(value))
+    return config_change("set", key, cjson(value))
 
 
 def change_env(key: str, value: str) -> ConfigChange:
-    return ConfigChange("env", key, value)
+    return config_change("env", key, value)
 
 
 def change_label(key: str, value: str) -> ConfigChange:
-    return ConfigChange("label", key, value)
+    return config_change("label", key, value)
 
 
 def change_add(key: str, value: dict) -> ConfigChange:
-    return ConfigChange("add", key, cjson(value))
+    return config_change("add", key, cjson(value))
 
 
 def change_append(key: str, value: list) -> ConfigChange:
-    return ConfigChange("append", key, cjson(value))
+    return config_change("append", key, cjson(value))
 
 
 def to_platform(p: PlatformSpec) -> Platform:
-    return Platform(p.architecture, p.os, p.variant)
+    out = parse_platform(f"{p.os}/{p.architecture}/{p.variant}" if p.variant else f"{p.os}/{p.architecture}")
+    assert out is not None
+    return out
 
 
 class StageState:
@@ -73,7 +74,7 @@ class StageState:
     ``ref`` and the mirrored fields that a ``FROM <stage>`` inherits)."""
 
     __slots__ = (
-        "lw", "index", "name", "label", "pspec", "platform", "ref", "env", "_env_list",
+        "lw", "index", "name", "label", "pspec", "platform", "fs", "env", "_env_list",
         "img_env", "cwd", "workdir", "user", "shell", "cmd_set", "onbuild", "build_args", "root_config",
         "cmd_index", "cmd_total", "done", "loc", "base_name", "_folder",
     )
@@ -86,7 +87,7 @@ class StageState:
         self.label = label  # the progress prefix: the stage name, "stage-N", or "" (one stage)
         self.pspec = pspec
         self.platform = to_platform(pspec)
-        self.ref: Ref | None = None
+        self.fs: State = scratch(platform=self.platform)  # the filesystem (and the platform)
         self.env: dict[str, str] = {}  # the exec environment (EnvList order)
         self._env_list: tuple[str, ...] | None = None
         self.img_env: dict[str, str] = {}  # the image config's Env (replaced in place)
@@ -143,11 +144,20 @@ class StageState:
             raise MasonError(e.message, loc) from None
 
     # -- emitting
+    @property
+    def ref(self) -> Ref | None:
+        """The stage's filesystem so far (None: scratch)."""
+        return self.fs.ref
+
     def push(self, op: Op) -> None:
-        self.ref = Ref(op, 0)
+        self.fs = self.fs.with_ref(Ref(op, 0))
 
     def inputs(self) -> tuple[Ref, ...]:
         return (self.ref,) if self.ref is not None else ()
+
+    def exec_state(self) -> State:
+        """The filesystem with the exec context RUN sees (environment, cwd, user)."""
+        return State(self.fs.ref, tuple(self.env.items()), self.cwd or "/", self.user, self.platform)
 
     def emit_config(self, changes: Iterable[ConfigChange], created_by: str,
                     loc: SourceLoc | None) -> None:
@@ -159,12 +169,11 @@ class StageState:
                 self._folder = ConfigFolder(copy.deepcopy(self.root_config or {}))
             self.root_config = self._folder.apply(changes, created_by or None)
             return
-        self.push(ConfigOp(inputs=self.inputs(), changes=tuple(changes), created_by=created_by,
-                           loc=loc))
+        self.fs = self.fs.config(*changes, created_by=created_by, loc=loc)
 
     def metadata(self, original: str, *, history: str | None = None, command: bool = False,
-                 name: str | None = None, step: bool = True) -> OpMetadata:
-        """Op metadata: the progress name (``[stage-1 2/4] RUN …``), the Dockerfile command,
+                 name: str | None = None, step: bool = True) -> dict[str, str]:
+        """An op's metadata descriptions: the progress name (``[stage-1 2/4] RUN …``), the Dockerfile command,
         and the layer's history entry (``created_by``) for ``hoist-config``."""
         desc: dict[str, str] = {}
         if step:
@@ -180,7 +189,7 @@ class StageState:
             desc[HISTORY_KEY] = json.dumps({"comment": HISTORY_COMMENT, "created_by": history},
                                            ensure_ascii=False, separators=(",", ":"),
                                            sort_keys=True)
-        return OpMetadata(description=tuple(sorted(desc.items())))
+        return desc
 
     def prefix(self) -> str:
         if self.cmd_total <= 0:
@@ -188,19 +197,3 @@ class StageState:
         label = self.label + " " if self.label else ""
         return f"[{label}{self.cmd_index}/{self.cmd_total}] "
 
-
-def _user_opt(part: str, base: int) -> UserOpt:
-    if part == "root":  # llb's parseUID: root is always id 0, never looked up
-        return UserOpt(id=0)
-    if part.isascii() and part.isdigit() and int(part) < (1 << 32):
-        return UserOpt(id=int(part))
-    return UserOpt(name=part, name_input=base)
-
-
-def chown_opt(spec: str, base: int) -> ChownOpt | None:
-    """``llb.WithUser``: ``user[:group]``, each a number (by id) or a name resolved in the
-    ``/etc/passwd``/``/etc/group`` of file-action input ``base``."""
-    if not spec:
-        return None
-    user, sep, group = spec.partition(":")
-    return ChownOpt(_user_opt(user, base), _user_opt(group, base) if sep else None)

@@ -17,7 +17,14 @@ computed from the ops where Definitions are written. See ``docs/builder-api.md``
 
 from __future__ import annotations
 
-from mason.ir.builder.core import CUSTOM_NAME, DEFAULT_PATH, default_platform, op_metadata, progress_group
+from mason.ir.builder.core import (
+    CUSTOM_NAME,
+    DEFAULT_PATH,
+    default_platform,
+    op_metadata,
+    parse_platform,
+    progress_group,
+)
 from mason.ir.builder.exec import MountSpec, bind, cache, device, secret, ssh, tmpfs
 from mason.ir.builder.file import FileActions, chown, copy, mkdir, mkfile, rm, symlink
 from mason.ir.builder.sources import GIT_AUTH_HEADER, GIT_AUTH_TOKEN, git, http, image, local, oci_layout
@@ -33,7 +40,7 @@ from mason.ir.builder.state import (
 )
 
 __all__ = [
-    "DEFAULT_PATH", "CUSTOM_NAME", "GIT_AUTH_HEADER", "GIT_AUTH_TOKEN", "default_platform", "op_metadata",
+    "DEFAULT_PATH", "CUSTOM_NAME", "GIT_AUTH_HEADER", "GIT_AUTH_TOKEN", "default_platform", "parse_platform", "op_metadata",
     "progress_group", "State", "ExecState", "FileActions", "MountSpec",
     "image", "scratch", "local", "git", "http", "oci_layout", "merge", "diff", "placeholder", "substitute",
     "config_change", "bind", "cache", "tmpfs", "secret", "ssh", "device",
