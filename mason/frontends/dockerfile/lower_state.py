@@ -22,7 +22,7 @@ from mason.ir.builder import CUSTOM_NAME, DEFAULT_PATH, State, config_change, pa
 from mason.ir.errors import MasonError, SourceLoc
 from mason.ir.imageconfig import HISTORY_COMMENT, ConfigFolder
 from mason.ir.layers import HISTORY_KEY  # where a layer op's history entry rides
-from mason.ir.ops import ConfigChange, Op, Platform, Ref
+from mason.ir.ops import ConfigChange, Platform, Ref
 from mason.ir.resolver import PlatformSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -148,12 +148,6 @@ class StageState:
     def ref(self) -> Ref | None:
         """The stage's filesystem so far (None: scratch)."""
         return self.fs.ref
-
-    def push(self, op: Op) -> None:
-        self.fs = self.fs.with_ref(Ref(op, 0))
-
-    def inputs(self) -> tuple[Ref, ...]:
-        return (self.ref,) if self.ref is not None else ()
 
     def exec_state(self) -> State:
         """The filesystem with the exec context RUN sees (environment, cwd, user)."""

@@ -40,8 +40,8 @@ from mason.ir.builder.state import (
 )
 
 __all__ = [
-    "DEFAULT_PATH", "CUSTOM_NAME", "GIT_AUTH_HEADER", "GIT_AUTH_TOKEN", "default_platform", "parse_platform", "op_metadata",
-    "progress_group", "State", "ExecState", "FileActions", "MountSpec",
+    "DEFAULT_PATH", "CUSTOM_NAME", "GIT_AUTH_HEADER", "GIT_AUTH_TOKEN", "default_platform", "parse_platform",
+    "op_metadata", "progress_group", "State", "ExecState", "FileActions", "MountSpec",
     "image", "scratch", "local", "git", "http", "oci_layout", "merge", "diff", "placeholder", "substitute",
     "config_change", "bind", "cache", "tmpfs", "secret", "ssh", "device",
     "mkdir", "mkfile", "rm", "symlink", "copy", "chown",
