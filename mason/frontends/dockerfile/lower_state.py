@@ -22,11 +22,11 @@ from mason.ir.builder import CUSTOM_NAME, DEFAULT_PATH, State, config_change, pa
 from mason.ir.errors import MasonError, SourceLoc
 from mason.ir.imageconfig import HISTORY_COMMENT, ConfigFolder
 from mason.ir.layers import HISTORY_KEY  # where a layer op's history entry rides
-from mason.ir.ops import ConfigChange, Platform, Ref
 from mason.ir.resolver import PlatformSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     from mason.frontends.dockerfile.lower import Lowerer
+    from mason.ir.ops import ConfigChange, Platform, Ref  # types only: ops come from the builder
 
 __all__ = [
     "DEFAULT_SHELL", "DEFAULT_PATH", "HISTORY_KEY", "CUSTOM_NAME", "COMMAND_KEY", "StageState",
