@@ -708,6 +708,10 @@ def build(request: BuildRequest | None = None, /, **kw) -> BuildResult:
                 raise
             if rec is not None:
                 rec.update(image=res.digest, names=list(res.names))
+                if not low.platforms:  # what `mason rebase` takes as the image's base
+                    from mason.rebase import BASE_KEY, base_of_output
+
+                    rec.update(**{BASE_KEY: base_of_output(low.graph, output)})
                 res.build_id = rec.id
     finally:
         lazy.close()

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "opt": ("mason.cli.opt", "opt", "Run passes over an LLB Definition."),
     "prune": ("mason.cli.prune", "prune", "Free build cache and what no record or image references."),
     "parse": ("mason.cli.parse", "parse", "Parse a Dockerfile and report errors (or --dump its syntax tree)."),
+    "rebase": ("mason.cli.rebase", "rebase", "Move an image's layers onto a new base image, running no build step."),
     "rmi": ("mason.cli.images", "rmi", "Remove images from mason's image store."),
     "serve": ("mason.cli.serve", "serve", "Run a build daemon that BuildKit's client (buildctl) drives."),
     "solve": ("mason.cli.solve", "solve", "Execute an LLB Definition (mason's or BuildKit's)."),
