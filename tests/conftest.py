@@ -6,4 +6,5 @@ pytest_plugins: list[str] = [
     "tests.fixtures.registry",
     "tests.fixtures.buildkitd",
     "tests.fixtures.foreign",
+    "tests.fixtures.debian",
 ]

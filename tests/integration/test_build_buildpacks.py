@@ -266,3 +266,37 @@ def test_buildpacks_detect_error_and_no_group(build_env, tmp_path, run_images):
     p = env.cli("build", "--progress=plain", "-f", str(ctx / "project.toml"), str(ctx))
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert "detect of buildpack bp/never exited with code 3" in p.stderr
+
+
+CORPUS = Path(__file__).parents[2] / ".." / "shared" / "corpus" / "buildpacks"
+SAMPLE_APP = '#!/usr/bin/env bash\necho "hello from the bash-script app on $(. /etc/os-release; echo "$ID")"\n'
+
+
+def test_buildpacks_corpus_bash_script_sample_on_debian(build_env, debian_image, tmp_path):
+    """The samples repository's bash-script app as it is (project.toml and its buildpack from
+    the corpus; its bash scripts need the Debian base as builder and run image)."""
+    env = build_env
+    ctx = tmp_path / "app"
+    files = {"project.toml": "samples__apps_bash-script_project.toml",
+             "bash-script-buildpack/buildpack.toml": "samples__apps_bash-script_bash-script-buildpack_buildpack.toml",
+             "bash-script-buildpack/bin/build": "samples__apps_bash-script_bash-script-buildpack_bin_build",
+             "bash-script-buildpack/bin/detect": "samples__apps_bash-script_bash-script-buildpack_bin_detect"}
+    write(ctx, {dst: (CORPUS / src).read_bytes() for dst, src in files.items()}
+          | {"app.sh": SAMPLE_APP, "README.md": "# the sample\n"},
+          modes={"app.sh": 0o755, "bash-script-buildpack/bin/build": 0o755, "bash-script-buildpack/bin/detect": 0o755})
+    tag = f"it-cnb-sample-{uuid.uuid4().hex[:10]}:1"
+    p = env.cli("build", "--progress=plain", "--frontend", "buildpacks", "-f", str(ctx / "project.toml"),
+                "--build-arg", f"BUILDER={debian_image.ref}", "-t", tag, str(ctx))
+    assert p.returncode == 0, p.stderr[-4000:]
+    assert "---> Hello Bash Script buildpack" in p.stderr and "---> Bash Script buildpack" in p.stderr
+    assert "pass: bash-script-buildpack/" in p.stderr
+    r = ctr(env, "run", "--rm", f"docker.io/library/{tag}", f"mason-it-cnb-sample-{uuid.uuid4().hex[:8]}")
+    assert (r.returncode, r.stdout) == (0, "hello from the bash-script app on debian\n"), r.stderr
+    out = tmp_path / "rootfs"
+    p = env.cli("build", "-f", str(ctx / "project.toml"), "--build-arg", f"BUILDER={debian_image.ref}", str(ctx),
+                "--output", f"type=local,dest={out}")
+    assert p.returncode == 0, p.stderr[-4000:]
+    # the sample's exclude list: no README.md, no buildpack sources in the app
+    assert workspace(out) == {"project.toml", "app.sh"}
+    assert (out / "cnb/process/web").is_file() and (out / "cnb/process/default").is_file()
+    assert (out / "usr/bin/bash").is_file()  # the run image is the builder (Debian)
