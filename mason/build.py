@@ -534,6 +534,7 @@ def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals:
     names: tuple[str, ...] = ()
     written: list = []
     wanted = [str(p) for p in platforms] or [output]
+    _attach_graph(sink, graph, wanted)
     with contextlib.closing(cache_registry), solver.session(opts, sink) as session:
         solved_all = session.solve(graph, wanted)
         solved = solved_all[wanted[0]]
@@ -584,6 +585,17 @@ def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals:
             timings["cache-export"] = time.perf_counter() - t0
     return BuildResult(solved.result, config, solved.cache_key, image, names, timings=timings, outputs=written,
                        explain=solved.explain, platforms=tuple(wanted) if platforms else ())
+
+
+def _attach_graph(sink, graph: Graph, names: list[str]) -> None:
+    """Keep the graph about to be solved with the build's record (``mason build --graph``,
+    ``mason history --graph``), drawn up on a thread while the build runs."""
+    from mason.backends.solver.history import HistoryRecorder
+
+    if isinstance(sink, HistoryRecorder):
+        from mason.backends.dump.graph import GRAPH_FILE, graph_from_ir
+
+        sink.attach_later(GRAPH_FILE, lambda: graph_from_ir(graph, names, mask_env=True).to_json())
 
 
 def _check_no_cache_filter(names: Iterable[str], stages: tuple[str, ...]) -> None:

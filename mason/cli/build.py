@@ -8,6 +8,7 @@ to stdout. Every build is recorded for ``mason history`` and ``mason logs``.
 from __future__ import annotations
 
 import contextlib
+import os
 
 import click
 
@@ -17,7 +18,7 @@ from mason.cli.progress import MODES
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Input", ("dockerfile", "target", "build_args", "platform", "secrets", "ssh", "locals_", "output")),
     ("Subrequests", ("call", "check", "call_format")),
-    ("Output", ("tags", "outputs", "push", "iidfile", "quiet", "progress")),
+    ("Output", ("tags", "outputs", "push", "iidfile", "quiet", "progress", "graph")),
     ("Execution", ("no_cache", "no_cache_filter", "explain", "cache_from", "cache_to", "allow", "network_default",
                    "jobs", "insecure_registries")),
     ("Compiler", ("level", "passes")),
@@ -162,12 +163,15 @@ def _check_iidfile(iidfile: str | None) -> None:
 @click.option("--cache-to", "cache_to", multiple=True, metavar="SPEC",
               help="Export the build cache (repeatable): type=registry,ref=REF | type=local,dest=DIR | type=inline, "
                    "with [,mode=min|max][,image-manifest=true|false][,ignore-error=true].")
+@click.option("--graph", "graph", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Draw the solved graph into FILE (.svg or .dot): each step's duration, cached or ran, "
+                   "the critical path in red (also for a failed build).")
 @common_solve_options
 def build(context: str, dockerfile: str | None, target: str | None, build_args: tuple[str, ...], platform: str | None,
           level: int, passes: str | None, tags, outputs, push, iidfile, quiet, progress, secrets, ssh, no_cache,
           allow, network_default, jobs, insecure_registries, root, containerd_address, no_cache_filter=(),
           explain=False, check=False, cache_from=(), cache_to=(), call="build", call_format="text",
-          frontend=None) -> None:
+          frontend=None, graph=None) -> None:
     """Build the Dockerfile in CONTEXT (default: .), like docker build."""
     if check:
         call = "check"
@@ -178,19 +182,61 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
     from mason.build import build as do_build
 
     _check_iidfile(iidfile)
-    with progress_sink(progress, quiet) as sink:
+    graph_fmt = _check_graph(graph)
+    with progress_sink(progress, quiet) as sink, graph_recorder(graph, graph_fmt, root, sink) as events:
         req = BuildRequest(context=context, dockerfile=dockerfile, tags=tuple(tags), outputs=tuple(outputs),
                            push=push, target=target, build_args=parse_build_args(build_args), platform=platform,
                            secrets=tuple(secrets), ssh=tuple(ssh), allow=tuple(allow), no_cache=no_cache,
                            insecure_registries=tuple(insecure_registries), root=root,
                            containerd_address=containerd_address, jobs=jobs, level=level, passes=passes,
-                           network_default=network_default, events=sink,
+                           network_default=network_default, events=events,
                            no_cache_filter=tuple(no_cache_filter), explain=explain,
                            cache_from=tuple(cache_from), cache_to=tuple(cache_to), frontend=frontend)
         result = do_build(req)
     for line in result.explain:
         click.echo(line, err=True)
     report(result, quiet or progress == "quiet", iidfile)
+
+
+def _check_graph(graph: str | None) -> str | None:
+    """``--graph``'s format (from its extension), checked before the build as ``--iidfile`` is."""
+    if not graph:
+        return None
+    from mason.cli.history import graph_format
+    from mason.ir.errors import MasonError
+
+    fmt = graph_format(graph)
+    if not os.path.isdir(os.path.dirname(os.path.abspath(graph))):
+        raise MasonError(f"cannot write --graph {graph}: its directory does not exist")
+    return fmt
+
+
+@contextlib.contextmanager
+def graph_recorder(graph: str | None, fmt: str | None, root: str | None, sink):
+    """With ``--graph``: the build's history record, made here so that the graph of a failed
+    build can be drawn too (after the record is closed); else ``sink`` itself."""
+    if not graph or fmt is None:
+        yield sink
+        return
+    from mason.backends.dump.graph import GRAPH_FILE
+    from mason.backends.solver.history import HistoryRecorder, load_build
+    from mason.cli.history import write_graph
+    from mason.cli.logs import state_root
+    from mason.ir.errors import MasonError
+
+    rec = HistoryRecorder(state_root(root), forward=sink)
+    ok = False
+    try:
+        with rec:
+            yield rec
+        ok = True
+    finally:
+        if ok:
+            write_graph(state_root(root), rec.id, graph, fmt)
+        else:  # a failed build's graph, if it got as far as its solve; its own error is the one shown
+            with contextlib.suppress(MasonError):
+                if load_build(state_root(root), rec.id).attachment(GRAPH_FILE) is not None:
+                    write_graph(state_root(root), rec.id, graph, fmt)
 
 
 def _run_call(call: str, fmt: str, context: str, dockerfile: str | None, build_args: tuple[str, ...],

@@ -31,10 +31,12 @@ CUSTOM_NAME = "llb.customname"
 STAGE_KEY = "mason.stage"
 SHORT = 12  # hex digits of a short digest
 GRAPH_VERSION = 1
+GRAPH_FILE = "graph.json"  # a build record's attachment
+MASKED = "****"
 MAX_EDGE_LABEL = 48
 
-__all__ = ["Vertex", "Edge", "BuildGraph", "graph_from_records", "graph_from_ir", "annotate", "StepResult",
-           "short_digest", "stage_of_name"]
+__all__ = ["GRAPH_FILE", "Vertex", "Edge", "BuildGraph", "graph_from_records", "graph_from_ir", "annotate",
+           "StepResult", "short_digest", "stage_of_name"]
 
 
 @dataclass
@@ -259,9 +261,11 @@ def graph_from_records(records: Iterable[DumpedOp], title: str = "") -> BuildGra
     return BuildGraph(vertices, edges, title)
 
 
-def graph_from_ir(graph: Any, names: Iterable[str] | None = None) -> BuildGraph:
+def graph_from_ir(graph: Any, names: Iterable[str] | None = None, *, mask_env: bool = False) -> BuildGraph:
     """The graph of outputs ``names`` (default: all) of a :class:`mason.ir.graph.Graph`, each
-    output's ref drawn as a terminal vertex."""
+    output's ref drawn as a terminal vertex. ``mask_env`` (for what a build record keeps): the
+    values of RUN environments are left out — build-arg values reach a step that way, and a
+    record keeps build-arg names only."""
     from mason.backends.dump.model import op_digest, terminal_op
     from mason.ir.codec import metadata_to_pb, op_to_pb
     from mason.ir.ops import walk_ops
@@ -272,7 +276,13 @@ def graph_from_ir(graph: Any, names: Iterable[str] | None = None) -> BuildGraph:
     for ref in refs:
         term = terminal_op(ref.op.digest, ref.index)
         records.append(DumpedOp(op_digest(term), term))
-    return graph_from_records(records, ", ".join(wanted))
+    g = graph_from_records(records, ", ".join(wanted))
+    if mask_env:
+        for v in g.vertices:
+            meta = v.fields.get("Op", {}).get("Op", {}).get("exec", {}).get("meta", {})
+            if meta.get("env"):
+                meta["env"] = [e.partition("=")[0] + "=" + MASKED for e in meta["env"]]
+    return g
 
 
 # -- a build's results --------------------------------------------------------------------------
@@ -292,8 +302,8 @@ def annotate(g: BuildGraph, steps: Mapping[str, StepResult]) -> BuildGraph:
     decided how long the build took; nothing is marked when nothing took time)."""
     for v in g.vertices:
         s = steps.get(v.id)
-        if s is None:
-            v.status, v.duration = ("not run" if v.kind != "terminal" else None), None
+        if s is None:  # behind a cache hit (or after a failure); configs and results never run
+            v.status, v.duration = ("not run" if v.kind not in ("terminal", "config") else None), None
         else:
             v.status = _STATUS.get(s.status, s.status)
             v.duration = 0.0 if s.status == "cached" else s.duration

@@ -13,6 +13,8 @@ One directory per build, ``<root>/history/<build id>/``::
     logs/N.log    step N's output exactly as received (stdout and stderr interleaved; secrets
                    were redacted by the solver), never clipped
     logs/N.idx    one line per output chunk: "<seconds since the step started> <stream> <bytes>"
+    graph.json    the solved graph (vertices, edges; credentials redacted), attached by the
+                  driver before the solve (``mason history --graph``)
     lock          flock'd while the build runs
 
 Every write goes straight to the OS (no user-space buffering), and everything is fsync'd when
@@ -137,6 +139,14 @@ class BuildRecord:
         except FileNotFoundError:
             return b""
 
+    def attachment(self, name: str) -> object | None:
+        """The JSON the build attached as ``name`` (:meth:`HistoryRecorder.attach`); None if
+        there is none or it does not parse."""
+        try:
+            return json.loads((self.dir / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
     def log_chunks(self, n: int) -> Iterator[tuple[float, str, bytes]]:
         """Step ``n``'s output as received: (seconds since the step started, stream, bytes).
         Bytes past the index (a build killed between the two writes) come last, as stdout."""
@@ -208,6 +218,7 @@ class HistoryRecorder:
         self.status = "running"
         self._lockfd = self._journal = -1
         self._warning: Warning | None = None  # to pass on with the next event
+        self._pending: list[threading.Thread] = []  # attach_later threads
         try:
             (self.dir / "logs").mkdir(parents=True, exist_ok=False)
             self._lockfd = os.open(self.dir / "lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o644)
@@ -289,6 +300,36 @@ class HistoryRecorder:
         for fd in self._logs.pop(n, ()):
             os.close(fd)
 
+    def attach(self, name: str, obj: object) -> None:
+        """Store ``obj`` as JSON in the build's directory as ``name`` (a plain file name, e.g.
+        ``graph.json``), atomically; a disk failure stops recording as any other does."""
+        if "/" in name or name in ("", ".", "..", "record.json", "steps.jsonl", "lock", "logs"):
+            raise ValueError(f"not an attachment name: {name!r}")
+        with self._lock:
+            if self.status != "running" or self._broken or self._lockfd < 0:
+                return
+            try:
+                _write_json(self.dir / name, obj)
+            except OSError as e:
+                self._fail(e)
+
+    def attach_later(self, name: str, make: Callable[[], object]) -> None:
+        """:meth:`attach` what ``make()`` returns, computed on a thread of its own (it overlaps
+        the build, which mostly waits on containerd); :meth:`finish` waits for it. A failing
+        ``make`` stores nothing and warns once."""
+        def run() -> None:
+            try:
+                obj = make()
+            except Exception as e:  # noqa: BLE001 - an attachment must never fail the build
+                with self._lock:
+                    self._warning = Warning(f"build history: {name} not stored: {e}")
+                return
+            self.attach(name, obj)
+
+        t = threading.Thread(target=run, name=f"mason-history-{name}", daemon=True)
+        self._pending.append(t)
+        t.start()
+
     # metadata and the end
     def update(self, **meta: object) -> None:
         """Add to the build's metadata (e.g. the image digest once exported); stored at the end."""
@@ -300,6 +341,8 @@ class HistoryRecorder:
         release the lock. Idempotent."""
         if status not in FINAL:
             raise ValueError(f"status must be one of {FINAL}")
+        for t in self._pending:
+            t.join()
         with self._lock:
             if self.status != "running":
                 return

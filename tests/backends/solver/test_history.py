@@ -243,3 +243,32 @@ def test_prune_history_keeps_newest_and_running(tmp_path: Path) -> None:
     assert prune_history(tmp_path, keep=1) == ["20240501T120002000Z-000002"]
     assert [b.id for b in list_builds(tmp_path)] == ["20240501T120003000Z-000003", "20240501T120009000Z-000009"]
     running.finish()
+
+
+def test_attachments(tmp_path: Path) -> None:
+    import threading
+
+    gate = threading.Event()
+    seen: list[object] = []
+    rec = HistoryRecorder(tmp_path, "20240501T120000000Z-cccccc", META, forward=seen.append)
+    rec.attach("now.json", {"a": 1})
+
+    def later() -> dict:
+        gate.wait(10)
+        return {"b": [2]}
+
+    rec.attach_later("later.json", later)
+    rec.attach_later("broken.json", lambda: 1 / 0)
+    for bad in ("", "../x.json", "record.json", "logs"):
+        with pytest.raises(ValueError):
+            rec.attach(bad, {})
+    assert not (tmp_path / "history" / rec.id / "later.json").exists()  # still being made
+    gate.set()
+    rec.finish()  # waits for it
+    b = load_build(tmp_path, rec.id)
+    assert b.attachment("now.json") == {"a": 1} and b.attachment("later.json") == {"b": [2]}
+    assert b.attachment("broken.json") is None and b.attachment("missing.json") is None
+    (b.dir / "bad.json").write_text("{not json")
+    assert b.attachment("bad.json") is None
+    rec.attach("after.json", {})  # the record is closed: nothing more is stored
+    assert b.attachment("after.json") is None
