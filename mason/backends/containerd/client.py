@@ -15,7 +15,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -241,8 +241,8 @@ class Client:
         self._call(f"delete lease {lease_id}", self._leases.Delete,
                    self.pb.leases.DeleteRequest(id=lease_id, sync=sync))
 
-    def list_leases(self) -> dict[str, dict[str, str]]:
-        r = self._call("list leases", self._leases.List, self.pb.leases.ListRequest())
+    def list_leases(self, filters: Sequence[str] = ()) -> dict[str, dict[str, str]]:
+        r = self._call("list leases", self._leases.List, self.pb.leases.ListRequest(filters=list(filters)))
         return {le.id: dict(le.labels) for le in r.leases}
 
     def add_lease_resource(self, lease_id: str, resource_id: str, resource_type: str) -> None:

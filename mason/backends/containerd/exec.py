@@ -76,8 +76,9 @@ def _owner_alive(owner: str) -> bool:
 
 
 def reap_orphans(client: Client) -> int:
-    """Delete the containers, tasks and active snapshots that a mason process which no longer
-    exists left behind (killed with SIGKILL, power loss). Returns how many objects went."""
+    """Delete the containers, tasks, active snapshots and build leases that a mason process which
+    no longer exists left behind (killed with SIGKILL, a second Ctrl-C, power loss). Returns how
+    many objects went. What a dead build's lease held is left to containerd's GC."""
     n = 0
     for cid in client.list_containers([f"labels.\"{OWNER_LABEL}\""]):
         with contextlib.suppress(NotFound):
@@ -90,6 +91,11 @@ def reap_orphans(client: Client) -> int:
         if snap.kind != "committed" and not _owner_alive(snap.labels.get(OWNER_LABEL, "")):
             with contextlib.suppress(NotFound):
                 client.remove_snapshot(snap.name)
+                n += 1
+    for lid, labels in client.list_leases(['labels."mason.build"']).items():
+        if labels.get(OWNER_LABEL) and not _owner_alive(labels[OWNER_LABEL]):
+            with contextlib.suppress(NotFound):
+                client.delete_lease(lid)
                 n += 1
     return n
 

@@ -449,14 +449,14 @@ def prune(client: Client, store: ResultStore, *, all: bool = False, keep_storage
         _under_claim(store, key, lambda o=o: _remove_unrecorded(client, store, o.name, holders.get(o.name, ())))
     if lease in ns.leases:
         _align_cache_lease(client, store, now)
-    for lid in sorted(stale):
+    for lid in sorted(stale):  # reap_orphans may have deleted dead builds' leases already
         with contextlib.suppress(NotFound):
             client.delete_lease(lid)
-            report.leases.append(lid)
     _collect(client)
 
     after_s = {s.name for s in client.list_snapshots()}
     after_b = {c.digest for c in client.list_content()}
+    report.leases = sorted(stale - set(client.list_leases()))
     report.snapshots = sorted(set(ns.snapshots) - after_s)
     report.content = sorted(set(ns.content) - after_b)
     report.snapshot_bytes = sum(sizes.known.get(s, 0) for s in report.snapshots)

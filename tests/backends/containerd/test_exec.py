@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
@@ -195,6 +196,25 @@ def test_reap_orphans_removes_what_dead_masons_left(containerd_env) -> None:
     lc.force_delete_task("live-1")
     lc.delete_container("live-1")
     lc.remove_snapshot("live-1-rootfs")
+
+
+def test_reap_orphans_deletes_dead_builds_leases_only(containerd_env) -> None:
+    # A build ended by a second signal (or SIGKILL) never deletes its lease; the next build's
+    # sweep does. A live build's lease, and a lease that is no build's, stay.
+    c = containerd_env.client
+    dead, alive = "0:0", exec_mod._process_identity(os.getpid())
+    ids = {name: c.create_lease(lease_id=f"reap-{name}-{uuid.uuid4().hex[:8]}", expire=None, labels=labels)
+           for name, labels in (("dead", {"mason.build": "1", exec_mod.OWNER_LABEL: dead}),
+                                ("live", {"mason.build": "1", exec_mod.OWNER_LABEL: alive}),
+                                ("other", {exec_mod.OWNER_LABEL: dead}))}
+    try:
+        assert exec_mod.reap_orphans(c) >= 1  # other tests of this containerd may have left some
+        left = c.list_leases()
+        assert ids["dead"] not in left and ids["live"] in left and ids["other"] in left
+    finally:
+        for lid in ids.values():
+            with contextlib.suppress(MasonError):
+                c.delete_lease(lid)
 
 
 def test_settle_waits_for_the_producing_task(containerd_env) -> None:
