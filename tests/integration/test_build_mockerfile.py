@@ -1,6 +1,7 @@
-"""Mockerfile builds for real: the frontend's graph through the passes and the solver on the
-session containerd, the base being the fixture registry's busybox, downloads served by a
-loopback HTTP server in the test (no network)."""
+"""Mockerfile builds for real through mason's build driver (``mason.build`` / ``mason build -f
+Mockerfile.yaml``: the frontend chosen by the registry, the passes, the solver on the session
+containerd), the base being the fixture registry's busybox, downloads served by a loopback HTTP
+server in the test (no network)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,7 @@ import pytest
 
 from mason.backends.solver.events import Recorder, VertexStarted
 from mason.backends.solver.mounts import mounted_view
-from mason.backends.sources.registry import RegistryResolver
-from mason.build import pipeline_for, solve_graph
-from mason.frontends.base import FrontendRequest
-from mason.frontends.mockerfile import MockerfileFrontend
 from mason.ir.errors import MasonError
-from mason.passes import run_pipeline
 from tests.integration.conftest import write
 
 pytestmark = pytest.mark.integration
@@ -66,15 +62,10 @@ def _tgz(members: dict[str, tuple[bytes, int]]) -> bytes:
 
 
 def mbuild(env, ctx: Path, text: str, target: str | None = None, events=None):
-    resolver = RegistryResolver()
-    try:
-        low = MockerfileFrontend().lower(FrontendRequest(text, str(ctx / "Mockerfile.yaml"), target=target,
-                                                         resolver=resolver))
-    finally:
-        resolver.close()
-    graph = run_pipeline(low.graph, pipeline_for(1, None, target))
-    return solve_graph(graph, output=target or "default", locals={"context": str(ctx)}, root=str(env.root),
-                       containerd_address=env.address, events=events or Recorder())
+    """Build ``ctx/Mockerfile.yaml`` (which holds ``text``) as ``mason build -f`` does."""
+    assert (ctx / "Mockerfile.yaml").read_text() == text
+    res, _ = env.build(ctx, dockerfile=str(ctx / "Mockerfile.yaml"), target=target, events=events or Recorder())
+    return res
 
 
 class View:
@@ -188,3 +179,20 @@ def test_mockerfile_wrong_checksum_names_url_and_digests(build_env, tmp_path, ww
     assert www.url("tool") in msg
     assert "sha256:" + wrong in msg
     assert "sha256:" + hashlib.sha256(b"real content\n").hexdigest() in msg
+
+
+def test_mockerfile_cli_errors_are_one_line(build_env, tmp_path, www):
+    env = build_env
+    (www.root / "tool").write_bytes(b"real content\n")
+    text = (f"apiVersion: v1alpha1\nimages:\n- name: a\n  from: {env.base}\n  external:\n"
+            f"  - src: {www.url('tool')}\n    dst: /tool\n    sha256: {'1' * 64}\n")
+    ctx = write(tmp_path / "ctx", {"Mockerfile.yaml": text})
+    p = env.cli("build", "-f", str(ctx / "Mockerfile.yaml"), str(ctx))
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert www.url("tool") in p.stderr and "sha256:" + "1" * 64 in p.stderr
+    # an unknown --target names the images there are
+    (ctx / "Mockerfile.yaml").write_text(text.replace("sha256: " + "1" * 64, "sha256: " + hashlib.sha256(
+        b"real content\n").hexdigest()))
+    p = env.cli("build", "-f", str(ctx / "Mockerfile.yaml"), "--target", "nope", str(ctx))
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert "target image 'nope' could not be found (images: a)" in p.stderr
