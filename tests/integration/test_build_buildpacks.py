@@ -300,3 +300,88 @@ def test_buildpacks_corpus_bash_script_sample_on_debian(build_env, debian_image,
     assert workspace(out) == {"project.toml", "app.sh"}
     assert (out / "cnb/process/web").is_file() and (out / "cnb/process/default").is_file()
     assert (out / "usr/bin/bash").is_file()  # the run image is the builder (Debian)
+
+
+IMG_DETECT = "#!/bin/sh\nexit 0\n"
+IMG_BUILD = """\
+#!/bin/sh
+set -eu
+mkdir -p "$1/tool/bin"
+printf '#!/bin/sh\\necho "imgtool foo=$(cat /workspace/inline-foo) layers=$(cat /workspace/inline-layers)"\\n' \\
+  > "$1/tool/bin/imgtool"
+chmod 755 "$1/tool/bin/imgtool"
+printf '[types]\\nlaunch = true\\n' > "$1/tool.toml"
+printf '[[processes]]\\ntype = "web"\\ncommand = ["imgtool"]\\n' > "$1/launch.toml"
+"""
+INLINE = ('test -d "$CNB_LAYERS_DIR" && test -f "$CNB_BUILD_PLAN_PATH" && test -f "$CNB_BP_PLAN_PATH" '
+          '&& cat "$CNB_PLATFORM_DIR/env/FOO" > /workspace/inline-foo && echo "$CNB_LAYERS_DIR" > /workspace/inline-layers')
+SOURCES = """\
+[_]
+schema-version = "0.2"
+id = "it.sources-{nonce}"
+
+[io.buildpacks]
+builder = "{builder}"
+run-image = "{run}"
+
+[[io.buildpacks.pre.group]]
+id = "it/inline"
+  [io.buildpacks.pre.group.script]
+  api = "0.10"
+  inline = '{inline}'
+
+[[io.buildpacks.group]]
+id = "it/img"
+version = "1"
+uri = "docker://{bpimage}"
+
+[[io.buildpacks.build.env]]
+name = "FOO"
+value = "bar-{nonce}"
+"""
+
+
+def push_buildpack_image(registry, tmp: Path, name: str) -> str:
+    """busybox plus ``/cnb/buildpacks/it_img/1`` (buildpack ``it/img`` version 1), as a builder
+    or buildpack image carries it."""
+    import hashlib
+    import io
+    import tarfile
+
+    plat = PlatformSpec.default()
+    bb, bb_diff = _busybox_layer(APPLETS)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for d in ("cnb/", "cnb/buildpacks/", "cnb/buildpacks/it_img/", "cnb/buildpacks/it_img/1/",
+                  "cnb/buildpacks/it_img/1/bin/"):
+            tar.addfile(_tarinfo(d, tarfile.DIRTYPE, 0o755))
+        for f, data, mode in (("buildpack.toml", 'api = "0.10"\n[buildpack]\nid = "it/img"\nversion = "1"\n', 0o644),
+                              ("bin/detect", IMG_DETECT, 0o755), ("bin/build", IMG_BUILD, 0o755)):
+            b = data.encode()
+            tar.addfile(_tarinfo(f"cnb/buildpacks/it_img/1/{f}", tarfile.REGTYPE, mode, size=len(b)), io.BytesIO(b))
+    tar_bytes = buf.getvalue()
+    cfg = busybox_config(plat, bb_diff)
+    cfg["rootfs"]["diff_ids"].append("sha256:" + hashlib.sha256(tar_bytes).hexdigest())
+    cfg["history"].append({"created": cfg["created"], "created_by": "buildpack it/img 1"})
+    layout = OciLayout.create(tmp / f"{name}-oci")
+    write_image(layout, cfg, [bb, gzip_bytes(tar_bytes)], "1", plat)
+    ref = registry.ref(f"library/{name}:1")
+    skopeo_copy_layout(layout.root, "1", ref)
+    return ref
+
+
+def test_buildpacks_from_an_inline_script_and_an_image(build_env, registry, tmp_path, run_images):
+    """An inline ``script`` buildpack (which sees the CNB_* paths and the platform env) and one
+    from ``/cnb/buildpacks/<id>/<version>`` of an image (``uri = "docker://…"``), whose launch
+    layer's tool is the default (``web``) process."""
+    env = build_env
+    nonce = uuid.uuid4().hex[:12]
+    bpimage = push_buildpack_image(registry, tmp_path, f"cnb-bp-img-{nonce}")
+    text = SOURCES.format(nonce=nonce, builder=env.base, run=run_images[0], inline=INLINE, bpimage=bpimage)
+    ctx = write(tmp_path / "ctx", {"project.toml": text, "app.txt": "app\n"})
+    tag = f"it-cnb-sources-{nonce}:1"
+    p = env.cli("build", "--progress=plain", "-f", str(ctx / "project.toml"), "-t", tag, str(ctx))
+    assert p.returncode == 0, p.stderr[-4000:]
+    assert "pass: it/inline" in p.stderr and "pass: it/img@1" in p.stderr
+    r = ctr(env, "run", "--rm", f"docker.io/library/{tag}", f"mason-it-cnb-sources-{nonce}")
+    assert (r.returncode, r.stdout) == (0, f"imgtool foo=bar-{nonce} layers=/layers/bp0\n"), r.stderr
