@@ -19,7 +19,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence, TextIO
+from typing import Any, Callable, Iterable, Mapping, Sequence, TextIO
 
 from mason.ir.errors import MasonError
 from mason.ir.graph import Graph
@@ -28,6 +28,9 @@ from mason.ir.resolver import CachingResolver, ImageMetaResolver, PlatformSpec
 
 __all__ = ["LowerRequest", "LowerResult", "lower_request", "read_dockerfile", "parse_build_args",
            "pipeline_for"]
+
+# runs a frontend image: (the resolution's Choice, the request, the build file's path) -> FrontendResult
+GatewayHook = Callable[[Any, Any, str], Any]
 
 
 @dataclass(frozen=True)
@@ -158,9 +161,11 @@ def parse_platforms(text: str | None) -> list[PlatformSpec]:
 
 
 def lower_request(req: LowerRequest, *, resolver: ImageMetaResolver | None = None,
-                  err: TextIO | None = None) -> LowerResult:
+                  err: TextIO | None = None, gateway: GatewayHook | None = None) -> LowerResult:
     """Lower ``req``'s Dockerfile to a graph and run the passes. ``resolver`` overrides the
-    registry resolver (tests pass an in-memory one); IR dumps go to ``err``.
+    registry resolver (tests pass an in-memory one); IR dumps go to ``err``. ``gateway`` runs a
+    frontend image when the choice is one (:func:`build` passes one; without it, a frontend image
+    is an error: it needs containerd).
 
     With several platforms (``platform="linux/amd64,linux/arm64"``) the Dockerfile is lowered
     once per platform and the results become one graph whose outputs are named after the
@@ -171,7 +176,7 @@ def lower_request(req: LowerRequest, *, resolver: ImageMetaResolver | None = Non
     platforms = parse_platforms(req.platform)
     if len(platforms) <= 1:
         one = replace(req, platform=str(platforms[0]) if platforms else None)
-        return _lower_one(one, resolver=resolver, err=err)
+        return _lower_one(one, resolver=resolver, err=err, gateway=gateway)
 
     from mason.ir.graph import Output
     from mason.passes import run_pipeline
@@ -180,7 +185,8 @@ def lower_request(req: LowerRequest, *, resolver: ImageMetaResolver | None = Non
     if resolver is None:
         resolver, owned = _resolver(req)
     try:
-        lows = [_lower_one(replace(req, platform=str(p), lint=req.lint and i == 0), resolver=resolver, err=err)
+        lows = [_lower_one(replace(req, platform=str(p), lint=req.lint and i == 0), resolver=resolver, err=err,
+                           gateway=gateway)
                 for i, p in enumerate(platforms)]
     finally:
         if owned is not None:
@@ -202,11 +208,9 @@ def lower_request(req: LowerRequest, *, resolver: ImageMetaResolver | None = Non
                        tuple(platforms), first.checks, first.checks_failed)
 
 
-def frontend_for(req: LowerRequest, resolver: ImageMetaResolver | None = None):
-    """The frontend for ``req`` (:func:`mason.resolution.choose`: ``--frontend``, the
-    ``BUILDKIT_SYNTAX`` build arg, ``# syntax=``, the file name) and the
-    :class:`~mason.frontends.base.FrontendRequest` to give it: the file's text, the
-    ``.dockerignore`` of the context, build args, target, platform (the first, or only, one)."""
+def _choose(req: LowerRequest, resolver: ImageMetaResolver | None = None):
+    """The resolution's choice for ``req`` (:func:`mason.resolution.choose`), the
+    :class:`~mason.frontends.base.FrontendRequest` and the build file's path."""
     from mason.frontends.base import FrontendRequest
     from mason.resolution import choose
 
@@ -225,21 +229,35 @@ def frontend_for(req: LowerRequest, resolver: ImageMetaResolver | None = None):
     if req.target is not None and not req.target:
         raise MasonError("--target needs a stage name")
     choice = choose(path, text, filename, frontend=req.frontend, build_args=req.build_args)
-    if choice.frontend is None:
-        raise MasonError(f"frontend image {choice.image} (chosen by {choice.how}): frontend images are not "
-                         "supported yet", choice.loc)
     request = FrontendRequest(text, filename, build_args=dict(req.build_args), target=req.target,
                               platform=platforms[0] if platforms else None, excludes=excludes, resolver=resolver)
+    return choice, request, path
+
+
+def frontend_for(req: LowerRequest, resolver: ImageMetaResolver | None = None):
+    """The frontend for ``req`` (:func:`mason.resolution.choose`: ``--frontend``, the
+    ``BUILDKIT_SYNTAX`` build arg, ``# syntax=``, the file name) and the
+    :class:`~mason.frontends.base.FrontendRequest` to give it: the file's text, the
+    ``.dockerignore`` of the context, build args, target, platform (the first, or only, one).
+    A frontend image answers no subrequest here: that is an error."""
+    choice, request, _ = _choose(req, resolver)
+    if choice.frontend is None:
+        raise MasonError(f"frontend image {choice.image} (chosen by {choice.how}): subrequests (--call, --check) "
+                         "are answered only by built-in and plugin frontends", choice.loc)
     return choice.frontend, request
 
 
-def _lower_one(req: LowerRequest, *, resolver: ImageMetaResolver | None, err: TextIO | None) -> LowerResult:
+def _lower_one(req: LowerRequest, *, resolver: ImageMetaResolver | None, err: TextIO | None,
+               gateway: GatewayHook | None = None) -> LowerResult:
     from dataclasses import replace
 
     from mason.frontends.base import answers
     from mason.passes import run_pipeline
 
-    fe, freq = frontend_for(req)
+    choice, freq, path = _choose(req)
+    if choice.frontend is None and gateway is None:
+        raise MasonError(f"frontend image {choice.image} (chosen by {choice.how}) runs on containerd: "
+                         "use mason build", choice.loc)
     owned = None
     if resolver is None:
         resolver, owned = _resolver(req)
@@ -247,22 +265,28 @@ def _lower_one(req: LowerRequest, *, resolver: ImageMetaResolver | None, err: Te
     failed: list[str] = []
     try:
         freq = replace(freq, resolver=resolver)
-        low = fe.lower(freq)
-        if req.lint and answers(fe, "lint"):
-            report = fe.lint(replace(freq, for_build=True))
-            checks = list(report.warnings)
-            if report.failed:
-                failed = list(dict.fromkeys(w.rule for w in report.warnings))
+        fe = choice.frontend
+        if fe is not None:
+            low = fe.lower(freq)
+            if req.lint and answers(fe, "lint"):
+                report = fe.lint(replace(freq, for_build=True))
+                checks = list(report.warnings)
+                if report.failed:
+                    failed = list(dict.fromkeys(w.rule for w in report.warnings))
+        else:
+            assert gateway is not None
+            low = gateway(choice, freq, path)
     finally:
         if owned is not None:
             owned.close()  # type: ignore[attr-defined]
     graph = low.graph
     warnings = [w.format() for w in low.warnings]
-    if req.target is not None and req.target not in graph.names():
+    target = req.target if choice.frontend is not None else None  # an image applies --target itself
+    if target is not None and target not in graph.names():
         names = ", ".join(n for n in graph.names() if n != "default")
         raise MasonError(f"target stage {req.target!r} could not be found (stages: {names})")
     stages = low.stages
-    pipeline = pipeline_for(req.level, req.passes, req.target)
+    pipeline = pipeline_for(req.level, req.passes, target)
     timings = dict(low.timings)
     import time
 
@@ -271,7 +295,7 @@ def _lower_one(req: LowerRequest, *, resolver: ImageMetaResolver | None, err: Te
                          print_after_all=req.print_after_all, verify_each=req.verify_each,
                          time_passes=req.time_passes, out=err)
     timings["passes"] = (time.perf_counter() - t0) * 1000
-    return LowerResult(graph, warnings, fe.name, pipeline, timings, stages, checks=tuple(checks),
+    return LowerResult(graph, warnings, choice.name, pipeline, timings, stages, checks=tuple(checks),
                        checks_failed=tuple(failed))
 
 
@@ -331,6 +355,7 @@ class BuildRequest:
     cache_from: tuple[str, ...] = ()  # --cache-from specs (mason.backends.cache.spec)
     cache_to: tuple[str, ...] = ()  # --cache-to specs
     frontend: str | None = None  # --frontend NAME (see mason.resolution)
+    frontend_timeout: float | None = None  # seconds a frontend image may take (None: no limit)
 
 
 @dataclass
@@ -697,7 +722,7 @@ def build(request: BuildRequest | None = None, /, **kw) -> BuildResult:
     try:
         with _recording(req.root, build_meta(req, context, dockerfile), req.events, req.history) as (sink, rec):
             try:
-                low = _lower(req, build_args, lazy)
+                low = _lower(req, build_args, lazy, locals_, sink)
                 if sink is not None:
                     for w in low.warnings:
                         sink(WarningEvent(w))
@@ -732,8 +757,10 @@ def build(request: BuildRequest | None = None, /, **kw) -> BuildResult:
     return res
 
 
-def _lower(req: BuildRequest, build_args: Mapping[str, str], lazy: _LazySolver) -> LowerResult:
-    """Lower with base images resolved from mason's image store first, then registries."""
+def _lower(req: BuildRequest, build_args: Mapping[str, str], lazy: _LazySolver,
+           locals_: Mapping[str, object] | None = None, sink=None) -> LowerResult:
+    """Lower with base images resolved from mason's image store first, then registries; a
+    frontend image runs on the build's solver with its ``local://`` directories."""
     lreq = LowerRequest(context=req.context, dockerfile=req.dockerfile, target=req.target, build_args=build_args,
                         platform=req.platform, level=req.level, passes=req.passes,
                         insecure_registries=tuple(req.insecure_registries), frontend=req.frontend,
@@ -750,9 +777,15 @@ def _lower(req: BuildRequest, build_args: Mapping[str, str], lazy: _LazySolver) 
         # the registry client (httpx, a TLS context) only when the store misses
         return StoreResolver(lambda: lazy.get().client, _OnDemandResolver(registry))
 
+    def gateway(choice, freq, path: str):
+        from mason.gateway.driver import lower_with_image
+
+        return lower_with_image(choice.image, freq, path=path, solver=lazy.get().solver, locals=locals_ or {},
+                                events=sink, timeout=req.frontend_timeout, cmdline=choice.cmdline)
+
     inner = _OnDemandResolver(make)
     try:
-        return lower_request(lreq, resolver=CachingResolver(inner))
+        return lower_request(lreq, resolver=CachingResolver(inner), gateway=gateway)
     finally:
         inner.close()
 

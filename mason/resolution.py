@@ -41,6 +41,7 @@ class Choice:
     image: str | None = None
     how: str = "file name"
     loc: SourceLoc | None = None
+    cmdline: str = ""  # what follows the image in the directive (BuildKit passes it as "cmdline")
 
     @property
     def name(self) -> str:
@@ -108,9 +109,10 @@ def choose(path: str, text: str, filename: str | None = None, *, frontend: str |
             if syntax is None:
                 raise MasonError(f"--frontend {name} needs a frontend image: a # syntax= line or the build arg "
                                  f"{SYNTAX_ARG}")
-            if not _is_image_ref(syntax[0]):
+            ref, _, cmdline = syntax[0].partition(" ")
+            if not _is_image_ref(ref):
                 raise _unknown("image ", syntax[0])
-            return Choice(image=syntax[0], how="--frontend", loc=syntax[2])
+            return Choice(image=ref, how="--frontend", loc=syntax[2], cmdline=cmdline.strip())
         fe = _by_name(name)
         if fe is not None:
             return Choice(fe, how="--frontend")
@@ -123,8 +125,9 @@ def choose(path: str, text: str, filename: str | None = None, *, frontend: str |
         fe = _by_syntax(value)
         if fe is not None:
             return Choice(fe, how=how, loc=loc)
-        if _is_image_ref(value):
-            return Choice(image=value, how=how, loc=loc)
+        ref, _, cmdline = value.partition(" ")
+        if _is_image_ref(ref):
+            return Choice(image=ref, how=how, loc=loc, cmdline=cmdline.strip())
         line = text.splitlines()[loc.line - 1] if loc is not None and text else None
         raise _unknown(f"{'# syntax=' if how == '# syntax' else SYNTAX_ARG + '='}", value, loc, line)
     return Choice(registry.select(path, text, filename), how="file name")

@@ -16,7 +16,8 @@ from mason.cli.progress import MODES
 
 # The help lists options in these sections, in this order (the rest under "Other options").
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Input", ("dockerfile", "target", "build_args", "platform", "secrets", "ssh", "locals_", "output")),
+    ("Input", ("dockerfile", "target", "build_args", "platform", "secrets", "ssh", "locals_", "output", "frontend",
+               "frontend_timeout")),
     ("Subrequests", ("call", "check", "call_format")),
     ("Output", ("tags", "outputs", "push", "iidfile", "quiet", "progress", "graph")),
     ("Execution", ("no_cache", "no_cache_filter", "explain", "cache_from", "cache_to", "allow", "network_default",
@@ -157,6 +158,8 @@ def _check_iidfile(iidfile: str | None) -> None:
               help="The frontend: a built-in or plugin name (mason frontends), a frontend image, or 'gateway' "
                    "(the # syntax= image even when it names a built-in). Default: BUILDKIT_SYNTAX, # syntax=, "
                    "the file name.")
+@click.option("--frontend-timeout", "frontend_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Stop a frontend image that has not returned its result after SECONDS (default: no limit).")
 @click.option("--cache-from", "cache_from", multiple=True, metavar="SPEC",
               help="Import a build cache (repeatable): type=registry,ref=REF | type=local,src=DIR[,tag=T] | REF "
                    "(an image built with --cache-to type=inline works too).")
@@ -171,7 +174,7 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
           level: int, passes: str | None, tags, outputs, push, iidfile, quiet, progress, secrets, ssh, no_cache,
           allow, network_default, jobs, insecure_registries, root, containerd_address, no_cache_filter=(),
           explain=False, check=False, cache_from=(), cache_to=(), call="build", call_format="text",
-          frontend=None, graph=None) -> None:
+          frontend=None, graph=None, frontend_timeout=None) -> None:
     """Build the Dockerfile in CONTEXT (default: .), like docker build."""
     if check:
         call = "check"
@@ -191,7 +194,8 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
                            containerd_address=containerd_address, jobs=jobs, level=level, passes=passes,
                            network_default=network_default, events=events,
                            no_cache_filter=tuple(no_cache_filter), explain=explain,
-                           cache_from=tuple(cache_from), cache_to=tuple(cache_to), frontend=frontend)
+                           cache_from=tuple(cache_from), cache_to=tuple(cache_to), frontend=frontend,
+                           frontend_timeout=frontend_timeout)
         result = do_build(req)
     for line in result.explain:
         click.echo(line, err=True)

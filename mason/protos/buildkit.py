@@ -46,7 +46,7 @@ APT_PACKAGES = "golang-github-docker-docker-dev golang-github-tonistiigi-fsutil-
 
 PACKAGE = "mason.protos._buildkit"
 _PKG_PATH = PACKAGE.replace(".", "/")
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 
 ROOTS = (
     f"{BUILDKIT_SRC}/api/services/control/control.proto",
@@ -70,6 +70,11 @@ ADDITIONS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "api/types/worker.proto": {
         "WorkerRecord": ("BuildkitVersion BuildkitVersion = 5;",),
+    },
+    # what a v0.32 frontend image sends to mason's LLBBridge (mason.gateway)
+    "frontend/gateway/pb/gateway.proto": {
+        "ResolveImageConfigRequest": ("int32 ResolverType = 5;", "string SessionID = 6;", "string StoreID = 7;"),
+        "ResolveImageConfigResponse": ("string Ref = 3;",),
     },
 }
 NEW_MESSAGES: dict[str, str] = {
@@ -102,8 +107,29 @@ message BuildkitVersion {
   string revision = 3;
 }
 """,
+    "frontend/gateway/pb/gateway.proto": """
+message EvaluateRequest {
+  string Ref = 1;
 }
-NEW_RPCS = {"api/services/control/control.proto": ("rpc Info(InfoRequest) returns (InfoResponse);",)}
+
+message EvaluateResponse {}
+
+message WarnRequest {
+  string digest = 1;
+  int64 level = 2;
+  bytes short = 3;
+  repeated bytes detail = 4;
+  string url = 5;
+  pb.SourceInfo info = 6;
+  repeated pb.Range ranges = 7;
+}
+
+message WarnResponse {}
+""",
+}
+NEW_RPCS = {"api/services/control/control.proto": ("rpc Info(InfoRequest) returns (InfoResponse);",),
+            "frontend/gateway/pb/gateway.proto": ("rpc Evaluate(EvaluateRequest) returns (EvaluateResponse);",
+                                                  "rpc Warn(WarnRequest) returns (WarnResponse);")}
 
 
 def _relative(path: str) -> str | None:

@@ -82,5 +82,7 @@ def test_status_is_renamed_only_in_the_files_that_use_it() -> None:
     st = buildkit.patch(buildkit.STATUS_PROTO, 'syntax = "proto3";\npackage google.rpc;\nmessage Status {}\n')
     assert f"package {buildkit.STATUS_PACKAGE};" in st
     gw = buildkit.patch("github.com/moby/buildkit/frontend/gateway/pb/gateway.proto",
+                        "service LLBBridge {\n}\nmessage ResolveImageConfigRequest {\n}\n"
+                        "message ResolveImageConfigResponse {\n}\n"
                         "message ReturnRequest {\n\tgoogle.rpc.Status error = 2;\n}\n")
     assert f"{buildkit.STATUS_PACKAGE}.Status error = 2;" in gw and "google.rpc" not in gw

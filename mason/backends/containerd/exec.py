@@ -228,14 +228,17 @@ class Executor:
         return self.execute(process, snapshot, output=output).result
 
     def execute(self, process: Process, snapshot: str, *, output: OutputSink | None = None,
-                parent: str = "", rootfs_mounts: Sequence[Mount] | None = None) -> RunHandle:
+                parent: str = "", rootfs_mounts: Sequence[Mount] | None = None, stdin: str = "",
+                started: Callable[[str], None] | None = None) -> RunHandle:
         """Run ``process`` with the active snapshot ``snapshot`` as its root filesystem and wait
         for it to exit. The snapshot is left as it is: commit it (then :meth:`hold` it with the
         handle) or remove it (after :meth:`RunHandle.wait_released`).
 
         ``parent``: the committed snapshot ``snapshot`` was prepared from, settled before the
         task mounts it as a lower dir. ``rootfs_mounts``: the snapshot's mounts if the caller
-        has them already (from Prepare), saving a Snapshots.Mounts call."""
+        has them already (from Prepare), saving a Snapshots.Mounts call. ``stdin``: a FIFO the
+        caller writes the process's standard input into (none: /dev/null); ``started`` is called
+        with the container id once the task runs (to kill it from outside, e.g. on a timeout)."""
         c = self.client
         cid = f"mason-{uuid.uuid4().hex[:16]}"
         t: dict[str, float] = {}
@@ -278,7 +281,7 @@ class Executor:
                 self.settle(parent)  # Tasks.Create mounts the parent as a lower dir
             t["settle"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            c.create_task(cid, mounts, stdout=str(readers[0].path), stderr=str(readers[1].path))
+            c.create_task(cid, mounts, stdout=str(readers[0].path), stderr=str(readers[1].path), stdin=stdin)
             created_task = True
             t["task_create"] = time.perf_counter() - t0
             t0 = time.perf_counter()
@@ -286,6 +289,8 @@ class Executor:
             try:
                 c.start_task(cid)
                 t["task_start"] = time.perf_counter() - t0
+                if started is not None:
+                    started(cid)
                 t0 = time.perf_counter()
                 exit_code = _wait(c, cid, wait)
                 waited = True
@@ -331,7 +336,8 @@ class Executor:
 
     def run_step(self, process: Process, parent: str, commit_as: str | None = None, *,
                  labels: Mapping[str, str] | None = None, output: OutputSink | None = None,
-                 key: str | None = None) -> ExecResult:
+                 key: str | None = None, stdin: str = "",
+                 started: Callable[[str], None] | None = None) -> ExecResult:
         """Prepare an active snapshot from ``parent`` (a committed snapshot name, or "" for an
         empty root), run ``process`` on it and, if it exits 0 and ``commit_as`` is given, commit
         it under that name (with ``labels``); otherwise the active snapshot is removed."""
@@ -343,7 +349,8 @@ class Executor:
         committed = False
         handle = None
         try:
-            handle = self.execute(process, key, output=output, parent=parent, rootfs_mounts=mounts)
+            handle = self.execute(process, key, output=output, parent=parent, rootfs_mounts=mounts, stdin=stdin,
+                                  started=started)
             res = handle.result
             if res.exit_code == 0 and commit_as is not None:
                 t0 = time.perf_counter()

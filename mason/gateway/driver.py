@@ -1,0 +1,92 @@
+"""A frontend image as the driver sees it: a lowering (:func:`lower_with_image`).
+
+The frontend runs in a solver session of its own, with the build's ``local://dockerfile``
+(the build file's directory) and ``local://context``; what it returns becomes a graph with one
+``default`` output carrying the image config from the result's ``containerimage.config``
+metadata (per platform: ``containerimage.config/<platform>``). The driver then runs the passes
+and solves that graph like any lowering's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from mason.frontends.base import Diagnostic, FrontendRequest, FrontendResult
+from mason.ir.errors import MasonError
+
+CONFIG_KEY = "containerimage.config"
+
+
+def result_graph(returned: Any, image: str, platform: str | None) -> Any:
+    """The graph of a frontend's returned result (one ``default`` output)."""
+    from mason.ir.graph import Graph, Output
+
+    refs = dict(returned.refs)
+    key = "default"
+    if "default" not in refs:
+        if platform and platform in refs:
+            key = platform
+        elif len(refs) == 1:
+            key = next(iter(refs))
+        elif not refs:
+            raise MasonError(f"frontend image {image} returned an empty result (nothing to build)")
+        else:
+            raise MasonError(f"frontend image {image} returned results for several platforms "
+                             f"({', '.join(sorted(refs))}); give --platform to pick one")
+    graph = refs[key]
+    if graph is None:
+        raise MasonError(f"frontend image {image} returned an empty result (nothing to build)")
+    raw = returned.metadata.get(f"{CONFIG_KEY}/{key}") or returned.metadata.get(CONFIG_KEY)
+    config = None
+    if raw:
+        try:
+            config = json.loads(raw)
+        except ValueError:
+            raise MasonError(f"frontend image {image} returned an image config that is not JSON") from None
+    out = graph.outputs[0]
+    return Graph((Output("default", out.ref, config, out.metadata),))
+
+
+def lower_with_image(image: str, request: FrontendRequest, *, path: str, solver: Any,
+                     locals: Mapping[str, Any], events: Any = None, timeout: float | None = None,
+                     cmdline: str = "", session_id: str | None = None,
+                     on_run: Callable[[Any], None] | None = None, image_resolver: Any = None) -> FrontendResult:
+    """Lower the build file at ``path`` with frontend ``image`` (see the module docstring)."""
+    from mason.backends.solver.events import Status, null_sink
+    from mason.backends.solver.solver import LocalDir, SolveOptions
+    from mason.gateway.run import CAP_CONTEXTS, frontend_opts, run_frontend_image
+
+    if path == "-":
+        raise MasonError(f"frontend image {image}: the build file cannot come from stdin (give -f FILE)")
+    sink = events or null_sink
+    opts = frontend_opts(filename=os.path.basename(path), build_args=request.build_args, target=request.target,
+                         platform=str(request.platform) if request.platform else None,
+                         named_contexts=request.named_contexts, cmdline=cmdline)
+    wanted = [CAP_CONTEXTS] if request.named_contexts else []
+    dirs = {k: v if isinstance(v, LocalDir) else LocalDir(str(v)) for k, v in locals.items()}
+    t0 = time.perf_counter()
+    sink(Status(f"running frontend image {image}"))
+    with solver.session(SolveOptions(locals=dirs), sink) as session:
+        returned, run = run_frontend_image(image, session=session, resolver=request.resolver, opts=opts,
+                                           timeout=timeout, session_id=session_id, wanted_caps=wanted,
+                                           image_resolver=image_resolver,
+                                           log=lambda line: sink(Status(f"[frontend] {line}")))
+    if on_run is not None:
+        on_run(run)
+    counts: dict[str, int] = {}
+    for c in run.calls:
+        counts[c.split(" ", 1)[0]] = counts.get(c.split(" ", 1)[0], 0) + 1
+    sink(Status(f"frontend image {image} returned its result (gateway calls: "
+                f"{', '.join(f'{k} {v}' for k, v in counts.items())})"))
+    graph = result_graph(returned, image, opts_platform(opts))
+    timings = {f"gateway.{k}": v * 1000 for k, v in run.timings.items()}
+    timings["lower"] = (time.perf_counter() - t0) * 1000
+    return FrontendResult(graph, warnings=[Diagnostic(w) for w in returned.warnings], timings=timings)
+
+
+def opts_platform(opts: list[tuple[str, str]]) -> str | None:
+    return next((v for k, v in opts if k == "platform"), None)

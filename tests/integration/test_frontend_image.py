@@ -1,0 +1,217 @@
+"""Frontend images over BuildKit's gateway protocol: BuildKit v0.32.2's own Dockerfile frontend
+(../shared/tools/buildkit/dockerfile-frontend), packaged into an image by mason, builds through
+mason's LLBBridge (``# syntax=<that image>``, ``--frontend``, ``BUILDKIT_SYNTAX``); the
+Definition it returns for the corpus Dockerfiles is compared with mason's built-in lowering;
+misbehaving frontend images fail with one clear error and leave nothing in containerd."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import clean, write
+
+ROOT = Path(__file__).resolve().parents[2]
+FRONTEND = ROOT.parent / "shared" / "tools" / "buildkit" / "dockerfile-frontend"
+CORPUS = ROOT.parent / "shared" / "corpus" / "buildkit-llb-v0.32"
+TAG = "localhost/mason-test/dockerfile-frontend:v0.32.2"
+
+FRONTEND_DOCKERFILE = """FROM scratch
+COPY dockerfile-frontend /bin/dockerfile-frontend
+LABEL moby.buildkit.frontend.network.none="true"
+LABEL moby.buildkit.frontend.caps="moby.buildkit.frontend.inputs,moby.buildkit.frontend.subrequests,moby.buildkit.frontend.contexts"
+ENTRYPOINT ["/bin/dockerfile-frontend"]
+"""
+
+
+@pytest.fixture
+def frontend_image(build_env, tmp_path) -> str:
+    """BuildKit's Dockerfile frontend as an image in mason's store, built by mason."""
+    ctx = tmp_path / "fe-ctx"
+    write(ctx, {"Dockerfile": FRONTEND_DOCKERFILE})
+    shutil.copy(FRONTEND, ctx / "dockerfile-frontend")
+    res, _ = build_env.build(ctx, tags=(TAG,))
+    assert res.digest
+    return TAG
+
+
+def _statuses(rec) -> list[str]:
+    from mason.backends.solver.events import Status
+
+    return [e.message for e in rec.events if isinstance(e, Status)]
+
+
+def _gateway_calls(rec) -> str:
+    line = next(m for m in _statuses(rec) if m.startswith("frontend image ") and "gateway calls" in m)
+    return line.split("gateway calls: ", 1)[1]
+
+
+def test_syntax_image_builds(build_env, frontend_image, tmp_path):
+    ctx = write(tmp_path / "ctx", {
+        "Dockerfile": f"# syntax={frontend_image}\nFROM {build_env.base}\nARG MSG=none\n"
+                      "COPY hello.txt /hello.txt\nRUN echo \"$MSG\" > /msg\nENV FROM_GATEWAY=1\n",
+        "hello.txt": "hello from the context\n"})
+    out = tmp_path / "out"
+    res, rec = build_env.build(ctx, outputs=(f"type=local,dest={out}",), build_args={"MSG": "gateway"})
+    assert (out / "hello.txt").read_text() == "hello from the context\n"
+    assert (out / "msg").read_text() == "gateway\n"
+    assert "FROM_GATEWAY=1" in res.image_config["config"]["Env"]
+    calls = _gateway_calls(rec)
+    assert calls.startswith("Ping 1,") and "ReadFile" in calls and "ResolveImageConfig 1" in calls
+    assert calls.endswith("Return 1)")
+    assert clean(build_env.leftovers())
+
+
+# ------------------------------------------------------------------ the corpus, compared
+
+BASE_DIGEST = "sha256:a026ada719a4f43dacd393a814a0280695a376827a3c2234c09888fd57d7625c"
+VOLATILE = ("local.unique", "local.session")  # random per build in BuildKit (the corpus drops them too)
+
+
+def _digests(graph, strip: bool = False, file_platform: bool = True) -> list[str]:
+    """The sorted op digests of ``graph`` (with ``strip``: BuildKit's random local attrs dropped
+    first, as the corpus drops them; without ``file_platform``: FileOps' platform dropped)."""
+    from mason.ir.codec import digest_of, encode_graph
+    from mason.ir.graph import Graph
+    from mason.ir.llb_pb import pb
+    from mason.ir.ops import FileOp, Ref, SourceOp
+    from mason.passes._rewrite import map_output, rebuild
+
+    if strip or not file_platform:
+        memo: dict[int, object] = {}
+        for op in graph.ops():
+            inputs = tuple(Ref(memo[id(r.op)], r.index) for r in op.inputs)  # type: ignore[arg-type]
+            changes = {}
+            if not file_platform and isinstance(op, FileOp):
+                changes["platform"] = None
+            if strip and isinstance(op, SourceOp) and op.identifier.startswith("local://"):
+                changes["attrs"] = tuple((k, v) for k, v in op.attrs if k not in VOLATILE)
+            memo[id(op)] = rebuild(op, inputs, **changes)
+        graph = Graph(tuple(map_output(o, Ref(memo[id(o.ref.op)], o.ref.index)) for o in graph.outputs))  # type: ignore[arg-type]
+    d = pb().Definition.FromString(encode_graph(graph)[0])
+    return sorted(digest_of(b) for b in getattr(d, "def"))
+
+
+def _corpus_digests(name: str) -> list[str]:
+    from mason.ir.codec import digest_of
+    from mason.ir.llb_pb import pb
+
+    d = pb().Definition.FromString((CORPUS / f"{name}.llb").read_bytes())
+    return sorted(digest_of(b) for b in getattr(d, "def"))
+
+
+CORPUS_NAMES = sorted(p.name.removesuffix(".Dockerfile") for p in CORPUS.glob("*.Dockerfile"))
+
+
+def test_corpus_through_the_gateway_matches(build_env, frontend_image, tmp_path):
+    """Each corpus Dockerfile lowered by BuildKit's frontend image through mason's LLBBridge
+    (every FROM resolved to the corpus's fixed config) gives exactly the corpus's LLB (what
+    df2llb wrote) and image config, and the same LLB as mason's built-in Dockerfile frontend but
+    for one difference, a bug of the built-in: it gives FileOps a platform, BuildKit v0.32.2's
+    frontend gives them none (4 of the 5 corpus files; cachemount has no FileOp)."""
+    from mason.backends.sources.store_resolver import StoreResolver
+    from mason.build import LowerRequest, lower_request, open_solver
+    from mason.frontends.base import FrontendRequest
+    from mason.gateway.driver import lower_with_image
+    from mason.ir.resolver import FixedResolver, PlatformSpec
+
+    config = json.loads((CORPUS / "base-image-config.json").read_text())
+    fixed = FixedResolver(config, BASE_DIGEST)
+    with open_solver(str(build_env.root), build_env.address) as solver:
+        store = StoreResolver(lambda: solver.client)
+        for name in CORPUS_NAMES:
+            ctx = write(tmp_path / name, {"Dockerfile": (CORPUS / f"{name}.Dockerfile").read_text(),
+                                          "hello.txt": "hello\n"})
+            text = (ctx / "Dockerfile").read_text()
+            runs: list = []
+            low = lower_with_image(frontend_image, FrontendRequest(text, str(ctx / "Dockerfile"),
+                                                                   platform=PlatformSpec.parse("linux/amd64"),
+                                                                   resolver=fixed),
+                                   path=str(ctx / "Dockerfile"), solver=solver,
+                                   locals={"context": str(ctx), "dockerfile": str(ctx)}, image_resolver=store,
+                                   on_run=runs.append)
+            gw = _digests(low.graph, strip=True)
+            assert gw == _corpus_digests(name), name
+            builtin = lower_request(LowerRequest(context=str(ctx), platform="linux/amd64"),
+                                    resolver=fixed)
+            assert _digests(builtin.graph, file_platform=False) == _digests(low.graph, True, file_platform=False), name
+            img = json.loads((CORPUS / f"{name}.image.json").read_text())
+            assert low.graph.outputs[0].image_config["config"] == img["config"], name
+            assert runs[0].exit_code == 0 and runs[0].calls[0] == "Ping" and runs[0].calls[-1] == "Return"
+    assert clean(build_env.leftovers())
+
+
+# ------------------------------------------------------------------ other ways to choose it
+
+
+def test_frontend_option_and_syntax_arg_choose_the_image(build_env, frontend_image, tmp_path):
+    ctx = write(tmp_path / "ctx", {"Dockerfile": f"FROM {build_env.base}\nRUN echo via > /via\n"})
+    for kw in ({"frontend": frontend_image}, {"build_args": {"BUILDKIT_SYNTAX": frontend_image}}):
+        out = tmp_path / f"out-{len(kw['build_args']) if 'build_args' in kw else 0}"
+        res, rec = build_env.build(ctx, outputs=(f"type=local,dest={out}",), **kw)
+        assert (out / "via").read_text() == "via\n"
+        assert "Return 1" in _gateway_calls(rec)
+    # --frontend gateway forces the # syntax= image even when it names the built-in
+    (ctx / "Dockerfile").write_text(f"# syntax={frontend_image}\nFROM {build_env.base}\nRUN echo via > /via\n")
+    p = build_env.cli("build", "--progress=plain", "--frontend", "dockerfile", "-o",
+                      f"type=local,dest={tmp_path / 'o3'}", str(ctx))
+    assert p.returncode == 0, p.stderr
+    assert "running frontend image" not in p.stderr  # --frontend dockerfile: the built-in
+    assert (tmp_path / "o3" / "via").read_text() == "via\n"
+
+
+def test_frontend_image_errors_come_back(build_env, frontend_image, tmp_path):
+    """The frontend's own error (a Dockerfile mistake) is the build's error; one line, exit 1."""
+    ctx = write(tmp_path / "ctx", {"Dockerfile": f"# syntax={frontend_image}\nFROM {build_env.base}\nBOGUS x\n"})
+    p = build_env.cli("build", "-o", f"type=local,dest={tmp_path / 'out'}", str(ctx))
+    assert p.returncode == 1
+    assert "Traceback" not in p.stderr
+    assert f"frontend image {frontend_image}:" in p.stderr and "unknown instruction: BOGUS" in p.stderr
+    assert clean(build_env.leftovers())
+
+
+def test_missing_frontend_image_lists_frontends(build_env, tmp_path):
+    ctx = write(tmp_path / "ctx", {"Dockerfile": "# syntax=localhost/mason-test/no-such-frontend:1\nFROM scratch\n"})
+    p = build_env.cli("build", "-o", f"type=local,dest={tmp_path / 'out'}", str(ctx))
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert "frontend image localhost/mason-test/no-such-frontend:1 cannot be found" in p.stderr
+    assert "frontends: " in p.stderr and "dockerfile" in p.stderr
+
+
+# ------------------------------------------------------------------ misbehaving frontend images
+
+BAD = {
+    "exit1": '["sh", "-c", "echo frontend is broken >&2; exit 1"]',
+    "garbage": '["sh", "-c", "echo this is not http2; sleep 600"]',
+    "silent": '["sleep", "600"]',
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD))
+def test_misbehaving_frontend_image(build_env, tmp_path, kind):
+    fe = write(tmp_path / "fe", {"Dockerfile": f"FROM {build_env.base}\nENTRYPOINT {BAD[kind]}\n"})
+    tag = f"localhost/mason-test/bad-frontend:{kind}"
+    build_env.build(fe, tags=(tag,))
+    ctx = write(tmp_path / "ctx", {"Dockerfile": f"# syntax={tag}\nFROM scratch\n"})
+    p = build_env.cli("build", "--frontend-timeout", "5", "-o", f"type=local,dest={tmp_path / 'out'}", str(ctx),
+                      timeout=120)
+    assert p.returncode == 1, p.stderr
+    assert "Traceback" not in p.stderr
+    msg = {"exit1": f"frontend image {tag} exited with code 1 without a result",
+           "garbage": f"frontend image {tag} broke the gateway protocol",
+           "silent": f"frontend image {tag} did not return within --frontend-timeout 5s"}[kind]
+    assert msg in p.stderr
+    if kind == "exit1":
+        assert "frontend is broken" in p.stderr  # its stderr, in the error
+    assert not (tmp_path / "out").exists()
+    left = build_env.leftovers()
+    assert clean(left), left
+    assert build_env.client.list_tasks() == [] and build_env.client.list_containers() == []
+    for what in ("tasks", "containers"):  # and as containerd's own client sees it
+        out = subprocess.run(["ctr", "--address", build_env.address, "-n", "mason", what, "ls", "-q"],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+        assert out.strip() == "", (what, out)
