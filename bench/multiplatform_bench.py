@@ -30,9 +30,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import shutil
-import statistics
 import sys
 import tarfile
 import tempfile
@@ -42,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from peers import MARK, TOOLS, BuildKit, Mason, _timed  # noqa: E402
+from peers import MARK, TOOLS, BuildKit, Mason, banner, footer, median, ratio, run_counts, timed  # noqa: E402
 
 IMAGE_NAME = "docker.io/library/busybox:latest"
 ARCHES = ("amd64", "arm64", "riscv64")
@@ -51,13 +49,13 @@ PLATFORM_SETS = tuple(",".join(f"linux/{a}" for a in ARCHES[:n]) for n in (1, 2,
 
 class MultiMason(Mason):
     def build_for(self, ctx: Path, tag: str, platforms: str) -> tuple[float, int]:
-        return _timed([str(self.bin), "build", "--progress=plain", "--network-default=host", "--platform", platforms,
+        return timed([str(self.bin), "build", "--progress=plain", "--network-default=host", "--platform", platforms,
                        "-t", tag, str(ctx)], self.env, f"mason build {ctx.name} --platform {platforms}")
 
 
 class MultiBuildKit(BuildKit):
     def build_for(self, ctx: Path, tag: str, platforms: str) -> tuple[float, int]:
-        return _timed(self.ctl("build", "--progress=plain", "--frontend", "dockerfile.v0",
+        return timed(self.ctl("build", "--progress=plain", "--frontend", "dockerfile.v0",
                                "--local", f"context={ctx}", "--local", f"dockerfile={ctx}",
                                "--opt", f"platform={platforms}",
                                "--oci-layout", f"base={self.layout}",
@@ -111,14 +109,6 @@ def write_cases(work: Path, names: list[str]) -> dict[str, Path]:
     return out
 
 
-def _med(xs: list[tuple[float, int]]) -> float:
-    return statistics.median(t for t, _ in xs)
-
-
-def _runs(xs: list[tuple[float, int]]) -> str:
-    return "/".join(str(n) for n in sorted({n for _, n in xs}))
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -131,9 +121,9 @@ def main() -> int:
         layout, digest, archive = base_image(work)
         cases = write_cases(work, args.cases.split(","))
         builders = [MultiMason(work, archive), MultiBuildKit(work, layout, digest)]
-        print(f"{args.rounds} rounds, medians; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f} at the start; "
-              f"mason: {builders[0].bin} (daemonless CLI, --network-default=host); BuildKit: {TOOLS / 'buildkitd'} "
-              "(OCI worker, host network); arm64 and riscv64 RUNs under qemu-user-static\n", flush=True)
+        banner(args.rounds, f"mason: {builders[0].bin} (daemonless CLI, --network-default=host); BuildKit: "
+                            f"{TOOLS / 'buildkitd'} (OCI worker, host network); arm64 and riscv64 RUNs under "
+                            "qemu-user-static")
         print("| case | platforms | phase | mason s | mason RUNs | mason ×1-platform | buildkit s | buildkit RUNs "
               "| buildkit ×1-platform | mason/buildkit |")
         print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -151,15 +141,15 @@ def main() -> int:
                             elif not got[b.name] and r == 0:
                                 b.build_for(ctx, tag, platforms)  # warm follows a build of the same set
                             got[b.name].append(b.build_for(ctx, tag, platforms))
-                    m, k = _med(got["mason"]), _med(got["buildkit"])
+                    m, k = median(got["mason"]), median(got["buildkit"])
                     if platforms == PLATFORM_SETS[0]:
                         one[("mason", phase)], one[("buildkit", phase)] = m, k
                     n = platforms.count(",") + 1
                     print(f"| {case} | {n} ({platforms.replace('linux/', '')}) | {phase} "
-                          f"| {m:.2f} | {_runs(got['mason'])} | {m / one[('mason', phase)]:.2f}× "
-                          f"| {k:.2f} | {_runs(got['buildkit'])} | {k / one[('buildkit', phase)]:.2f}× "
-                          f"| {m / k:.2f}× |", flush=True)
-        print(f"\nload {os.getloadavg()[0]:.2f} at the end")
+                          f"| {m:.2f} | {run_counts(got['mason'])} | {m / one[('mason', phase)]:.2f}× "
+                          f"| {k:.2f} | {run_counts(got['buildkit'])} | {k / one[('buildkit', phase)]:.2f}× "
+                          f"| {ratio(got['mason'], got['buildkit'])} |", flush=True)
+        footer()
     finally:
         for b in builders:
             b.close()

@@ -77,13 +77,42 @@ def _run(cmd: list[str], env: dict[str, str] | None = None, what: str = "") -> s
     return p
 
 
-def _timed(cmd: list[str], env: dict[str, str] | None, what: str) -> tuple[float, int]:
+def timed(cmd: list[str], env: dict[str, str] | None, what: str) -> tuple[float, int]:
+    """(seconds, RUNs executed) of one command: the RUN markers counted in its stderr."""
     t0 = time.perf_counter()
     p = subprocess.run(cmd, env=env, capture_output=True, text=True)
     dt = time.perf_counter() - t0
     if p.returncode != 0:
-        raise SystemExit(f"{what} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+        raise SystemExit(f"{what} failed ({p.returncode}):\n{p.stdout}\n{p.stderr[-4000:]}")
     return dt, len(RAN.findall(p.stderr))
+
+
+# ---------------------------------------------------------------- figures (every bench script's)
+
+
+def median(xs: list[tuple[float, int]]) -> float:
+    """The median seconds of (seconds, RUNs) samples."""
+    return statistics.median(t for t, _ in xs)
+
+
+def run_counts(xs: list[tuple[float, int]]) -> str:
+    """The RUN counts the samples saw, each once (``3`` or ``3/4``)."""
+    return "/".join(str(n) for n in sorted({n for _, n in xs}))
+
+
+def ratio(a: list[tuple[float, int]], b: list[tuple[float, int]]) -> str:
+    """``a``'s median over ``b``'s, as the tables print it."""
+    return f"{median(a) / median(b):.2f}×"
+
+
+def banner(rounds: int, detail: str) -> None:
+    """The first line of every bench's output: rounds, CPUs, load, then what runs."""
+    print(f"{rounds} rounds, medians; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f} at the start; "
+          f"{detail}\n", flush=True)
+
+
+def footer() -> None:
+    print(f"\nload {os.getloadavg()[0]:.2f} at the end")
 
 
 class Mason(Builder):
@@ -101,7 +130,7 @@ class Mason(Builder):
         return _run([str(self.bin), *args], self.env, "mason " + args[0])
 
     def build(self, ctx: Path, tag: str) -> tuple[float, int]:
-        return _timed([str(self.bin), "build", "--progress=plain", "--network-default=host", "-t", tag, str(ctx)],
+        return timed([str(self.bin), "build", "--progress=plain", "--network-default=host", "-t", tag, str(ctx)],
                       self.env, f"mason build {ctx.name}")
 
     def reset(self, tags: list[str]) -> None:
@@ -138,7 +167,7 @@ class BuildKit(Builder):
         return [str(TOOLS / "buildctl"), "--addr", self.addr, *args]
 
     def build(self, ctx: Path, tag: str) -> tuple[float, int]:
-        return _timed(self.ctl("build", "--progress=plain", "--frontend", "dockerfile.v0",
+        return timed(self.ctl("build", "--progress=plain", "--frontend", "dockerfile.v0",
                                "--local", f"context={ctx}", "--local", f"dockerfile={ctx}",
                                "--oci-layout", f"base={self.layout}",
                                "--opt", f"context:busybox=oci-layout://base@{self.digest}",
@@ -311,15 +340,6 @@ def run(cases: list[Case], builders: list[Builder], rounds: int) -> list[tuple[s
     return rows
 
 
-def _med(xs: list[tuple[float, int]]) -> float:
-    return statistics.median(t for t, _ in xs)
-
-
-def _runs(xs: list[tuple[float, int]]) -> str:
-    ns = sorted({n for _, n in xs})
-    return "/".join(str(n) for n in ns)
-
-
 HEADER_DONE = False
 
 
@@ -333,8 +353,8 @@ def print_row(case: str, phase: str, got: dict, names: list[str]) -> None:
         print(f"| case | phase | {cols}{ratios} |")
         print("|---|---|" + "---:|" * (2 * len(names) + len(masons)))
         HEADER_DONE = True
-    cells = " | ".join(f"{_med(got[n]):.2f} | {_runs(got[n])}" for n in names)
-    ratios = "".join(f" | {_med(got[n]) / _med(got['buildkit']):.2f}×" for n in masons)
+    cells = " | ".join(f"{median(got[n]):.2f} | {run_counts(got[n])}" for n in names)
+    ratios = "".join(f" | {ratio(got[n], got['buildkit'])}" for n in masons)
     print(f"| {case} | {phase} | {cells}{ratios} |", flush=True)
 
 
@@ -362,13 +382,11 @@ def main() -> int:
                 builders.append(Mason(work, archive, label, Path(binary)))
             else:
                 raise SystemExit(f"unknown builder {n!r} (mason, buildkit, NAME=PATH-TO-MASON)")
-        load = os.getloadavg()
-        print(f"{args.rounds} rounds, medians; {os.cpu_count()} CPUs, load {load[0]:.2f} at the start; "
-              f"mason: {', '.join(f'{b.name}={b.bin}' for b in builders if isinstance(b, Mason))} "
-              f"(daemonless CLI, --network-default=host); "
-              f"BuildKit: {TOOLS / 'buildkitd'} (OCI worker, host network)\n", flush=True)
+        banner(args.rounds, f"mason: {', '.join(f'{b.name}={b.bin}' for b in builders if isinstance(b, Mason))} "
+                            f"(daemonless CLI, --network-default=host); "
+                            f"BuildKit: {TOOLS / 'buildkitd'} (OCI worker, host network)")
         run(cases, builders, args.rounds)
-        print(f"\nload {os.getloadavg()[0]:.2f} at the end")
+        footer()
     finally:
         for b in builders:
             b.close()

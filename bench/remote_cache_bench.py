@@ -30,20 +30,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-MASON = Path(sys.executable).with_name("mason")
-MARK = 'echo "RAN-$(echo {0})"'
-RAN = re.compile(r"^#\d+ (?:[\d.]+ )?RAN-", re.M)
+sys.path.insert(0, str(REPO / "bench"))
+
+from peers import MARK, MASON, banner, footer, median, ratio, run_counts, timed  # noqa: E402
+
 PHASES = ("cold", "cold+export", "local-warm", "remote-warm")
 
 DOCKERFILE = """\
@@ -59,15 +57,6 @@ COPY --from=build /out /app/out
 COPY --from=deps /deps/f0 /app/f0
 RUN {m_final} && echo ready > /app/ready
 """
-
-
-def _timed(cmd: list[str], env: dict[str, str] | None, what: str) -> tuple[float, int]:
-    t0 = time.perf_counter()
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    dt = time.perf_counter() - t0
-    if p.returncode != 0:
-        raise SystemExit(f"{what} failed ({p.returncode}):\n{p.stdout}\n{p.stderr[-4000:]}")
-    return dt, len(RAN.findall(p.stderr))
 
 
 class Mason:
@@ -97,7 +86,7 @@ class Mason:
             args += ["--cache-to", f"type=registry,ref={self.cache},mode=max"]
         if phase == "remote-warm":
             args += ["--cache-from", f"type=registry,ref={self.cache}"]
-        return _timed([*args, str(ctx)], self.env, f"mason build ({phase})")
+        return timed([*args, str(ctx)], self.env, f"mason build ({phase})")
 
     def _stop_current(self) -> None:
         if self.current is not None:
@@ -133,18 +122,10 @@ class BuildKit:
         cmd = [buildkit_tool("buildctl"), "--addr", self.daemon.address, "build", "--progress=plain",
                "--frontend", "dockerfile.v0", "--local", f"context={ctx}", "--local", f"dockerfile={ctx}",
                "--output", f"type=image,name={self.image},push=true", *extra]
-        return _timed(cmd, None, f"buildctl build ({phase})")
+        return timed(cmd, None, f"buildctl build ({phase})")
 
     def close(self) -> None:
         self.daemon.stop()
-
-
-def _med(xs: list[tuple[float, int]]) -> float:
-    return statistics.median(t for t, _ in xs)
-
-
-def _runs(xs: list[tuple[float, int]]) -> str:
-    return "/".join(str(n) for n in sorted({n for _, n in xs}))
 
 
 def main() -> int:
@@ -173,10 +154,9 @@ def main() -> int:
                                                           m_build=MARK.format("build"), m_final=MARK.format("final")))
         for n in args.builders.split(","):
             builders.append({"mason": Mason, "buildkit": BuildKit}[n](work, registry.host))
-        load = os.getloadavg()
-        print(f"{args.rounds} rounds, medians; {os.cpu_count()} CPUs, load {load[0]:.2f} at the start; "
-              f"mason {MASON} (daemonless CLI, fresh MASON_ROOT per empty state), BuildKit v0.32.2 buildkitd "
-              f"(OCI worker, prune --all per empty state); registry {registry.host}; cache mode=max\n", flush=True)
+        banner(args.rounds, f"mason {MASON} (daemonless CLI, fresh MASON_ROOT per empty state), BuildKit v0.32.2 "
+                            f"buildkitd (OCI worker, prune --all per empty state); registry {registry.host}; "
+                            "cache mode=max")
         got: dict[str, dict[str, list[tuple[float, int]]]] = {b.name: {p: [] for p in PHASES} for b in builders}
         for r in range(args.rounds):
             order = builders if r % 2 == 0 else builders[::-1]
@@ -188,14 +168,15 @@ def main() -> int:
         print("|---|" + "---:|" * (len(PHASES) + 2))
         for b in builders:
             g = got[b.name]
-            cells = " | ".join(f"{_med(g[p]):.2f} ({_runs(g[p])})" for p in PHASES)
-            print(f"| {b.name} | {cells} | {_med(g['remote-warm']) / _med(g['local-warm']):.1f}× | "
-                  f"{_med(g['remote-warm']) / _med(g['cold']):.2f} |")
+            cells = " | ".join(f"{median(g[p]):.2f} ({run_counts(g[p])})" for p in PHASES)
+            print(f"| {b.name} | {cells} | {median(g['remote-warm']) / median(g['local-warm']):.1f}× | "
+                  f"{median(g['remote-warm']) / median(g['cold']):.2f} |")
         if "mason" in got and "buildkit" in got:
-            cells = " | ".join(f"{_med(got['mason'][p]) / _med(got['buildkit'][p]):.2f}×" for p in PHASES)
+            cells = " | ".join(ratio(got["mason"][p], got["buildkit"][p]) for p in PHASES)
             print(f"| mason / buildkit | {cells} | | |")
-        print(f"\nload {os.getloadavg()[0]:.2f} at the end; the seed's BuildKit: remote-warm / local-warm 72×, "
-              "remote-warm / cold 0.21; the goal for mason: remote-warm within 10× of local-warm")
+        footer()
+        print("the seed's BuildKit: remote-warm / local-warm 72×, remote-warm / cold 0.21; the goal for mason: "
+              "remote-warm within 10× of local-warm")
     finally:
         for b in builders:
             b.close()

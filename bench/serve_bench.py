@@ -24,7 +24,6 @@ Prints figures; asserts nothing. Starts and stops its own daemons (mason serve, 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import signal
 import socket
@@ -38,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from peers import CASES, MASON, TOOLS, Builder, BuildKit, Mason, _run, _timed, busybox_base, run  # noqa: E402
+from peers import CASES, MASON, TOOLS, Builder, BuildKit, Mason, _run, banner, busybox_base, footer, run, timed  # noqa: E402
 
 
 class MasonServe(Builder):
@@ -75,7 +74,7 @@ class MasonServe(Builder):
         return [str(TOOLS / "buildctl"), "--addr", self.addr, *args]
 
     def build(self, ctx: Path, tag: str) -> tuple[float, int]:
-        return _timed(self.ctl("build", "--progress=plain", "--frontend", "dockerfile.v0",
+        return timed(self.ctl("build", "--progress=plain", "--frontend", "dockerfile.v0",
                                "--local", f"context={ctx}", "--local", f"dockerfile={ctx}",
                                "--output", f"type=image,name={tag}"), None, f"buildctl build {ctx.name} (mason serve)")
 
@@ -115,12 +114,10 @@ def main() -> int:
                 builders.append(BuildKit(work, layout, digest))
             else:
                 raise SystemExit(f"unknown builder {n!r} (mason-serve, buildkit)")
-        load = os.getloadavg()
-        print(f"{args.rounds} rounds, medians; {os.cpu_count()} CPUs, load {load[0]:.2f} at the start; "
-              f"both driven by {TOOLS / 'buildctl'}; mason serve: {MASON} serve; "
-              f"BuildKit: {TOOLS / 'buildkitd'} (OCI worker, host network)\n", flush=True)
+        banner(args.rounds, f"both driven by {TOOLS / 'buildctl'}; mason serve: {MASON} serve; "
+                            f"BuildKit: {TOOLS / 'buildkitd'} (OCI worker, host network)")
         run(cases, builders, args.rounds)
-        print(f"\nload {os.getloadavg()[0]:.2f} at the end")
+        footer()
     finally:
         for b in builders:
             b.close()
