@@ -30,7 +30,7 @@ from typing import Any
 from mason.backends import oci
 from mason.backends.containerd.client import Client, Image, NotFound
 from mason.backends.containerd.client import Descriptor as CDescriptor
-from mason.backends.exporters.layer import Layer, LayerSource, resolve_layer
+from mason.backends.exporters.layer import Layer, LayerSource, resolve_chain_at
 from mason.ir.errors import MasonError
 from mason.ir.reference import normalize, parse_reference
 from mason.ir.resolver import PlatformSpec
@@ -38,7 +38,7 @@ from mason.ir.urls import redact_text
 
 __all__ = ["ExportedImage", "ImageSummary", "export_image", "write_image", "store_image", "normalize_history",
            "list_images", "get_image", "remove_image", "image_size", "GC_REF_CONFIG", "gc_layer_label",
-           "format_time", "OCI_EQUIVALENT"]
+           "format_time", "format_time_ns", "OCI_EQUIVALENT"]
 
 GC_REF_CONTENT = "containerd.io/gc.ref.content"
 GC_REF_CONFIG = f"{GC_REF_CONTENT}.config"
@@ -90,6 +90,14 @@ def format_time(t: float | int) -> str:
     return d.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def format_time_ns(ns: int) -> str:
+    """RFC 3339 in UTC to the nanosecond, trailing zeros of the fraction dropped (Go's
+    RFC3339Nano, as BuildKit writes history times)."""
+    sec, frac = divmod(ns, 1_000_000_000)
+    base = _dt.datetime.fromtimestamp(sec, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{frac:09d}".rstrip("0") + "Z" if frac else base + "Z"
+
+
 def parse_time(s: Any) -> float | None:
     if not isinstance(s, str):
         return None
@@ -110,11 +118,16 @@ def _now() -> float:
 # -- config and manifest -------------------------------------------------------------------
 
 def normalize_history(history: Sequence[dict[str, Any]], layer_count: int, *, created: str,
-                      source_date_epoch: int | None = None) -> list[dict[str, Any]]:
+                      source_date_epoch: int | None = None,
+                      layer_times: Sequence[str | None] | None = None) -> list[dict[str, Any]]:
     """History whose non-empty entries match ``layer_count`` layers, like BuildKit's image
     writer: extra non-empty entries (beyond the layers) become ``empty_layer``; missing ones are
-    appended for the top layers; entries without ``created`` get ``created``; with an epoch,
-    every ``created`` later than it is clamped to it."""
+    appended for the top layers. Times, as BuildKit gives them: an entry for a layer without
+    ``created`` gets that layer's time (``layer_times``, when it was made); every other entry
+    without one gets the time of the first dated entry after the first undated one, and after
+    that the time of the dated entry before it (a metadata instruction before the first new
+    layer takes that layer's time, not the base image's); ``created`` when nothing has a time.
+    With an epoch, every ``created`` later than it is clamped to it."""
     out: list[dict[str, Any]] = []
     seen = 0
     for h in history:
@@ -128,11 +141,31 @@ def normalize_history(history: Sequence[dict[str, Any]], layer_count: int, *, cr
         out.append(h)
     for _ in range(layer_count - seen):
         out.append({"created_by": "mason: layer", "comment": EXPORTER_COMMENT})
+    if layer_times is not None:
+        i = 0
+        for h in out:
+            if not h.get("empty_layer"):
+                if not h.get("created") and i < len(layer_times) and layer_times[i]:
+                    h["created"] = layer_times[i]
+                i += 1
+    fill, gap = None, False
+    for h in out:
+        if h.get("created"):
+            fill = h["created"]
+            if gap:
+                break
+        else:
+            gap = True
+    fill, gap = fill or created, False
     for h in out:
         if isinstance(h.get("created_by"), str):  # ADD https://user:token@… (GHSA-gc89-7gcr-jxqc)
             h["created_by"] = redact_text(h["created_by"])
-        if not h.get("created"):
-            h["created"] = created
+        if h.get("created"):
+            if gap:
+                fill = h["created"]
+        else:
+            gap = True
+            h["created"] = fill
         if source_date_epoch is not None:
             t = parse_time(h["created"])
             if t is None or t > source_date_epoch:
@@ -141,7 +174,8 @@ def normalize_history(history: Sequence[dict[str, Any]], layer_count: int, *, cr
 
 
 def _image_config(config: dict[str, Any], layers: Sequence[Layer], history: Sequence[dict[str, Any]] | None,
-                  platform: PlatformSpec | None, source_date_epoch: int | None) -> dict[str, Any]:
+                  platform: PlatformSpec | None, source_date_epoch: int | None,
+                  layer_times: Sequence[int | None] | None = None) -> dict[str, Any]:
     cfg = copy.deepcopy(config)
     if platform is not None:
         cfg.update(platform.to_json())
@@ -153,8 +187,14 @@ def _image_config(config: dict[str, Any], layers: Sequence[Layer], history: Sequ
         cfg.setdefault("os", host.os)
     created = format_time(source_date_epoch if source_date_epoch is not None else _now())
     hist = list(history if history is not None else cfg.get("history") or ())
-    cfg["history"] = normalize_history(hist, len(layers), created=created, source_date_epoch=source_date_epoch)
+    times = None if layer_times is None else [format_time_ns(t) if t else None for t in layer_times]
+    cfg["history"] = normalize_history(hist, len(layers), created=created, source_date_epoch=source_date_epoch,
+                                       layer_times=times)
     cfg["rootfs"] = {"type": "layers", "diff_ids": [la.diff_id for la in layers]}
+    # BuildKit: the epoch, else the last history entry's time — so a rebuild from the same
+    # cached layers is the same image (the same digest, nothing new to write)
+    if source_date_epoch is None and cfg["history"]:
+        created = cfg["history"][-1]["created"]
     cfg["created"] = created
     if not isinstance(cfg.get("config"), dict):
         cfg["config"] = {}
@@ -197,10 +237,12 @@ def image_names(name: str | Sequence[str] | None) -> list[str]:
 
 def write_image(client: Client, layers: Sequence[Layer], config: dict[str, Any], *,
                 history: list[dict[str, Any]] | None = None, source_date_epoch: int | None = None,
-                platform: PlatformSpec | str | None = None) -> ExportedImage:
-    """Write config and manifest for resolved ``layers`` to the content store (no image record)."""
+                platform: PlatformSpec | str | None = None,
+                layer_times: Sequence[int | None] | None = None) -> ExportedImage:
+    """Write config and manifest for resolved ``layers`` to the content store (no image record).
+    ``layer_times``: when each layer was made (ns since 1970, None: unknown), for history."""
     plat = PlatformSpec.parse(platform) if isinstance(platform, str) else platform
-    cfg = _image_config(config, layers, history, plat, source_date_epoch)
+    cfg = _image_config(config, layers, history, plat, source_date_epoch, layer_times)
     config_bytes = oci.canonical_json(cfg)
     client.write_blob(config_bytes)
     config_desc = oci.Descriptor.of(oci.OCI_CONFIG, config_bytes)
@@ -214,9 +256,16 @@ def write_image(client: Client, layers: Sequence[Layer], config: dict[str, Any],
 
 
 def store_image(client: Client, name: str, target: oci.Descriptor | CDescriptor) -> str:
-    """Point image ``name`` (normalized) at ``target`` in the image store; returns the name."""
+    """Point image ``name`` (normalized) at ``target`` in the image store (no write when it
+    points there already); returns the name."""
     norm = normalize(name)
-    client.put_image(Image(norm, CDescriptor(target.media_type, target.digest, target.size)))
+    want = CDescriptor(target.media_type, target.digest, target.size)
+    try:
+        have = client.get_image(norm)
+    except NotFound:
+        have = None
+    if have is None or have.target != want:
+        client.put_image(Image(norm, want))
     return norm
 
 
@@ -233,12 +282,12 @@ def export_image(client: Client, chain: Sequence[LayerSource], config: dict[str,
     returns keys to add to the config once the layers are known (the inline cache)."""
     names = image_names(name)  # bad names fail before any work
     with leased(client) as lc:
-        layers = [resolve_layer(lc, src, source_date_epoch=source_date_epoch, fetch_remote=fetch_remote)
-                  for src in chain]
+        resolved = resolve_chain_at(lc, chain, source_date_epoch=source_date_epoch, fetch_remote=fetch_remote)
+        layers = [la for la, _ in resolved]
         if config_hook is not None:
             config = {**config, **config_hook(layers)}
         img = write_image(lc, layers, config, history=history, source_date_epoch=source_date_epoch,
-                          platform=platform)
+                          platform=platform, layer_times=[t for _, t in resolved])
         for n in names:
             store_image(lc, n, img.descriptor)
     return ExportedImage(img.manifest_digest, img.config_digest, img.manifest, img.size, img.config,

@@ -27,19 +27,20 @@ import json
 import os
 import tempfile
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
 from mason.backends import oci
-from mason.backends.containerd.client import UNCOMPRESSED, Client, NotFound
+from mason.backends.containerd.client import UNCOMPRESSED, Client, ContentInfo, NotFound, SnapshotInfo
 from mason.backends.exporters._mount import mounted
 from mason.backends.exporters.difftar import file_chunks, write_gzip_diff
 from mason.backends.exporters.fastgzip import gzip_chunks
 from mason.backends.sources.result import Layer
 from mason.ir.errors import MasonError
 
-__all__ = ["Layer", "KnownLayer", "SnapshotDiff", "LayerSource", "resolve_layer", "resolve_chain",
-           "layer_cache_label"]
+__all__ = ["Layer", "KnownLayer", "SnapshotDiff", "LayerSource", "resolve_layer", "resolve_layer_at", "resolve_chain",
+           "resolve_chain_at", "layer_cache_label"]
 
 GC_REF_CONTENT = "containerd.io/gc.ref.content"
 
@@ -77,16 +78,23 @@ def _gc_label(lower: str | None, source_date_epoch: int | None) -> str:
     return f"{GC_REF_CONTENT}.mason.layer.{tag}"
 
 
-def _cached(client: Client, upper_labels: dict[str, str], key: str) -> Layer | None:
+def _remembered(upper_labels: Mapping[str, str], key: str) -> Layer | None:
     raw = upper_labels.get(key)
     if not raw:
         return None
     try:
         d = json.loads(raw)
-        layer = Layer(d["mediaType"], d["digest"], int(d["size"]), d["diffID"])
+        return Layer(d["mediaType"], d["digest"], int(d["size"]), d["diffID"])
     except (ValueError, KeyError, TypeError):
         return None
-    return layer if client.content_exists(layer.digest) else None
+
+
+def _cached(client: Client, upper_labels: Mapping[str, str], key: str,
+            known: Mapping[str, ContentInfo]) -> Layer | None:
+    layer = _remembered(upper_labels, key)
+    if layer is None:
+        return None
+    return layer if layer.digest in known or client.content_exists(layer.digest) else None
 
 
 def _label_snapshot(client: Client, name: str, labels: dict[str, str]) -> None:
@@ -162,36 +170,51 @@ def _diff_by_mason(client: Client, src: SnapshotDiff, epoch: int | None) -> Laye
 
 def resolve_layer(client: Client, src: LayerSource, *, source_date_epoch: int | None = None,
                   fetch_remote: bool = True) -> Layer:
-    """The layer blob for ``src``, in the content store. A :class:`SnapshotDiff` is computed
+    """The layer blob for ``src`` (see :func:`resolve_layer_at`)."""
+    return resolve_layer_at(client, src, source_date_epoch=source_date_epoch, fetch_remote=fetch_remote)[0]
+
+
+def resolve_layer_at(client: Client, src: LayerSource, *, source_date_epoch: int | None = None,
+                     fetch_remote: bool = True, snapshots: Mapping[str, SnapshotInfo] | None = None,
+                     blobs: Mapping[str, ContentInfo] | None = None) -> tuple[Layer, int | None]:
+    """The layer blob for ``src``, in the content store, and when the layer was made (ns since
+    1970; None: unknown) — BuildKit's time of the layer's cache record: for a
+    :class:`SnapshotDiff` when its upper snapshot was committed, for a :class:`KnownLayer` when
+    its blob came into the content store. The same cached layer gives the same time on every
+    build, so a rebuild that reruns nothing writes the same image. A :class:`SnapshotDiff` is computed
     once per (lower, upper, epoch) and remembered on the upper snapshot. Call it with a client
     bound to a lease: the blob is held by that lease until the upper snapshot's label holds it.
     A :class:`KnownLayer` from a remote cache is fetched into the content store when missing —
     unless ``fetch_remote`` is false (an image that is only pushed: its blobs are mounted or
-    streamed from the cache at push time), when its descriptor is all that is needed."""
+    streamed from the cache at push time), when its descriptor is all that is needed.
+    ``snapshots`` and ``blobs``: what is known to exist already (:func:`resolve_chain_at` asks
+    for a whole chain at once); anything not in them is looked up."""
+    blobs = blobs or {}
     if isinstance(src, KnownLayer):
         layer = src.layer
         try:
-            info = client.content_info(layer.digest)
+            info = blobs.get(layer.digest) or client.content_info(layer.digest)
         except NotFound:
             if src.source is None:
                 raise MasonError(f"base layer {layer.digest} is not in containerd's content store") from None
             if not fetch_remote:
-                return layer
+                return layer, None
             src.source.fetch_into(client)
             info = client.content_info(layer.digest)
         if info.labels.get(UNCOMPRESSED) != layer.diff_id and layer.diff_id:
             client.update_content_labels(layer.digest, {UNCOMPRESSED: layer.diff_id})
-        return layer
+        return layer, info.created_ns or None
     if not isinstance(src, SnapshotDiff):
         raise TypeError(f"not a layer source: {src!r}")
     key = layer_cache_label(src.lower, source_date_epoch)
     try:
-        labels = dict(client.stat_snapshot(src.upper).labels)
+        upper = (snapshots or {}).get(src.upper) or client.stat_snapshot(src.upper)
     except NotFound:
         raise MasonError(f"snapshot {src.upper} is gone: cannot compute its layer") from None
-    hit = _cached(client, labels, key)
+    made = upper.created_ns or None
+    hit = _cached(client, upper.labels, key, blobs)
     if hit is not None:
-        return hit
+        return hit, made
     if source_date_epoch is None:
         layer = _diff_by_containerd(client, src)
     else:
@@ -199,9 +222,28 @@ def resolve_layer(client: Client, src: LayerSource, *, source_date_epoch: int | 
     value = json.dumps({"mediaType": layer.media_type, "digest": layer.digest, "size": layer.size,
                         "diffID": layer.diff_id}, sort_keys=True, separators=(",", ":"))
     _label_snapshot(client, src.upper, {key: value, _gc_label(src.lower, source_date_epoch): layer.digest})
-    return layer
+    return layer, made
 
 
 def resolve_chain(client: Client, chain, *, source_date_epoch: int | None = None,
                   fetch_remote: bool = True) -> list[Layer]:
-    return [resolve_layer(client, s, source_date_epoch=source_date_epoch, fetch_remote=fetch_remote) for s in chain]
+    return [la for la, _ in resolve_chain_at(client, chain, source_date_epoch=source_date_epoch,
+                                             fetch_remote=fetch_remote)]
+
+
+def resolve_chain_at(client: Client, chain: Sequence[LayerSource], *, source_date_epoch: int | None = None,
+                     fetch_remote: bool = True) -> list[tuple[Layer, int | None]]:
+    """:func:`resolve_layer_at` of every layer of ``chain``, asking containerd about the
+    chain's snapshots and the blobs they remember in two round trips, not two per layer (a
+    rebuild that reruns nothing needs no more)."""
+    key = layer_cache_label
+    snapshots = client.snapshot_infos(s.upper for s in chain if isinstance(s, SnapshotDiff))
+    digests = [s.layer.digest for s in chain if isinstance(s, KnownLayer)]
+    for s in chain:
+        if isinstance(s, SnapshotDiff) and s.upper in snapshots:
+            la = _remembered(snapshots[s.upper].labels, key(s.lower, source_date_epoch))
+            if la is not None:
+                digests.append(la.digest)
+    blobs = client.content_infos(digests)
+    return [resolve_layer_at(client, s, source_date_epoch=source_date_epoch, fetch_remote=fetch_remote,
+                             snapshots=snapshots, blobs=blobs) for s in chain]
