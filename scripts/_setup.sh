@@ -8,7 +8,7 @@ APT_PACKAGES=(
   python3 python3-venv python3-pip git ca-certificates
   containerd runc busybox-static graphviz docker-registry
   golang-github-containerd-containerd-dev containernetworking-plugins iptables
-  skopeo umoci iproute2 util-linux openssh-client qemu-user-static file debootstrap gpg
+  skopeo umoci iproute2 util-linux openssh-client qemu-user-static file chromium debootstrap gpg
   golang-github-docker-docker-dev golang-github-tonistiigi-fsutil-dev
 )
 

@@ -167,7 +167,7 @@ def _check_iidfile(iidfile: str | None) -> None:
               help="Export the build cache (repeatable): type=registry,ref=REF | type=local,dest=DIR | type=inline, "
                    "with [,mode=min|max][,image-manifest=true|false][,ignore-error=true].")
 @click.option("--graph", "graph", metavar="FILE", type=click.Path(dir_okay=False),
-              help="Draw the solved graph into FILE (.svg or .dot): each step's duration, cached or ran, "
+              help="Draw the solved graph into FILE (.svg, .dot or .html): each step's duration, cached or ran, "
                    "the critical path in red (also for a failed build).")
 @common_solve_options
 def build(context: str, dockerfile: str | None, target: str | None, build_args: tuple[str, ...], platform: str | None,

@@ -17,7 +17,7 @@ from mason.cli.daemon import root_option
 from mason.cli.logs import state_root
 
 COLUMNS = ("BUILD ID", "CREATED", "STATUS", "TARGET", "TAGS", "STEPS", "DURATION")
-GRAPH_FORMATS = {".svg": "svg", ".dot": "dot"}
+GRAPH_FORMATS = {".svg": "svg", ".dot": "dot", ".html": "html"}
 
 
 def format_duration(seconds: float | None) -> str:
@@ -102,7 +102,7 @@ def write_graph(root: str | Path, build: str | None, path: str, fmt: str) -> Non
               help="Draw BUILD's solved graph (an id or its prefix; 'latest': the last build): each step's "
                    "duration, cached or ran, the critical path in red.")
 @click.option("-o", "--output", "output", default="-", metavar="FILE",
-              help="With --graph: write it to FILE (default: stdout); .svg or .dot chooses the format.")
+              help="With --graph: write it to FILE (default: stdout); .svg, .dot or .html chooses the format.")
 @click.option("--format", "fmt", type=click.Choice(sorted(set(GRAPH_FORMATS.values()))), default=None,
               help="With --graph: the drawing's format (default: from -o's extension, else svg).")
 def history(root: str | None, graph: str | None = None, output: str = "-", fmt: str | None = None) -> None:

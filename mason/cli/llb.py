@@ -1,4 +1,4 @@
-"""``mason llb``: inspect LLB Definitions. ``mason llb dump [FILE|-] [--format json|text|dot|svg|buildkit-dot]``
+"""``mason llb``: inspect LLB Definitions. ``mason llb dump [FILE|-] [--format json|text|dot|svg|html|buildkit-dot]``
 prints one, like ``buildctl debug dump-llb``, or draws it; the work is :func:`mason.backends.dump.dump_definition`."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from mason.ir.errors import MasonError
 
 @click.group()
 def llb() -> None:
-    """Inspect LLB Definitions (dump as json, text, dot, svg)."""
+    """Inspect LLB Definitions (dump as json, text, dot, svg, html)."""
 
 
 def read_input(path: str) -> bytes:
@@ -34,7 +34,7 @@ def read_input(path: str) -> bytes:
     "--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True,
     help="json: one object per op per line, as `buildctl debug dump-llb`; text: mason's IR text; "
     "dot: the graph coloured by op kind, stages as clusters, edges labelled; svg: that drawn by graphviz; "
-    "buildkit-dot: as `dump-llb --dot`.",
+    "html: the SVG in one page showing an op's fields when it is clicked; buildkit-dot: as `dump-llb --dot`.",
 )
 @click.option("--pretty", is_flag=True, help="With json: one indented array instead of one line per op.")
 @click.option("--metadata", is_flag=True, help="With text: each op's metadata as a trailing # comment.")

@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "images": ("mason.cli.images", "images", "List the images in mason's image store."),
     "load": ("mason.cli.images", "load", "Load images from an OCI or Docker archive (like docker load)."),
     "history": ("mason.cli.history", "history", "List recorded builds (id, time, status, steps, duration)."),
-    "llb": ("mason.cli.llb", "llb", "Inspect LLB Definitions (dump as json, text, dot, svg)."),
+    "llb": ("mason.cli.llb", "llb", "Inspect LLB Definitions (dump as json, text, dot, svg, html)."),
     "logs": ("mason.cli.logs", "logs", "Show the stored output of a build or one of its steps."),
     "lower": ("mason.cli.lower", "lower", "Lower a Dockerfile to LLB."),
     "opt": ("mason.cli.opt", "opt", "Run passes over an LLB Definition."),

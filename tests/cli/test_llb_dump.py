@@ -127,7 +127,7 @@ def test_bad_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixtur
 def test_unknown_format(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, err = run(["llb", "dump", "--format", "png", str(CORPUS / "simple.llb")], capsys)
     assert (rc, out) == (1, "")
-    assert "Invalid value for '--format': 'png' is not one of 'json', 'text', 'dot', 'svg', 'buildkit-dot'." in err
+    assert "Invalid value for '--format': 'png' is not one of 'json', 'text', 'dot', 'svg', 'html', 'buildkit-dot'." in err
 
 
 def test_subprocess_bad_input_prints_one_line_and_no_traceback(tmp_path: Path) -> None:

@@ -127,6 +127,18 @@ def test_build_graph_durations_cached_and_critical_path(build_env, tmp_path: Pat
     nodes, edges, _ = parse_dot((tmp_path / "h.dot").read_text())
     assert {n for n, a in nodes.items() if "critical" in a["class"].split()} == critical
 
+    # as a page: the side panel's data has each step's status and duration
+    env.cli("history", "--graph", first.id, "-o", str(tmp_path / "h.html"), check=True)
+    page = (tmp_path / "h.html").read_text()
+    blob = json.loads(page.split('id="graph-data">', 1)[1].split("</script>", 1)[0])
+    steps = {s.digest: s for s in rec.steps}
+    for v in graph["vertices"]:
+        rows = dict(blob["op-" + v["id"].split(":")[1]]["rows"])
+        s = steps.get(v["id"])
+        if s is not None and s.status == "done":
+            assert rows["status"] == "ran" and rows["duration"] == format_seconds(s.duration)
+        assert ("critical path" in rows) == (_short(v["id"]) in critical)
+
     # a rebuild: every step cached, nothing ran, so nothing is critical
     out2 = tmp_path / "second.svg"
     env.cli("build", "--progress=plain", "--graph", str(out2), str(ctx), check=True)

@@ -1,6 +1,6 @@
 """Dumpers: draw an LLB Definition as JSON (``buildctl debug dump-llb``'s shape), mason's IR
 text, Graphviz DOT (``buildkit-dot``: ``dump-llb --dot``'s shape; ``dot``: the styled graph of
-:mod:`.graph` / :mod:`.styled` — colours, stages, edge labels), or SVG.
+:mod:`.graph` / :mod:`.styled` — colours, stages, edge labels), SVG, or one self-contained HTML page (:mod:`.html`).
 
 Input goes through the typed IR: the codec decodes and validates the Definition (bad input is a
 :class:`~mason.ir.errors.MasonError` from there), then each op is turned back into its wire
@@ -19,8 +19,8 @@ from typing import Any
 from mason.backends.dump.model import DumpedOp, op_digest, terminal_op
 from mason.ir.errors import MasonError
 
-FORMATS = ("json", "text", "dot", "svg", "buildkit-dot")
-DRAWN = ("dot", "svg")
+FORMATS = ("json", "text", "dot", "svg", "html", "buildkit-dot")
+DRAWN = ("dot", "svg", "html")
 
 __all__ = ["FORMATS", "DRAWN", "draw", "DumpedOp", "dump_definition", "records_from_data", "records_from_decoded",
            "render"]
@@ -82,7 +82,7 @@ def render(records: list[DumpedOp], fmt: str, *, pretty: bool = False) -> str:
 
 
 def draw(graph: Any, fmt: str) -> str:
-    """A :class:`~mason.backends.dump.graph.BuildGraph` as ``dot`` or ``svg``."""
+    """A :class:`~mason.backends.dump.graph.BuildGraph` as ``dot``, ``svg`` or ``html``."""
     if fmt == "dot":
         from mason.backends.dump.styled import styled_dot
 
@@ -91,6 +91,10 @@ def draw(graph: Any, fmt: str) -> str:
         from mason.backends.dump.svg import render_svg
 
         return render_svg(graph)
+    if fmt == "html":
+        from mason.backends.dump.html import render_html
+
+        return render_html(graph)
     raise MasonError(f"unknown graph format {fmt!r}; valid formats: {', '.join(DRAWN)}")
 
 
