@@ -1,5 +1,7 @@
-"""Time ``mason llb dump`` on a long chain: decode through the typed IR, then json, dot (and svg
-for small graphs). Prints figures; asserts nothing.
+"""Time ``mason llb dump`` on a long chain: decode through the typed IR, then json, dot,
+buildkit-dot, text (and svg, html for small graphs); and ``record``: the graph every build keeps
+with its history record (graph.json, made on a thread during the solve). Prints figures;
+asserts nothing.
 
     .venv/bin/python bench/dump_bench.py [N ...]     # default: 1000 10000
 """
@@ -39,13 +41,29 @@ def chain(n: int) -> bytes:
 def main(sizes: list[int]) -> None:
     for n in sizes:
         data = chain(n)
-        formats = ["json", "dot", "text"] + (["svg"] if n <= 1000 else [])
+        formats = ["json", "dot", "buildkit-dot", "text"] + (["svg", "html"] if n <= 1000 else [])
         for fmt in formats:
             t0 = time.perf_counter()
             out = dump_definition(data, fmt)
             dt = time.perf_counter() - t0
-            print(f"{n:>6} ops  {fmt:<5} {dt * 1000:8.1f} ms  {len(out) / 1e6:6.2f} MB  "
+            print(f"{n:>6} ops  {fmt:<12} {dt * 1000:8.1f} ms  {len(out) / 1e6:6.2f} MB  "
                   f"{dt / (n + 2) * 1e6:6.1f} µs/op")
+        record(n, data)
+
+
+def record(n: int, data: bytes) -> None:
+    """What a build's record costs: the IR graph to graph.json (env masked), as mason/build.py does."""
+    import json
+
+    from mason.backends.dump.graph import graph_from_ir
+    from mason.ir.codec import decode_graph
+
+    graph = decode_graph(data)
+    t0 = time.perf_counter()
+    text = json.dumps(graph_from_ir(graph, mask_env=True).to_json(), indent=1)
+    dt = time.perf_counter() - t0
+    print(f"{n:>6} ops  {'record':<12} {dt * 1000:8.1f} ms  {len(text) / 1e6:6.2f} MB  "
+          f"{dt / (n + 2) * 1e6:6.1f} µs/op")
 
 
 if __name__ == "__main__":
