@@ -55,6 +55,7 @@ from typing import Any, Iterable
 from google.protobuf import unknown_fields as _unknown
 from google.protobuf.message import DecodeError
 
+from mason.ir.caps import terminal_caps, with_op_caps
 from mason.ir.errors import MasonError, SourceLoc
 from mason.ir.llb_pb import pb
 from mason.ir.ops import (
@@ -506,6 +507,7 @@ def _marshal(ref: Ref, image_config: dict | None, metadata: bool, name: str | No
     defs = getattr(d, "def")
     seen: set[str] = set()
     uniq: list[Op] = []
+    written: list[OpMetadata] = []
     for op in ops:
         dg = op.digest
         if dg in seen:
@@ -513,12 +515,16 @@ def _marshal(ref: Ref, image_config: dict | None, metadata: bool, name: str | No
         seen.add(dg)
         uniq.append(op)
         defs.append(op.bytes)
-        if metadata and op.metadata is not EMPTY_METADATA and not op.metadata.is_empty():
-            d.metadata[dg].CopyFrom(metadata_to_pb(op.metadata))
+        if metadata:
+            md = with_op_caps(op)
+            if not md.is_empty():
+                written.append(md)
+                d.metadata[dg].CopyFrom(metadata_to_pb(md))
     term = _terminal_bytes(ref)
     defs.append(term)
     if metadata:
         tmd = terminal_metadata if terminal_metadata is not None else EMPTY_METADATA
+        tmd = tmd.with_caps(tuple(sorted(terminal_caps(written))))
         extra: dict[str, str] = {}
         if image_config is not None:
             extra[IMAGE_CONFIG_KEY] = json.dumps(image_config, separators=(",", ":"), sort_keys=True)

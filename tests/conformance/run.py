@@ -102,6 +102,26 @@ class Comparison:
         ms = {digest_of(b) for b in self.mason.ops}
         return sum(1 for d in bk if d in ms), len(bk)
 
+    def caps_diffs(self) -> list[tuple[str, list[str], list[str]]]:
+        """(digest, BuildKit's caps, mason's) for each op both have whose metadata caps differ;
+        the terminal ops compared with each other."""
+        if not self.both_ok:
+            return []
+        from mason.ir.codec import digest_of
+        from mason.ir.llb_pb import pb
+
+        bk, ms = pb().Definition.FromString(self.buildkit.data), pb().Definition.FromString(self.mason.data)
+        bk_term, ms_term = digest_of(self.buildkit.ops[-1]), digest_of(self.mason.ops[-1])
+        out = []
+        for dg in {digest_of(b) for b in self.buildkit.ops}:
+            other = ms_term if dg == bk_term else dg
+            if other not in ms.metadata and dg != bk_term:
+                continue
+            a, b = sorted(bk.metadata[dg].caps), sorted(ms.metadata[other].caps)
+            if a != b:
+                out.append((dg, a, b))
+        return out
+
     @property
     def identical(self) -> bool:
         if not self.both_ok:
@@ -122,9 +142,14 @@ def main(argv: list[str]) -> int:
     verbose = "-v" in argv
     results = [compare(c) for c in all_cases()]
     ops_same = ops_total = files_same = files_total = 0
-    only_bk = only_ms = both_err = 0
+    only_bk = only_ms = both_err = caps_bad = 0
     for r in results:
         if r.both_ok:
+            cd = r.caps_diffs()
+            caps_bad += bool(cd)
+            if verbose:
+                for dg, a, b in cd:
+                    print(f"CAPS {r.case.id} {dg[7:19]}: BuildKit {a} mason {b}")
             s, t = r.op_counts()
             ops_same, ops_total = ops_same + s, ops_total + t
             files_total += 1
@@ -145,6 +170,7 @@ def main(argv: list[str]) -> int:
           f"only BuildKit lowers: {only_bk}; only mason lowers: {only_ms}")
     print(f"digest-identical ops: {ops_same}/{ops_total}")
     print(f"digest-identical files: {files_same}/{files_total}")
+    print(f"files whose caps differ on a common op (or the terminal): {caps_bad}/{files_total}")
     return 0
 
 

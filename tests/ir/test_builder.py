@@ -175,7 +175,9 @@ def test_marshal_round_trip() -> None:
     dd = decode_definition(data)
     assert dd.ref.op == s.op and dd.image_config == {"config": {"Cmd": ["sh"]}}
     assert dd.ref.op.metadata.describe("llb.customname") == "step"
-    assert dd.terminal_metadata is None or dd.terminal_metadata.caps == ()
+    # the terminal's caps come from mason.ir.caps when the Definition is written, not the builder
+    assert dd.terminal_metadata is not None
+    assert dict(dd.terminal_metadata.caps) == {"constraints": True, "meta.description": True, "platform": True}
     with pytest.raises(MasonError, match="cannot marshal scratch"):
         scratch().marshal()
 

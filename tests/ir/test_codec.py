@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from mason.ir.caps import with_op_caps
 from mason.ir.codec import (
     IMAGE_CONFIG_KEY,
     OUTPUT_NAME_KEY,
@@ -109,12 +110,13 @@ def test_encode_decode_encode_identical(g) -> None:  # type: ignore[no-untyped-d
         assert dd.name == out.name
     second = [marshal(dd.ref, dd.image_config, name=dd.name) for dd in decoded]
     assert second == first
-    # metadata survives (of the first op met with that digest in that output's own walk: two
-    # ops can share a digest and differ in metadata, and each Definition is written on its own)
+    # metadata survives, with the op's caps added (of the first op met with that digest in that
+    # output's own walk: two ops can share a digest and differ in metadata, and each Definition
+    # is written on its own)
     for dd, out in zip(decoded, g.outputs, strict=False):
         first_md = {}
         for o in walk_ops([out.ref.op]):
-            first_md.setdefault(o.digest, o.metadata)
+            first_md.setdefault(o.digest, with_op_caps(o))
         for op in dd.ops:
             assert op.metadata == first_md[op.digest]
     # a stream of all outputs decodes to the same graph text
