@@ -39,6 +39,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mason.backends.containerd.client import (
     GC_EXPIRE,
@@ -157,6 +158,18 @@ def _own_dir(mounts, option: str) -> str:
         if o.startswith(option + "="):
             return o.split("=", 1)[1].split(":", 1)[0]
     return ""
+
+
+def _sweep_host(root: Path) -> None:
+    """What a dead build left on the host under ``root`` (after :func:`reap_orphans` killed its
+    tasks): its step networks (netns mounts) and its task rootfs mounts (the default io dir)."""
+    from mason.backends.containerd import rootfs
+    from mason.backends.containerd.network import cleanup_stale
+
+    with contextlib.suppress(MasonError, OSError):
+        cleanup_stale(root)
+    with contextlib.suppress(MasonError, OSError):
+        rootfs.sweep_stale(root / "solver" / "io" / "rootfs", _owner_alive)
 
 
 # -- what references what ---------------------------------------------------------------------
@@ -440,6 +453,7 @@ def prune(client: Client, store: ResultStore, *, all: bool = False, keep_storage
     report = PruneReport()
     with contextlib.suppress(MasonError):
         reap_orphans(client)
+    _sweep_host(store.dir.parent)
     for r in doomed:
         if _under_claim(store, r.key.rsplit("/", 1)[0], lambda r=r: store.delete(r.key)):
             report.records.append(_usage(r, ns, sizes, shared, live))  # measured above
