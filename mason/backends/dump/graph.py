@@ -115,14 +115,37 @@ class BuildGraph:
                 return None
             vertices.append(Vertex(v["id"], v["kind"], v["label"], v["name"], v.get("stage"), v["fields"]))
         ids = {v.id for v in vertices}
+        if len(ids) != len(vertices):
+            return None
         edges: list[Edge] = []
         for e in es:
             if not (isinstance(e, dict) and all(isinstance(e.get(k), str) for k in ("src", "dst", "label"))
                     and e["src"] in ids and e["dst"] in ids):
                 return None
             edges.append(Edge(e["src"], e["dst"], e["label"]))
+        if _has_cycle(ids, edges):
+            return None
         title = o.get("title")
         return cls(vertices, edges, title if isinstance(title, str) else "")
+
+
+def _has_cycle(ids: set[str], edges: list[Edge]) -> bool:
+    """Whether ``edges`` loop (Kahn's algorithm: some vertex never runs out of inputs)."""
+    indeg = dict.fromkeys(ids, 0)
+    outs: dict[str, list[str]] = {i: [] for i in ids}
+    for e in edges:
+        indeg[e.dst] += 1
+        outs[e.src].append(e.dst)
+    ready = [i for i, n in indeg.items() if n == 0]
+    seen = 0
+    while ready:
+        x = ready.pop()
+        seen += 1
+        for d in outs[x]:
+            indeg[d] -= 1
+            if indeg[d] == 0:
+                ready.append(d)
+    return seen != len(ids)
 
 
 def short_digest(digest: str, n: int = SHORT) -> str:

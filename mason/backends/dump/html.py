@@ -14,7 +14,7 @@ import json
 import re
 
 from mason.backends.dump.graph import BuildGraph
-from mason.backends.dump.styled import format_seconds, node_id
+from mason.backends.dump.styled import clean_text, format_seconds, node_id
 from mason.backends.dump.svg import render_svg
 
 __all__ = ["render_html", "PANEL_ID"]
@@ -90,8 +90,9 @@ def render_html(g: BuildGraph) -> str:
     svg = _PROLOGUE.sub("", render_svg(g), count=1)
     data = {node_id(v.id): {"kind": v.kind, "label": v.label, "rows": _rows(v), "fields": v.fields}
             for v in g.vertices}
-    blob = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
-    title = html.escape(g.title or "LLB graph")
+    # ASCII JSON: whatever the fields hold (a lone surrogate too) is escaped, never raw
+    blob = json.dumps(data, ensure_ascii=True, separators=(",", ":")).replace("<", "\\u003c")
+    title = html.escape(clean_text(g.title or "LLB graph"))
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         f"<title>{title}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"

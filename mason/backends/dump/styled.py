@@ -39,9 +39,22 @@ MAX_LABEL = 72
 __all__ = ["FILL", "SHAPES", "CRITICAL", "MAX_LABEL", "styled_dot", "node_id", "format_seconds"]
 
 
+# control characters (no XML document may hold them) as their Unicode pictures; a lone surrogate
+# (only a hand-made graph.json has one) as U+FFFD
+_UNPRINTABLE = {c: 0x2400 + c for c in range(0x20) if c != 0x0A}
+_UNPRINTABLE[0x7F] = 0x2421
+_UNPRINTABLE.update({c: 0xFFFD for c in range(0xD800, 0xE000)})
+
+
+def clean_text(s: str) -> str:
+    """``s`` with nothing an SVG or HTML document cannot hold."""
+    return s.translate(_UNPRINTABLE)
+
+
 def q(s: str) -> str:
-    """A DOT double-quoted string (``\\`` and ``"`` escaped, a newline a centred line break)."""
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    """A DOT double-quoted string (``\\`` and ``"`` escaped, a newline a centred line break,
+    control characters shown as their pictures)."""
+    return '"' + clean_text(s).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def node_id(digest: str) -> str:
