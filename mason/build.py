@@ -53,6 +53,7 @@ class LowerRequest:
     verify_each: bool = False
     time_passes: bool = False
     frontend: str | None = None  # --frontend NAME (see mason.resolution)
+    build_contexts: tuple[str, ...] = ()  # --build-context NAME=VALUE (mason.build_contexts)
     lint: bool = False  # also run the frontend's build checks (a build does, as BuildKit's)
 
 
@@ -229,8 +230,12 @@ def _choose(req: LowerRequest, resolver: ImageMetaResolver | None = None):
     if req.target is not None and not req.target:
         raise MasonError("--target needs a stage name")
     choice = choose(path, text, filename, frontend=req.frontend, build_args=req.build_args)
+    from mason.build_contexts import parse_build_contexts
+
+    named = parse_build_contexts(req.build_contexts)
     request = FrontendRequest(text, filename, build_args=dict(req.build_args), target=req.target,
-                              platform=platforms[0] if platforms else None, excludes=excludes, resolver=resolver)
+                              platform=platforms[0] if platforms else None, excludes=excludes, resolver=resolver,
+                              named_contexts=named.values, context_excludes=named.excludes)
     return choice, request, path
 
 
@@ -356,6 +361,7 @@ class BuildRequest:
     cache_to: tuple[str, ...] = ()  # --cache-to specs
     frontend: str | None = None  # --frontend NAME (see mason.resolution)
     frontend_timeout: float | None = None  # seconds a frontend image may take (None: no limit)
+    build_contexts: tuple[str, ...] = ()  # --build-context NAME=VALUE (mason.build_contexts)
 
 
 @dataclass
@@ -718,6 +724,10 @@ def build(request: BuildRequest | None = None, /, **kw) -> BuildResult:
                                      "dockerfile": str(Path(dockerfile).parent) if dockerfile != "-" else context}
     if req.locals is not None:
         locals_ = req.locals
+    elif req.build_contexts:  # the directories of --build-context, as local://NAME
+        from mason.build_contexts import parse_build_contexts
+
+        locals_ = {**parse_build_contexts(req.build_contexts).dirs, **locals_}
     lazy = _LazySolver(req.root, req.containerd_address, req.solver)
     try:
         with _recording(req.root, build_meta(req, context, dockerfile), req.events, req.history) as (sink, rec):
@@ -764,7 +774,7 @@ def _lower(req: BuildRequest, build_args: Mapping[str, str], lazy: _LazySolver,
     lreq = LowerRequest(context=req.context, dockerfile=req.dockerfile, target=req.target, build_args=build_args,
                         platform=req.platform, level=req.level, passes=req.passes,
                         insecure_registries=tuple(req.insecure_registries), frontend=req.frontend,
-                        lint=True)
+                        build_contexts=tuple(req.build_contexts), lint=True)
 
     def registry() -> ImageMetaResolver:
         from mason.backends.sources.registry import RegistryResolver

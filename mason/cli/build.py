@@ -16,8 +16,8 @@ from mason.cli.progress import MODES
 
 # The help lists options in these sections, in this order (the rest under "Other options").
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Input", ("dockerfile", "target", "build_args", "platform", "secrets", "ssh", "locals_", "output", "frontend",
-               "frontend_timeout")),
+    ("Input", ("dockerfile", "target", "build_args", "build_contexts", "platform", "secrets", "ssh", "locals_",
+               "output", "frontend", "frontend_timeout")),
     ("Subrequests", ("call", "check", "call_format")),
     ("Output", ("tags", "outputs", "push", "iidfile", "quiet", "progress", "graph")),
     ("Execution", ("no_cache", "no_cache_filter", "explain", "cache_from", "cache_to", "allow", "network_default",
@@ -160,6 +160,10 @@ def _check_iidfile(iidfile: str | None) -> None:
                    "the file name.")
 @click.option("--frontend-timeout", "frontend_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Stop a frontend image that has not returned its result after SECONDS (default: no limit).")
+@click.option("--build-context", "build_contexts", multiple=True, metavar="NAME=VALUE",
+              help="An extra build context (repeatable), as buildx: VALUE a directory, docker-image://REF, an "
+                   "http(s) URL or a git URL; replaces FROM NAME, COPY --from=NAME, RUN --mount=from=NAME and "
+                   "a stage named NAME.")
 @click.option("--cache-from", "cache_from", multiple=True, metavar="SPEC",
               help="Import a build cache (repeatable): type=registry,ref=REF | type=local,src=DIR[,tag=T] | REF "
                    "(an image built with --cache-to type=inline works too).")
@@ -174,7 +178,7 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
           level: int, passes: str | None, tags, outputs, push, iidfile, quiet, progress, secrets, ssh, no_cache,
           allow, network_default, jobs, insecure_registries, root, containerd_address, no_cache_filter=(),
           explain=False, check=False, cache_from=(), cache_to=(), call="build", call_format="text",
-          frontend=None, graph=None, frontend_timeout=None) -> None:
+          frontend=None, graph=None, frontend_timeout=None, build_contexts=()) -> None:
     """Build the Dockerfile in CONTEXT (default: .), like docker build."""
     if check:
         call = "check"
@@ -195,7 +199,7 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
                            network_default=network_default, events=events,
                            no_cache_filter=tuple(no_cache_filter), explain=explain,
                            cache_from=tuple(cache_from), cache_to=tuple(cache_to), frontend=frontend,
-                           frontend_timeout=frontend_timeout)
+                           frontend_timeout=frontend_timeout, build_contexts=tuple(build_contexts))
         result = do_build(req)
     for line in result.explain:
         click.echo(line, err=True)

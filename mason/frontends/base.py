@@ -37,9 +37,11 @@ SUBREQUESTS = ("outline", "targets", "lint")
 @dataclass(frozen=True)
 class FrontendRequest:
     """One request to a frontend. ``filename`` is how errors name the file (``<stdin>`` for
-    stdin); ``named_contexts`` maps ``--build-context`` names to their values as given
-    (``docker-image://…``, ``oci-layout://…``, a URL or a directory); ``excludes`` are the
-    ``.dockerignore`` patterns of the main context; ``resolver`` None works offline (base images
+    stdin); ``named_contexts`` maps ``--build-context`` names to BuildKit's ``context:NAME``
+    values (``docker-image://REF``, ``local:NAME`` for a directory sent as ``local://NAME``, a
+    URL; see :mod:`mason.build_contexts`) and ``context_excludes`` gives each such local
+    directory's ``.dockerignore`` patterns; ``excludes`` are the ``.dockerignore`` patterns of
+    the main context; ``resolver`` None works offline (base images
     unpinned, empty base configs). ``for_build``: the subrequest (lint) runs as part of a build
     of ``target``, not on its own (``--call``), so it needs to look only at what that build
     uses."""
@@ -50,6 +52,7 @@ class FrontendRequest:
     target: str | None = None
     platform: PlatformSpec | None = None
     named_contexts: Mapping[str, str] = field(default_factory=dict)
+    context_excludes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     excludes: tuple[str, ...] = ()
     resolver: ImageMetaResolver | None = field(default=None, compare=False)
     for_build: bool = False

@@ -133,7 +133,9 @@ class DockerfileFrontend(BaseFrontend):
     @staticmethod
     def options(request: FrontendRequest) -> LowerOptions:
         return LowerOptions(build_args=dict(request.build_args), platform=request.platform,
-                            excludes=request.excludes, target=request.target)
+                            excludes=request.excludes, target=request.target,
+                            named_contexts=dict(request.named_contexts),
+                            context_excludes=dict(request.context_excludes))
 
     @staticmethod
     def parse(request: FrontendRequest) -> ParseResult:

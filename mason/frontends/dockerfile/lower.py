@@ -38,6 +38,7 @@ from mason.frontends.dockerfile.instructions import (
     parse_instruction,
 )
 from mason.frontends.dockerfile.lower_config import CONFIG_LOWERINGS, lower_workdir_path
+from mason.frontends.dockerfile.lower_contexts import NamedContexts
 from mason.frontends.dockerfile.lower_copy import lower_add, lower_copy
 from mason.frontends.dockerfile.lower_run import lower_run
 from mason.frontends.dockerfile.lower_state import (
@@ -73,6 +74,10 @@ class LowerOptions:
     target: str | None = None
     cache_ns: str = ""
     context_name: str = "context"
+    # --build-context: name -> BuildKit's context:NAME value (see lower_contexts), and the
+    # .dockerignore patterns of each local: directory by its local name
+    named_contexts: Mapping[str, str] = field(default_factory=dict)
+    context_excludes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _empty_config(p: PlatformSpec) -> dict:
@@ -111,6 +116,7 @@ class Lowerer:
         self._context: State | None = None
         self._images: dict[tuple[str, PlatformSpec], tuple[State, dict]] = {}
         self._warned_unresolved = False
+        self.named = NamedContexts(self.options.named_contexts, self.options.context_excludes, self)
         self.meta: dict[str, str | None] = {}
         self.meta_env: dict[str, str] = {}
         ba = self.options.build_args
@@ -164,16 +170,20 @@ class Lowerer:
         return self._context
 
     def _finish_context(self, outputs: list[Output]) -> list[Output]:
-        if self._context is None:
+        if self._context is None and not self.named:
             return outputs
         wanted = self._reachable()
-        paths: set[str] = set()
-        for i in wanted:
-            paths |= self.ctx_paths.get(i, set())
-        follow = sorted(p.lstrip("/") or "." for p in paths) if "/" not in paths and paths else ()
-        real = local(self.options.context_name, follow_paths=follow, exclude=self.options.excludes,
-                     shared_key_hint=self.options.context_name, custom_name="[internal] load build context")
-        refs = substitute([o.ref for o in outputs], self._context, real)
+        refs = [o.ref for o in outputs]
+        if self._context is not None:
+            paths: set[str] = set()
+            for i in wanted:
+                paths |= self.ctx_paths.get(i, set())
+            follow = sorted(p.lstrip("/") or "." for p in paths) if "/" not in paths and paths else ()
+            real = local(self.options.context_name, follow_paths=follow, exclude=self.options.excludes,
+                         shared_key_hint=self.options.context_name, custom_name="[internal] load build context")
+            refs = substitute(refs, self._context, real)
+        if self.named:
+            refs = self.named.finish(refs, wanted)
         return [Output(o.name, r, o.image_config, o.metadata) for o, r in zip(outputs, refs, strict=True)]
 
     def _reachable(self) -> set[int]:
@@ -222,9 +232,11 @@ class Lowerer:
         except MasonError as e:
             raise MasonError(e.message, loc) from None
 
-    def resolve_from(self, name: str, st: StageState, loc: SourceLoc | None) -> State | None:
-        """``COPY --from`` / ``--mount from``: a stage (by name or index), scratch, or an
-        image. A stage must be defined before the one that uses it."""
+    def resolve_from(self, name: str, st: StageState, loc: SourceLoc | None,
+                     paths: tuple[str, ...] | None = None) -> State | None:
+        """``COPY --from`` / ``--mount from``: a stage (by name or index), a named build context,
+        scratch, or an image. A stage must be defined before the one that uses it. ``paths``:
+        what a COPY reads (a named local context follows only those)."""
         if not name:
             raise MasonError("--from needs a stage, an image or a build context", loc)
         i = self.by_name.get(name.lower())
@@ -241,7 +253,13 @@ class Lowerer:
                 raise MasonError(f"cannot copy from stage {name!r}, it needs to be defined "
                                  f"before current stage {st.name or st.label or st.index!r}", loc)
             self.deps.setdefault(st.index, set()).add(i)
-            return self.stages[i].fs
+            src = self.stages[i]
+            if src.overridden:  # what is copied from a stage replaced by a build context
+                self.named.lookup(src.name or "", src.pspec, loc, st.index, paths)
+            return src.fs
+        named = self.named.lookup(name, self.target_platform, loc, st.index, paths)
+        if named is not None:
+            return named[0]
         if name == "scratch":
             return None
         state, _ = self.image(name, st.pspec, loc)
@@ -264,7 +282,16 @@ class Lowerer:
         base = self.expand_meta(stage.base, loc)
         if not base:
             raise MasonError(f"base name ({stage.base}) should not be blank", loc)
-        parent_i = self.by_name.get(base.lower())
+        override = ctx = None
+        if stage.name:  # a build context named as the stage replaces all of it (all of it is
+            # used if it is the target, else what later stages copy from it: BuildKit's paths)
+            last = index == len(self.df.stages) - 1
+            is_target = stage.name == (self.options.target or "").lower() or (not self.options.target and last)
+            override = self.named.lookup(stage.name, self._stage_platform(stage), loc, index,
+                                         None if is_target else ())
+        parent_i = None if override is not None else self.by_name.get(base.lower())
+        if override is None and parent_i is None and base.lower() != "scratch":
+            ctx = self.named.lookup(base, self._stage_platform(stage), loc, index)
         if parent_i is not None and parent_i == index:
             raise MasonError(f"circular dependency detected on stage: {stage.name}", loc)
         if parent_i is not None and parent_i > index:
@@ -273,6 +300,8 @@ class Lowerer:
         triggers: list[str] = []
         if parent_i is not None:
             parent = self.stages[parent_i]
+            if parent.overridden:  # FROM a replaced stage uses all of it
+                self.named.lookup(parent.name or "", parent.pspec, loc, index)
             self.deps.setdefault(index, set()).add(parent_i)
             st = StageState(self, index, stage.name, label, parent.pspec, loc)
             st.fs = parent.fs
@@ -286,7 +315,13 @@ class Lowerer:
         else:
             pspec = self._stage_platform(stage)
             st = StageState(self, index, stage.name, label, pspec, loc)
-            if base.lower() == "scratch":
+            st.overridden = override is not None
+            replaced = override or ctx
+            if replaced is not None:
+                nst, ncfg = replaced
+                st.fs = nst
+                cfg = copy.deepcopy(ncfg) if ncfg is not None else _empty_config(self.target_platform)
+            elif base.lower() == "scratch":
                 cfg = _empty_config(pspec)
             else:
                 img, cfg = self.image(base, pspec, loc)
@@ -321,7 +356,7 @@ class Lowerer:
             ident = st.ref.op.identifier  # type: ignore[attr-defined]
             md = {CUSTOM_NAME: st.prefix() + "FROM " + ident.split("://", 1)[1],
                   COMMAND_KEY: stage.from_.original}
-            if st.ref.op.metadata.is_empty():
+            if st.ref.op.metadata.is_empty() and override is None and ctx is None:
                 named = image(ident.split("://", 1)[1], platform=st.platform, description=md, loc=loc)
                 self._images[(base, st.pspec)] = (named, self._images[(base, st.pspec)][1])
                 st.fs = named
@@ -377,6 +412,9 @@ class Lowerer:
         for i, stage in enumerate(df.stages):
             st, triggers = self._init_stage(i, stage)
             self.stages.append(st)
+            if st.overridden:  # replaced by a build context: nothing of the stage is lowered
+                st.done = True
+                continue
             parent = self.by_name.get(st.base_name.lower())
             self._run_triggers(st, triggers, stage, parent is not None and parent != i)
             for inst in stage.instructions:

@@ -98,7 +98,8 @@ def _lower(lw: "Lowerer", st: StageState, inst: Copy | Add, is_add: bool) -> Non
     keep_git = is_add and inst.keep_git_dir
     unpack = inst.unpack if is_add else False
     if inst.from_:
-        source: State | None = lw.resolve_from(lw.expand_meta(inst.from_, loc), st, loc)
+        source: State | None = lw.resolve_from(lw.expand_meta(inst.from_, loc), st, loc,
+                                               tuple(join_abs(s) for s in sources))
         from_context = False
     else:
         source = None

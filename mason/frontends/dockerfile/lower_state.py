@@ -76,7 +76,7 @@ class StageState:
     __slots__ = (
         "lw", "index", "name", "label", "pspec", "platform", "fs", "env", "_env_list",
         "img_env", "cwd", "workdir", "user", "shell", "cmd_set", "onbuild", "build_args", "root_config",
-        "cmd_index", "cmd_total", "done", "loc", "base_name", "_folder",
+        "cmd_index", "cmd_total", "done", "loc", "base_name", "_folder", "overridden",
     )
 
     def __init__(self, lw: "Lowerer", index: int, name: str | None, label: str,
@@ -99,6 +99,7 @@ class StageState:
         self.onbuild: list[str] = []
         self.build_args: list[tuple[str, str | None]] = []
         self.root_config: dict | None = None
+        self.overridden = False  # replaced by a --build-context of its name
         self._folder: ConfigFolder | None = None  # owns root_config once this stage changed it
         self.cmd_index = 0
         self.cmd_total = 0
