@@ -248,7 +248,7 @@ def frontend_for(req: LowerRequest, resolver: ImageMetaResolver | None = None):
     choice, request, _ = _choose(req, resolver)
     if choice.frontend is None:
         raise MasonError(f"frontend image {choice.image} (chosen by {choice.how}): subrequests (--call, --check) "
-                         "are answered only by built-in and plugin frontends", choice.loc)
+                         "are answered only by built-in and plugin frontends", choice.loc).with_source(request.text)
     return choice.frontend, request
 
 
@@ -262,7 +262,7 @@ def _lower_one(req: LowerRequest, *, resolver: ImageMetaResolver | None, err: Te
     choice, freq, path = _choose(req)
     if choice.frontend is None and gateway is None:
         raise MasonError(f"frontend image {choice.image} (chosen by {choice.how}) runs on containerd: "
-                         "use mason build", choice.loc)
+                         "use mason build", choice.loc).with_source(freq.text)
     owned = None
     if resolver is None:
         resolver, owned = _resolver(req)
