@@ -435,7 +435,7 @@ def test_heredoc_run_variants(build_env, tmp_path):
     feed two commands."""
     env = build_env
     df = (f"FROM {env.base}\n"
-          f"RUN mkdir /out && echo {_nonce()} > /out/nonce && ln -s busybox /bin/awk\n"
+          f"RUN mkdir /out && echo {_nonce()} > /out/nonce && ln -sf busybox /bin/awk\n"
           "RUN <<-EOF\n"
           "\techo tabbed > /out/tabs\n"
           "\t\techo two >> /out/tabs\n"
