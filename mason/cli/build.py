@@ -23,7 +23,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Execution", ("no_cache", "no_cache_filter", "explain", "cache_from", "cache_to", "allow", "network_default",
                    "jobs", "insecure_registries")),
     ("Compiler", ("level", "passes")),
-    ("containerd and state", ("root", "containerd_address")),
+    ("containerd and state", ("host", "root", "containerd_address")),
 )
 
 
@@ -107,7 +107,14 @@ def report(result, quiet: bool, iidfile: str | None = None) -> None:
     gets the digest."""
     if result.image is None:
         return
-    digest = result.image.manifest_digest
+    _report_digest(result.image.manifest_digest, tuple(result.names), quiet, iidfile,
+                   any(o.spec.dest == "-" for o in result.outputs))
+
+
+def _report_digest(digest: str | None, names: tuple[str, ...], quiet: bool, iidfile: str | None,
+                   to_stdout: bool) -> None:
+    if digest is None:
+        return
     if iidfile:
         try:
             with open(iidfile, "w") as f:
@@ -116,9 +123,19 @@ def report(result, quiet: bool, iidfile: str | None = None) -> None:
             from mason.ir.errors import MasonError
 
             raise MasonError(f"cannot write --iidfile {iidfile}: {e.strerror or e}") from None
-    if any(o.spec.dest == "-" for o in result.outputs):
+    if to_stdout:
         return
-    click.echo(digest if quiet else digest + (f" {' '.join(result.names)}" if result.names else ""))
+    click.echo(digest if quiet else digest + (f" {' '.join(names)}" if names else ""))
+
+
+def _refuse_with_host(**given) -> None:
+    """Options the daemon decides (or mason alone has) are one error with ``--host``."""
+    from mason.ir.errors import MasonError
+
+    for name, value in given.items():
+        if value:
+            flag = {"level": "-O", "insecure_registry": "--insecure-registry"}.get(name, "--" + name)
+            raise MasonError(f"{flag} cannot be used with --host (the daemon decides it)")
 
 
 def _check_iidfile(iidfile: str | None) -> None:
@@ -173,12 +190,16 @@ def _check_iidfile(iidfile: str | None) -> None:
 @click.option("--graph", "graph", metavar="FILE", type=click.Path(dir_okay=False),
               help="Draw the solved graph into FILE (.svg, .dot or .html): each step's duration, cached or ran, "
                    "the critical path in red (also for a failed build).")
+@click.option("--host", envvar="MASON_HOST", metavar="ADDR",
+              help="Build on this daemon (mason serve, or BuildKit's buildkitd): unix:///PATH or tcp://HOST:PORT "
+                   "(default: $MASON_HOST; unset: build here).")
 @common_solve_options
 def build(context: str, dockerfile: str | None, target: str | None, build_args: tuple[str, ...], platform: str | None,
           level: int, passes: str | None, tags, outputs, push, iidfile, quiet, progress, secrets, ssh, no_cache,
           allow, network_default, jobs, insecure_registries, root, containerd_address, no_cache_filter=(),
           explain=False, check=False, cache_from=(), cache_to=(), call="build", call_format="text",
-          frontend=None, graph=None, frontend_timeout=None, build_contexts=()) -> None:
+          frontend=None, graph=None, frontend_timeout=None, build_contexts=(),
+          host=None) -> None:
     """Build the Dockerfile in CONTEXT (default: .), like docker build."""
     if check:
         call = "check"
@@ -189,6 +210,21 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
     from mason.build import build as do_build
 
     _check_iidfile(iidfile)
+    if host:
+        _refuse_with_host(level=level != 1, passes=passes, explain=explain, jobs=jobs != 4, graph=graph,
+                          insecure_registry=insecure_registries, frontend=frontend not in (None, "dockerfile"))
+        from mason.remote.client import RemoteRequest
+        from mason.remote.client import build as remote_build
+
+        with progress_sink(progress, quiet) as sink:
+            rres = remote_build(RemoteRequest(
+                host=host, context=context, dockerfile=dockerfile, target=target,
+                build_args=parse_build_args(build_args), platform=platform, outputs=tuple(outputs),
+                tags=tuple(tags), push=push, secrets=tuple(secrets), ssh=tuple(ssh), allow=tuple(allow),
+                no_cache=no_cache, no_cache_filter=tuple(no_cache_filter), network_default=network_default,
+                cache_from=tuple(cache_from), cache_to=tuple(cache_to), events=sink))
+        _report_digest(rres.digest, rres.names, quiet or progress == "quiet", iidfile, rres.to_stdout)
+        return
     graph_fmt = _check_graph(graph)
     with progress_sink(progress, quiet) as sink, graph_recorder(graph, graph_fmt, root, sink) as events:
         req = BuildRequest(context=context, dockerfile=dockerfile, tags=tuple(tags), outputs=tuple(outputs),

@@ -137,6 +137,21 @@ class EventsToStatus:
         self.channel.put(resp)
 
 
+def _client_path(e: MasonError, prefix: str) -> MasonError:
+    """``e`` with a location in the daemon's copy of the Dockerfile named as the client names
+    it (its path inside the ``dockerfile`` directory), not by the daemon's work directory."""
+    from dataclasses import replace
+
+    from mason.ir.errors import MasonErrors
+
+    if isinstance(e, MasonErrors):
+        e.errors = [_client_path(x, prefix) for x in e.errors]
+        return e
+    if e.loc is not None and e.loc.file.startswith(prefix):
+        e.loc = replace(e.loc, file=e.loc.file[len(prefix):])
+    return e
+
+
 class LocalSlots:
     """Directories that keep the client's local directories between builds, by (session shared
     key, name, patterns). A build holds the slots it filled until it ends; a build that finds
@@ -408,7 +423,10 @@ class Builds:
                            allow=allow, no_cache=no_cache, no_cache_filter=no_cache_filter, root=self.root,
                            events=sink, solver=self.solver, locals=locals_, cancel=token,
                            secret_store=build.secrets())
-        return run_build(req)
+        try:
+            return run_build(req)
+        except MasonError as e:
+            raise _client_path(e, str(df_dir) + "/") from None
 
     def _solve_definition(self, call: FrontendCall, build: Build, outputs: list[str], locals_: dict[str, Any],
                           allow: tuple[str, ...], sink: Any, token: Any) -> Any:

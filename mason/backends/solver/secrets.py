@@ -107,6 +107,10 @@ class Secrets:
     def has(self, sid: str) -> bool:
         return sid in self._values
 
+    def has_any(self) -> bool:
+        """Whether any secret was given (a client session offers the service only then)."""
+        return bool(self._values)
+
     def value(self, sid: str) -> bytes | None:
         return self._values.get(sid)
 

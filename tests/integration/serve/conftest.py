@@ -4,6 +4,7 @@ test), and BuildKit v0.32.2's own ``buildctl`` (from ``../shared/tools``) to dri
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -143,3 +144,41 @@ def served(build_env):
         rc = stop_serve(proc)
         assert rc == 0, f"mason serve exited {rc} on SIGTERM:\n{log.read_text()}"
         assert not sock.exists(), "mason serve left its socket behind"
+
+
+def with_libs(exe: str, dest: Path) -> None:
+    """``exe`` and the shared libraries it loads (from ldd), to run in a busybox image as
+    ``/x/ld-linux… --library-path /x /x/NAME``."""
+    dest.mkdir(parents=True)
+    shutil.copy(exe, dest / Path(exe).name)
+    out = subprocess.run(["ldd", exe], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        path = parts[2] if "=>" in parts and len(parts) > 2 else parts[0]
+        if path.startswith("/"):
+            shutil.copy(path, dest / Path(path).name)
+
+
+@pytest.fixture
+def agent_with_key(tmp_path):
+    """A real ssh-agent holding a fresh ed25519 key; yields (socket, the key's fingerprint)."""
+    for tool in ("ssh-agent", "ssh-add", "ssh-keygen"):
+        assert shutil.which(tool), f"{tool} not found: install the Debian package openssh-client"
+    key = tmp_path / "id_test"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    fp = subprocess.run(["ssh-keygen", "-lf", str(key) + ".pub"], capture_output=True, text=True,
+                        check=True).stdout.split()[1]
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not sock.exists():
+            assert time.monotonic() < deadline and agent.poll() is None, "ssh-agent did not start"
+            time.sleep(0.05)  # polling for the socket
+        subprocess.run(["ssh-add", "-q", str(key)], env={**os.environ, "SSH_AUTH_SOCK": str(sock)}, check=True,
+                       capture_output=True)
+        yield sock, fp
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=10)

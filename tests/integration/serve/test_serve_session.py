@@ -6,17 +6,13 @@ connections to the client's ssh-agent."""
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import signal
-import subprocess
-import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 from tests.integration.conftest import write
+from tests.integration.serve.conftest import with_libs
 from tests.integration.serve.test_serve_build import dockerfile_build
 
 pytestmark = pytest.mark.integration
@@ -53,49 +49,11 @@ def test_missing_required_secret_is_an_error(served, tmp_path):
     assert p.returncode != 0 and "secret nope not found" in p.stderr, p.stderr
 
 
-def _with_libs(exe: str, dest: Path) -> None:
-    """``exe`` and the shared libraries it loads (from ldd), to run in a busybox image as
-    ``/x/ld-linux… --library-path /x /x/NAME``."""
-    dest.mkdir(parents=True)
-    shutil.copy(exe, dest / Path(exe).name)
-    out = subprocess.run(["ldd", exe], capture_output=True, text=True, check=True).stdout
-    for line in out.splitlines():
-        parts = line.split()
-        path = parts[2] if "=>" in parts and len(parts) > 2 else parts[0]
-        if path.startswith("/"):
-            shutil.copy(path, dest / Path(path).name)
-
-
-@pytest.fixture
-def agent_with_key(tmp_path):
-    """A real ssh-agent holding a fresh ed25519 key; yields (socket, the key's fingerprint)."""
-    for tool in ("ssh-agent", "ssh-add", "ssh-keygen"):
-        assert shutil.which(tool), f"{tool} not found: install the Debian package openssh-client"
-    key = tmp_path / "id_test"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    fp = subprocess.run(["ssh-keygen", "-lf", str(key) + ".pub"], capture_output=True, text=True,
-                        check=True).stdout.split()[1]
-    sock = tmp_path / "agent.sock"
-    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while not sock.exists():
-            assert time.monotonic() < deadline and agent.poll() is None, "ssh-agent did not start"
-            time.sleep(0.05)  # polling for the socket
-        subprocess.run(["ssh-add", "-q", str(key)], env={**os.environ, "SSH_AUTH_SOCK": str(sock)}, check=True,
-                       capture_output=True)
-        yield sock, fp
-    finally:
-        agent.send_signal(signal.SIGTERM)
-        agent.wait(timeout=10)
-
-
 def test_ssh_agent_is_forwarded_through_the_session(served, tmp_path, agent_with_key):
     env = served.env
     sock, fingerprint = agent_with_key
     ctx = tmp_path / "ctx"
-    _with_libs(shutil.which("ssh-add") or "ssh-add", ctx / "x")
+    with_libs(shutil.which("ssh-add") or "ssh-add", ctx / "x")
     write(ctx, {"Dockerfile": (
         f"FROM {env.base}\nCOPY x /x\nRUN echo {uuid.uuid4().hex}\n"
         "RUN --mount=type=ssh /x/ld-linux-x86-64.so.2 --library-path /x /x/ssh-add -l\n"

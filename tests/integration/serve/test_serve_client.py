@@ -1,0 +1,159 @@
+"""``mason build --host ADDR`` (and ``MASON_HOST``): the same CLI drives a daemon that speaks
+BuildKit's Control API — ``mason serve`` and BuildKit v0.32.2's own buildkitd — with a session
+that serves the client's context and Dockerfile, its secrets and SSH agent, and receives the
+outputs (a local directory, a tar, an OCI archive). The progress is mason's renderer over the
+daemon's vertices and logs; a failed build exits 1 with one error, as a local build."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tarfile
+import uuid
+
+import pytest
+
+from tests.integration.conftest import write
+from tests.integration.serve.conftest import with_libs
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["serve", "buildkitd"])
+def daemon(request):
+    """(address, kind): a fresh ``mason serve`` on the session containerd, or the session's
+    buildkitd."""
+    if request.param == "serve":
+        served = request.getfixturevalue("served")
+        return served.addr, "serve"
+    bk = request.getfixturevalue("buildkitd")
+    return bk.address, "buildkitd"
+
+
+def test_build_through_a_daemon(build_env, daemon, tmp_path):
+    addr, kind = daemon
+    value = f"s3cr3t-{uuid.uuid4().hex}"
+    (tmp_path / "tok").write_text(value)
+    digest = hashlib.sha256(value.encode()).hexdigest()
+    ctx = write(tmp_path / "ctx", {
+        "Dockerfile": (f"FROM {build_env.base}\nARG X=0\nCOPY hello.txt /hello.txt\n"
+                       f"RUN echo {uuid.uuid4().hex} && echo \"arg is $X\" && cat /hello.txt\n"
+                       f"RUN --mount=type=secret,id=tok sha256sum /run/secrets/tok | grep -q {digest} && echo SECRET-MATCHED\n"
+                       "RUN mkdir /out && echo made > /out/made.txt && ln -s made.txt /out/link\n"),
+        "hello.txt": "hello from the client\n",
+        "ignored.txt": "not sent\n",
+        ".dockerignore": "ignored.txt\n",
+    })
+    dest, tar = tmp_path / "dest", tmp_path / "fs.tar"
+    p = build_env.cli("build", "--host", addr, "--progress=plain", "--build-arg", "X=1", "--secret",
+                      f"id=tok,src={tmp_path / 'tok'}", "-o", f"type=local,dest={dest}", ctx)
+    assert p.returncode == 0, p.stderr
+    log = p.stderr
+    assert "COPY hello.txt /hello.txt" in log, log
+    assert "arg is 1" in log and "hello from the client" in log, log
+    assert "SECRET-MATCHED" in log, log
+    assert value not in log
+    assert (dest / "out" / "made.txt").read_text() == "made\n"
+    assert (dest / "out" / "link").is_symlink()
+    assert (dest / "hello.txt").read_text() == "hello from the client\n"
+    assert not any(value.encode() in f.read_bytes() for f in dest.rglob("*") if f.is_file() and not f.is_symlink())
+
+    q = build_env.cli("build", "--host", addr, "--progress=quiet", "--build-arg", "X=1", "--secret",
+                      f"id=tok,src={tmp_path / 'tok'}", "-o", f"type=tar,dest={tar}", ctx)
+    assert q.returncode == 0, q.stderr
+    with tarfile.open(tar) as t:
+        assert t.extractfile("out/made.txt").read() == b"made\n"  # type: ignore[union-attr]
+        assert "ignored.txt" not in t.getnames()  # .dockerignore applied: never sent
+
+
+def test_failure_is_one_error_and_exit_1(build_env, daemon, tmp_path):
+    addr, kind = daemon
+    ctx = write(tmp_path / "ctx", {"Dockerfile": f"FROM {build_env.base}\nRUN echo {uuid.uuid4().hex} && exit 3\n"})
+    p = build_env.cli("build", "--host", addr, "--progress=plain", ctx)
+    assert p.returncode == 1, p.stderr
+    assert "Traceback" not in p.stderr
+    errors = [x for x in p.stderr.splitlines() if x.startswith("error: ") or x.startswith("Dockerfile:2:1: error: ")]
+    assert len(errors) == 1 and "exit code: 3" in errors[0], p.stderr  # located as the client names it
+    missing = build_env.cli("build", "--host", addr, "-f", str(tmp_path / "nope"), ctx)
+    assert missing.returncode == 1 and missing.stderr.startswith("error: "), missing.stderr
+
+
+def test_oci_output_and_ssh_agent(build_env, daemon, tmp_path, agent_with_key):
+    addr, kind = daemon
+    sock, fingerprint = agent_with_key
+    ctx = tmp_path / "ctx"
+    with_libs(shutil.which("ssh-add") or "ssh-add", ctx / "x")
+    write(ctx, {"Dockerfile": (
+        f"FROM {build_env.base}\nCOPY x /x\nRUN echo {uuid.uuid4().hex}\n"
+        "RUN --mount=type=ssh /x/ld-linux-x86-64.so.2 --library-path /x /x/ssh-add -l\n"
+        "CMD [\"true\"]\n")})
+    oci = tmp_path / "img.tar"
+    p = build_env.cli("build", "--host", addr, "--progress=plain", "--ssh", f"default={sock}", "-t", "client/oci:1",
+                      "-o", f"type=oci,dest={oci}", ctx)
+    assert p.returncode == 0, p.stderr
+    assert fingerprint in p.stderr, p.stderr  # the step's ssh-add listed the client's key
+    digest = p.stdout.split()[0]
+    assert digest.startswith("sha256:"), p.stdout
+    with tarfile.open(oci) as t:
+        index = json.load(t.extractfile("index.json"))  # type: ignore[arg-type]
+        manifest = index["manifests"][0]
+        blob = t.extractfile("blobs/sha256/" + manifest["digest"].split(":", 1)[1]).read()  # type: ignore[union-attr]
+    assert manifest["digest"] == digest == "sha256:" + hashlib.sha256(blob).hexdigest()
+
+
+def test_same_image_digest_as_a_local_build(build_env, served, tmp_path):
+    """With SOURCE_DATE_EPOCH, ``MASON_HOST=… mason build`` gives the image digest a local
+    ``mason build`` gives (the daemon is mason serve)."""
+    ctx = write(tmp_path / "ctx", {
+        "Dockerfile": f"FROM {build_env.base}\nCOPY a.txt /a.txt\nRUN echo {uuid.uuid4().hex} > /stamp\n",
+        "a.txt": "same\n",
+    })
+    env = {"SOURCE_DATE_EPOCH": "1700000000"}
+    local = build_env.cli("build", "-q", "-t", "client/local:1", ctx, env=env)
+    assert local.returncode == 0, local.stderr
+    remote = build_env.cli("build", "-q", "-t", "client/remote:1", "--no-cache", ctx,
+                           env={**env, "MASON_HOST": served.addr})
+    assert remote.returncode == 0, remote.stderr
+    assert remote.stdout.strip() == local.stdout.strip() != ""
+    imgs = {i.name: i.target.digest for i in build_env.client.list_images()}
+    assert imgs["docker.io/client/remote:1"] == remote.stdout.strip()
+
+
+def test_options_the_daemon_decides_are_refused(build_env, tmp_path):
+    ctx = write(tmp_path / "ctx", {"Dockerfile": "FROM scratch\n"})
+    p = build_env.cli("build", "--host", "unix:///nonexistent.sock", "-O", "2", ctx)
+    assert p.returncode == 1 and p.stderr.strip() == "error: -O cannot be used with --host (the daemon decides it)"
+    q = build_env.cli("build", "--host", "unix:///nonexistent/mason.sock", ctx)
+    assert q.returncode == 1 and q.stderr.startswith("error: cannot reach the build daemon at unix:///nonexistent")
+
+
+def test_ctrl_c_cancels_the_build_on_the_daemon(build_env, served, tmp_path):
+    """SIGINT to ``mason build --host`` exits 130, as a local build; the daemon cancels the
+    build (its step is killed, containerd is left clean) and keeps serving."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.fixtures.signals import child_signals
+    from tests.integration.serve.conftest import Watched
+    from tests.integration.serve.test_serve_lifecycle import _wait_clean
+
+    ctx = write(tmp_path / "ctx", {"Dockerfile": f"FROM {build_env.base}\nRUN echo {uuid.uuid4().hex} && "
+                                                 "echo \"st$(echo arted)\" && sleep 120 && echo \"finished-$((1+1))\"\n"})
+    e = dict(os.environ, MASON_ROOT=str(build_env.root), MASON_CONTAINERD_ADDRESS=build_env.address,
+             MASON_HOST=served.addr)
+    with child_signals(default=[signal.SIGINT]):
+        proc = subprocess.Popen([sys.executable, "-m", "mason", "build", "--progress=plain", str(ctx)],
+                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                                text=True, env=e)
+    w = Watched(proc)
+    w.wait_for(" started")
+    proc.send_signal(signal.SIGINT)
+    assert w.finish(timeout=60) == 130, w.text
+    assert "finished-2" not in w.text and "Traceback" not in w.text, w.text
+    _wait_clean(build_env)
+    ok = build_env.cli("build", "--host", served.addr, write(tmp_path / "ok", {"Dockerfile": f"FROM {build_env.base}\n"
+                                                                                            "RUN true\n"}))
+    assert ok.returncode == 0, ok.stderr
