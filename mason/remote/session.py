@@ -186,7 +186,17 @@ class ClientSession:
 
     def _packets(self, requests: Iterator[bytes], work: Any, what: str) -> Iterator[bytes]:
         pkt = self.pb.fsutil.Packet
-        conn = transfer.QueueConn((pkt.FromString(b) for b in requests))
+
+        def incoming() -> Iterator[Any]:
+            # the daemon may end the call right after its last packet (mason serve cancels it
+            # once it has sent FIN): the end of the stream, which the transfer checks it may see
+            try:
+                for b in requests:
+                    yield pkt.FromString(b)
+            except grpc.RpcError:
+                return
+
+        conn = transfer.QueueConn(incoming())
 
         def run() -> None:
             try:
@@ -195,7 +205,7 @@ class ClientSession:
                 self.sent.requested += stats.requested
                 self.sent.data_bytes += stats.data_bytes
             except (MasonError, OSError, grpc.RpcError) as e:
-                self.errors.append(f"{what}: {e}")
+                self.errors.append(f"{what}: {e or type(e).__name__}")
             finally:
                 conn.close()
 

@@ -112,7 +112,13 @@ class Session:
         call = self._packets(FILESEND_DIFFCOPY)(conn.outgoing(), metadata=md)
         conn.incoming = iter(call)
         try:
-            return transfer.send_dir(conn, pb, root, entries)
+            stats = transfer.send_dir(conn, pb, root, entries)
+            conn.close()
+            # wait for the client to end the call: dropping it now could cancel it before the
+            # last packet (FIN) left, and the client would see a cancelled transfer
+            for _ in call:
+                pass
+            return stats
         except grpc.RpcError as e:
             raise MasonError(f"sending the output to the client failed: {_rpc_message(e)}") from None
         finally:
