@@ -134,7 +134,7 @@ def _refuse_with_host(**given) -> None:
 
     for name, value in given.items():
         if value:
-            flag = {"level": "-O", "insecure_registry": "--insecure-registry"}.get(name, "--" + name)
+            flag = {"level": "-O"}.get(name, "--" + name.replace("_", "-"))
             raise MasonError(f"{flag} cannot be used with --host (the daemon decides it)")
 
 
@@ -212,6 +212,7 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
     _check_iidfile(iidfile)
     if host:
         _refuse_with_host(level=level != 1, passes=passes, explain=explain, jobs=jobs != 4, graph=graph,
+                          frontend_timeout=frontend_timeout,
                           insecure_registry=insecure_registries, frontend=frontend not in (None, "dockerfile"))
         from mason.remote.client import RemoteRequest
         from mason.remote.client import build as remote_build
