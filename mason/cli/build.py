@@ -212,7 +212,7 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
     _check_iidfile(iidfile)
     if host:
         _refuse_with_host(level=level != 1, passes=passes, explain=explain, jobs=jobs != 4, graph=graph,
-                          frontend_timeout=frontend_timeout,
+                          frontend_timeout=frontend_timeout, build_context=build_contexts,
                           insecure_registry=insecure_registries, frontend=frontend not in (None, "dockerfile"))
         from mason.remote.client import RemoteRequest
         from mason.remote.client import build as remote_build
