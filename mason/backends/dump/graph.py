@@ -264,6 +264,9 @@ def graph_from_records(records: Iterable[DumpedOp], title: str = "") -> BuildGra
     seen: set[str] = set()
     records = list(records)
     known = {r.digest for r in records}
+    # ops for several platforms (a multi-platform build): each platform's stages apart, as
+    # BuildKit's progress names put them ([linux/arm64 builder 1/2])
+    several = len({_platform(r.op) for r in records} - {""}) > 1
     for r in records:
         if r.digest in seen:
             continue
@@ -275,6 +278,9 @@ def graph_from_records(records: Iterable[DumpedOp], title: str = "") -> BuildGra
         if stage is None and STAGE_KEY in desc and not name.startswith("[internal]"):
             s = desc[STAGE_KEY]
             stage = f"stage-{s}" if s.isdigit() else s
+        plat = _platform(r.op)
+        if several and stage is not None and plat and not stage.startswith(plat + " "):
+            stage = f"{plat} {stage}"
         label = rest if name else _op_label(r, kind)
         vertices.append(Vertex(r.digest, kind, redact_text(" ".join(label.split())), name, stage,
                                _redacted(record_to_go(r))))
@@ -282,6 +288,14 @@ def graph_from_records(records: Iterable[DumpedOp], title: str = "") -> BuildGra
             if inp.digest in known:
                 edges.append(Edge(inp.digest, r.digest, lab))
     return BuildGraph(vertices, edges, title)
+
+
+def _platform(op: Any) -> str:
+    """``os/arch[/variant]`` of an op's platform constraint, or ""."""
+    if not op.HasField("platform"):
+        return ""
+    p = op.platform
+    return "/".join(x for x in (p.OS, p.Architecture, p.Variant) if x)
 
 
 def graph_from_ir(graph: Any, names: Iterable[str] | None = None, *, mask_env: bool = False) -> BuildGraph:
