@@ -270,6 +270,12 @@ def _lower_one(req: LowerRequest, *, resolver: ImageMetaResolver | None, err: Te
     failed: list[str] = []
     try:
         freq = replace(freq, resolver=resolver)
+        if req.build_contexts:  # the image configs of --build-context oci-layout:// images
+            from mason.build_contexts import LayoutResolver, parse_build_contexts
+
+            layouts = parse_build_contexts(req.build_contexts).layouts
+            if layouts:
+                freq = replace(freq, resolver=LayoutResolver(resolver, layouts))
         fe = choice.frontend
         if fe is not None:
             low = fe.lower(freq)
@@ -518,7 +524,7 @@ def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals:
            source_date_epoch: int | None, events, no_cache_filter: tuple[str, ...] = (),
            explain: bool = False, secret_store=None, cancel=None,
            platforms: Sequence[PlatformSpec] = (), cache_from: tuple = (),
-           cache_to: tuple = ()) -> BuildResult:
+           cache_to: tuple = (), oci_layouts: Mapping[str, str] | None = None) -> BuildResult:
     """Solve ``output`` of ``graph`` (with ``platforms``: the output of each, one image per
     platform under an index) and write the (already checked) output ``specs``; import the
     ``cache_from`` caches first, export the ``cache_to`` ones last (parsed CacheSpecs)."""
@@ -559,7 +565,7 @@ def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals:
     opts = SolveOptions(jobs=jobs, no_cache=no_cache, entitlements=ents, locals=local_dirs, secrets=sec,
                         insecure_registries=insecure_registries, network_default=network_default,
                         no_cache_filter=tuple(no_cache_filter), explain=explain, cancel=cancel,
-                        remote_cache=remote, materialize_outputs=not only_pushed)
+                        remote_cache=remote, materialize_outputs=not only_pushed, oci_layouts=dict(oci_layouts or {}))
     t0 = time.perf_counter()
     image = None
     names: tuple[str, ...] = ()
@@ -722,12 +728,15 @@ def build(request: BuildRequest | None = None, /, **kw) -> BuildResult:
     cache_to = tuple(parse_cache_specs(req.cache_to, "to"))
     locals_: Mapping[str, object] = {"context": context,
                                      "dockerfile": str(Path(dockerfile).parent) if dockerfile != "-" else context}
-    if req.locals is not None:
-        locals_ = req.locals
-    elif req.build_contexts:  # the directories of --build-context, as local://NAME
+    layouts: dict[str, str] = {}
+    if req.build_contexts:  # the directories of --build-context (local://NAME) and OCI layouts
         from mason.build_contexts import parse_build_contexts
 
-        locals_ = {**parse_build_contexts(req.build_contexts).dirs, **locals_}
+        named = parse_build_contexts(req.build_contexts)
+        locals_ = {**named.dirs, **locals_}
+        layouts = named.layouts
+    if req.locals is not None:
+        locals_ = req.locals
     lazy = _LazySolver(req.root, req.containerd_address, req.solver)
     try:
         with _recording(req.root, build_meta(req, context, dockerfile), req.events, req.history) as (sink, rec):
@@ -747,7 +756,8 @@ def build(request: BuildRequest | None = None, /, **kw) -> BuildResult:
                              insecure_registries=insecure, jobs=req.jobs, network_default=req.network_default,
                              source_date_epoch=epoch, events=sink, no_cache_filter=req.no_cache_filter,
                              explain=req.explain, secret_store=req.secret_store, cancel=req.cancel,
-                             platforms=low.platforms, cache_from=cache_from, cache_to=cache_to)
+                             platforms=low.platforms, cache_from=cache_from, cache_to=cache_to,
+                             oci_layouts=layouts)
             except MasonError as e:
                 if e.loc is not None and e.source_line is None and dockerfile != "-":
                     with contextlib.suppress(MasonError):

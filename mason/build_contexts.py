@@ -1,11 +1,12 @@
 """``--build-context NAME=VALUE`` as buildx takes it, turned into what BuildKit's Dockerfile
 frontend receives (its ``context:NAME`` options) and the client directories to send.
 
-VALUE is ``docker-image://REF``, an ``http(s)://`` URL, a git URL (``git@…``, ``git://``,
-``ssh://``, ``https://….git``), or a directory (sent as ``local://NAME``; its own
-``.dockerignore`` applies). NAME is a stage or image name and is kept in the form BuildKit looks
-it up in (``docker.io/library/alpine:latest`` → ``alpine``). Every mistake is one error naming
-the flag.
+VALUE is ``docker-image://REF``, ``oci-layout://PATH[:TAG|@DIGEST]`` (an OCI image layout
+directory: resolved to a digest here, as buildx does, and given to the solver as layout store
+NAME), an ``http(s)://`` URL, a git URL (``git@…``, ``git://``, ``ssh://``, ``https://….git``),
+or a directory (sent as ``local://NAME``; its own ``.dockerignore`` applies). NAME is a stage
+or image name and is kept in the form BuildKit looks it up in (``docker.io/library/alpine:latest``
+→ ``alpine``). Every mistake is one error naming the flag.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from mason.ir.errors import MasonError
 from mason.ir.patterns import parse_dockerignore
 from mason.ir.reference import parse_reference
 
-__all__ = ["BuildContexts", "parse_build_contexts"]
+__all__ = ["BuildContexts", "parse_build_contexts", "LayoutResolver"]
 
 _URLS = ("http://", "https://", "git://", "ssh://", "git@")
 _RESERVED = ("context", "dockerfile")  # the driver's own local:// names
@@ -28,11 +29,63 @@ _RESERVED = ("context", "dockerfile")  # the driver's own local:// names
 @dataclass(frozen=True)
 class BuildContexts:
     """``values``: name -> the frontend's ``context:NAME`` value; ``dirs``: local name ->
-    directory to send; ``excludes``: local name -> its ``.dockerignore`` patterns."""
+    directory to send; ``excludes``: local name -> its ``.dockerignore`` patterns;
+    ``layouts``: OCI layout store -> directory."""
 
     values: dict[str, str] = field(default_factory=dict)
     dirs: dict[str, str] = field(default_factory=dict)
     excludes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    layouts: dict[str, str] = field(default_factory=dict)
+
+
+class LayoutResolver:
+    """A resolver that also answers the image config of an image in one of the OCI layouts of
+    ``--build-context`` (``resolve_oci_layout``); everything else goes to ``inner``."""
+
+    def __init__(self, inner, layouts: dict[str, str]):
+        self.inner = inner
+        self.layouts = layouts
+
+    def resolve_image_config(self, ref, platform=None):
+        if self.inner is None:
+            raise MasonError(f"cannot resolve {ref} offline")
+        return self.inner.resolve_image_config(ref, platform)
+
+    def resolve_oci_layout(self, store: str, digest: str, platform) -> dict:
+        from mason.backends.sources.ocilayout import layout_image_config
+
+        if store not in self.layouts:
+            raise MasonError(f"unknown OCI layout store {store!r}")
+        return layout_image_config(self.layouts[store], digest, platform, f"--build-context {store}")
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+def _oci_layout(flag: str, key: str, spec: str, out: BuildContexts) -> None:
+    from mason.backends.sources.ocilayout import find_in_layout
+    from mason.ir.reference import validate_digest
+
+    path, at, digest = spec.partition("@")
+    tag = None
+    if at:
+        try:
+            validate_digest(digest)
+        except MasonError as e:
+            raise MasonError(f"{flag}: {e.message}") from None
+    else:
+        i = path.rfind(":")
+        if i > path.rfind("/"):
+            path, tag = path[:i], path[i + 1:]
+    if not path or not os.path.isdir(path):
+        raise MasonError(f"{flag}: {path!r} is not a directory (an OCI image layout)")
+    try:
+        dgst = find_in_layout(path, tag, digest or None, flag)
+    except MasonError as e:
+        raise MasonError(e.message if e.message.startswith(flag) else f"{flag}: {e.message}") from None
+    store = key.replace(":", "-")
+    out.values[key] = f"oci-layout://{store}@{dgst}"
+    out.layouts[store] = os.path.abspath(path)
 
 
 def parse_build_contexts(specs: Iterable[str]) -> BuildContexts:
@@ -60,7 +113,7 @@ def parse_build_contexts(specs: Iterable[str]) -> BuildContexts:
                     raise MasonError(f"{flag}: {e.message}") from None
             out.values[key] = value
         elif value.startswith("oci-layout://"):
-            raise MasonError(f"{flag}: oci-layout:// build contexts are not supported yet")
+            _oci_layout(flag, key, value[len("oci-layout://"):], out)
         elif value.startswith(_URLS):
             out.values[key] = value
         elif "://" in value and not os.path.isdir(value):

@@ -178,9 +178,9 @@ def _check_iidfile(iidfile: str | None) -> None:
 @click.option("--frontend-timeout", "frontend_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Stop a frontend image that has not returned its result after SECONDS (default: no limit).")
 @click.option("--build-context", "build_contexts", multiple=True, metavar="NAME=VALUE",
-              help="An extra build context (repeatable), as buildx: VALUE a directory, docker-image://REF, an "
-                   "http(s) URL or a git URL; replaces FROM NAME, COPY --from=NAME, RUN --mount=from=NAME and "
-                   "a stage named NAME.")
+              help="An extra build context (repeatable), as buildx: VALUE a directory, docker-image://REF, "
+                   "oci-layout://DIR[:TAG|@DIGEST], an http(s) URL or a git URL; replaces FROM NAME, "
+                   "COPY --from=NAME, RUN --mount=from=NAME and a stage named NAME.")
 @click.option("--cache-from", "cache_from", multiple=True, metavar="SPEC",
               help="Import a build cache (repeatable): type=registry,ref=REF | type=local,src=DIR[,tag=T] | REF "
                    "(an image built with --cache-to type=inline works too).")

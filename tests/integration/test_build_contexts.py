@@ -64,6 +64,20 @@ RUN echo {nonce} > /nonce
     assert any(e.startswith("PATH=") for e in env_list)
 
 
+def test_oci_layout_context_by_tag_and_digest(build_env, busybox_layout, tmp_path):
+    """``--build-context base=oci-layout://DIR:latest`` (and ``@DIGEST``): ``FROM base`` is the
+    image in the layout (busybox made in the session), loaded from the layout, not a registry."""
+    env = build_env
+    nonce = uuid.uuid4().hex
+    ctx = write(tmp_path / "ctx", {"Dockerfile": f"FROM base\nRUN echo {nonce} > /n && busybox true\n"})
+    for spec in (f"{busybox_layout.layout}:latest", f"{busybox_layout.layout}@{busybox_layout.manifest_digest}"):
+        res, _ = env.build(ctx, build_contexts=(f"base=oci-layout://{spec}",))
+        assert _read(env, res, "/n") == nonce + "\n"
+        assert _exists(env, res, "/bin/busybox")
+    p = env.cli("build", "--build-context", f"base=oci-layout://{busybox_layout.layout}:nope", str(ctx))
+    assert p.returncode == 1 and "--build-context" in p.stderr and "nope" in p.stderr, p.stderr
+
+
 class _Server:
     def __init__(self, root):
         handler = lambda *a, **kw: http.server.SimpleHTTPRequestHandler(*a, directory=str(root), **kw)  # noqa: E731

@@ -28,7 +28,7 @@ ATTR_STORE = "oci.store"
 CONTAINERD_IMAGE_NAME = "io.containerd.image.name"
 _CHUNK = 1 << 20
 
-__all__ = ["load_oci_layout", "parse_oci_identifier"]
+__all__ = ["load_oci_layout", "parse_oci_identifier", "find_in_layout", "layout_image_config"]
 
 
 def parse_oci_identifier(identifier: str, attrs: Mapping[str, str] | None = None
@@ -117,3 +117,27 @@ def load_oci_layout(client: Client, identifier: str, attrs: Mapping[str, str], p
     ref = f"{name}:{tag or 'latest'}" if not digest else f"{name}@{digest}"
     return import_image(client, _LayoutProvider(layout), desc, platform or PlatformSpec.default(),
                         name=f"{ref} in {what}")
+
+
+def find_in_layout(root: str | os.PathLike[str], tag: str | None, digest: str | None, what: str) -> str:
+    """The digest of the manifest or index ``tag`` (default ``latest``; the only image when the
+    layout holds one untagged) or ``digest`` names in the OCI layout at ``root``."""
+    if not (Path(root) / "index.json").is_file():
+        raise MasonError(f"{what}: {root} is not an OCI image layout (no index.json)")
+    layout = oci.OciLayout(root)
+    if digest is None and tag is None:
+        descs = layout.descriptors()
+        if len(descs) == 1 and not descs[0].annotations.get(oci.ANNOTATION_REF_NAME):
+            return descs[0].digest
+    return _find(layout, "", tag, digest, what).digest
+
+
+def layout_image_config(root: str | os.PathLike[str], digest: str, platform: PlatformSpec, what: str) -> dict:
+    """The image config of ``digest`` (a manifest, or an index: its ``platform`` manifest) in
+    the OCI layout at ``root`` — what BuildKit's resolver answers for an oci-layout context."""
+    from mason.backends.sources.image import _walk
+
+    layout = oci.OciLayout(root)
+    desc = _find(layout, "", None, digest, what)
+    desc = oci.Descriptor(desc.media_type, desc.digest, desc.size)
+    return _walk(_LayoutProvider(layout), desc, platform, what).config

@@ -3,6 +3,7 @@ Dockerfile frontend takes its ``context:NAME`` options.
 
 The values arrive in that option's form (the driver turns what the user wrote into it, see
 :mod:`mason.build_contexts`): ``docker-image://REF`` (``scratch``: the empty filesystem),
+``oci-layout://STORE@DIGEST`` (an image in the OCI layout the solver knows as STORE),
 ``local:NAME`` (a client directory the driver sends as ``local://NAME``), an ``http(s)://`` URL
 (one file, named ``context``), a git URL. A context replaces
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
-from mason.ir.builder import State, git, http, image, local, placeholder, scratch
+from mason.ir.builder import State, git, http, image, local, oci_layout, placeholder, scratch
 from mason.ir.errors import MasonError, SourceLoc
 from mason.ir.reference import parse_reference
 from mason.ir.resolver import PlatformSpec
@@ -102,6 +103,8 @@ class NamedContexts:
             except MasonError as e:
                 raise MasonError(f"--build-context {key}: {e.message}", loc) from None
             return st, self._config(key, ref, pspec, loc)
+        if scheme == "oci-layout":
+            return self._oci_layout(key, rest[2:] if rest.startswith("//") else rest, pspec, loc)
         if scheme == "local":
             if rest not in self._locals:
                 self._locals[rest] = _Local(key, rest, placeholder("local://" + rest, platform=platform))
@@ -119,6 +122,32 @@ class NamedContexts:
                 raise MasonError(f"invalid git context {value}", loc)
             return http(value, filename="context", platform=platform, name=f"[context {key}] {value}", loc=loc), None
         raise MasonError(f"unsupported context source {scheme} for {key}", loc)
+
+    def _oci_layout(self, key: str, spec: str, pspec: PlatformSpec, loc: SourceLoc | None) -> tuple[State, dict]:
+        """BuildKit's: ``STORE@DIGEST`` (the driver resolved any tag) as an image named like
+        the context, with the digest; its config from the layout (``resolve_oci_layout``)."""
+        from mason.frontends.dockerfile.lower import _empty_config
+        from mason.frontends.dockerfile.lower_state import to_platform
+
+        store, at, digest = spec.partition("@")
+        if not at or not store:
+            raise MasonError(f"oci-layout reference {spec!r} has no digest", loc)
+        try:
+            ref = str(parse_reference(key, default_tag=False).with_digest(digest))
+        except MasonError as e:
+            raise MasonError(f"could not parse oci-layout reference {key!r}: {e.message}", loc) from None
+        st = oci_layout(ref, store=store, platform=to_platform(pspec),
+                        name=f"[context {key}] OCI load from client", loc=loc)
+        resolve = getattr(self.lw.resolver, "resolve_oci_layout", None)
+        if resolve is None:
+            self.lw.warn(f"build context {key}: no OCI layout resolver, so an empty image config", loc)
+            return st, _empty_config(pspec)
+        try:
+            cfg = dict(resolve(store, digest, pspec))
+        except MasonError as e:
+            raise MasonError(e.message, loc) from None
+        cfg.pop("created", None)
+        return st, cfg
 
     def _config(self, key: str, ref: str, pspec: PlatformSpec, loc: SourceLoc | None) -> dict:
         import copy

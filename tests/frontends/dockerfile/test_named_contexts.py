@@ -109,6 +109,27 @@ def test_scratch_and_context_are_never_replaced_and_stages_win_over_images():
     assert not any("busybox" in i for i in sources(res))  # COPY --from=context is an image called context
 
 
+def test_oci_layout_context_is_buildkits_oci_source_with_the_layouts_config():
+    digest = "sha256:" + "2" * 64
+
+    class Layouts:
+        calls: list = []
+
+        def resolve_oci_layout(self, store, dgst, platform):
+            self.calls.append((store, dgst, str(platform)))
+            return {"architecture": "amd64", "os": "linux", "config": {"Env": ["FROM_LAYOUT=1"]}}
+
+    r = Layouts()
+    res = lower("FROM base\n", {"base": f"oci-layout://base@{digest}"}, resolver=r)
+    [src] = sources(res).values()
+    assert src.identifier == f"oci-layout://docker.io/library/base@{digest}"
+    assert dict(src.attrs) == {"oci.store": "base"} and name_of(src) == "[context base] OCI load from client"
+    assert r.calls == [("base", digest, "linux/amd64")]
+    assert "FROM_LAYOUT=1" in res.graph.output("default").image_config["config"]["Env"]
+    with pytest.raises(MasonError, match="has no digest"):
+        lower("FROM base\n", {"base": "oci-layout://base"}, resolver=r)
+
+
 def test_unsupported_source_is_a_located_error():
     with pytest.raises(MasonError) as e:
         lower("FROM base\n", {"base": "ftp://x"})
@@ -134,7 +155,8 @@ def test_parse_build_contexts(tmp_path):
     assert got.dirs == {"files": str(d)} and got.excludes == {"files": ("*.log",)}
     for bad, needle in [("x", "expected NAME=VALUE"), ("a=b=docker-image://", "unsupported context source"),
                         ("x=docker-image://UPPER", "--build-context x=docker-image://UPPER"),
-                        ("x=oci-layout:///l", "not supported yet"), ("a=1", "not a directory")]:
+                        ("x=oci-layout:///nonexistent:t", "is not a directory"),
+                        (f"x=oci-layout://{d}", "not an OCI image layout"), ("a=1", "not a directory")]:
         with pytest.raises(MasonError) as e:
             parse_build_contexts([bad])
         assert needle in e.value.message and e.value.message.startswith("--build-context"), e.value.message
