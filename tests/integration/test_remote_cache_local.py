@@ -83,6 +83,22 @@ def test_local_cache_round_trip_on_an_empty_root(build_env, tmp_path):
     assert digest(third) != digest(first)
 
 
+def test_index_shaped_local_cache_round_trip(build_env, tmp_path):
+    """``image-manifest=false``: the layout's entry is an OCI index of the blobs and the config
+    (BuildKit's older shape); it imports as well as the manifest shape."""
+    c = ctx(tmp_path, build_env.base)
+    cache = tmp_path / "cache"
+    first = build(build_env, tmp_path, c, "r1", "--cache-to", f"type=local,dest={cache},image-manifest=false")
+    lay = oci.OciLayout(cache)
+    entry = lay.find("latest")
+    assert entry.media_type == oci.OCI_INDEX
+    index = lay.read_json(entry.digest)
+    assert index["manifests"][-1]["mediaType"] == "application/vnd.buildkit.cacheconfig.v0"
+    second = build(build_env, tmp_path, c, "r2", "--cache-from", f"type=local,src={cache}")
+    assert marks(second) == set(), second.stderr
+    assert digest(second) == digest(first)
+
+
 def test_min_mode_keeps_only_what_the_final_image_needs(build_env, tmp_path):
     c = ctx(tmp_path, build_env.base)
     lo, hi = tmp_path / "min", tmp_path / "max"

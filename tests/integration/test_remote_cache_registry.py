@@ -93,9 +93,10 @@ def test_registry_cache_on_a_fresh_machine_pulls_no_layer(build_env, proxy, fres
     cache_layers = {la["digest"] for la in raw["layers"]}
 
     proxy.clear()
-    second = run(build_env, fresh_root, "--cache-from", cache, "-o",
+    second = run(build_env, fresh_root, "--cache-from", cache, "--explain", "-o",
                  f"type=registry,name={proxy.ref('app/two:1')}", str(c), fresh=True)
     assert marks(second) == set(), second.stderr
+    assert f"remote cache hit ({cache})" in second.stderr
     assert second.stdout.split()[0] == first.stdout.split()[0]  # the same image
     # lazy: the cache's config is the only blob read from the cache repository, and no layer
     # blob was fetched from anywhere through the proxy
@@ -118,6 +119,24 @@ def test_content_edit_reruns_only_its_dependents(build_env, proxy, tmp_path):
     (c / "f.txt").write_text("two\n")
     p = run(build_env, tmp_path / "r2", "--cache-from", f"type=registry,ref={cache}", str(c))
     assert marks(p) == {"B"}
+
+
+def test_docker_media_types_round_trip_on_a_fresh_machine(build_env, proxy, fresh_root, tmp_path):
+    """``oci-mediatypes=false``: the cache is a Docker manifest list (the index shape: an image
+    manifest needs OCI media types) with Docker layer media types, and still gives the same
+    image on a fresh machine."""
+    c = ctx(tmp_path, build_env.base)
+    cache = proxy.ref("cache/docker:main")
+    first = run(build_env, tmp_path / "r1", "--cache-to", f"type=registry,ref={cache},oci-mediatypes=false",
+                "-o", f"type=oci,dest={tmp_path / 'one.tar'}", str(c))
+    raw = json.loads(skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{cache}"))
+    assert raw["mediaType"] == "application/vnd.docker.distribution.manifest.list.v2+json"
+    types = {m["mediaType"] for m in raw["manifests"]}
+    assert types == {"application/vnd.buildkit.cacheconfig.v0", "application/vnd.docker.image.rootfs.diff.tar.gzip"}
+    second = run(build_env, fresh_root, "--cache-from", cache, "-o", f"type=oci,dest={tmp_path / 'two.tar'}",
+                 str(c), fresh=True)
+    assert marks(second) == set(), second.stderr
+    assert second.stdout.split()[0] == first.stdout.split()[0]
 
 
 def test_inline_cache_round_trip(build_env, proxy, fresh_root, tmp_path):
