@@ -48,7 +48,7 @@ from mason.frontends.dockerfile.lower_state import (
     StageState,
     change_set,
 )
-from mason.frontends.dockerfile.shell import ShellError, ShellLex
+from mason.frontends.dockerfile.shell import ExpansionBudget, ShellError, ShellLex
 from mason.ir.builder import State, image, local, placeholder, substitute
 from mason.ir.errors import MasonError, SourceLoc
 from mason.ir.graph import Graph, Output
@@ -106,7 +106,8 @@ class Lowerer:
         self.resolver = resolver
         self.warn = warn or (lambda msg, loc: None)
         self.filename = filename
-        self.shlex = ShellLex(df.escape or "\\")
+        self.budget = ExpansionBudget()  # what the whole Dockerfile's expansions may produce
+        self.shlex = ShellLex(df.escape or "\\", budget=self.budget)
         self.target_platform = self.options.platform or PlatformSpec.default()
         self.build_platform = self.options.build_platform or PlatformSpec.default()
         self.stages: list[StageState] = []

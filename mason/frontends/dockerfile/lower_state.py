@@ -134,7 +134,7 @@ class StageState:
     def expand(self, word: str, loc: SourceLoc | None, lex: ShellLex | None = None) -> str:
         """One word expanded with the stage's environment (quotes removed)."""
         try:
-            return (lex or self.lw.shlex).process_word(word, self.env, loc)
+            return (lex or self.lw.shlex).process_word(word, self.env, loc, self.lw.budget)
         except ShellError as e:
             raise MasonError(e.message, loc) from None
 

@@ -26,7 +26,7 @@ from mason.frontends.base import Outline, OutlineArg, OutlineSecret, OutlineSSH,
 from mason.frontends.dockerfile.checks.stages import Layout, StageInfo, split_stages
 from mason.frontends.dockerfile.instructions import Arg, Run, SecretMount, SshMount
 from mason.frontends.dockerfile.nodes import Node, ParseResult
-from mason.frontends.dockerfile.shell import ShellLex
+from mason.frontends.dockerfile.shell import ExpansionBudget, ShellLex
 from mason.ir.errors import MasonError, SourceLoc
 
 __all__ = ["outline", "targets", "description_of"]
@@ -92,7 +92,7 @@ def outline(result: ParseResult, text: str | None = None, *, build_args: Mapping
             target: str | None = None) -> Outline:
     """What building ``target`` (None: the last stage) uses; an unknown target is an error."""
     given = dict(build_args or {})
-    lex = ShellLex(result.escape)
+    lex = ShellLex(result.escape, budget=ExpansionBudget())
     # the global ARGs, with their values as a FROM sees them
     meta: dict[str, _Arg] = {}
     meta_env: dict[str, str] = {}

@@ -21,13 +21,13 @@ e.g. ``a: msg`` for ``${a:?msg}`` when ``a`` is unset; the caller attaches the l
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import NamedTuple
 
 from mason.ir.errors import MasonError, SourceLoc
 
-__all__ = ["Expansion", "ShellError", "ShellLex"]
+__all__ = ["EXPANSION_LIMIT", "ExpansionBudget", "Expansion", "ShellError", "ShellLex"]
 
 # Go's unicode.IsSpace: what splits words (Python's str.isspace also counts U+001C..U+001F).
 _GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008" \
@@ -36,6 +36,10 @@ _SPLIT = re.compile("[" + re.escape(_GO_SPACE) + "]+").split
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
 # ${a:-${b:-${c…}}}: the scanner recurses once per level; stop long before Python's stack does.
 _MAX_DEPTH = 64
+# What the variable references of one Dockerfile may produce in all. BuildKit and a POSIX shell have
+# no limit: ``ENV A=$A$A`` doubles A at every line (30 lines: a gigabyte), ``ENV A=${A}x…`` grows
+# the text quadratically (every ENV's history entry repeats A). Real Dockerfiles expand to kilobytes.
+EXPANSION_LIMIT = 16 << 20
 
 
 class ShellError(MasonError):
@@ -44,6 +48,26 @@ class ShellError(MasonError):
     def __init__(self, message: str, word: str = "", loc: SourceLoc | None = None):
         super().__init__(message, loc)
         self.word = word
+
+
+class ExpansionBudget:
+    """How many more characters variable references may produce (one per Dockerfile lowering,
+    check run or outline): every ``$…`` value is charged as it is substituted, at every nesting
+    level, so no expansion grows past the budget before it is refused."""
+
+    __slots__ = ("left", "limit")
+
+    def __init__(self, limit: int = EXPANSION_LIMIT):
+        self.limit = limit
+        self.left = limit
+
+    def charge(self, n: int) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise ShellError(
+                f"variable expansion produces more than {self.limit >> 20} MiB of text in this "
+                "Dockerfile (mason's limit); a variable that refers to itself, as in ENV A=$A$A, "
+                "grows at every line")
 
 
 class Expansion(NamedTuple):
@@ -61,15 +85,17 @@ class ShellLex:
     ``escape`` is the Dockerfile's escape character. The flags mirror BuildKit's lexer options
     (used for heredocs and similar): ``raw_quotes`` keeps quote characters in the output,
     ``raw_escapes`` keeps escape characters, ``skip_process_quotes`` treats quotes as ordinary
-    characters, ``skip_unset_env`` leaves references to unset names as written.
+    characters, ``skip_unset_env`` leaves references to unset names as written. ``budget``
+    (an :class:`ExpansionBudget`) bounds what its expansions produce in all.
     A ``ShellLex`` holds no per-word state: one instance can be shared.
     """
 
     __slots__ = ("escape", "raw_quotes", "raw_escapes", "skip_process_quotes", "skip_unset_env",
-                 "_plain")
+                 "budget", "_plain")
 
     def __init__(self, escape: str = "\\", *, raw_quotes: bool = False, raw_escapes: bool = False,
-                 skip_process_quotes: bool = False, skip_unset_env: bool = False):
+                 skip_process_quotes: bool = False, skip_unset_env: bool = False,
+                 budget: ExpansionBudget | None = None):
         if len(escape) != 1:
             raise ValueError(f"escape must be one character, not {escape!r}")
         self.escape = escape
@@ -77,17 +103,20 @@ class ShellLex:
         self.raw_escapes = raw_escapes
         self.skip_process_quotes = skip_process_quotes
         self.skip_unset_env = skip_unset_env
+        self.budget = budget  # charged when a call names none
         specials = "$" + escape + ("" if skip_process_quotes else "'\"")
         # A word with none of these characters expands to itself.
         self._plain = re.compile("[^" + re.escape(specials) + "]*").fullmatch
 
-    def expand(self, word: str, env: Mapping[str, str], loc: SourceLoc | None = None) -> Expansion:
-        """Scan ``word`` once: the expanded word, its split words, and the names looked up."""
+    def expand(self, word: str, env: Mapping[str, str], loc: SourceLoc | None = None,
+               budget: ExpansionBudget | None = None, *, want_words: bool = True) -> Expansion:
+        """Scan ``word`` once: the expanded word, its split words (``[]`` without
+        ``want_words``), and the names looked up. Substituted values are charged to ``budget``."""
         if self._plain(word):
-            return Expansion(word, [w for w in _SPLIT(word) if w], set(), set())
-        scan = _Scan(self, word, env)
+            return Expansion(word, [w for w in _SPLIT(word) if w] if want_words else [], set(), set())
+        scan = _Scan(self, word, env, budget if budget is not None else self.budget)
         try:
-            result, words = scan.until(None, self.raw_escapes, want_words=True)
+            result, words = scan.until(None, self.raw_escapes, want_words=want_words)
         except ShellError as e:
             e.word = word
             if loc is not None:
@@ -95,21 +124,22 @@ class ShellLex:
             raise
         return Expansion(result, words or [], scan.used, scan.unmatched)
 
-    def process_word(self, word: str, env: Mapping[str, str], loc: SourceLoc | None = None) -> str:
+    def process_word(self, word: str, env: Mapping[str, str], loc: SourceLoc | None = None,
+                     budget: ExpansionBudget | None = None) -> str:
         """The word expanded as one string, quotes removed (ENV values, WORKDIR, USER …)."""
         if self._plain(word):
             return word
-        return self.expand(word, env, loc).result
+        return self.expand(word, env, loc, budget, want_words=False).result
 
-    def process_words(self, word: str, env: Mapping[str, str],
-                      loc: SourceLoc | None = None) -> list[str]:
+    def process_words(self, word: str, env: Mapping[str, str], loc: SourceLoc | None = None,
+                      budget: ExpansionBudget | None = None) -> list[str]:
         """The word expanded and split on unquoted whitespace (COPY sources, EXPOSE …)."""
-        return self.expand(word, env, loc).words
+        return self.expand(word, env, loc, budget).words
 
-    def process_word_with_matches(self, word: str, env: Mapping[str, str],
-                                  loc: SourceLoc | None = None) -> tuple[str, set[str], set[str]]:
+    def process_word_with_matches(self, word: str, env: Mapping[str, str], loc: SourceLoc | None = None,
+                                  budget: ExpansionBudget | None = None) -> tuple[str, set[str], set[str]]:
         """``(result, used, unmatched)``: the expanded word and the names found / not set."""
-        r = self.expand(word, env, loc)
+        r = self.expand(word, env, loc, budget, want_words=False)
         return r.result, r.used, r.unmatched
 
 
@@ -145,10 +175,12 @@ class _Words:
 class _Scan:
     """The state of one expansion: the text, a cursor, the environment and what was looked up."""
 
-    __slots__ = ("lex", "s", "n", "pos", "env", "used", "unmatched", "depth")
+    __slots__ = ("lex", "s", "n", "pos", "env", "used", "unmatched", "depth", "budget")
 
-    def __init__(self, lex: ShellLex, text: str, env: Mapping[str, str]):
+    def __init__(self, lex: ShellLex, text: str, env: Mapping[str, str],
+                 budget: ExpansionBudget | None = None):
         self.lex = lex
+        self.budget = budget
         self.s = text
         self.n = len(text)
         self.pos = 0
@@ -281,6 +313,12 @@ class _Scan:
         return value
 
     def dollar(self) -> str:
+        value = self._dollar()
+        if self.budget is not None:
+            self.budget.charge(len(value))
+        return value
+
+    def _dollar(self) -> str:
         s, n = self.s, self.n
         self.pos += 1
         if self.pos >= n or s[self.pos] != "{":
@@ -365,7 +403,8 @@ class _Scan:
             value = ""
         regex = _glob_regex(pattern, True, False)
         if replace_all:
-            return _replace_all(regex, value, replacement)
+            return _replace_all(regex, value, replacement,
+                                self.budget.charge if self.budget is not None else None)
         m = regex.search(value)
         if m is None:
             return value
@@ -448,9 +487,11 @@ def _trim(pattern: str, value: str, greedy: bool, suffix: bool) -> str:
     return value[m.end():] if m else value
 
 
-def _replace_all(regex: re.Pattern[str], value: str, template: str) -> str:
+def _replace_all(regex: re.Pattern[str], value: str, template: str,
+                 charge: Callable[[int], None] | None = None) -> str:
     """Go's ``ReplaceAllString``: non-overlapping matches left to right, an empty match right
-    after a previous match is not replaced, the template is expanded per match."""
+    after a previous match is not replaced, the template is expanded per match. ``charge`` gets
+    each replacement's size as it is made (a long template times many matches is a product)."""
     out: list[str] = []
     last = 0  # end of the previous match
     pos = 0  # where to search next
@@ -462,7 +503,10 @@ def _replace_all(regex: re.Pattern[str], value: str, template: str) -> str:
         start, end = m.span()
         out.append(value[last:start])
         if end > last or start == 0:
-            out.append(_go_expand(template, m.group()))
+            piece = _go_expand(template, m.group())
+            if charge is not None:
+                charge(len(piece))
+            out.append(piece)
         last = end
         pos = end if end > pos else pos + 1
     out.append(value[last:])

@@ -27,7 +27,7 @@ from mason.frontends.dockerfile.checks.scope_rules import ImageConfigFn, ScopeCh
 from mason.frontends.dockerfile.checks.stages import split_stages
 from mason.frontends.dockerfile.checks.syntax_rules import check_syntax
 from mason.frontends.dockerfile.nodes import ParseResult
-from mason.frontends.dockerfile.shell import ShellLex
+from mason.frontends.dockerfile.shell import ExpansionBudget, ShellLex
 from mason.ir.resolver import PlatformSpec
 
 __all__ = ["lint", "LintReport", "CheckWarning", "CheckConfig", "parse_check_config",
@@ -82,7 +82,7 @@ def lint(result: ParseResult, text: str | None = None, *,
     lines = text.split("\n") if text is not None else None
     out = Collector(config, lines, file)
     check_syntax(result, out)
-    lex = ShellLex(result.escape)
+    lex = ShellLex(result.escape, budget=ExpansionBudget())
     tp = target_platform or PlatformSpec.default()
     bp = build_platform or PlatformSpec.default()
 
