@@ -9,7 +9,7 @@ APT_PACKAGES=(
   containerd runc busybox-static graphviz docker-registry
   golang-github-containerd-containerd-dev containernetworking-plugins iptables
   skopeo umoci iproute2 util-linux openssh-client qemu-user-static file chromium debootstrap gpg
-  golang-github-docker-docker-dev golang-github-tonistiigi-fsutil-dev
+  golang-github-docker-docker-dev golang-github-tonistiigi-fsutil-dev golang-go
 )
 
 missing=()
