@@ -12,11 +12,16 @@ and a mason-serve/buildkit ratio column.
 * BuildKit: ``peers.BuildKit`` (OCI worker, its own root, host network, busybox as a named
   context from an OCI layout).
 
+* mason-host: mason's own client (``mason build --host unix://… -t …``, issue 15's client mode)
+  against a mason serve of its own (own root and containerd: an edit's reruns are its own):
+  the session, progress and outputs done by mason instead of buildctl, so its column next to
+  mason-serve's is the client's cost.
+
 A ``no-op`` row is the rebuild of an unchanged context: the figure issue 15 targets (≤ 0.10 s
 and ≤ BuildKit's). The whole ``buildctl`` process is timed on both sides.
 
-    .venv/bin/python bench/serve_bench.py [--rounds 5] [--cases parallel,chain20,cachebust,bigcontext]
-                                          [--builders mason-serve,buildkit] [--keep]
+    .venv/bin/python bench/serve_bench.py [--rounds 5] [--cases parallel,chain20,cachebust,metadata,bigcontext]
+                                          [--builders mason-serve,mason-host,buildkit] [--keep]
 
 Prints figures; asserts nothing. Starts and stops its own daemons (mason serve, containerd, buildkitd).
 """
@@ -45,9 +50,9 @@ class MasonServe(Builder):
 
     name = "mason-serve"
 
-    def __init__(self, work: Path, archive: Path):
-        self.cli = Mason(work, archive, "mason-serve")  # the root, busybox loaded, the CLI for rmi
-        self.dir = work / "mason-serve"
+    def __init__(self, work: Path, archive: Path, name: str = "mason-serve"):
+        self.cli = Mason(work, archive, name)  # the root, busybox loaded, the CLI for rmi
+        self.dir = work / name
         self.dir.mkdir()
         self.sock = self.dir / "mason.sock"
         self.addr = f"unix://{self.sock}"
@@ -95,11 +100,30 @@ class MasonServe(Builder):
         self.cli.close()
 
 
+class MasonHost(Builder):
+    """mason's CLI as the client (``mason build --host``) of its own :class:`MasonServe`."""
+
+    name = "mason-host"
+
+    def __init__(self, work: Path, archive: Path):
+        self.serve = MasonServe(work, archive, "mason-host-serve")
+
+    def build(self, ctx: Path, tag: str) -> tuple[float, int]:
+        return timed([str(MASON), "build", "--host", self.serve.addr, "--progress=plain", "-t", tag, str(ctx)],
+                     self.serve.cli.env, f"mason build --host {ctx.name}")
+
+    def reset(self, tags: list[str]) -> None:
+        self.serve.reset(tags)
+
+    def close(self) -> None:
+        self.serve.close()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--cases", default="parallel,chain20,cachebust,bigcontext")
-    ap.add_argument("--builders", default="mason-serve,buildkit")
+    ap.add_argument("--cases", default="parallel,chain20,cachebust,metadata,bigcontext")
+    ap.add_argument("--builders", default="mason-serve,mason-host,buildkit")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (its path is printed)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mason-serve-bench-"))
@@ -110,10 +134,12 @@ def main() -> int:
         for n in args.builders.split(","):
             if n == "mason-serve":
                 builders.append(MasonServe(work, archive))
+            elif n == "mason-host":
+                builders.append(MasonHost(work, archive))
             elif n == "buildkit":
                 builders.append(BuildKit(work, layout, digest))
             else:
-                raise SystemExit(f"unknown builder {n!r} (mason-serve, buildkit)")
+                raise SystemExit(f"unknown builder {n!r} (mason-serve, mason-host, buildkit)")
         banner(args.rounds, f"both driven by {TOOLS / 'buildctl'}; mason serve: {MASON} serve; "
                             f"BuildKit: {TOOLS / 'buildkitd'} (OCI worker, host network)")
         run(cases, builders, args.rounds)
