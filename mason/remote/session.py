@@ -73,6 +73,22 @@ def _headers(md: Any) -> dict[str, list[str]]:
     return out
 
 
+def shared_key(dirs: Mapping[str, str]) -> str:
+    """The session's shared key: the same for the same directories of this machine and user, so
+    a daemon that keeps a client's directories between builds (mason serve, buildkitd) finds
+    last build's copy and asks only for what changed."""
+    import hashlib
+    import json
+
+    machine = ""
+    with contextlib.suppress(OSError):
+        with open("/etc/machine-id") as f:
+            machine = f.read().strip()
+    ident = json.dumps([machine, socket.gethostname(), os.getuid(),
+                        sorted((k, os.path.realpath(v)) for k, v in dirs.items())])
+    return hashlib.sha256(ident.encode()).hexdigest()[:32]
+
+
 class ClientSession:
     """The services this client offers one build, served over the ``Control/Session`` stream."""
 
@@ -80,7 +96,7 @@ class ClientSession:
                  outputs: Mapping[int, Output] | None = None):
         self.pb = pb
         self.id = uuid.uuid4().hex
-        self.shared_key = uuid.uuid4().hex
+        self.shared_key = shared_key(dirs)
         self.dirs = dict(dirs)
         self.secrets = secrets or Secrets()
         self.outputs = dict(outputs or {})

@@ -157,3 +157,26 @@ def test_ctrl_c_cancels_the_build_on_the_daemon(build_env, served, tmp_path):
     ok = build_env.cli("build", "--host", served.addr, write(tmp_path / "ok", {"Dockerfile": f"FROM {build_env.base}\n"
                                                                                             "RUN true\n"}))
     assert ok.returncode == 0, ok.stderr
+
+
+def test_a_context_edit_sends_only_the_changed_file(build_env, served, tmp_path):
+    """mason's client lists the context and the daemon asks only for what changed: after an
+    edit, one file's bytes cross (counted by mason serve's transfer log)."""
+    files = {f"f{i}.bin": bytes([i]) * 10000 for i in range(30)}
+    ctx = write(tmp_path / "ctx", {"Dockerfile": f"FROM {build_env.base}\nCOPY . /ctx/\nRUN ls /ctx | wc -l\n",
+                                   **files})
+    transfers = build_env.root / "serve" / "transfers.log"
+
+    def context_transfers():
+        lines = [json.loads(x) for x in transfers.read_text().splitlines()] if transfers.exists() else []
+        return [x for x in lines if x["name"] == "context" and x["entries"] > 1]
+
+    first = build_env.cli("build", "--host", served.addr, "-t", "client/ctx", ctx)
+    assert first.returncode == 0, first.stderr
+    before = context_transfers()
+    assert before and before[-1]["files"] >= 31 and before[-1]["bytes"] >= 300000, before
+    (ctx / "f7.bin").write_bytes(b"edited")
+    again = build_env.cli("build", "--host", served.addr, "--progress=plain", "-t", "client/ctx", ctx)
+    assert again.returncode == 0, again.stderr
+    edit = context_transfers()[len(before):]
+    assert [(x["files"], x["bytes"]) for x in edit] == [(1, len(b"edited"))], edit
