@@ -139,6 +139,41 @@ def test_docker_media_types_round_trip_on_a_fresh_machine(build_env, proxy, fres
     assert second.stdout.split()[0] == first.stdout.split()[0]
 
 
+@pytest.mark.parametrize("compression", ["zstd", "uncompressed"])
+def test_compressed_cache_round_trip_on_a_fresh_machine(build_env, proxy, registry, fresh_root, tmp_path,
+                                                        compression):
+    """``compression=zstd|uncompressed``: every layer blob of the cache is converted (its bytes
+    decompress to its diff ID), a second export writes the very same cache, and a fresh
+    machine unpacks those blobs (containerd's Apply) to rerun only the edited step's dependents."""
+    import hashlib
+
+    import zstandard
+
+    c = ctx(tmp_path, build_env.base)
+    cache, again = proxy.ref(f"cache/{compression}:main"), proxy.ref(f"cache/{compression}:again")
+    want = {"zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+            "uncompressed": "application/vnd.oci.image.layer.v1.tar"}[compression]
+    first = run(build_env, tmp_path / "r1", "--cache-to", f"type=registry,ref={cache},mode=max,compression={compression}",
+                str(c))
+    assert f"compression={compression}" in first.stderr
+    raw = json.loads(skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{cache}"))
+    assert raw["layers"] and {la["mediaType"] for la in raw["layers"]} == {want}
+    for la in raw["layers"]:
+        d = la["digest"]
+        data = (registry.root / "docker/registry/v2/blobs/sha256" / d[7:9] / d[7:] / "data").read_bytes()
+        if compression == "zstd":
+            data = zstandard.ZstdDecompressor().stream_reader(data).read()
+        assert "sha256:" + hashlib.sha256(data).hexdigest() == la["annotations"]["containerd.io/uncompressed"]
+    run(build_env, tmp_path / "r1", "--cache-to", f"type=registry,ref={again},mode=max,compression={compression}",
+        str(c))
+    assert json.loads(skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{again}")) == raw
+
+    (c / "f.txt").write_text("two\n")
+    second = run(build_env, fresh_root, "--cache-from", cache, "-o", f"type=oci,dest={tmp_path / 'two.tar'}",
+                 str(c), fresh=True)
+    assert marks(second) == {"B"}, second.stderr  # RUN B ran on /a unpacked from the converted blobs
+
+
 def test_inline_cache_round_trip(build_env, proxy, fresh_root, tmp_path):
     c = ctx(tmp_path, build_env.base)
     image = proxy.ref("app/inline:1")

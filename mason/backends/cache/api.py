@@ -95,14 +95,12 @@ def export_caches(session: Any, specs: Sequence[CacheSpec], finals: Sequence[Any
     for s in specs:
         if s.type == "inline":
             continue
-        if s.compression != "gzip":
-            warn(f"--cache-to {s.describe()}: compression={s.compression} is not supported yet; "
-                 "the layers are exported as they were built (gzip)")
         try:
             if vertices is None:
                 vertices = session.vertices()
             c = collect(session.client, vertices, finals, mode=s.mode, source_date_epoch=source_date_epoch,
-                        mounts=mount_layers(s.cache_mounts_max) if s.cache_mounts else ())
+                        mounts=mount_layers(s.cache_mounts_max) if s.cache_mounts else (),
+                        compression=s.compression)
             if s.type == "local":
                 digest = write_local(c, s)
             else:
@@ -113,7 +111,8 @@ def export_caches(session: Any, specs: Sequence[CacheSpec], finals: Sequence[Any
             warn(f"--cache-to {s.describe()}: {e.message} (ignored: ignore-error=true)")
             continue
         done.append(f"exported cache to {s.describe()} ({len(c.config.records)} records, "
-                    f"{len(c.config.layers)} layers, mode={s.mode}) {digest}")
+                    f"{len(c.config.layers)} layers, mode={s.mode}"
+                    + (f", compression={s.compression}" if s.compression != "gzip" else "") + f") {digest}")
     return done
 
 

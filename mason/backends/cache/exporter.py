@@ -5,6 +5,8 @@ registry repository as a cache manifest (or index).
 * ``mode=min`` keeps the records whose result is a bottom part of the final result's layers —
   what the final image needs (its own steps; a builder stage's steps are left out);
   ``mode=max`` keeps every vertex with a result.
+* ``compression=zstd|uncompressed`` converts the layer blobs (:mod:`.compress`); the records
+  name the converted blobs, which an import unpacks as they are.
 * Layers are resolved with the image's ``SOURCE_DATE_EPOCH``, so the cache's blobs are the
   image's own and a build from the cache gives the same image digest.
 * A layer that is an imported cache's and not in the content store is streamed from that
@@ -62,35 +64,51 @@ def output_key(key: str, index: int) -> str:
 
 
 def collect(client: Client, vertices: Sequence[Any], finals: Sequence[Any], *, mode: str = "min",
-            source_date_epoch: int | None = None, mounts: Iterable[tuple[str, Any]] = ()) -> Collected:
+            source_date_epoch: int | None = None, mounts: Iterable[tuple[str, Any]] = (),
+            compression: str = "gzip") -> Collected:
     """The cache of a solve: ``vertices`` (SolvedVertex, inputs first), ``finals`` the results
     the build exports, one per platform (for ``mode=min``). ``mounts``: (cache id, Layer already in the content store)
-    for ``cache-mounts=true``."""
+    for ``cache-mounts=true``. ``compression``: ``zstd`` / ``uncompressed`` convert the layer blobs
+    that differ (:mod:`.compress`); ``gzip`` (the default) takes every blob as it is."""
+    from mason.backends.cache.compress import convert
+
     cfg = CacheConfig()
     out = Collected(cfg)
     layer_index: dict[tuple[str, int], int] = {}
-    resolved: dict[tuple[str, ...], Any] = {}
+    resolved: dict[tuple[str, ...], BlobInfo] = {}
 
-    def resolve(item: Any):
+    def add_blob(media_type: str, digest: str, size: int, diff_id: str, read: Callable[[], Iterator[bytes]],
+                 remote: Any = None) -> BlobInfo:
+        mt, new, n = media_type, digest, size
+        if compression != "gzip":  # the default keeps every blob as it is (mason's own are gzip)
+            mt, new, n = convert(client, media_type, digest, size, diff_id, read, compression)
+        if new not in out.blobs:
+            out.blobs[new] = BlobInfo(mt, new, n, diff_id)
+            if new == digest:
+                out.readers[new] = read
+                if remote is not None:
+                    out.remote[new] = remote
+            else:
+                out.readers[new] = _content_reader(client, new)
+        return out.blobs[new]
+
+    def resolve(item: Any) -> BlobInfo:
         k = _item_key(item)
         if k not in resolved:
-            resolved[k] = resolve_layer(client, item, source_date_epoch=source_date_epoch, fetch_remote=False)
-            la = resolved[k]
-            if la.digest not in out.blobs:
-                out.blobs[la.digest] = BlobInfo(la.media_type, la.digest, la.size, la.diff_id)
-                out.readers[la.digest] = _reader(client, item, la.digest)
-                if isinstance(item, KnownLayer) and item.source is not None:
-                    out.remote[la.digest] = item.source
+            la = resolve_layer(client, item, source_date_epoch=source_date_epoch, fetch_remote=False)
+            src = item.source if isinstance(item, KnownLayer) else None
+            resolved[k] = add_blob(la.media_type, la.digest, la.size, la.diff_id, _reader(client, item, la.digest),
+                                   src)
         return resolved[k]
 
     def add_chain(chain: Sequence[Any]) -> int:
         parent = -1
         for item in chain:
-            la = resolve(item)
-            k = (la.digest, parent)
+            b = resolve(item)
+            k = (b.digest, parent)
             if k not in layer_index:
                 layer_index[k] = len(cfg.layers)
-                cfg.layers.append(CacheLayer(la.digest, parent))
+                cfg.layers.append(CacheLayer(b.digest, parent))
             parent = layer_index[k]
         return parent
 
@@ -122,12 +140,11 @@ def collect(client: Client, vertices: Sequence[Any], finals: Sequence[Any], *, m
     for cache_id, la in mounts:
         from mason.backends.cache.format import CacheMountEntry
 
-        k = (la.digest, -1)
+        b = add_blob(la.media_type, la.digest, la.size, la.diff_id, _content_reader(client, la.digest))
+        k = (b.digest, -1)
         if k not in layer_index:
             layer_index[k] = len(cfg.layers)
-            cfg.layers.append(CacheLayer(la.digest, -1))
-        out.blobs.setdefault(la.digest, BlobInfo(la.media_type, la.digest, la.size, la.diff_id))
-        out.readers.setdefault(la.digest, _content_reader(client, la.digest))
+            cfg.layers.append(CacheLayer(b.digest, -1))
         cfg.mounts.append(CacheMountEntry(cache_id, layer_index[k]))
     return out
 

@@ -108,7 +108,7 @@ def mount_layers(client: Client, ids: Iterable[str], path_of: Callable[[str], st
     return out
 
 
-class _ChunkReader:
+class ChunkReader:
     """A file-like reader over an iterator of byte chunks (for gzip/tarfile streaming)."""
 
     def __init__(self, chunks: Iterator[bytes]):
@@ -131,7 +131,7 @@ class _ChunkReader:
         return data
 
 
-def _decompressed(media_type: str, reader: _ChunkReader) -> Any:
+def decompressed(media_type: str, reader: ChunkReader) -> Any:
     raw: Any = reader  # file-like enough for gzip and zstandard (read(n))
     if "zstd" in media_type:
         import zstandard
@@ -152,7 +152,7 @@ def restore_dir(chunks: Iterator[bytes], media_type: str, dest: str) -> None:
     error nothing is left at ``dest`` and a MasonError says why."""
     os.mkdir(dest, 0o755)
     try:
-        src = _decompressed(media_type, _ChunkReader(chunks))
+        src = decompressed(media_type, ChunkReader(chunks))
         with tarfile.open(fileobj=src, mode="r|") as tf:
             for m in tf:
                 if m.isdev():

@@ -178,3 +178,13 @@ def test_fuzz_carrier_decoder(data):
         parse_carrier(data)
     except MasonError as e:
         assert e.message
+
+
+@pytest.mark.parametrize("media_type, kind", [
+    (oci.OCI_LAYER_GZIP, "gzip"), (oci.DOCKER_LAYER_GZIP, "gzip"), (oci.OCI_LAYER_ZSTD, "zstd"),
+    (oci.OCI_LAYER, "uncompressed"), ("application/vnd.docker.image.rootfs.diff.tar", "uncompressed"),
+    ("application/vnd.oci.image.layer.nondistributable.v1.tar+foo", None)])
+def test_compression_of_a_layer_media_type(media_type, kind):
+    from mason.backends.cache.compress import compression_of
+
+    assert compression_of(media_type) == kind
