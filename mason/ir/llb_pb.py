@@ -20,7 +20,6 @@ from mason.ir import protogen
 PROTO = Path(__file__).with_name("proto") / "llb.proto"
 PROTO_NAME = "mason_llb.proto"  # the file name other .proto files import it by
 _MODULE_NAME = "mason_llb_pb2"
-_module: ModuleType | None = None
 
 
 def include_dir() -> Path:
@@ -30,16 +29,19 @@ def include_dir() -> Path:
                                    what="the LLB protobuf module")
 
 
-def pb() -> ModuleType:
-    """The generated LLB module (messages ``Op``, ``Definition``, ``ExecOp`` …)."""
-    global _module
-    if _module is not None:
-        return _module
+def _load() -> ModuleType:
     path = include_dir() / f"{_MODULE_NAME}.py"
     spec = importlib.util.spec_from_file_location(_MODULE_NAME, path)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     sys.modules[_MODULE_NAME] = mod
     spec.loader.exec_module(mod)
-    _module = mod
     return mod
+
+
+_once = protogen.Once(_load)
+
+
+def pb() -> ModuleType:
+    """The generated LLB module (messages ``Op``, ``Definition``, ``ExecOp`` …), loaded once."""
+    return _once()

@@ -15,25 +15,32 @@ two changes before ``grpc_tools.protoc`` sees them, made by :func:`rewrite_proto
 :func:`generated_tree` writes a set into ``<cache>/<kind>/<hash of the inputs>/``, atomically (a
 temporary directory renamed into place, so two processes racing both end up importing one
 complete tree); :func:`mount_package` makes a package object whose ``__path__`` points into it,
-without touching ``sys.path``.
+without touching ``sys.path``; :func:`load_stubs` imports a set's modules from it, and
+:class:`Once` makes each set's ``load()`` run once per process.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import re
 import shutil
 import sys
 import tempfile
+import threading
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from mason.ir.errors import MasonError
 from mason.ir.paths import cache_root
 
-__all__ = ["GOCODE", "rewrite_proto", "collect", "generated_tree", "mount_package", "tools_version"]
+__all__ = ["GOCODE", "rewrite_proto", "collect", "generated_tree", "mount_package", "load_stubs", "Once",
+           "tools_version"]
+
+T = TypeVar("T")
 
 GOCODE = Path(os.environ.get("MASON_GOCODE", "/usr/share/gocode/src"))
 
@@ -203,3 +210,41 @@ def mount_package(package: str, root: Path, doc: str = "") -> types.ModuleType:
     elif str(root) not in pkg.__path__:
         raise MasonError(f"{package} was already loaded from {pkg.__path__}")
     return pkg
+
+
+def load_stubs(package: str, root: Path, doc: str, services: Mapping[str, str],
+               modules: Mapping[str, str] = {}) -> dict[str, types.ModuleType]:
+    """Mount the generated tree ``root`` as ``package`` and import from it, by attribute name:
+    each of ``services`` (``attr`` its ``NAME_pb2`` messages, ``attr_grpc`` its ``NAME_pb2_grpc``
+    stubs) and each of ``modules`` (``NAME_pb2`` only) — the fields of a set's ``Stubs``."""
+    mount_package(package, root, doc)
+
+    def mod(name: str) -> types.ModuleType:
+        return importlib.import_module(f"{package}.{name}")
+
+    out: dict[str, types.ModuleType] = {}
+    for attr, name in services.items():
+        out[attr] = mod(name + "_pb2")
+        out[attr + "_grpc"] = mod(name + "_pb2_grpc")
+    for attr, name in modules.items():
+        out[attr] = mod(name + "_pb2")
+    return out
+
+
+class Once(Generic[T]):
+    """``make()``'s value, made on the first call and only once per process (thread-safe):
+    what every stub set's ``load()`` returns."""
+
+    def __init__(self, make: Callable[[], T]):
+        self._make = make
+        self._lock = threading.Lock()
+        self._value: T | None = None
+
+    def __call__(self) -> T:
+        value = self._value
+        if value is not None:
+            return value
+        with self._lock:
+            if self._value is None:
+                self._value = self._make()
+            return self._value
