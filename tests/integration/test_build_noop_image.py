@@ -64,7 +64,9 @@ def test_a_no_op_rebuild_is_the_same_image_and_writes_nothing(build_env, tmp_pat
     p = env.cli("build", "--progress=plain", "-t", "mason-test/noop", str(ctx))
     assert p.returncode == 0 and "CACHED" in p.stderr, p.stderr
     assert p.stdout.split()[0] == first
-    assert {i.digest: i.created_ns for i in c.list_content()} == blobs  # no blob written, none relabelled
+    after = {i.digest: i.created_ns for i in c.list_content()}
+    # no blob written, none relabelled (containerd's GC may meanwhile drop other tests' garbage)
+    assert {d: t for d, t in after.items() if blobs.get(d) != t} == {}
     assert c.get_image("docker.io/mason-test/noop:latest") == record
 
     # a metadata edit reruns nothing either: a new config, the layers' times kept
