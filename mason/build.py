@@ -530,7 +530,6 @@ def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals:
     ``cache_from`` caches first, export the ``cache_to`` ones last (parsed CacheSpecs)."""
     import time
 
-    from mason.backends.cache.api import CacheRegistry, export_caches, import_caches, inline_hook
     from mason.backends.exporters.export import run_outputs
     from mason.backends.solver.events import Status, null_sink
     from mason.backends.solver.events import Warning as WarningEvent
@@ -558,8 +557,13 @@ def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals:
     def warn(message: str) -> None:
         sink(WarningEvent(message))
 
-    cache_registry = CacheRegistry(insecure_registries)
-    remote = import_caches(cache_from, cache_registry, warn) if cache_from and not no_cache else None
+    cache_registry = None  # the remote cache machinery loads only for a build that uses one
+    remote = None
+    if cache_from or cache_to:
+        from mason.backends.cache.api import CacheRegistry, import_caches
+
+        cache_registry = CacheRegistry(insecure_registries)
+        remote = import_caches(cache_from, cache_registry, warn) if cache_from and not no_cache else None
     # a result only pushed needs no files: a remote cache hit then stays unfetched
     only_pushed = bool(specs) and all(o.type == "registry" for o in specs) and not cache_to
     opts = SolveOptions(jobs=jobs, no_cache=no_cache, entitlements=ents, locals=local_dirs, secrets=sec,
@@ -572,7 +576,8 @@ def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals:
     written: list = []
     wanted = [str(p) for p in platforms] or [output]
     _attach_graph(sink, graph, wanted)
-    with contextlib.closing(cache_registry), solver.session(opts, sink) as session:
+    with (contextlib.closing(cache_registry) if cache_registry is not None else contextlib.nullcontext(),
+          solver.session(opts, sink) as session):
         solved_all = session.solve(graph, wanted)
         solved = solved_all[wanted[0]]
         timings["solve"] = time.perf_counter() - t0
@@ -598,8 +603,11 @@ def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals:
                 if config.get("os") and config.get("architecture"):
                     plat = "/".join(x for x in (config["os"], config["architecture"], config.get("variant", ""))
                                     if x)
-                hook = (inline_hook(session, solved.result, source_date_epoch)
-                        if any(c.type == "inline" for c in cache_to) else None)
+                hook = None
+                if any(c.type == "inline" for c in cache_to):
+                    from mason.backends.cache.api import inline_hook
+
+                    hook = inline_hook(session, solved.result, source_date_epoch)
                 written = run_outputs(session.client, specs, chain=to_export_chain(solved.result), config=config,
                                       snapshot=solved.result.snapshot or None, source_date_epoch=source_date_epoch,
                                       platform=plat, insecure_registries=insecure_registries, config_hook=hook)
@@ -617,6 +625,8 @@ def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals:
         if cache_to:
             t0 = time.perf_counter()
             finals = [solved_all[n].result for n in wanted]
+            from mason.backends.cache.api import export_caches
+
             for line in export_caches(session, cache_to, finals, cache_registry, warn, source_date_epoch):
                 sink(Status(line))
             timings["cache-export"] = time.perf_counter() - t0
@@ -705,7 +715,6 @@ def build(request: BuildRequest | None = None, /, **kw) -> BuildResult:
     fields as keywords."""
     from dataclasses import replace
 
-    from mason.backends.cache.spec import parse_cache_specs
     from mason.backends.exporters.outputs import SOURCE_DATE_EPOCH, check_outputs, source_date_epoch
     from mason.backends.solver.events import Warning as WarningEvent
 
@@ -724,8 +733,12 @@ def build(request: BuildRequest | None = None, /, **kw) -> BuildResult:
     # every output mistake that can be known now fails here, before any step runs
     specs = output_specs(req.outputs, req.tags, push=req.push)
     check_outputs(specs, insecure_registries=insecure)
-    cache_from = tuple(parse_cache_specs(req.cache_from, "from"))
-    cache_to = tuple(parse_cache_specs(req.cache_to, "to"))
+    cache_from = cache_to = ()
+    if req.cache_from or req.cache_to:
+        from mason.backends.cache.spec import parse_cache_specs
+
+        cache_from = tuple(parse_cache_specs(req.cache_from, "from"))
+        cache_to = tuple(parse_cache_specs(req.cache_to, "to"))
     locals_: Mapping[str, object] = {"context": context,
                                      "dockerfile": str(Path(dockerfile).parent) if dockerfile != "-" else context}
     layouts: dict[str, str] = {}

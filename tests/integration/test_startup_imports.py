@@ -18,7 +18,11 @@ from tests.integration.conftest import write
 
 pytestmark = pytest.mark.integration
 
-WATCHED = ("httpx", "mason.backends.sources.registry", "mason.backends.sources.transport")
+WATCHED = ("httpx", "mason.backends.sources.registry", "mason.backends.sources.transport",
+           # a Dockerfile build without --cache-from/--cache-to: no other frontend's reader or
+           # lowering, no remote cache machinery, no importlib.resources reader (zipfile)
+           "mason.frontends.mockerfile.lower", "mason.frontends.buildpacks.lower", "yaml", "tomllib",
+           "mason.backends.cache.api", "mason.backends.cache.spec", "zipfile")
 
 CHILD = """
 import json, sys

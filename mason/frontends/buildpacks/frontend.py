@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import posixpath
 import time
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from mason.frontends.base import BaseFrontend, Diagnostic, FrontendRequest, FrontendResult, TargetInfo, Targets
-from mason.frontends.buildpacks.lower import lower_project
-from mason.frontends.buildpacks.model import Project, parse_project
-from mason.frontends.tomldoc import load_toml
 from mason.ir.errors import MasonError, SourceLoc
 from mason.ir.reference import parse_reference
+
+if TYPE_CHECKING:  # the model, the reader and the lowering load when a file of this kind is read
+    from mason.frontends.buildpacks.model import Project
 
 __all__ = ["BuildpacksFrontend", "read_project"]
 
@@ -20,6 +20,9 @@ SYNTAXES = ("docker.io/mason/buildpacks",)
 
 
 def read_project(text: str, filename: str = "project.toml") -> Project:
+    from mason.frontends.buildpacks.model import parse_project
+    from mason.frontends.tomldoc import load_toml
+
     try:
         return parse_project(load_toml(text, filename))
     except MasonError as e:
@@ -43,6 +46,8 @@ class BuildpacksFrontend(BaseFrontend):
             return False
 
     def lower(self, request: FrontendRequest) -> FrontendResult:
+        from mason.frontends.buildpacks.lower import lower_project
+
         t0 = time.perf_counter()
         project = read_project(request.text, request.filename)
         t1 = time.perf_counter()

@@ -30,7 +30,6 @@ import hashlib
 import os
 import re
 import uuid
-from importlib import resources
 from operator import itemgetter
 
 import lark
@@ -68,9 +67,17 @@ class _Tokens(Lexer):
         return iter(tokens)
 
 
+def grammar_text(name: str) -> str:
+    """A grammar of ``mason/grammars`` (read as a file next to this package: importlib.resources
+    would load its reader machinery, zipfile included, on every build)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(os.path.dirname(os.path.dirname(here)), "grammars", name), encoding="utf-8") as f:
+        return f.read()
+
+
 @functools.cache
 def _parser() -> lark.Lark:
-    grammar = resources.files("mason.grammars").joinpath("dockerfile.lark").read_text()
+    grammar = grammar_text("dockerfile.lark")
     options = dict(parser="lalr", lexer=_Tokens, start=["file", "item"],
                    propagate_positions=True, maybe_placeholders=False, strict=True)
     # lark's grammar analysis costs ~60 ms per process; its cache (a pickle keyed by grammar,

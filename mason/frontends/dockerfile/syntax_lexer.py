@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import re
-from importlib import resources
 
 from mason.frontends.dockerfile.nodes import Directive, Heredoc
 from mason.frontends.dockerfile.syntax_dump import go_quote
@@ -491,7 +490,9 @@ def _lex_name_val(rest: str, esc: str, off: int, types: list, vals: list, offs: 
 def _json_parser():
     import lark
 
-    grammar = resources.files("mason.grammars").joinpath("dockerfile_json.lark").read_text()
+    from mason.frontends.dockerfile.syntax import grammar_text
+
+    grammar = grammar_text("dockerfile_json.lark")
     return lark.Lark(grammar, parser="lalr", propagate_positions=True)
 
 

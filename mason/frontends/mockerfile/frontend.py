@@ -6,14 +6,14 @@ from __future__ import annotations
 import posixpath
 import re
 import time
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from mason.frontends.base import BaseFrontend, Diagnostic, FrontendRequest, FrontendResult, TargetInfo, Targets
-from mason.frontends.mockerfile.lower import lower_mockerfile
-from mason.frontends.mockerfile.model import Mockerfile, parse_mockerfile
-from mason.frontends.yamldoc import load_yaml
 from mason.ir.errors import MasonError, SourceLoc
 from mason.ir.reference import parse_reference
+
+if TYPE_CHECKING:  # the model, the reader and the lowering load when a file of this kind is read
+    from mason.frontends.mockerfile.model import Mockerfile
 
 __all__ = ["MockerfileFrontend", "read_mockerfile", "SYNTAXES"]
 
@@ -23,6 +23,9 @@ _FILENAME = re.compile(r"^(?:.*\.)?mockerfile(?:\.[A-Za-z0-9_-]+)?\.ya?ml$|^mock
 
 def read_mockerfile(text: str, filename: str = "Mockerfile.yaml") -> Mockerfile:
     """Parse and check ``text``; errors carry their source line."""
+    from mason.frontends.mockerfile.model import parse_mockerfile
+    from mason.frontends.yamldoc import load_yaml
+
     try:
         return parse_mockerfile(load_yaml(text, filename))
     except MasonError as e:
@@ -46,6 +49,8 @@ class MockerfileFrontend(BaseFrontend):
             return False
 
     def lower(self, request: FrontendRequest) -> FrontendResult:
+        from mason.frontends.mockerfile.lower import lower_mockerfile
+
         t0 = time.perf_counter()
         mf = read_mockerfile(request.text, request.filename)
         t1 = time.perf_counter()
