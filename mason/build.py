@@ -524,7 +524,8 @@ def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals:
            source_date_epoch: int | None, events, no_cache_filter: tuple[str, ...] = (),
            explain: bool = False, secret_store=None, cancel=None,
            platforms: Sequence[PlatformSpec] = (), cache_from: tuple = (),
-           cache_to: tuple = (), oci_layouts: Mapping[str, str] | None = None) -> BuildResult:
+           cache_to: tuple = (), oci_layouts: Mapping[str, str] | None = None,
+           masked: Iterable[str] = ()) -> BuildResult:
     """Solve ``output`` of ``graph`` (with ``platforms``: the output of each, one image per
     platform under an index) and write the (already checked) output ``specs``; import the
     ``cache_from`` caches first, export the ``cache_to`` ones last (parsed CacheSpecs)."""
@@ -575,7 +576,7 @@ def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals:
     names: tuple[str, ...] = ()
     written: list = []
     wanted = [str(p) for p in platforms] or [output]
-    _attach_graph(sink, graph, wanted)
+    _attach_graph(sink, graph, wanted, masked)
     with (contextlib.closing(cache_registry) if cache_registry is not None else contextlib.nullcontext(),
           solver.session(opts, sink) as session):
         solved_all = session.solve(graph, wanted)
@@ -634,7 +635,7 @@ def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals:
                        explain=solved.explain, platforms=tuple(wanted) if platforms else ())
 
 
-def _attach_graph(sink, graph: Graph, names: list[str]) -> None:
+def _attach_graph(sink, graph: Graph, names: list[str], masked: Iterable[str] = ()) -> None:
     """Keep the graph about to be solved with the build's record (``mason build --graph``,
     ``mason history --graph``), drawn up on a thread while the build runs."""
     from mason.backends.solver.history import HistoryRecorder
@@ -642,7 +643,8 @@ def _attach_graph(sink, graph: Graph, names: list[str]) -> None:
     if isinstance(sink, HistoryRecorder):
         from mason.backends.dump.graph import GRAPH_FILE, graph_from_ir
 
-        sink.attach_later(GRAPH_FILE, lambda: graph_from_ir(graph, names, mask_env=True).to_json())
+        hide = tuple(masked)  # the build-arg values: the record keeps their names only
+        sink.attach_later(GRAPH_FILE, lambda: graph_from_ir(graph, names, mask_env=True, masked=hide).to_json())
 
 
 def _check_no_cache_filter(names: Iterable[str], stages: tuple[str, ...]) -> None:
@@ -770,7 +772,7 @@ def build(request: BuildRequest | None = None, /, **kw) -> BuildResult:
                              source_date_epoch=epoch, events=sink, no_cache_filter=req.no_cache_filter,
                              explain=req.explain, secret_store=req.secret_store, cancel=req.cancel,
                              platforms=low.platforms, cache_from=cache_from, cache_to=cache_to,
-                             oci_layouts=layouts)
+                             oci_layouts=layouts, masked=build_args.values())
             except MasonError as e:
                 if e.loc is not None and e.source_line is None and dockerfile != "-":
                     with contextlib.suppress(MasonError):

@@ -154,7 +154,8 @@ def test_build_graph_durations_cached_and_critical_path(build_env, tmp_path: Pat
 
 def test_failed_build_graph_marks_the_failed_step(build_env, tmp_path: Path) -> None:
     env = build_env
-    ctx = write(tmp_path / "ctx", {"Dockerfile": f"FROM {env.base}\nARG V\nRUN echo ok > /ok\nRUN exit 3\nRUN echo never\n"})
+    ctx = write(tmp_path / "ctx", {"Dockerfile": f"FROM {env.base}\nARG V\nWORKDIR /w-$V\nCOPY <<EOF /f\n$V\nEOF\n"
+                                                   "RUN echo ok > /ok\nRUN exit 3\nRUN echo never\n"})
     out = tmp_path / "failed.dot"
     p = env.cli("build", "--progress=plain", "--build-arg", "V=arg-value-not-for-history-77", "--graph", str(out),
                 str(ctx))

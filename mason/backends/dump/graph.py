@@ -20,6 +20,7 @@ reach a drawing or a stored build graph.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -33,6 +34,8 @@ SHORT = 12  # hex digits of a short digest
 GRAPH_VERSION = 1
 GRAPH_FILE = "graph.json"  # a build record's attachment
 MASKED = "****"
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+MIN_MASKED = 4  # shorter build-arg values ("1", "yes") would mask half the graph
 MAX_EDGE_LABEL = 48
 
 __all__ = ["GRAPH_FILE", "Vertex", "Edge", "BuildGraph", "graph_from_records", "graph_from_ir", "annotate",
@@ -298,11 +301,13 @@ def _platform(op: Any) -> str:
     return "/".join(x for x in (p.OS, p.Architecture, p.Variant) if x)
 
 
-def graph_from_ir(graph: Any, names: Iterable[str] | None = None, *, mask_env: bool = False) -> BuildGraph:
+def graph_from_ir(graph: Any, names: Iterable[str] | None = None, *, mask_env: bool = False,
+                  masked: Iterable[str] = ()) -> BuildGraph:
     """The graph of outputs ``names`` (default: all) of a :class:`mason.ir.graph.Graph`, each
-    output's ref drawn as a terminal vertex. ``mask_env`` (for what a build record keeps): the
-    values of RUN environments are left out — build-arg values reach a step that way, and a
-    record keeps build-arg names only."""
+    output's ref drawn as a terminal vertex. For what a build record keeps (build-arg names
+    only): ``mask_env`` leaves out the values of RUN environments and the contents of files the
+    build writes (a heredoc expands build args), and every string holding one of ``masked`` (of
+    :data:`MIN_MASKED` characters or more) has it replaced by :data:`MASKED`."""
     from mason.backends.dump.model import op_digest, terminal_op
     from mason.ir.codec import metadata_to_pb, op_to_pb
     from mason.ir.ops import walk_ops
@@ -316,9 +321,34 @@ def graph_from_ir(graph: Any, names: Iterable[str] | None = None, *, mask_env: b
     g = graph_from_records(records, ", ".join(wanted))
     if mask_env:
         for v in g.vertices:
-            meta = v.fields.get("Op", {}).get("Op", {}).get("exec", {}).get("meta", {})
+            body = v.fields.get("Op", {}).get("Op", {})
+            meta = body.get("exec", {}).get("meta", {})
             if meta.get("env"):
                 meta["env"] = [e.partition("=")[0] + "=" + MASKED for e in meta["env"]]
+            for a in body.get("file", {}).get("actions", []):
+                mk = a.get("Action", {}).get("mkfile")
+                if isinstance(mk, dict) and "data" in mk:
+                    mk["data"] = MASKED
+    hide = sorted({m for m in masked if len(m) >= MIN_MASKED}, key=len, reverse=True)
+    if hide:
+        def mask(o: Any) -> Any:
+            if isinstance(o, str):
+                if _DIGEST.fullmatch(o):
+                    return o  # a hash hides nothing and must stay whole
+                for m in hide:
+                    o = o.replace(m, MASKED)
+                return o
+            if isinstance(o, list):
+                return [mask(x) for x in o]
+            if isinstance(o, dict):
+                return {mask(k): mask(x) for k, x in o.items()}
+            return o
+
+        for v in g.vertices:
+            v.label, v.name, v.fields = mask(v.label), mask(v.name), mask(v.fields)
+            v.stage = mask(v.stage) if v.stage is not None else None
+        for e in g.edges:
+            e.label = mask(e.label)
     return g
 
 

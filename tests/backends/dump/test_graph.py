@@ -230,3 +230,26 @@ def test_a_multi_platform_lowering_draws_each_platforms_stages_apart(tmp_path, c
         # the stage-1 copy of this platform reads this platform's stage a
         (copy,) = [n for n in ops if "--from=a" in nodes[n]["label"]]
         assert [cluster_of.get(s) for s, d in edges if d == copy] == [f"{plat} a"]
+
+
+def test_what_a_build_record_keeps_masks_env_file_data_and_build_arg_values() -> None:
+    from mason.backends.dump.graph import MASKED, graph_from_ir
+    from mason.ir.codec import decode_graph
+
+    a = P.Op(source=P.SourceOp(identifier="docker-image://docker.io/library/busybox:latest"))
+    ex = P.Op(inputs=[P.Input(digest="#0")], exec=P.ExecOp(
+        meta=P.Meta(args=["sh", "-c", "echo"], env=["TOKEN=hunter2-value", "PATH=/bin"]),
+        mounts=[P.Mount(input=0, dest="/", output=0)]))
+    mk = P.Op(inputs=[P.Input(digest="#1")], file=P.FileOp(actions=[
+        P.FileAction(input=0, secondaryInput=-1, output=0, mkfile=P.FileActionMkFile(path="/f", data=b"hunter2-value")),
+        P.FileAction(input=-1, secondaryInput=-1, output=-1, mkdir=P.FileActionMkDir(path="/w-hunter2-value"))]))
+    md = {2: P.OpMetadata(description={"llb.customname": "[2/3] WORKDIR /w-hunter2-value"})}
+    graph = decode_graph(build_definition([a, ex, mk], md))
+    plain = json.dumps(graph_from_ir(graph).to_json())
+    assert "hunter2-value" in plain and "TOKEN=hunter2-value" in plain  # a dump shows everything
+    kept = graph_from_ir(graph, mask_env=True, masked=["hunter2-value", "1"]).to_json()
+    text = json.dumps(kept)
+    assert "hunter2-value" not in text and "aHVudGVyMi12YWx1ZQ" not in text  # nor its base64
+    assert f"TOKEN={MASKED}" in text and f"PATH={MASKED}" in text and f"/w-{MASKED}" in text
+    assert all(re.fullmatch(r"sha256:[0-9a-f]{64}", v["id"]) for v in kept["vertices"])
+    assert all(re.fullmatch(r"sha256:[0-9a-f]{64}", v["fields"]["Digest"]) for v in kept["vertices"])
