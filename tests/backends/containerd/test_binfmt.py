@@ -5,6 +5,7 @@ machine (a disabled entry, one without F, binfmt_misc off)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -168,3 +169,44 @@ def test_cli_reports_each_platform(misc: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "mason", "binfmt", "linux/nope"],
                          capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr and "nope" in bad.stderr
+
+
+def test_a_build_registers_a_missing_emulator_by_itself(misc: Path) -> None:
+    """What a build does as root (require with auto_install): an emulator that is installed but
+    not registered is registered with F; without auto_install nothing is written. (A private
+    directory is no kernel: the entry does not appear, so the build still fails — clearly.)"""
+    need = [(ARM64, SourceLoc("Dockerfile", 2, 1))]
+    with pytest.raises(bf.EmulationUnavailable, match="not registered"):
+        bf.require(need, auto_install=False, host=AMD64)
+    assert (misc / "register").read_text() == ""
+    with pytest.raises(bf.EmulationUnavailable):
+        bf.require(need, auto_install=True, host=AMD64)
+    line = (misc / "register").read_text()
+    assert line.startswith(":qemu-aarch64:M:0:\\x7f\\x45\\x4c\\x46") and line.endswith(":OCF")
+
+
+def test_cli_install_registers_the_platforms_asked_for(misc: Path) -> None:
+    p = subprocess.run([sys.executable, "-m", "mason", "binfmt", "--install", "linux/arm64"],
+                       capture_output=True, text=True, env=dict(os.environ), timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "registered qemu-aarch64" in p.stderr
+    assert (misc / "register").read_text().endswith(":OCF")
+
+
+def test_install_mounts_binfmt_misc_when_it_is_not_mounted() -> None:
+    """In a private mount namespace whose binfmt_misc is unmounted, ``mason binfmt --install``
+    mounts it (as root; the machine's own mounts are untouched) and linux/arm64 is then emulated."""
+    if bf.status(ARM64).state != "emulated":
+        bf.install([ARM64])
+    env = {k: v for k, v in os.environ.items() if k not in (bf.MISC_ENV, bf.DEFINITIONS_ENV)}
+    script = (f"umount {bf.DEFAULT_MISC} && ! test -e {bf.DEFAULT_MISC}/register && "
+              f"{sys.executable} -m mason binfmt linux/arm64 && "
+              f"{sys.executable} -m mason binfmt --install --json linux/arm64 && "
+              f"test -e {bf.DEFAULT_MISC}/register")
+    p = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    before, after = p.stdout.splitlines()
+    assert before.split()[:2] == ["linux/arm64", "unavailable"] and "not mounted" in before
+    assert json.loads(after)["state"] == "emulated"
+    assert bf.status(ARM64).state == "emulated"  # the machine's binfmt_misc is still mounted
