@@ -240,3 +240,32 @@ def test_four_platforms_with_arm_v7_and_the_automatic_args(build_env, three, tmp
                                f"oci-archive:{oci_tar}"))
     assert (config["architecture"], config["variant"]) == ("arm", "v7")
     assert clean(env.leftovers()), env.leftovers()
+
+
+def test_multi_platform_build_into_the_store_is_an_index_from_picks(build_env, three, tmp_path):
+    """``-t NAME`` (mason's image store) of a multi-platform build is an OCI index of each
+    platform's manifest; ``FROM NAME`` then picks the manifest of the platform built."""
+    env = build_env
+    name, archive, _ = three
+    _load(env, archive)
+    ctx = write(tmp_path / "c", {"Dockerfile": f"FROM {name}\nRUN uname -m > /arch\n"})
+    p = env.cli("build", "--platform", "linux/arm64,linux/riscv64", "-t", "mason-test/three-store:1", str(ctx))
+    assert p.returncode == 0, p.stderr
+    img = env.client.get_image("docker.io/mason-test/three-store:1")
+    assert img.target.media_type == oci.OCI_INDEX
+    index = json.loads(env.client.read_blob(img.target.digest))
+    assert [m["platform"] for m in index["manifests"]] == [{"architecture": a, "os": "linux"}
+                                                           for a in ("arm64", "riscv64")]
+    for m in index["manifests"]:
+        manifest = json.loads(env.client.read_blob(m["digest"]))
+        config = json.loads(env.client.read_blob(manifest["config"]["digest"]))
+        assert config["architecture"] == m["platform"]["architecture"]
+        assert config["history"][-1]["created_by"].startswith("RUN ") and config["created"]
+    ctx2 = write(tmp_path / "c2", {"Dockerfile": "FROM mason-test/three-store:1\nRUN cat /arch > /was\n"})
+    for a in ("riscv64", "arm64"):
+        out = tmp_path / f"out-{a}"
+        p = env.cli("build", "--platform", f"linux/{a}", "-o", str(out), str(ctx2))
+        assert p.returncode == 0, p.stderr
+        assert (out / "was").read_text() == UNAME_M[a] + "\n"
+        assert FILE_SAYS[a] in file_type(out / "bin" / "busybox")
+    assert clean(env.leftovers()), env.leftovers()
