@@ -229,10 +229,11 @@ def _choose(req: LowerRequest, resolver: ImageMetaResolver | None = None):
     platforms = parse_platforms(req.platform)
     if req.target is not None and not req.target:
         raise MasonError("--target needs a stage name")
-    choice = choose(path, text, filename, frontend=req.frontend, build_args=req.build_args)
     from mason.build_contexts import parse_build_contexts
 
     named = parse_build_contexts(req.build_contexts)
+    choice = choose(path, text, filename, frontend=req.frontend, build_args=req.build_args,
+                    named_contexts=named.values)
     request = FrontendRequest(text, filename, build_args=dict(req.build_args), target=req.target,
                               platform=platforms[0] if platforms else None, excludes=excludes, resolver=resolver,
                               named_contexts=named.values, context_excludes=named.excludes)

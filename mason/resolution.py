@@ -14,6 +14,10 @@ A syntax value names a built-in when one handles it (``docker/dockerfile:*`` wit
 ``-labs`` ones too, is the built-in Dockerfile frontend; ``mason/mockerfile``, ``r2d4/mocker``),
 then a plugin, else it is a frontend image reference. A value that is neither (no frontend
 handles it and it is no image reference) is one clear error listing what is available.
+
+A named build context keyed by the syntax reference (``--build-context
+docker/dockerfile:1=docker-image://REF``) replaces it, as in BuildKit: the frontend image is then
+REF, also for a name a built-in would handle.
 """
 
 from __future__ import annotations
@@ -90,10 +94,27 @@ def _unknown(what: str, value: str, loc: SourceLoc | None = None, line: str | No
                       f"with --frontend gateway)", loc, line)
 
 
+def _replaced(value: str, named: Mapping[str, str]) -> str | None:
+    """The frontend image a named context keyed by the syntax reference ``value`` gives."""
+    from mason.frontends.dockerfile.lower_contexts import context_key
+
+    ref = value.partition(" ")[0]
+    key = context_key(ref)
+    if key is None or key not in named:
+        return None
+    given = named[key]
+    if not given.startswith("docker-image://"):
+        raise MasonError(f"--build-context {key}={given}: only a docker-image:// context can replace the frontend "
+                         f"image {ref}")
+    return given[len("docker-image://"):]
+
+
 def choose(path: str, text: str, filename: str | None = None, *, frontend: str | None = None,
-           build_args: Mapping[str, str] | None = None) -> Choice:
-    """The frontend for the file at ``path`` with ``text`` (see the module docstring)."""
+           build_args: Mapping[str, str] | None = None, named_contexts: Mapping[str, str] | None = None) -> Choice:
+    """The frontend for the file at ``path`` with ``text`` (see the module docstring);
+    ``named_contexts`` are the ``--build-context`` values by key."""
     args = build_args or {}
+    named = named_contexts or {}
     syntax: tuple[str, str, SourceLoc | None] | None = None
     if args.get(SYNTAX_ARG, "").strip():
         syntax = (args[SYNTAX_ARG].strip(), "BUILDKIT_SYNTAX", None)
@@ -110,6 +131,7 @@ def choose(path: str, text: str, filename: str | None = None, *, frontend: str |
                 raise MasonError(f"--frontend {name} needs a frontend image: a # syntax= line or the build arg "
                                  f"{SYNTAX_ARG}")
             ref, _, cmdline = syntax[0].partition(" ")
+            ref = _replaced(syntax[0], named) or ref
             if not _is_image_ref(ref):
                 raise _unknown("image ", syntax[0])
             return Choice(image=ref, how="--frontend", loc=syntax[2], cmdline=cmdline.strip())
@@ -122,6 +144,10 @@ def choose(path: str, text: str, filename: str | None = None, *, frontend: str |
         raise _unknown("", name)
     if syntax is not None:
         value, how, loc = syntax
+        image = _replaced(value, named)
+        if image is not None:
+            return Choice(image=image, how=f"{how} and --build-context", loc=loc,
+                          cmdline=value.partition(" ")[2].strip())
         fe = _by_syntax(value)
         if fe is not None:
             return Choice(fe, how=how, loc=loc)

@@ -139,3 +139,23 @@ def test_cli_unknown_frontend_is_one_line(tmp_path) -> None:
                        timeout=120)
     assert p.returncode == 0, p.stderr
     assert "local://context" in p.stdout
+
+
+def test_named_context_replaces_the_syntax_image() -> None:
+    named = {"docker/dockerfile:1": "docker-image://example.com/my/dockerfile:9"}
+    assert pick("# syntax=docker/dockerfile:1\n" + DF, named_contexts=named) == \
+        (None, "example.com/my/dockerfile:9", "# syntax and --build-context")
+    # keyed as BuildKit looks names up (docker.io/… and :latest dropped)
+    assert pick("#syntax=docker.io/acme/lang:latest\n" + DF, named_contexts={"acme/lang": "docker-image://x/y:2"}) \
+        == (None, "x/y:2", "# syntax and --build-context")
+    assert pick(DF, build_args={"BUILDKIT_SYNTAX": "docker/dockerfile:1"}, named_contexts=named)[1] == \
+        "example.com/my/dockerfile:9"
+    assert pick("# syntax=docker/dockerfile:1\n" + DF, frontend="gateway", named_contexts=named)[1] == \
+        "example.com/my/dockerfile:9"
+    # --frontend NAME beats the replacement; a context of another name changes nothing
+    assert pick("# syntax=docker/dockerfile:1\n" + DF, frontend="dockerfile", named_contexts=named)[0] == "dockerfile"
+    assert pick("# syntax=docker/dockerfile:1\n" + DF, named_contexts={"alpine": "docker-image://a"})[0] == \
+        "dockerfile"
+    with pytest.raises(MasonError, match="only a docker-image:// context can replace the frontend image"):
+        choose("Dockerfile", "# syntax=docker/dockerfile:1\n" + DF,
+               named_contexts={"docker/dockerfile:1": "local:docker/dockerfile:1"})

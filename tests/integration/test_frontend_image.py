@@ -215,3 +215,18 @@ def test_misbehaving_frontend_image(build_env, tmp_path, kind):
         out = subprocess.run(["ctr", "--address", build_env.address, "-n", "mason", what, "ls", "-q"],
                              capture_output=True, text=True, timeout=60, check=True).stdout
         assert out.strip() == "", (what, out)
+
+
+def test_named_context_replaces_the_syntax_image(build_env, frontend_image, tmp_path):
+    """--build-context docker/dockerfile:1=docker-image://IMG runs IMG for # syntax=docker/dockerfile:1
+    (as BuildKit), where mason would otherwise use its built-in Dockerfile frontend."""
+    ctx = write(tmp_path / "ctx", {"Dockerfile": f"# syntax=docker/dockerfile:1\nFROM {build_env.base}\n"
+                                                 "RUN echo replaced > /r\n"})
+    out = tmp_path / "out"
+    res, rec = build_env.build(ctx, outputs=(f"type=local,dest={out}",),
+                               build_contexts=(f"docker/dockerfile:1=docker-image://{frontend_image}",))
+    assert (out / "r").read_text() == "replaced\n"
+    assert "Return 1" in _gateway_calls(rec)
+    # without it, the built-in
+    res, rec = build_env.build(ctx, outputs=(f"type=local,dest={tmp_path / 'o2'}",))
+    assert not any("gateway calls" in m for m in _statuses(rec))
