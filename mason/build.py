@@ -591,12 +591,11 @@ def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals:
                 from mason.backends.exporters.export import run_platform_outputs
                 from mason.backends.exporters.index import PlatformResult
 
-                if any(c.type == "inline" for c in cache_to):
-                    warn("--cache-to type=inline: not written for a multi-platform build "
-                         "(use type=registry or type=local)")
+                inline = any(c.type == "inline" for c in cache_to)  # each image's config: its own cache
                 results = [PlatformResult(p, to_export_chain(s.result),
                                           s.image_config if s.image_config is not None else empty_image_config(),
-                                          s.result.snapshot or None)
+                                          s.result.snapshot or None,
+                                          inline_hook(session, s.result, source_date_epoch) if inline else None)
                            for p, s in zip(platforms, (solved_all[n] for n in wanted), strict=True)]
                 written = run_platform_outputs(session.client, specs, results, source_date_epoch=source_date_epoch,
                                                insecure_registries=insecure_registries)

@@ -229,3 +229,67 @@ def test_a_push_failure_with_ignore_error_is_a_warning(build_env, tmp_path):
     q = subprocess.run([sys.executable, "-m", "mason", "build", "--cache-to", "type=registry,ref=127.0.0.1:9/cache/x:1",
                         str(c)], capture_output=True, text=True, env=e, timeout=300, stdin=subprocess.DEVNULL)
     assert q.returncode == 1 and "--cache-to 127.0.0.1:9/cache/x:1" in q.stderr and "Traceback" not in q.stderr
+
+
+# -- multi-platform: the arm64 steps run under QEMU; the marks say which machine ran them ------
+
+MULTI = """\
+FROM {base} AS build
+RUN echo "$(echo MARK)-A-$(uname -m)" && echo built-{nonce} > /a
+FROM {base}
+COPY --from=build /a /a
+COPY f.txt /f.txt
+RUN echo "$(echo MARK)-B-$(uname -m)" && cat /f.txt /a > /b
+"""
+TWO = "linux/amd64,linux/arm64"
+
+
+@pytest.fixture(scope="module")
+def multi_base(registry, foreign_busybox, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """busybox for amd64 (the host's) and arm64 (its own binary) under one index, pushed."""
+    from tests.fixtures.images import build_busybox_index_layout
+    from tests.fixtures.registry import skopeo_copy_layout
+
+    info = build_busybox_index_layout(tmp_path_factory.mktemp("busybox-multi"), ("linux/amd64", "linux/arm64"),
+                                      binaries={"linux/arm64": foreign_busybox["arm64"]})
+    ref = registry.ref("library/busybox-multi-cache:latest")
+    skopeo_copy_layout(info.layout, info.tag, ref, all_images=True)
+    return ref
+
+
+def multi_ctx(tmp_path: Path, base: str) -> Path:
+    return write(tmp_path / "ctx", {"Dockerfile": MULTI.format(base=base, nonce=uuid.uuid4().hex), "f.txt": "one\n"})
+
+
+def test_multi_platform_inline_cache_on_a_fresh_machine(build_env, proxy, multi_base, fresh_root, tmp_path):
+    """``--platform a,b --cache-to type=inline``: each platform's image config carries the cache
+    of its own layers; the index alone is a ``--cache-from`` for both platforms."""
+    c = multi_ctx(tmp_path, multi_base)
+    image = proxy.ref("app/multi-inline:1")
+    first = run(build_env, tmp_path / "r1", "--platform", TWO, "--cache-to", "type=inline",
+                "-o", f"type=registry,name={image}", str(c))
+    assert marks(first) == {"A-x86_64", "A-aarch64", "B-x86_64", "B-aarch64"}
+    for arch in ("amd64", "arm64"):
+        cfg = json.loads(skopeo("--override-arch", arch, "inspect", "--config", "--raw", "--tls-verify=false",
+                                f"docker://{image}"))
+        assert cfg["architecture"] == arch and "moby.buildkit.cache.v0" in cfg
+    second = run(build_env, fresh_root, "--platform", TWO, "--cache-from", image, "--cache-to", "type=inline",
+                 "-o", f"type=registry,name={proxy.ref('app/multi-inline2:1')}", str(c), fresh=True)
+    assert marks(second) == set(), second.stderr
+    assert second.stdout.split()[0] == first.stdout.split()[0]  # the same index
+
+
+def test_a_two_platform_cache_gives_hits_per_platform_on_an_empty_root(build_env, proxy, multi_base, fresh_root,
+                                                                       tmp_path):
+    c = multi_ctx(tmp_path, multi_base)
+    cache = proxy.ref("cache/multi:main")
+    run(build_env, tmp_path / "r1", "--platform", TWO, "--cache-to", f"type=registry,ref={cache},mode=max", str(c))
+    (c / "f.txt").write_text("two\n")
+    # a fresh machine: each platform's builder stage and COPY --from come from the cache, only
+    # the steps after the edit run, once per platform
+    p = run(build_env, fresh_root, "--platform", TWO, "--cache-from", cache, str(c), fresh=True)
+    assert marks(p) == {"B-x86_64", "B-aarch64"}, p.stderr
+    # one platform of the two: its records alone answer
+    q = run(build_env, tmp_path / "r2", "--platform", "linux/arm64", "--cache-from", cache, "--target", "build",
+            str(c))
+    assert marks(q) == set(), q.stderr

@@ -326,6 +326,24 @@ def blobs_of(descs: Sequence[Any], diff_ids: Sequence[str] | None = None) -> dic
     return out
 
 
+def merge_configs(configs: Sequence[CacheConfig]) -> CacheConfig:
+    """One config holding every record, layer and mount of ``configs`` (the inline caches of a
+    multi-platform image's manifests), indexes shifted; the first config's mounts win an id."""
+    out = CacheConfig(mason=all(c.mason for c in configs))
+    ids: set[str] = set()
+    for c in configs:
+        lo, ro = len(out.layers), len(out.records)
+        out.layers.extend(CacheLayer(la.blob, la.parent + lo if la.parent >= 0 else -1) for la in c.layers)
+        out.records.extend(CacheRecord(r.digest, tuple(i + lo for i in r.results),
+                                       tuple(tuple(i + ro for i in alts) for alts in r.inputs), r.selectors)
+                           for r in c.records)
+        for m in c.mounts:
+            if m.id not in ids:
+                ids.add(m.id)
+                out.mounts.append(CacheMountEntry(m.id, m.layer + lo))
+    return out
+
+
 def encode_inline(config: CacheConfig) -> str:
     return base64.b64encode(config.to_bytes()).decode("ascii")
 
@@ -342,4 +360,4 @@ def decode_inline(value: Any) -> CacheConfig:
 
 __all__ = ["CACHE_CONFIG", "INLINE_KEY", "BlobInfo", "CacheConfig", "CacheFormatError", "CacheLayer",
            "CacheMountEntry", "CacheRecord", "Carrier", "blobs_of", "build_carrier", "decode_inline",
-           "encode_inline", "parse_carrier", "parse_config", "record_digest"]
+           "encode_inline", "merge_configs", "parse_carrier", "parse_config", "record_digest"]

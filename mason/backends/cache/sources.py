@@ -20,6 +20,7 @@ from mason.backends.cache.format import (
     CacheFormatError,
     blobs_of,
     decode_inline,
+    merge_configs,
     parse_carrier,
     parse_config,
 )
@@ -55,7 +56,7 @@ class CacheSource(Protocol):
 
 class RegistrySource:
     """A cache in a registry repository: ``ref`` names a cache manifest / index, or an image
-    (the inline cache in its config; for a multi-platform index, the ``platform``'s image)."""
+    (the inline cache in its config; for a multi-platform index, every platform's, merged)."""
 
     def __init__(self, registry: Any, ref: str, platform: PlatformSpec | None = None):
         self.registry = registry
@@ -70,9 +71,29 @@ class RegistrySource:
             data = self.registry.fetch_blob_bytes(self.ref, carrier.config, MAX_JSON)
             kind = "index" if oci.is_index(root.media_type) else "manifest"
             return Loaded(parse_config(data), dict(carrier.blobs), kind, root.digest)
-        manifest = root
-        if root.is_index:
-            manifest = self.registry.resolve(self.ref, self.platform).manifest
+        if not root.is_index:
+            config, blobs = self._inline(root)
+            return Loaded(config, blobs, "inline", root.digest)
+        # a multi-platform image: every platform's image carries its own records (their keys
+        # differ by platform), so all of them are read and merged (configs and manifests only)
+        configs, blobs, errors = [], {}, []
+        for child in root.children():
+            if not oci.is_manifest(child.media_type) or (child.annotations or {}).get(
+                    "vnd.docker.reference.type") == "attestation-manifest":
+                continue
+            manifest = self.registry.get_manifest(self.ref, child.digest)
+            try:
+                config, b = self._inline(manifest)
+            except CacheNotFound as e:
+                errors.append(e)
+                continue
+            configs.append(config)
+            blobs.update(b)
+        if not configs:
+            raise errors[0] if errors else CacheNotFound(f"{self.name} is an index without images")
+        return Loaded(merge_configs(configs), blobs, "inline", root.digest)
+
+    def _inline(self, manifest: Any) -> tuple[CacheConfig, dict[str, BlobInfo]]:
         _, cfg = self.registry.get_config(self.ref, manifest)
         if INLINE_KEY not in cfg:
             raise CacheNotFound(f"{self.name} is an image without an inline cache (build it with "
@@ -81,7 +102,7 @@ class RegistrySource:
         diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or []
         if not isinstance(diff_ids, list):
             raise CacheFormatError(f"image {self.name}: rootfs.diff_ids is not a list")
-        return Loaded(config, blobs_of(manifest.json.get("layers") or [], diff_ids), "inline", root.digest)
+        return config, blobs_of(manifest.json.get("layers") or [], diff_ids)
 
     def stream(self, blob: BlobInfo) -> Iterator[bytes]:
         return self.registry.stream_blob(self.ref, oci.Descriptor(blob.media_type, blob.digest, blob.size))

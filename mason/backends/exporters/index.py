@@ -13,7 +13,7 @@ as buildx does: ``linux/arm/v7`` → ``linux_arm_v7``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,7 @@ class PlatformResult:
     chain: Sequence[LayerSource]
     config: dict[str, Any]
     snapshot: str | None = None
+    config_hook: Callable[[Sequence[Any]], Mapping[str, Any]] | None = None  # as export_image's
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ def export_index(client: Client, results: Sequence[PlatformResult], *, name: str
     names = image_names(name)  # bad names fail before any work
     with leased(client) as lc:
         images = tuple((r.platform, export_image(lc, r.chain, r.config, source_date_epoch=source_date_epoch,
-                                                 platform=r.platform, fetch_remote=fetch_remote))
+                                                 platform=r.platform, fetch_remote=fetch_remote,
+                                                 config_hook=r.config_hook))
                        for r in results)
         index = index_object([(p, img.descriptor) for p, img in images])
         data = oci.canonical_json(index)

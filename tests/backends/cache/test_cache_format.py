@@ -188,3 +188,20 @@ def test_compression_of_a_layer_media_type(media_type, kind):
     from mason.backends.cache.compress import compression_of
 
     assert compression_of(media_type) == kind
+
+
+def test_merged_configs_keep_every_chain_and_link():
+    from mason.backends.cache.format import CacheMountEntry, merge_configs
+
+    a = sample()
+    b = CacheConfig([CacheLayer(d(7)), CacheLayer(d(8), 0)], [CacheRecord(d(40)), CacheRecord(d(41), (1,), ((0,),))],
+                    [CacheMountEntry("m", 0)])
+    m = parse_config(merge_configs([a, b]).to_bytes())  # still a valid config
+    assert len(m.layers) == len(a.layers) + 2 and len(m.records) == len(a.records) + 2
+    last = m.records[-1]
+    assert m.chain(last.results[0]) == [d(7), d(8)]
+    assert m.records[last.inputs[0][0]].digest == d(40)
+    for r in a.records:  # the first config's records unchanged
+        i = m.records.index(r)
+        assert [m.chain(x) for x in m.records[i].results] == [a.chain(x) for x in r.results]
+    assert [(e.id, m.layers[e.layer].blob) for e in m.mounts] == [("apt", d(3)), ("m", d(7))]
