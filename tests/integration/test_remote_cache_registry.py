@@ -45,8 +45,10 @@ def proxy(registry):
 
 
 def ctx(tmp_path: Path, base: str) -> Path:
-    # a nonce: this test's layers are its own in the shared registry and containerd
-    return write(tmp_path / "ctx", {"Dockerfile": DF.format(base=base, nonce=uuid.uuid4().hex), "f.txt": "one\n"})
+    # a nonce: this test's layers are its own in the shared registry and containerd (f.txt's too:
+    # the corrupt-blob test damages its blobs in the registry's storage, shared by every repository)
+    nonce = uuid.uuid4().hex
+    return write(tmp_path / "ctx", {"Dockerfile": DF.format(base=base, nonce=nonce), "f.txt": f"one {nonce}\n"})
 
 
 def marks(p) -> set[str]:
@@ -258,7 +260,8 @@ def multi_base(registry, foreign_busybox, tmp_path_factory: pytest.TempPathFacto
 
 
 def multi_ctx(tmp_path: Path, base: str) -> Path:
-    return write(tmp_path / "ctx", {"Dockerfile": MULTI.format(base=base, nonce=uuid.uuid4().hex), "f.txt": "one\n"})
+    nonce = uuid.uuid4().hex
+    return write(tmp_path / "ctx", {"Dockerfile": MULTI.format(base=base, nonce=nonce), "f.txt": f"one {nonce}\n"})
 
 
 def test_multi_platform_inline_cache_on_a_fresh_machine(build_env, proxy, multi_base, fresh_root, tmp_path):
