@@ -591,11 +591,15 @@ def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals:
                 from mason.backends.exporters.export import run_platform_outputs
                 from mason.backends.exporters.index import PlatformResult
 
-                inline = any(c.type == "inline" for c in cache_to)  # each image's config: its own cache
+                hook_of: Any = lambda r: None  # noqa: E731
+                if any(c.type == "inline" for c in cache_to):  # each image's config: its own cache
+                    from mason.backends.cache.api import inline_hook
+
+                    def hook_of(r):
+                        return inline_hook(session, r, source_date_epoch)
                 results = [PlatformResult(p, to_export_chain(s.result),
                                           s.image_config if s.image_config is not None else empty_image_config(),
-                                          s.result.snapshot or None,
-                                          inline_hook(session, s.result, source_date_epoch) if inline else None)
+                                          s.result.snapshot or None, hook_of(s.result))
                            for p, s in zip(platforms, (solved_all[n] for n in wanted), strict=True)]
                 written = run_platform_outputs(session.client, specs, results, source_date_epoch=source_date_epoch,
                                                insecure_registries=insecure_registries)
