@@ -542,6 +542,8 @@ def _solve(lazy: _LazySolver, graph: Graph, specs: list, *, output: str, locals:
 
     sink = events or null_sink
     ents = _entitlements(allow)
+    if network_default == "host":  # the user chose the host network: the grant (as buildx --network=host)
+        ents |= {"network.host"}
     if secret_store is not None:
         sec = secret_store
     else:

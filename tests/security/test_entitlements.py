@@ -64,3 +64,16 @@ def test_entitlement_unknown_name_is_one_clear_line(build_env, tmp_path):
     p = env.cli("build", "--allow", "network.hots", str(ctx))
     assert p.returncode == 1 and "unknown entitlement 'network.hots'" in p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_explicit_network_default_host_is_the_grant(build_env, tmp_path):
+    """docs/network-default.md: ``--network-default host`` implies ``--allow network.host`` (as
+    buildx's ``--network=host``); without either, ``RUN --network=host`` stays refused."""
+    env = build_env
+    ctx = write(tmp_path / "c", {"Dockerfile": f"FROM {env.base}\nRUN --network=host echo hi > /h\n"})
+    p = env.cli("build", "--progress=plain", str(ctx))
+    assert p.returncode == 1 and "--allow network.host" in p.stderr, p.stderr
+    p = env.cli("build", "--progress=plain", "--network-default", "host", str(ctx))
+    assert p.returncode == 0, p.stderr
+    p = env.cli("build", "--progress=plain", str(ctx))  # the grant is not remembered by the cache
+    assert p.returncode == 1 and "--allow network.host" in p.stderr and "CACHED" not in p.stderr, p.stderr
