@@ -51,3 +51,16 @@ def test_kill9_mid_run_next_command_cleans(build_env, tmp_path, then):
     assert _step_pids(marker) == [], "the killed build's step was never reaped"
     assert _mounts_under(env.root, _containerd_dir(env)) == mounts_before
     _db_ok(env.root)
+
+
+def test_kill9_then_daemon_stop_leaves_no_mount_under_the_root(build_env, tmp_path):
+    """Issue 11 gap: after a killed build, ``mason daemon stop`` (here: its stop on a root whose
+    containerd is the session's) leaves no netns or rootfs mount under the root."""
+    from mason.backends.containerd.daemon import ManagedContainerd
+
+    env = build_env
+    mounts_before = _mounts_under(env.root)
+    _kill9_mid_run(env, tmp_path, f"mason-kill9-stop-{os.getpid()}")
+    assert _mounts_under(env.root) != mounts_before  # the dead build's mounts are there
+    ManagedContainerd.at(env.root).stop()
+    assert _mounts_under(env.root) == mounts_before

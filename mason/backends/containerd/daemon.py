@@ -276,13 +276,27 @@ class ManagedContainerd:
             pid = self.pid()
             if pid is None:
                 self.pid_file.unlink(missing_ok=True)
+                self._sweep_mounts()
                 return False
             if socket_answers(self.address):
                 with contextlib.suppress(MasonError):
                     _reap_tasks(self.address)
             self._terminate(pid, timeout)
             self.pid_file.unlink(missing_ok=True)
+            self._sweep_mounts()
             return True
+
+    def _sweep_mounts(self) -> None:
+        """After the stop: what dead builds left mounted under the root (their step networks'
+        netns mounts, their task rootfs mounts), so ``rm -rf`` of the root then works."""
+        from mason.backends.containerd import rootfs
+        from mason.backends.containerd.exec import _owner_alive
+        from mason.backends.containerd.network import cleanup_stale
+
+        with contextlib.suppress(MasonError, OSError):
+            cleanup_stale(self.root)
+        with contextlib.suppress(MasonError, OSError):
+            rootfs.sweep_stale(self.root / "solver" / "io" / "rootfs", _owner_alive)
 
     @staticmethod
     def _terminate(pid: int, timeout: float) -> None:
