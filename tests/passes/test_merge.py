@@ -9,7 +9,7 @@ from dataclasses import replace
 from mason.ir.builder import State, image, local, merge, mkdir, scratch
 from mason.ir.graph import Graph, Output
 from mason.ir.layers import HISTORY_KEY
-from mason.ir.ops import FileOp, MergeOp, Ref
+from mason.ir.ops import FileOp, MergeOp, Platform, Ref
 from mason.passes import run_pipeline
 from tests.passes.helpers import digests, meaning
 
@@ -64,10 +64,15 @@ def test_what_must_not_fold_stays() -> None:
     g3 = Graph((Output("a", a.ref), Output("b", b.ref)))  # type: ignore[arg-type]
     folded = run_pipeline(g3, "merge")
     assert sum(isinstance(op, FileOp) for op in folded.ops()) == 3  # the shared 2-chain folds, the tips stay
-    # other platforms keep it apart
+    # FileOps carry no platform (BuildKit v0.12+): a state's platform does not keep them apart
     arm = s.with_platform("linux/arm64").mkdir("/c")
     g4 = Graph.of(arm.ref)  # type: ignore[arg-type]
-    assert sum(isinstance(op, FileOp) for op in run_pipeline(g4, "merge").ops()) == 2
+    assert sum(isinstance(op, FileOp) for op in run_pipeline(g4, "merge").ops()) == 1
+    # ... but a platform or constraints an op does carry (a decoded v0.11 Definition) do
+    top = arm.ref.op  # type: ignore[union-attr]
+    for kw in ({"platform": Platform("arm64", "linux")}, {"constraints": ("worker=x",)}):
+        odd = replace(top, **kw)
+        assert sum(isinstance(op, FileOp) for op in run_pipeline(Graph.of(odd.ref()), "merge").ops()) == 2
 
 
 def test_copy_link_layers_become_one_mergeop() -> None:

@@ -1,7 +1,8 @@
 """Source states: ``docker-image://``, ``local://``, ``git://``, ``http(s)://``, ``oci-layout://``,
-with the identifiers and attributes BuildKit's llb writes. Every source op gets the platform
-(the given one, else the host's) and empty worker constraints, except ``local`` sources: no
-platform, as BuildKit writes them.
+with the identifiers and attributes BuildKit's llb writes. Every source op gets empty worker
+constraints; only ``docker-image://`` and ``oci-layout://`` sources carry the platform (the
+given one, else the host's), as BuildKit writes them — a ``local``, ``git`` or ``http(s)``
+source is the same on every platform (the state still remembers the platform for later ops).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ Description = Mapping[str, str] | None
 def _source(identifier: str, attrs: Mapping[str, str], platform: Platform | None, *, name: str | None,
             description: Description, progress: ProgressGroup | None, loc: SourceLoc | None,
             config: dict | None = None, with_platform: bool = True) -> State:
+    with_platform = with_platform and identifier.startswith(("docker-image://", "oci-layout://"))
     op = SourceOp(identifier, tuple(sorted(attrs.items())),
                   platform=(platform or default_platform()) if with_platform else None, constraints=(),
                   metadata=op_metadata(name, description, progress), loc=loc)

@@ -127,8 +127,10 @@ class State:
         return self.platform or default_platform()
 
     def _common(self, name: str | None, description: Description, progress: ProgressGroup | None,
-                ignore_cache: bool, loc: SourceLoc | None) -> dict[str, Any]:
-        return {"platform": self._plat(), "constraints": (),
+                ignore_cache: bool, loc: SourceLoc | None, *, with_platform: bool = True) -> dict[str, Any]:
+        """Fields every op made from this state gets. Only execs carry the platform (besides
+        image sources): BuildKit's FileOp, MergeOp and DiffOp marshalers drop it (v0.12+)."""
+        return {"platform": self._plat() if with_platform else None, "constraints": (),
                 "metadata": op_metadata(name, description, progress or self.progress, ignore_cache),
                 "loc": loc if loc is not None else self.loc}
 
@@ -158,7 +160,8 @@ class State:
 
         if not actions.steps:
             return self
-        return build_file(self, actions, self._common(name, description, progress, ignore_cache, loc))
+        return build_file(self, actions, self._common(name, description, progress, ignore_cache, loc,
+                                                      with_platform=False))
 
     def mkdir(self, path: str, mode: int = 0o755, parents: bool = False, **kw: Any) -> "State":
         from mason.ir.builder.file import mkdir
@@ -242,7 +245,7 @@ def merge(states: Sequence[State], *, name: str | None = None, description: Desc
     order = tuple(inputs.index(s.ref) for s in live)
     first = live[0]
     op = MergeOp(merge_inputs=order, inputs=inputs.tuple(),
-                 **first._common(name, description, progress, False, loc))
+                 **first._common(name, description, progress, False, loc, with_platform=False))
     return first.with_ref(Ref(op, 0))
 
 
@@ -251,7 +254,8 @@ def diff(lower: State, upper: State, *, name: str | None = None, description: De
     """The changes from ``lower`` to ``upper`` (DiffOp); scratch sides are input -1."""
     inputs = Inputs()
     lo, up = inputs.index(lower.ref), inputs.index(upper.ref)
-    op = DiffOp(lower=lo, upper=up, inputs=inputs.tuple(), **upper._common(name, description, progress, False, loc))
+    op = DiffOp(lower=lo, upper=up, inputs=inputs.tuple(),
+                **upper._common(name, description, progress, False, loc, with_platform=False))
     return upper.with_ref(Ref(op, 0))
 
 
