@@ -20,8 +20,6 @@ __all__ = ["CONFIG_ACTIONS", "empty_image_config", "apply_config_changes", "appl
 
 CONFIG_ACTIONS = ("set", "env", "label", "add", "append")
 HISTORY_COMMENT = "buildkit.dockerfile.v0"
-# Fields Docker's image config writes as ``null`` rather than leaving out (no omitempty).
-_NULLABLE = frozenset({"OnBuild"})
 
 
 def empty_image_config(architecture: str = "amd64", os: str = "linux", variant: str = "") -> dict:
@@ -55,8 +53,8 @@ def apply_config_changes(config: dict, changes: Iterable[ConfigChange], created_
     not modified). With ``created_by``, an empty-layer history entry is appended, as BuildKit's
     Dockerfile frontend writes for config-only instructions.
 
-    Actions (see ``llb.proto``): ``set`` key = JSON value (``null`` removes the key, except for
-    fields Docker writes as ``null``, such as OnBuild; a key starting with ``/`` names a
+    Actions (see ``llb.proto``): ``set`` key = JSON value (``null`` removes the key — OnBuild
+    too, which BuildKit v0.32.2 no longer writes as ``null``; a key starting with ``/`` names a
     top-level field of the image config instead, e.g. ``/author`` for MAINTAINER); ``env``
     sets ``key=value`` in Env, replacing an entry for the same key in place; ``label`` sets
     Labels[key]; ``add`` merges the JSON object value into the map field key (ExposedPorts,
@@ -106,7 +104,7 @@ class ConfigFolder:
                 target, k = (out, key[1:]) if key.startswith("/") else (c, key)
                 if k in ("", "config", "history", "rootfs") and target is out:
                     raise MasonError(f"config change set {key}: that top-level field is not settable")
-                if v is None and k not in _NULLABLE:
+                if v is None:
                     target.pop(k, None)
                 else:
                     target[k] = v

@@ -335,8 +335,7 @@ class Lowerer:
             if not any(e.split("=", 1)[0] == "PATH" for e in env):
                 env.append("PATH=" + DEFAULT_PATH)
                 c["Env"] = env
-            triggers = list(c.get("OnBuild") or ())
-            c["OnBuild"] = None
+            triggers = list(c.pop("OnBuild", None) or ())  # run here, never inherited (and no null: v0.32.2)
             st.root_config = cfg
             config = c
         st.base_name = base
