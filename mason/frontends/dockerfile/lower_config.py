@@ -1,6 +1,6 @@
 """Lowering of the instructions that change the image config (and ARG): each emits one mason
 ``ConfigOp`` into the stage's chain carrying its changes and the history text BuildKit writes
-(``EXPOSE map[80/tcp:{}]``, ``HEALTHCHECK &{["CMD-SHELL" "true"] "30s" "3s" "0s" '\\x00'}``…).
+as v0.32.2 does (``EXPOSE [80/tcp]``, ``HEALTHCHECK {Test:[CMD-SHELL true] Interval:30s …}``).
 WORKDIR also creates the directory (a mkdir FileOp, a layer of its own).
 """
 
@@ -41,8 +41,6 @@ from mason.frontends.dockerfile.lower_util import (
     go_duration,
     go_list_q,
     go_list_v,
-    go_quote,
-    go_quote_rune,
     join_abs,
 )
 from mason.ir.builder import mkdir
@@ -99,7 +97,8 @@ def lower_label(lw: "Lowerer", st: StageState, inst: Label) -> None:
 
 def lower_expose(lw: "Lowerer", st: StageState, inst: Expose) -> None:
     ports: dict[str, dict] = {}
-    for raw in inst.ports:
+    shown: list[str] = []  # v0.32.2's history: every port in order, the words sorted unexpanded
+    for raw in sorted(inst.ports):
         for word in st.expand_words(raw, inst.loc):
             spec = parse_port_spec(word)
             if spec is None:
@@ -108,9 +107,8 @@ def lower_expose(lw: "Lowerer", st: StageState, inst: Expose) -> None:
             lo, hi, proto = spec
             for p in range(lo, hi + 1):
                 ports[f"{p}/{proto}"] = {}
-    keys = sorted(ports)  # Go prints a map with its keys sorted
-    st.emit_config([change_add("ExposedPorts", ports)],
-                   "EXPOSE map[" + " ".join(k + ":{}" for k in keys) + "]", inst.loc)
+                shown.append(f"{p}/{proto}")
+    st.emit_config([change_add("ExposedPorts", ports)], "EXPOSE [" + " ".join(shown) + "]", inst.loc)
 
 
 def lower_cmd(lw: "Lowerer", st: StageState, inst: Cmd) -> None:
@@ -201,9 +199,10 @@ def lower_healthcheck(lw: "Lowerer", st: StageState, inst: Healthcheck) -> None:
     retries = inst.retries or 0
     if retries:
         hc["Retries"] = retries
-    # Go's %q of *HealthConfig: &{Test Interval Timeout StartPeriod [StartInterval] Retries}
-    shown = " ".join(go_quote(go_duration(v or 0)) for _, v in durations)
-    text = f"HEALTHCHECK &{{{go_list_q(test)} {shown} {go_quote_rune(retries)}}}"
+    # v0.32.2 prints the HealthcheckConfig with Go's %+v: every field named, StartInterval too
+    times = {k: go_duration(v or 0) for k, v in durations}
+    shown = " ".join(f"{k}:{times.get(k, '0s')}" for k in ("Interval", "Timeout", "StartPeriod", "StartInterval"))
+    text = f"HEALTHCHECK {{Test:{go_list_v(test)} {shown} Retries:{retries}}}"
     st.emit_config([change_set("Healthcheck", hc)], text, inst.loc)
 
 

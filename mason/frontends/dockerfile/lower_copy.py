@@ -92,7 +92,8 @@ def _lower(lw: "Lowerer", st: StageState, inst: Copy | Add, is_add: bool) -> Non
     sources = [st.expand(s, loc) for s in inst.sources]
     dest_raw = st.expand(inst.dest, loc)
     chown = st.expand(inst.chown, loc) if inst.chown else ""
-    mode, mode_str = _mode(st.expand(inst.chmod, loc) if inst.chmod else "", loc)
+    chmod = st.expand(inst.chmod, loc) if inst.chmod else ""
+    mode, mode_str = _mode(chmod, loc)
     excludes = tuple(st.expand(e, loc) for e in inst.excludes)
     checksum = st.expand(inst.checksum, loc) if is_add and inst.checksum else None
     keep_git = is_add and inst.keep_git_dir
@@ -163,7 +164,11 @@ def _lower(lw: "Lowerer", st: StageState, inst: Copy | Add, is_add: bool) -> Non
                          create_dest_path=True)
     if not acts.steps:
         raise MasonError(f"{instr} needs at least one source", loc)
-    shown = " ".join([*sources, *("<<" + h.name for h in inst.heredocs), dest_raw])
+    # v0.32.2's history text names --parents, --chown and --chmod (expanded), in that order
+    flags = ["--parents"] if inst.parents else []
+    flags += [f"--chown={chown}"] if chown else []
+    flags += [f"--chmod={chmod}"] if chmod else []
+    shown = " ".join([*flags, *sources, *("<<" + h.name for h in inst.heredocs), dest_raw])
     history = f"{instr} {shown} # buildkit"
     if not link or st.ref is None:  # llb.Merge of scratch and one state is that state
         md = st.metadata(inst.original, history=history)
