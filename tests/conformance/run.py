@@ -2,9 +2,10 @@
 (``../shared/tools/buildkit/df2llb``) and with mason (``-O1``), both with the fixed resolver of
 the v0.32 corpus (``base-image-config.json`` and its digest), and compare the op digests.
 
-``python -m tests.conformance.run [-v]`` prints the figures for the whole set: digest-identical
-ops / total (BuildKit's ops, the terminal op excluded) and files / total (every op and the
-terminal digest equal).
+``python -m tests.conformance.run [-v] [--write]`` prints the figures for the whole set:
+digest-identical ops / total (BuildKit's ops, the terminal op excluded) and files / total (every
+op and the terminal digest equal). ``--write`` records the identical files in ``identical.json``
+(case id -> the shas of its texts), which tests/conformance/test_conformance.py holds the lowering to.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tests.conformance.collect import CORPUS, ROOT, Case, all_cases
 DF2LLB = ROOT.parent / "shared" / "tools" / "buildkit" / "df2llb"
 BASE_CONFIG = CORPUS / "buildkit-llb-v0.32" / "base-image-config.json"
 BASE_DIGEST = "sha256:a026ada719a4f43dacd393a814a0280695a376827a3c2234c09888fd57d7625c"
+IDENTICAL = Path(__file__).with_name("identical.json")
 
 
 @dataclass
@@ -161,7 +163,7 @@ def main(argv: list[str]) -> int:
         elif r.buildkit.data is None:
             only_ms += 1
             if verbose:
-                print(f"MASON-ONLY {r.case.id}: BuildKit: {r.buildkit.error[:200]}")
+                print(f"MASON-ONLY {r.case.id}: BuildKit: {(r.buildkit.error or '')[:200]}")
         else:
             only_bk += 1
             if verbose:
@@ -171,6 +173,13 @@ def main(argv: list[str]) -> int:
     print(f"digest-identical ops: {ops_same}/{ops_total}")
     print(f"digest-identical files: {files_same}/{files_total}")
     print(f"files whose caps differ on a common op (or the terminal): {caps_bad}/{files_total}")
+    if "--write" in argv:
+        same: dict[str, list[str]] = {}
+        for r in results:
+            if r.identical:
+                same.setdefault(r.case.id, []).append(r.case.sha)
+        IDENTICAL.write_text(json.dumps({k: sorted(v) for k, v in same.items()}, indent=1, sort_keys=True) + "\n")
+        print(f"recorded {sum(map(len, same.values()))} identical files in {IDENTICAL}")
     return 0
 
 
