@@ -270,6 +270,7 @@ def graph_from_records(records: Iterable[DumpedOp], title: str = "") -> BuildGra
     # ops for several platforms (a multi-platform build): each platform's stages apart, as
     # BuildKit's progress names put them ([linux/arm64 builder 1/2])
     several = len({_platform(r.op) for r in records} - {""}) > 1
+    plat_of: dict[str, str] = {}  # FileOps, MergeOps… carry none: they take their first input's
     for r in records:
         if r.digest in seen:
             continue
@@ -281,7 +282,8 @@ def graph_from_records(records: Iterable[DumpedOp], title: str = "") -> BuildGra
         if stage is None and STAGE_KEY in desc and not name.startswith("[internal]"):
             s = desc[STAGE_KEY]
             stage = f"stage-{s}" if s.isdigit() else s
-        plat = _platform(r.op)
+        plat = _platform(r.op) or next((plat_of[i.digest] for i in r.op.inputs if plat_of.get(i.digest)), "")
+        plat_of[r.digest] = plat
         if several and stage is not None and plat and not stage.startswith(plat + " "):
             stage = f"{plat} {stage}"
         label = rest if name else _op_label(r, kind)
