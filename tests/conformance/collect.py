@@ -42,6 +42,13 @@ class Case:
     files: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
+    def key(self) -> str:
+        """The text and the options, hashed: what names a case across edits of the file around it
+        (``id`` has a line number, which moves)."""
+        opts = repr((self.build_args, self.excludes, self.target, self.platform))
+        return hashlib.sha256((self.text + "\0" + opts).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+    @property
     def sha(self) -> str:
         return hashlib.sha256(self.text.encode("utf-8", "surrogateescape")).hexdigest()[:12]
 

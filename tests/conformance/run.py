@@ -5,7 +5,7 @@ the v0.32 corpus (``base-image-config.json`` and its digest), and compare the op
 ``python -m tests.conformance.run [-v] [--write]`` prints the figures for the whole set:
 digest-identical ops / total (BuildKit's ops, the terminal op excluded) and files / total (every
 op and the terminal digest equal). ``--write`` records the identical files in ``identical.json``
-(case id -> the shas of its texts), which tests/conformance/test_conformance.py holds the lowering to.
+(Case.key -> where it was found), which tests/conformance/test_conformance.py holds the lowering to.
 """
 
 from __future__ import annotations
@@ -174,12 +174,9 @@ def main(argv: list[str]) -> int:
     print(f"digest-identical files: {files_same}/{files_total}")
     print(f"files whose caps differ on a common op (or the terminal): {caps_bad}/{files_total}")
     if "--write" in argv:
-        same: dict[str, list[str]] = {}
-        for r in results:
-            if r.identical:
-                same.setdefault(r.case.id, []).append(r.case.sha)
-        IDENTICAL.write_text(json.dumps({k: sorted(v) for k, v in same.items()}, indent=1, sort_keys=True) + "\n")
-        print(f"recorded {sum(map(len, same.values()))} identical files in {IDENTICAL}")
+        same = {r.case.key: r.case.id for r in results if r.identical}
+        IDENTICAL.write_text(json.dumps(same, indent=1, sort_keys=True) + "\n")
+        print(f"recorded {len(same)} identical files in {IDENTICAL}")
     return 0
 
 

