@@ -137,6 +137,7 @@ class Lowerer:
 
     def _global_args(self) -> None:
         self._platform_args()
+        self.meta_env = {k: v for k, v in self.meta.items() if v is not None}
         ba = self.options.build_args
         for inst in self.df.meta_args:
             for key, default in inst.args:
@@ -146,7 +147,12 @@ class Lowerer:
                 if value is None and self.meta.get(key) is not None:
                     continue  # re-declaring an automatic arg keeps its value
                 self.meta[key] = value
-        self.meta_env = {k: v for k, v in self.meta.items() if v is not None}
+                # a later global ARG's default sees this one (BuildKit expands each default
+                # with the global args declared before it)
+                if value is None:
+                    self.meta_env.pop(key, None)
+                else:
+                    self.meta_env[key] = value
 
     def build_arg(self, key: str) -> str | None:
         return self.options.build_args.get(key)
