@@ -23,7 +23,8 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Execution", ("no_cache", "no_cache_filter", "explain", "cache_from", "cache_to", "allow", "network_default",
                    "jobs", "insecure_registries")),
     ("Compiler", ("level", "passes")),
-    ("containerd and state", ("host", "root", "containerd_address")),
+    ("containerd and state", ("host", "tlscacert", "tlscert", "tlskey", "tlsservername", "root",
+                              "containerd_address")),
 )
 
 
@@ -193,13 +194,21 @@ def _check_iidfile(iidfile: str | None) -> None:
 @click.option("--host", envvar="MASON_HOST", metavar="ADDR",
               help="Build on this daemon (mason serve, or BuildKit's buildkitd): unix:///PATH or tcp://HOST:PORT "
                    "(default: $MASON_HOST; unset: build here).")
+@click.option("--tlscacert", envvar="MASON_TLSCACERT", type=click.Path(dir_okay=False), metavar="FILE",
+              help="With --host tcp://: the CA the daemon's certificate must chain to (TLS).")
+@click.option("--tlscert", envvar="MASON_TLSCERT", type=click.Path(dir_okay=False), metavar="FILE",
+              help="With --host tcp://: this client's certificate (mutual TLS).")
+@click.option("--tlskey", envvar="MASON_TLSKEY", type=click.Path(dir_okay=False), metavar="FILE",
+              help="With --host tcp://: this client's private key.")
+@click.option("--tlsservername", envvar="MASON_TLSSERVERNAME", metavar="NAME",
+              help="With --host tcp://: the name the daemon's certificate must carry (default: the host).")
 @common_solve_options
 def build(context: str, dockerfile: str | None, target: str | None, build_args: tuple[str, ...], platform: str | None,
           level: int, passes: str | None, tags, outputs, push, iidfile, quiet, progress, secrets, ssh, no_cache,
           allow, network_default, jobs, insecure_registries, root, containerd_address, no_cache_filter=(),
           explain=False, check=False, cache_from=(), cache_to=(), call="build", call_format="text",
           frontend=None, graph=None, frontend_timeout=None, build_contexts=(),
-          host=None) -> None:
+          host=None, tlscacert=None, tlscert=None, tlskey=None, tlsservername=None) -> None:
     """Build the Dockerfile in CONTEXT (default: .), like docker build."""
     if check:
         call = "check"
@@ -210,11 +219,16 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
     from mason.build import build as do_build
 
     _check_iidfile(iidfile)
+    tls = (tlscacert, tlscert, tlskey, tlsservername)
+    if any(tls) and not host:
+        from mason.ir.errors import MasonError
+
+        raise MasonError("--tlscacert, --tlscert, --tlskey and --tlsservername are for --host (a build daemon)")
     if host:
         _refuse_with_host(level=level != 1, passes=passes, explain=explain, jobs=jobs != 4, graph=graph,
                           frontend_timeout=frontend_timeout, build_context=build_contexts,
                           insecure_registry=insecure_registries, frontend=frontend not in (None, "dockerfile"))
-        from mason.remote.client import RemoteRequest
+        from mason.remote.client import ClientTLS, RemoteRequest
         from mason.remote.client import build as remote_build
 
         with progress_sink(progress, quiet) as sink:
@@ -223,7 +237,7 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
                 build_args=parse_build_args(build_args), platform=platform, outputs=tuple(outputs),
                 tags=tuple(tags), push=push, secrets=tuple(secrets), ssh=tuple(ssh), allow=tuple(allow),
                 no_cache=no_cache, no_cache_filter=tuple(no_cache_filter), network_default=network_default,
-                cache_from=tuple(cache_from), cache_to=tuple(cache_to), events=sink))
+                cache_from=tuple(cache_from), cache_to=tuple(cache_to), events=sink, tls=ClientTLS(*tls)))
         _report_digest(rres.digest, rres.names, quiet or progress == "quiet", iidfile, rres.to_stdout)
         return
     graph_fmt = _check_graph(graph)

@@ -50,6 +50,42 @@ class RemoteRequest:
     cache_from: Sequence[str] = ()
     cache_to: Sequence[str] = ()
     events: Callable[[Any], None] | None = None
+    tls: ClientTLS | None = None
+
+
+@dataclass(frozen=True)
+class ClientTLS:
+    """TLS to the daemon, as buildctl's ``--tlscacert``/``--tlscert``/``--tlskey``/
+    ``--tlsservername``: the CA that the daemon's certificate must chain to (default: the
+    system's), the client's certificate and key (mutual TLS), the name the daemon's certificate
+    must carry (default: the address's host)."""
+
+    cacert: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    servername: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cacert or self.cert or self.key or self.servername)
+
+    def credentials(self) -> Any:
+        import grpc
+
+        if bool(self.cert) != bool(self.key):
+            raise MasonError("--tlscert and --tlskey go together (the client's certificate and its key)")
+
+        def read(flag: str, p: str | None) -> bytes | None:
+            if not p:
+                return None
+            try:
+                return Path(p).read_bytes()
+            except OSError as e:
+                raise MasonError(f"cannot read {flag} {p}: {e.strerror}") from None
+
+        return grpc.ssl_channel_credentials(root_certificates=read("--tlscacert", self.cacert),
+                                            private_key=read("--tlskey", self.key),
+                                            certificate_chain=read("--tlscert", self.cert))
 
 
 @dataclass
@@ -60,15 +96,26 @@ class RemoteResult:
     response: dict[str, str]
 
 
-def _channel(host: str) -> Any:
+def _channel(host: str, tls: ClientTLS | None = None) -> Any:
+    """A channel to the daemon: TLS when ``tls`` says so; plain TCP only to a loopback
+    address (the build's secrets and files cross this connection)."""
     import grpc
 
     from mason.server.daemon import parse_addr
 
     addr = parse_addr(host)
-    return grpc.insecure_channel(addr.grpc, options=[("grpc.max_receive_message_length", MAX_MESSAGE),
-                                                     ("grpc.max_send_message_length", MAX_MESSAGE),
-                                                     ("grpc.enable_retries", 0)])
+    opts: list[tuple[str, Any]] = [("grpc.max_receive_message_length", MAX_MESSAGE),
+                                   ("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.enable_retries", 0)]
+    if tls is not None and tls.enabled:
+        if addr.scheme != "tcp":
+            raise MasonError(f"--tlscacert/--tlscert/--tlskey need a tcp:// address (not {host})")
+        if tls.servername:
+            opts.append(("grpc.ssl_target_name_override", tls.servername))
+        return grpc.secure_channel(addr.grpc, tls.credentials(), options=opts)
+    if not addr.loopback:
+        raise MasonError(f"--host {host} is not a loopback address: give --tlscacert (and --tlscert, --tlskey "
+                         "for mutual TLS) so that the build's files and secrets are not sent in the clear")
+    return grpc.insecure_channel(addr.grpc, options=opts)
 
 
 def _exporters(req: RemoteRequest) -> tuple[list[tuple[str, dict[str, str]]], dict[int, Any], bool]:
@@ -131,6 +178,8 @@ def _frontend_attrs(req: RemoteRequest, filename: str) -> dict[str, str]:
 
 def build(req: RemoteRequest) -> RemoteResult:
     """Run the build on ``req.host``; progress to ``req.events``."""
+    # gRPC's core logs a failed TLS handshake on stderr; the error the client shows is enough
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     import grpc
 
     from mason.backends.solver.secrets import Secrets, parse_secret, parse_ssh
@@ -157,7 +206,7 @@ def build(req: RemoteRequest) -> RemoteResult:
         df_dir, filename = os.path.dirname(path), os.path.basename(path)
     secrets = Secrets([parse_secret(s) for s in req.secrets], dict(parse_ssh(s) for s in req.ssh))
     pb = buildkit.load()
-    channel = _channel(req.host)
+    channel = _channel(req.host, req.tls)
     session = ClientSession(pb, {"context": context, "dockerfile": df_dir}, secrets=secrets, outputs=local_outputs)
     ref = uuid.uuid4().hex
     c = pb.control

@@ -146,6 +146,56 @@ def served(build_env):
         assert not sock.exists(), "mason serve left its socket behind"
 
 
+def make_certs(d: Path, ca: str = "ca") -> dict[str, Path]:
+    """With openssl: a CA (``CA.pem``), a server certificate for 127.0.0.1 / localhost and a
+    client certificate signed by it (``CA-server.pem``/``.key``, ``CA-client.pem``/``.key``);
+    ``ca="ca"`` names them ``ca.pem``, ``server.pem``, ``client.pem`` … as buildkitd's docs do."""
+    d.mkdir(parents=True, exist_ok=True)
+    pre = "" if ca == "ca" else f"{ca}-"
+
+    def run(*a: str) -> None:
+        subprocess.run(["openssl", *a], check=True, capture_output=True, cwd=d)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{ca}.key", "-out", f"{ca}.pem", "-days", "2",
+        "-subj", f"/CN=mason-test-{ca}")
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for name in ("server", "client"):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{pre}{name}.key", "-out", f"{pre}{name}.csr",
+            "-subj", f"/CN={name}")
+        run("x509", "-req", "-in", f"{pre}{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key", "-CAcreateserial",
+            "-out", f"{pre}{name}.pem", "-days", "2", "-extfile", "san.ext")
+    names = (f"{ca}.pem", f"{pre}server.pem", f"{pre}server.key", f"{pre}client.pem", f"{pre}client.key")
+    return {n[len(pre):] if n.startswith(pre) else n: d / n for n in names}
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def serve_tcp(env, addr: str, *tls: str, log: Path) -> subprocess.Popen:
+    """``mason serve --addr tcp://…`` with ``tls`` flags, its output in ``log``."""
+    e = dict(os.environ, MASON_ROOT=str(env.root), MASON_CONTAINERD_ADDRESS=env.address)
+    with open(log, "w") as out:
+        return subprocess.Popen([sys.executable, "-m", "mason", "serve", "--addr", addr, *tls], stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=e)
+
+
+def wait_listening(proc: subprocess.Popen, port: int, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)  # polling for the listener
+
+
 def with_libs(exe: str, dest: Path) -> None:
     """``exe`` and the shared libraries it loads (from ldd), to run in a busybox image as
     ``/x/ld-linux… --library-path /x /x/NAME``."""

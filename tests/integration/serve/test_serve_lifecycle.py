@@ -4,9 +4,7 @@ running builds and leaves nothing in containerd, and a TCP listener off loopback
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -14,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import clean, write
-from tests.integration.serve.conftest import BUILDCTL
+from tests.integration.serve.conftest import BUILDCTL, free_port, make_certs, serve_tcp, wait_listening
 
 pytestmark = pytest.mark.integration
 
@@ -77,61 +75,16 @@ def test_sigterm_cancels_running_builds_and_exits_cleanly(served, tmp_path):
     assert not served.sock.exists()
 
 
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def _serve_tcp(env, addr: str, *tls: str, log: Path) -> subprocess.Popen:
-    import os
-
-    e = dict(os.environ, MASON_ROOT=str(env.root), MASON_CONTAINERD_ADDRESS=env.address)
-    out = open(log, "w")
-    return subprocess.Popen([sys.executable, "-m", "mason", "serve", "--addr", addr, *tls], stdout=out,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=e)
-
-
-def _wait_listening(proc: subprocess.Popen, port: int, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        assert proc.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, log.read_text()
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)  # polling for the listener
-
-
-def _certs(d: Path) -> dict[str, Path]:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl."""
-    def run(*a: str) -> None:
-        subprocess.run(["openssl", *a], check=True, capture_output=True, cwd=d)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-        "-subj", "/CN=mason-test-ca")
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    for name in ("server", "client"):
-        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-            "-subj", f"/CN={name}")
-        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", f"{name}.pem", "-days", "2", "-extfile", "san.ext")
-    return {n: d / n for n in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
-
-
 def test_tcp_off_loopback_needs_mutual_tls(build_env, tmp_path):
     env = build_env
-    refused = env.cli("serve", "--addr", f"tcp://0.0.0.0:{_free_port()}")
+    refused = env.cli("serve", "--addr", f"tcp://0.0.0.0:{free_port()}")
     assert refused.returncode == 1 and "mutual TLS" in refused.stderr and "Traceback" not in refused.stderr
 
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "plain.log"
-    proc = _serve_tcp(env, f"tcp://127.0.0.1:{port}", log=log)
+    proc = serve_tcp(env, f"tcp://127.0.0.1:{port}", log=log)
     try:
-        _wait_listening(proc, port, log)
+        wait_listening(proc, port, log)
         p = subprocess.run([str(BUILDCTL), "--addr", f"tcp://127.0.0.1:{port}", "debug", "workers"],
                            capture_output=True, text=True, timeout=60)
         assert p.returncode == 0 and "mason" in p.stdout, p.stderr  # loopback: plain TCP is allowed
@@ -139,13 +92,13 @@ def test_tcp_off_loopback_needs_mutual_tls(build_env, tmp_path):
         proc.terminate()
         assert proc.wait(timeout=60) == 0, log.read_text()
 
-    certs = _certs(tmp_path)
-    port = _free_port()
+    certs = make_certs(tmp_path)
+    port = free_port()
     log = tmp_path / "tls.log"
-    proc = _serve_tcp(env, f"tcp://0.0.0.0:{port}", "--tlscacert", str(certs["ca.pem"]), "--tlscert",
+    proc = serve_tcp(env, f"tcp://0.0.0.0:{port}", "--tlscacert", str(certs["ca.pem"]), "--tlscert",
                       str(certs["server.pem"]), "--tlskey", str(certs["server.key"]), log=log)
     try:
-        _wait_listening(proc, port, log)
+        wait_listening(proc, port, log)
         base = [str(BUILDCTL), "--addr", f"tcp://127.0.0.1:{port}", "--tlscacert", str(certs["ca.pem"])]
         ok = subprocess.run([*base, "--tlscert", str(certs["client.pem"]), "--tlskey", str(certs["client.key"]),
                              "debug", "workers"], capture_output=True, text=True, timeout=60)
