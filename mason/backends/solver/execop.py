@@ -249,46 +249,16 @@ def _commit(ctx: "SolveContext", active: str, name: str, base: Result, handle: R
 # -- user, network files, stubs -----------------------------------------------------------------
 
 def _user(spec: str, lowers: list[str], op: ExecOp) -> tuple[int, int, list[int]]:
-    """uid, gid and supplementary gids for ``spec`` (``user[:group]``, names or ids)."""
-    if not spec:
-        return 0, 0, []
-    user, sep, group = spec.partition(":")
-    passwd = group_db = None
+    """uid, gid and supplementary gids for ``spec`` (:func:`users.exec_ids`), the files read
+    from the layer directories."""
 
-    def pw():
-        nonlocal passwd
-        if passwd is None:
-            passwd = users.parse_passwd((hm.read_file(lowers, "/etc/passwd") or b"").decode("utf-8", "replace"))
-        return passwd
+    def db(path: str, parse):
+        return lambda: parse((hm.read_file(lowers, path) or b"").decode("utf-8", "replace"))
 
-    def gr():
-        nonlocal group_db
-        if group_db is None:
-            group_db = users.parse_group((hm.read_file(lowers, "/etc/group") or b"").decode("utf-8", "replace"))
-        return group_db
-
-    if user.isdigit():
-        uid = int(user)
-        ent = next((e for e in pw() if e.uid == uid), None) if not sep else None
-        gid = ent.gid if ent is not None else 0
-        uname = ent.name if ent is not None else None
-    else:
-        ent = next((e for e in pw() if e.name == user), None)
-        if ent is None:
-            raise MasonError(f"unable to find user {user}: no matching entries in passwd file", op.loc)
-        uid, gid, uname = ent.uid, ent.gid, ent.name
-    extra: list[int] = []
-    if sep:
-        if group.isdigit():
-            gid = int(group)
-        else:
-            g = next((e for e in gr() if e.name == group), None)
-            if g is None:
-                raise MasonError(f"unable to find group {group}: no matching entries in group file", op.loc)
-            gid = g.gid
-    elif uname is not None:
-        extra = sorted({g.gid for g in gr() if uname in g.members and g.gid != gid})
-    return uid, gid, extra
+    try:
+        return users.exec_ids(spec, db("/etc/passwd", users.parse_passwd), db("/etc/group", users.parse_group))
+    except MasonError as e:
+        raise MasonError(e.message, op.loc) from None
 
 
 def _missing(lowers: list[str], targets: list[str], recursive: bool) -> list[str]:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from mason.backends.solver.fsutil import Root
 from mason.ir.errors import MasonError
 
 __all__ = ["PasswdEntry", "GroupEntry", "parse_passwd", "parse_group", "read_passwd",
-           "read_group", "lookup_user", "lookup_group", "resolve_user"]
+           "read_group", "lookup_user", "lookup_group", "resolve_user", "exec_ids"]
 
 _MAX_FILE = 16 << 20  # a passwd file bigger than this is not one
 
@@ -147,3 +148,53 @@ def resolve_user(root: str | Root, spec: str) -> tuple[int, int]:
     if sep:
         gid = lookup_group(root, group)
     return uid, gid
+
+
+def exec_ids(spec: str, passwd: Callable[[], Sequence[PasswdEntry]],
+             group: Callable[[], Sequence[GroupEntry]]) -> tuple[int, int, list[int]]:
+    """uid, gid and supplementary gids of a process run as ``spec`` (``user[:group]``, names or
+    ids; empty: the default user ``0``), as BuildKit's executor computes them: both parts numeric
+    skips the files; otherwise the first passwd entry matching the name (or uid) gives uid and
+    primary gid, an explicit group replaces the gid (first entry by name or gid; a number not in
+    the file is used as is) and without one the supplementary groups are those listing the user
+    as a member, in file order. The primary gid always leads the supplementary list unless it is
+    already there (what containerd's and BuildKit's spec options ensure since CVE-2023-25173).
+    An unknown user or group name is an error, except for the default user.
+    ``passwd``/``group`` are called only when needed."""
+    default = not spec
+    sgids: list[int]
+    user, sep, grp = (spec or "0").partition(":")
+    if user.isdigit() and sep and grp.isdigit():
+        uid, gid, sgids = int(user), int(grp), []
+    else:
+        try:
+            uid, gid, sgids = _exec_lookup(user, grp if sep else "", passwd, group)
+        except MasonError:
+            if not default:
+                raise
+            uid, gid, sgids = 0, 0, []
+    if gid not in sgids:
+        sgids = [gid, *sgids]
+    return uid, gid, sgids
+
+
+def _exec_lookup(user: str, grp: str, passwd: Callable[[], Sequence[PasswdEntry]],
+                 group: Callable[[], Sequence[GroupEntry]]) -> tuple[int, int, list[int]]:
+    uid_arg = _id(user)
+    ent = next((e for e in passwd() if (e.uid == uid_arg if uid_arg is not None else e.name == user)), None)
+    if ent is None and uid_arg is None:
+        raise MasonError(f"unable to find user {user}: no matching entries in passwd file")
+    uid, gid = (ent.uid, ent.gid) if ent is not None else (uid_arg or 0, 0)
+    sgids: list[int] = []
+    if grp:
+        gid_arg = _id(grp)
+        g = next((e for e in group() if (e.gid == gid_arg if gid_arg is not None else e.name == grp)), None)
+        if g is not None:
+            gid = g.gid
+        elif gid_arg is not None:
+            gid = gid_arg
+        else:
+            raise MasonError(f"unable to find group {grp}: no matching entries in group file")
+    elif ent is not None:
+        sgids = [g.gid for g in group() if ent.name in g.members]
+    return uid, gid, sgids

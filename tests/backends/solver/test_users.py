@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from mason.backends.solver.users import lookup_group, parse_group, parse_passwd, read_passwd, resolve_user
+from mason.backends.solver.users import exec_ids, lookup_group, parse_group, parse_passwd, read_passwd, resolve_user
 from mason.ir.errors import MasonError
 
 PASSWD = """root:x:0:0:root:/root:/bin/sh
@@ -85,3 +85,34 @@ def test_passwd_link_inside_is_followed(tmp_path):
 def test_bad_spec(root):
     with pytest.raises(MasonError, match="empty group"):
         resolve_user(str(root), "app:")
+
+
+_PW = parse_passwd("root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n"
+                   "dup:x:1000:7::/:/bin/sh\n")
+_GR = parse_group("root:x:0:\nwheel:x:10:root,app\napp:x:1000:\nother:x:1600:app\nagain:x:1000:app\n")
+
+
+@pytest.mark.parametrize("spec,ids", [
+    ("", (0, 0, [0, 10])),  # the default user is looked up too
+    ("app", (1000, 1000, [10, 1600, 1000])),  # primary gid already listed (via 'again'): kept in place
+    ("1000", (1000, 1000, [10, 1600, 1000])),  # a uid matches the first passwd entry
+    ("app:other", (1000, 1600, [1600])),  # explicit group: no supplementary groups
+    ("app:10", (1000, 10, [10])),
+    ("app:4242", (1000, 4242, [4242])),  # a number not in the file is used as is
+    ("4242", (4242, 0, [0])),
+    ("7:8", (7, 8, [8])),  # both numeric: the files are not read
+])
+def test_exec_ids(spec, ids):
+    assert exec_ids(spec, lambda: _PW, lambda: _GR) == ids
+
+
+def test_exec_ids_errors_and_laziness():
+    with pytest.raises(MasonError, match="unable to find user nosuch"):
+        exec_ids("nosuch", lambda: _PW, lambda: _GR)
+    with pytest.raises(MasonError, match="unable to find group nosuch"):
+        exec_ids("app:nosuch", lambda: _PW, lambda: _GR)
+    assert exec_ids("", lambda: [], lambda: []) == (0, 0, [0])  # no passwd: root, no error
+
+    def boom():
+        raise AssertionError("read")
+    assert exec_ids("7:8", boom, boom) == (7, 8, [8])
