@@ -52,6 +52,15 @@ CASES: dict[str, Regression] = {
         "ARG A=busybox\nARG B=${A}:1.36\nFROM $B\nRUN true\n",
         lambda ops: any(s.startswith("docker-image://docker.io/library/alpine:1.36@") for s in _sources(ops)),
         build_args=(("A", "alpine"),)),
+    # item 4: a bind/cache/tmpfs mount without a target is at the working directory (read-only
+    # for a bind)
+    "mount-from-stage-no-target": Regression(
+        "FROM busybox AS s\nRUN echo > /x\nFROM busybox\nWORKDIR /w\nRUN --mount=from=s true\n",
+        lambda ops: any(m.dest == "/w" and m.readonly and m.input == 1 for e in _execs(ops) for m in e.mounts)),
+    "mount-cache-tmpfs-no-target": Regression(
+        "FROM busybox\nWORKDIR /w\nRUN --mount=type=cache true\nRUN --mount=type=tmpfs,size=1k true\n",
+        lambda ops: sorted((m.dest, m.mountType) for e in _execs(ops) for m in e.mounts if m.dest != "/")
+        == [("/w", 3), ("/w", 4)]),
 }
 
 

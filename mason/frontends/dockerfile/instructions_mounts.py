@@ -36,7 +36,7 @@ MOUNT_KEYS = frozenset((
 _BARE_KEYS = frozenset(("readonly", "ro", "readwrite", "rw", "required"))
 _SHARING = frozenset(("shared", "private", "locked"))
 _FILEINFO_TYPES = frozenset(("cache", "secret", "ssh"))
-_NEEDS_TARGET = frozenset(("bind", "cache", "tmpfs"))
+_AT_WORKDIR = frozenset(("bind", "cache", "tmpfs"))
 
 
 def split_csv(value: str) -> list[str] | None:
@@ -214,10 +214,9 @@ def _build_mount(options: tuple[tuple[str, str], ...], probs: Problems, word: st
                 gid = n
     if len(probs) != before:
         return None
-    target = target or None
-    if not target and mtype in _NEEDS_TARGET:
-        probs.append((f"--mount type={mtype} needs a target", (word,)))
-        return None
+    # a bind, cache or tmpfs mount without a target is mounted at the working directory
+    # (BuildKit joins the empty target onto it)
+    target = target or ("" if mtype in _AT_WORKDIR else None)
     if mtype == "bind":
         rw = False if readonly is None else (not readonly if readonly.__class__ is bool
                                              else readonly)

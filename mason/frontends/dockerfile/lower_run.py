@@ -77,7 +77,7 @@ def _heredoc_args(lw: "Lowerer", st: StageState, inst: Run, args: list[str],
 def _target(st: StageState, target: str, loc: SourceLoc | None) -> str:
     dest = target if clean(target).startswith("/") else join_abs(st.cwd, target)
     if clean(dest) == "/":
-        raise MasonError(f"invalid mount target {target!r}", loc)
+        raise MasonError(f"invalid mount target {clean(dest)!r}", loc)
     return dest
 
 

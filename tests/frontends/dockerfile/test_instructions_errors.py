@@ -95,9 +95,6 @@ CASES = {
     "mount-sharing-on-bind": (N("RUN --mount=target=/x,sharing=locked x", ("x",),
                                 ("--mount=target=/x,sharing=locked",)),
                               (2, 23, "sharing is only valid for cache mounts, not bind")),
-    "mount-missing-target": (N("RUN --mount=type=cache,id=x x", ("x",),
-                               ("--mount=type=cache,id=x",)),
-                             (2, 5, "--mount type=cache needs a target")),
     "mount-bad-mode": (N("RUN --mount=type=secret,id=s,mode=999 x", ("x",),
                          ("--mount=type=secret,id=s,mode=999",)),
                        (2, 30, "invalid value '999' for --mount mode")),
@@ -310,8 +307,8 @@ def test_duplicate_stage_name_case_insensitive():
 def test_every_error_of_a_file_is_reported():
     got = errors(N("FROM a AS 1x", ("a", "AS", "1x")),
                  N("COPY --bogus --link=maybe app", ("app",), ("--bogus", "--link=maybe")),
-                 N("RUN --mount=type=cache --network=bad x", ("x",),
-                   ("--mount=type=cache", "--network=bad")),
+                 N("RUN --mount=type=secret --network=bad x", ("x",),
+                   ("--mount=type=secret", "--network=bad")),
                  N("EXPOSE nope", ("nope",)),
                  N("HEALTHCHECK CONNECT x", ("CONNECT", "x")))
     assert got == [
@@ -320,8 +317,8 @@ def test_every_error_of_a_file_is_reported():
         (2, 6, "unknown flag --bogus for COPY"),
         (2, 14, "expecting boolean value for flag --link, not: 'maybe'"),
         (2, 27, "COPY requires at least two arguments: a source and a destination"),
-        (3, 5, "--mount type=cache needs a target"),
-        (3, 24, "unsupported --network value 'bad' (expected default, none or host)"),
+        (3, 5, "secret mount needs an id, a target or an env"),
+        (3, 25, "unsupported --network value 'bad' (expected default, none or host)"),
         (4, 8, "invalid EXPOSE port 'nope': expected PORT[-PORT][/tcp|udp|sctp]"),
         (5, 13, "unknown type 'CONNECT' in HEALTHCHECK (try CMD or NONE)"),
     ]
