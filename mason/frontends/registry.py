@@ -50,7 +50,7 @@ def syntax_of(text: str, filename: str = "Dockerfile") -> tuple[str, SourceLoc] 
     """The ``# syntax=`` value of ``text`` and where it is, found as BuildKit's ``DetectSyntax``
     finds it for any frontend: parser directives at the very top (after a BOM and a ``#!``
     line), ``#`` or ``//`` comments, or a JSON object's ``"syntax"`` key."""
-    from mason.frontends.dockerfile.syntax import detect_directive
+    from mason.frontends.dockerfile.directives import detect_directive
 
     d = detect_directive(text, "syntax", any_format=True)
     if d is None or not d.value.strip():

@@ -148,3 +148,23 @@ def test_buildpacks_is_a_builtin_chosen_by_syntax_and_name() -> None:
     assert registry.select("descriptor.toml", "#syntax=mason/buildpacks\n[_]\nschema-version = '0.2'\n").name == "buildpacks"
     assert registry.select("pyproject.toml", "[project]\n").name == "dockerfile"
     assert registry.load("buildpacks").name == "buildpacks"
+
+
+def test_choosing_a_frontend_parses_nothing():
+    """Choosing the frontend for a Dockerfile (with or without ``# syntax=``) reads its
+    directives without the parser: no lark, no syntax, instructions or lowering layer is
+    imported (issue 17: a build whose lowering is cached must not pay for them)."""
+    import subprocess
+    import sys
+
+    child = (
+        "import sys\n"
+        "from mason.resolution import choose\n"
+        "for text in ('FROM a\\n', '# syntax=docker/dockerfile:1\\nFROM a\\n', '# syntax=mockerfile\\n'):\n"
+        "    choose('/x/Dockerfile', text, 'Dockerfile')\n"
+        "watched = ('lark', 'mason.frontends.dockerfile.syntax', 'mason.frontends.dockerfile.instructions',\n"
+        "           'mason.frontends.dockerfile.lower', 'mason.frontends.mockerfile.lower')\n"
+        "print(sorted(m for m in watched if m in sys.modules))\n")
+    p = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "[]", p.stdout

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mason.frontends.base import (
     BaseFrontend,
@@ -26,14 +26,32 @@ from mason.frontends.base import (
     Outline,
     Targets,
 )
-from mason.frontends.dockerfile.instructions import Dockerfile, parse_instructions
-from mason.frontends.dockerfile.lower import Lowerer, LowerOptions
 from mason.frontends.dockerfile.nodes import Directive, ParseResult
-from mason.frontends.dockerfile.syntax import parse_dockerfile
 from mason.ir.errors import MasonError, SourceLoc
 from mason.ir.graph import Graph
 from mason.ir.reference import parse_reference
 from mason.ir.resolver import ImageMetaResolver
+
+if TYPE_CHECKING:
+    from mason.frontends.dockerfile.instructions import Dockerfile
+    from mason.frontends.dockerfile.lower import LowerOptions
+
+# The syntax (lark), instructions and lowering layers load on first use: choosing a frontend
+# instantiates every built-in one, and a build whose lowering is cached parses nothing.
+
+
+def parse_dockerfile(text: str, filename: str = "Dockerfile") -> ParseResult:
+    from mason.frontends.dockerfile.syntax import parse_dockerfile as parse
+
+    return parse(text, filename)
+
+
+def __getattr__(name: str) -> Any:  # LowerOptions, as it was importable from here
+    if name == "LowerOptions":
+        from mason.frontends.dockerfile.lower import LowerOptions
+
+        return LowerOptions
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["DockerfileFrontend", "DockerfileLowering", "LowerOptions", "is_builtin_syntax",
            "syntax_directive"]
@@ -64,6 +82,8 @@ class DockerfileLowering:
 
     def __init__(self, options: LowerOptions | None = None,
                  resolver: ImageMetaResolver | None = None):
+        from mason.frontends.dockerfile.lower import LowerOptions
+
         self.options = options or LowerOptions()
         self.resolver = resolver
         self.warnings: list[tuple[str, SourceLoc | None]] = []
@@ -80,6 +100,8 @@ class DockerfileLowering:
         return result
 
     def instructions(self, result: ParseResult, text: str) -> Dockerfile:
+        from mason.frontends.dockerfile.instructions import parse_instructions
+
         t0 = time.perf_counter()
         try:
             df = parse_instructions(result, text)
@@ -89,6 +111,8 @@ class DockerfileLowering:
         return df
 
     def lower_parsed(self, result: ParseResult, text: str, filename: str = "Dockerfile") -> Graph:
+        from mason.frontends.dockerfile.lower import Lowerer
+
         df = self.instructions(result, text)
         t0 = time.perf_counter()
         lw = Lowerer(df, self.options, self.resolver,
@@ -132,6 +156,8 @@ class DockerfileFrontend(BaseFrontend):
 
     @staticmethod
     def options(request: FrontendRequest) -> LowerOptions:
+        from mason.frontends.dockerfile.lower import LowerOptions
+
         return LowerOptions(build_args=dict(request.build_args), platform=request.platform,
                             excludes=request.excludes, target=request.target,
                             named_contexts=dict(request.named_contexts),

@@ -28,7 +28,6 @@ import bisect
 import functools
 import hashlib
 import os
-import re
 import uuid
 from operator import itemgetter
 
@@ -37,12 +36,11 @@ from lark import Token, Transformer
 from lark.exceptions import UnexpectedInput
 from lark.lexer import Lexer
 
-from mason.frontends.dockerfile.nodes import Directive, Node, ParseResult
+from mason.frontends.dockerfile.directives import detect_directive
+from mason.frontends.dockerfile.nodes import Node, ParseResult
 from mason.frontends.dockerfile.syntax_dump import dump, go_quote
 from mason.frontends.dockerfile.syntax_lexer import (
     COMMENT_TYPES,
-    DIRECTIVE,
-    VALID_DIRECTIVES,
     Item,
     Reader,
     ReaderError,
@@ -402,47 +400,3 @@ def _error(lines: list[str], file: str, message: str, idx: int, col: int = 1,
     col = min(max(col, 1), len(src) + 1)
     end = None if end_idx is None else end_idx + 1
     return MasonError(message, SourceLoc(file, idx + 1, col, end), src)
-
-
-# -- directives for the driver ---------------------------------------------------------------
-
-_SLASH_DIRECTIVE = re.compile(r"//[\t\n\f\r ]*([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\Z")
-
-
-
-def detect_directive(text: str, key: str, any_format: bool = False) -> Directive | None:
-    """BuildKit's ``ParseDirective``/``DetectSyntax``: find directive ``key`` at the top of the
-    file, skipping a BOM and a ``#!`` line; with ``any_format`` (used for ``syntax``) also the
-    ``// key=value`` comment form and a JSON object ``{"key": "value"}``. Never raises."""
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    first, nl, rest = text.partition("\n")
-    shebang = 0
-    if first.startswith("#!"):
-        text = rest if nl else ""
-        shebang = 1
-    pats = [DIRECTIVE, _SLASH_DIRECTIVE] if any_format else [DIRECTIVE]
-    for pat in pats:
-        seen: set[str] = set()
-        for idx, line in enumerate(text.splitlines()):
-            m = pat.match(line)
-            if m is None:
-                break
-            k = m.group(1).lower()
-            if k not in VALID_DIRECTIVES:
-                break
-            if k in seen:
-                break
-            seen.add(k)
-            if k == key:
-                return Directive(k, m.group(2), SourceLoc("", idx + 1 + shebang, 1, idx + 1 + shebang))
-    if any_format:
-        import json
-
-        try:
-            obj = json.loads(text)
-        except (ValueError, RecursionError):
-            return None
-        if isinstance(obj, dict) and isinstance(obj.get(key), str):
-            return Directive(key, obj[key], SourceLoc("", 1 + shebang, 1, 1 + shebang))
-    return None

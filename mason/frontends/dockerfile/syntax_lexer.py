@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import re
 
+from mason.frontends.dockerfile.directives import DIRECTIVE, VALID_DIRECTIVES
 from mason.frontends.dockerfile.nodes import Directive, Heredoc
 from mason.frontends.dockerfile.syntax_dump import go_quote
 from mason.frontends.dockerfile.syntax_heredoc import HeredocError, heredocs_from_line
@@ -39,8 +40,6 @@ from mason.frontends.dockerfile.syntax_words import (
 from mason.ir.errors import SourceLoc
 
 # Go's regexp \s is [\t\n\f\r ]; $ is the end of the text.
-DIRECTIVE = re.compile(r"#[\t\n\f\r ]*([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\Z")
-VALID_DIRECTIVES = ("syntax", "escape", "check")
 MAX_LINE_BYTES = 64 * 1024  # bufio.Scanner's token limit, newline included
 
 _SPACE_SET = frozenset(GO_SPACE)
