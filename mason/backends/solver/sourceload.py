@@ -52,7 +52,7 @@ def load_source(ctx: "SolveContext", op: SourceOp) -> SourceResult:
             from mason.backends.sources.http import load_http
         except ImportError:
             raise MasonError(f"{scheme}:// sources are not available yet", op.loc) from None
-        return load_http(c, ident, attrs)
+        return load_http(c, ident, attrs, tmp_dir=ctx.tmpdir, cancel=ctx.token.is_set)
     if scheme == "git":
         try:
             from mason.backends.sources.git import load_git

@@ -8,6 +8,15 @@ the server sends one. ``http.checksum`` (``sha256:…``) is verified; a mismatch
 The body is downloaded to a temporary file first, so the snapshot can be named by what it
 holds (body digest, filename, mode, owner) and reused; with ``http.checksum`` and
 ``http.filename`` both given, an existing snapshot is reused without any request at all.
+
+**Stalls and cancelling.** A connection must open within the connect timeout and the server must
+send something at least every read timeout (both :data:`DEFAULT_TIMEOUT`, 60 s; the environment
+variable ``MASON_HTTP_TIMEOUT`` sets them, in seconds); past that the download fails with one
+line naming the timeout. The download runs on a thread of its own while the caller watches the
+build's cancel token: a cancelled build (Ctrl-C, SIGTERM, a failure elsewhere, a ``mason serve``
+client gone) shuts the download's sockets down at once, waits for the thread at most
+:data:`_CANCEL_GRACE` (a connect still in ``connect(2)`` has no socket to shut down: that thread
+is left to its connect timeout) and removes the partial body.
 """
 
 from __future__ import annotations
@@ -17,8 +26,10 @@ import hashlib
 import os
 import re
 import shutil
+import socket
 import tempfile
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
@@ -27,6 +38,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from mason.backends.containerd.client import Client
+from mason.backends.solver.scheduler import Cancelled
 from mason.backends.sources.result import SourceResult
 from mason.backends.sources.unpack import reuse, write_snapshot
 from mason.ir.errors import MasonError
@@ -41,8 +53,12 @@ ATTR_GID = "http.gid"
 DEFAULT_PERM = 0o600
 USER_AGENT = "mason"
 _CHUNK = 1 << 20
+DEFAULT_TIMEOUT = 60.0
+TIMEOUT_ENV = "MASON_HTTP_TIMEOUT"
+_CANCEL_GRACE = 0.5
+_POLL = 0.05
 
-__all__ = ["HttpOptions", "load_http", "parse_http_attrs"]
+__all__ = ["HttpOptions", "http_timeout", "load_http", "parse_http_attrs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +100,20 @@ def parse_http_attrs(attrs: Mapping[str, str]) -> HttpOptions:
                        _int(attrs, ATTR_UID, 10, 0, 2**32 - 2), _int(attrs, ATTR_GID, 10, 0, 2**32 - 2))
 
 
+def http_timeout(env: Mapping[str, str] | None = None) -> float:
+    """The connect and read timeout: ``MASON_HTTP_TIMEOUT`` (seconds, > 0), else 60 s."""
+    raw = (os.environ if env is None else env).get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 86400:
+        raise MasonError(f"invalid {TIMEOUT_ENV}={raw!r}: expected a number of seconds (0 < N <= 86400)")
+    return value
+
+
 def _disposition_filename(header: str | None) -> str | None:
     if not header:
         return None
@@ -110,9 +140,11 @@ def _snapshot_name(digest: str, filename: str, opts: HttpOptions) -> str:
 
 
 def load_http(client: Client, url: str, attrs: Mapping[str, str] | None = None, *,
-              http_client: httpx.Client | None = None, timeout: float = 60.0,
-              tmp_dir: str | os.PathLike[str] | None = None) -> SourceResult:
-    """Download ``url`` into a snapshot (see the module docstring)."""
+              http_client: httpx.Client | None = None, timeout: float | None = None,
+              tmp_dir: str | os.PathLike[str] | None = None,
+              cancel: Callable[[], bool] | None = None) -> SourceResult:
+    """Download ``url`` into a snapshot (see the module docstring). ``cancel`` is polled while
+    the body downloads; once it returns true the download stops and :class:`Cancelled` is raised."""
     opts = parse_http_attrs(attrs or {})
     shown = redact_url(url)  # for messages and labels: user:xxxxx@ (GHSA-gc89-7gcr-jxqc)
     scheme = urlsplit(url).scheme.lower()
@@ -122,12 +154,13 @@ def load_http(client: Client, url: str, attrs: Mapping[str, str] | None = None, 
         name = _snapshot_name(opts.checksum, opts.filename, opts)
         if reuse(client, name):
             return SourceResult(snapshot=name, digest=opts.checksum, cache_key_extra=opts.checksum)
+    secs = http_timeout() if timeout is None else timeout
     own = http_client is None
-    hc = http_client or httpx.Client(timeout=timeout, follow_redirects=True, headers={"User-Agent": USER_AGENT})
+    hc = http_client or httpx.Client(timeout=secs, follow_redirects=True, headers={"User-Agent": USER_AGENT})
     tmp = tempfile.mkdtemp(prefix="mason-http-", dir=tmp_dir)
     try:
         body = Path(tmp) / "body"
-        digest, filename, mtime = _download(hc, url, body, opts)
+        digest, filename, mtime = _download_cancellable(hc, url, body, opts, secs, cancel)
         name = _snapshot_name(digest, filename, opts)
 
         def fill(root: Path) -> None:
@@ -146,13 +179,79 @@ def load_http(client: Client, url: str, attrs: Mapping[str, str] | None = None, 
             hc.close()
 
 
-def _download(hc: httpx.Client, url: str, dest: Path, opts: HttpOptions) -> tuple[str, str, int | None]:
+class _Streams:
+    """The network streams a request opened (httpcore's ``trace`` extension reports each
+    connect and TLS start), so another thread can shut their sockets down."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._streams: list[object] = []
+        self._closed = False
+
+    def trace(self, event: str, info: Mapping[str, object]) -> None:
+        if event.endswith((".connect_tcp.complete", ".start_tls.complete")) and "return_value" in info:
+            with self._lock:
+                self._streams.append(info["return_value"])
+                closed = self._closed
+            if closed:  # connected just after the cancel
+                self.shutdown()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._closed = True
+            streams = list(self._streams)
+        for st in streams:
+            get = getattr(st, "get_extra_info", None)
+            sock = get("socket") if get is not None else None
+            if isinstance(sock, socket.socket):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+def _download_cancellable(hc: httpx.Client, url: str, dest: Path, opts: HttpOptions, secs: float,
+                          cancel: Callable[[], bool] | None) -> tuple[str, str, int | None]:
+    """:func:`_download` on a thread of its own, stopped when ``cancel()`` turns true (or the
+    caller is interrupted: a KeyboardInterrupt in the main thread)."""
+    streams = _Streams()
+    done = threading.Event()
+    box: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            box["result"] = _download(hc, url, dest, opts, secs, streams)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            box["error"] = e
+        finally:
+            done.set()
+
+    t = threading.Thread(target=work, name="mason-http", daemon=True)
+    t.start()
+    finished = False
+    try:
+        while not done.wait(_POLL):
+            if cancel is not None and cancel():
+                raise Cancelled(f"download of {redact_url(url)} cancelled")
+        finished = True
+    finally:
+        if not finished:
+            streams.shutdown()
+            done.wait(_CANCEL_GRACE)
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["result"]  # type: ignore[return-value]
+
+
+def _download(hc: httpx.Client, url: str, dest: Path, opts: HttpOptions, secs: float,
+              streams: _Streams | None = None) -> tuple[str, str, int | None]:
     """Stream ``url`` into ``dest``; the body's digest, the file name and the mtime."""
     alg = (opts.checksum or "sha256:").split(":", 1)[0]
     h = hashlib.new(alg)
     shown = redact_url(url)
     try:
-        with hc.stream("GET", url) as resp:
+        ext = {"trace": streams.trace} if streams is not None else None
+        with hc.stream("GET", url, extensions=ext) as resp:
             if resp.status_code != 200:
                 raise MasonError(f"http source {shown}: the server answered {resp.status_code} {resp.reason_phrase}")
             filename = opts.filename or _disposition_filename(resp.headers.get("content-disposition")) \
@@ -167,6 +266,12 @@ def _download(hc: httpx.Client, url: str, dest: Path, opts: HttpOptions) -> tupl
                 for chunk in resp.iter_bytes(_CHUNK):
                     h.update(chunk)
                     f.write(chunk)
+    except httpx.ConnectTimeout:
+        raise MasonError(f"http source {shown}: download failed: no connection within {secs:g} s "
+                         f"(connect timeout; {TIMEOUT_ENV} sets it)") from None
+    except httpx.TimeoutException:
+        raise MasonError(f"http source {shown}: download stalled: the server sent nothing for {secs:g} s "
+                         f"(read timeout; {TIMEOUT_ENV} sets it)") from None
     except httpx.HTTPError as e:
         why = redact_text(str(e).splitlines()[0]) if str(e) else type(e).__name__
         raise MasonError(f"http source {shown}: download failed: {why}") from None
