@@ -480,7 +480,7 @@ def _copy_one(src: Root, s: str, dst: Root, a: Copy, copier: "_Copier", desc: st
     head, tail = dest.rsplit("/", 1) if "/" in dest else ("", dest)
     ensure = dest if tail in ("", ".") else (head + "/" if "/" in dest else "")
     if ensure:
-        dst.mkdir_all(ensure, 0o755, copier.owner, ts)
+        dst.mkdir_all(ensure, copier.dir_mode, copier.owner, ts)
     with dst.resolve(clean_path("/" + dest)) as r:
         dpath, dst_st = r.path, r.lstat()
     with src.resolve(s, follow_final=a.follow_symlink) as sres:
@@ -500,7 +500,7 @@ def _copy_one(src: Root, s: str, dst: Root, a: Copy, copier: "_Copier", desc: st
                 dpath = dpath.rstrip("/") + "/" + base
         target = dpath if (src_dir and a.dir_copy_contents and dst_st is None) else (
             os.path.dirname(dpath))
-        dst.mkdir_all(target, 0o755, copier.owner, ts)
+        dst.mkdir_all(target, copier.dir_mode, copier.owner, ts)
         sfd, sname = sres.at()
         with dst.resolve(dpath, follow_final=False) as dres:
             dfd, dname = dres.at()
@@ -547,13 +547,16 @@ class _Copier:
         self.exc = PatternMatcher(a.exclude_patterns) if a.exclude_patterns else None
         self.modefn = parse_mode_str(a.mode_str) if a.mode_str else None
         self.inodes: dict[tuple[int, int], str] = {}
+        # the directories the copy creates on the way (missing parents of the destination, a
+        # directory source's destination itself): 0755, or the copy's mode as BuildKit v0.32.2
+        self.dir_mode = 0o755 if a.mode == -1 or self.modefn is not None else a.mode & 0o777
 
     def mode_of(self, st: os.stat_result) -> int:
         m = stat.S_IMODE(st.st_mode)
         if self.modefn is not None:
             return self.modefn(m, stat.S_ISDIR(st.st_mode)) & 0o7777
-        if self.a.mode != -1:
-            return (m & 0o7000) | (self.a.mode & 0o777)
+        if self.a.mode != -1:  # exactly: a source's setuid bit goes, --chmod=4755 sets it (BuildKit)
+            return self.a.mode & 0o7777
         return m
 
     def info(self, st: os.stat_result, dfd: int, name: str) -> None:
