@@ -13,6 +13,9 @@ whole HTTP/2 connection on which the *daemon is the gRPC client*. Here the clien
 * ``moby.buildkit.secrets.v1.Secrets/GetSecret``: ``--secret`` values, read by the solver's own
   :class:`~mason.backends.solver.secrets.Secrets` (file or environment variable, size limit).
 * ``moby.sshforward.v1.SSH``: ``--ssh`` agents, each connection relayed to the agent socket.
+* ``moby.filesync.v1.Auth/Credentials``: registry credentials from this user's Docker config
+  (``$DOCKER_CONFIG/config.json``, its credential helpers), as buildctl answers: the daemon
+  pulls and pushes with the client's credentials, never its own.
 * ``grpc.health.v1.Health/Check``: BuildKit's daemon checks the session's health and drops a
   session that does not answer.
 
@@ -40,6 +43,7 @@ from typing import Any, NoReturn
 import grpc
 
 from mason.backends.solver.secrets import Secrets
+from mason.backends.sources.auth import CredentialStore
 from mason.ir.errors import MasonError
 from mason.server import transfer
 
@@ -51,6 +55,7 @@ FILESEND = "/moby.filesync.v1.FileSend/DiffCopy"
 SECRETS = "/moby.buildkit.secrets.v1.Secrets/GetSecret"
 SSH_CHECK = "/moby.sshforward.v1.SSH/CheckAgent"
 SSH_FORWARD = "/moby.sshforward.v1.SSH/ForwardAgent"
+AUTH_CREDENTIALS = "/moby.filesync.v1.Auth/Credentials"
 _SERVING = b"\x08\x01"  # grpc.health.v1.HealthCheckResponse{status: SERVING}
 
 
@@ -99,6 +104,7 @@ class ClientSession:
         self.shared_key = shared_key(dirs)
         self.dirs = dict(dirs)
         self.secrets = secrets or Secrets()
+        self.credential_store = CredentialStore()
         self.outputs = dict(outputs or {})
         self.errors: list[str] = []
         self.sent = transfer.Stats()
@@ -115,7 +121,7 @@ class ClientSession:
         self._call: Any = None
 
     def methods(self) -> list[str]:
-        m = [HEALTH_CHECK, FILESYNC, FILESEND]
+        m = [HEALTH_CHECK, FILESYNC, FILESEND, AUTH_CREDENTIALS]
         if self.secrets.has_any():
             m.append(SECRETS)
         if self.secrets.ssh:
@@ -257,6 +263,22 @@ class ClientSession:
             _abort(context, grpc.StatusCode.NOT_FOUND, f"secret {sid} not found")
         return s.GetSecretResponse(data=value).SerializeToString()
 
+    def credentials(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        """Auth/Credentials: the user's credentials for the host the daemon names (an empty
+        answer: none, the daemon goes anonymous). An identity token is sent as the secret
+        with no username, as buildctl does."""
+        a = self.pb.auth
+        host = a.CredentialsRequest.FromString(request).Host
+        try:
+            creds = self.credential_store.get(host)
+        except MasonError as e:
+            _abort(context, grpc.StatusCode.FAILED_PRECONDITION, e.message)
+        if creds is None:
+            return a.CredentialsResponse().SerializeToString()
+        if creds.identity_token:
+            return a.CredentialsResponse(Secret=creds.identity_token).SerializeToString()
+        return a.CredentialsResponse(Username=creds.username, Secret=creds.password).SerializeToString()
+
     def check_agent(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         s = self.pb.ssh
         sid = s.CheckAgentRequest.FromString(request).ID or "default"
@@ -320,6 +342,8 @@ class _Handlers(grpc.GenericRpcHandler):
             return grpc.stream_stream_rpc_method_handler(s.filesend)
         if m == SECRETS:
             return grpc.unary_unary_rpc_method_handler(s.get_secret)
+        if m == AUTH_CREDENTIALS:
+            return grpc.unary_unary_rpc_method_handler(s.credentials)
         if m == SSH_CHECK:
             return grpc.unary_unary_rpc_method_handler(s.check_agent)
         if m == SSH_FORWARD:

@@ -1,5 +1,6 @@
-"""A build's secrets and SSH agents as the client's session serves them (``buildctl --secret``,
-``--ssh``): BuildKit's ``moby.buildkit.secrets.v1.Secrets`` and ``moby.sshforward.v1.SSH``.
+"""A build's secrets, SSH agents and registry credentials as the client's session serves them
+(``buildctl --secret``, ``--ssh``, its Docker config): BuildKit's
+``moby.buildkit.secrets.v1.Secrets``, ``moby.sshforward.v1.SSH`` and ``moby.filesync.v1.Auth``.
 
 A secret is fetched from the client the first time a step asks for it and kept in memory for
 the build (redacted from every log line from then on); it is written, like a local one, only to
@@ -18,6 +19,7 @@ import uuid
 from typing import Any
 
 from mason.backends.solver.secrets import MAX_SECRET_SIZE, Secrets
+from mason.backends.sources.auth import Credentials, CredentialStore, _host_of, _is_docker_hub
 from mason.server.session import Session
 
 
@@ -87,3 +89,32 @@ class _SessionAgentProxy:
         self._sock.close()
         with contextlib.suppress(OSError):
             os.unlink(self.path)
+
+
+class SessionCredentials(CredentialStore):
+    """Registry credentials asked from the client's session (``Auth/Credentials``), once per
+    host and build; never the daemon's own Docker config (as buildkitd: a client builds with
+    its own credentials, or anonymously). Without a session: anonymous."""
+
+    def __init__(self, session: Session | None, stubs: Any):
+        super().__init__(use_docker_config=False)
+        self.session, self.pb = session, stubs
+        self._asked: dict[str, Credentials | None] = {}
+        self._ask_lock = threading.Lock()
+
+    def get(self, host: str) -> Credentials | None:
+        if self.session is None:
+            return None
+        h = _host_of(host)
+        if _is_docker_hub(h):
+            h = "registry-1.docker.io"  # the name BuildKit's clients expect for Docker Hub
+        with self._ask_lock:
+            if h not in self._asked:
+                got = self.session.credentials(self.pb, h)
+                if got is None:
+                    self._asked[h] = None
+                elif got[0]:
+                    self._asked[h] = Credentials(got[0], got[1])
+                else:  # no username: the secret is an identity (refresh) token, as buildctl sends one
+                    self._asked[h] = Credentials("<token>", "", got[1])
+            return self._asked[h]

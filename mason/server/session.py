@@ -36,6 +36,7 @@ FILESEND_DIFFCOPY = "/moby.filesync.v1.FileSend/DiffCopy"
 SECRETS_GET = "/moby.buildkit.secrets.v1.Secrets/GetSecret"
 SSH_CHECK = "/moby.sshforward.v1.SSH/CheckAgent"
 SSH_FORWARD = "/moby.sshforward.v1.SSH/ForwardAgent"
+AUTH_CREDENTIALS = "/moby.filesync.v1.Auth/Credentials"
 SSH_ID_HEADER = "buildkit.ssh.id"
 _READ = 1 << 16
 WAIT_FOR_SESSION = 10.0  # seconds a Solve waits for its session's stream to arrive (as BuildKit)
@@ -166,6 +167,26 @@ class Session:
         if len(data) > limit:
             raise MasonError(f"secret {sid}: the client's value is too big (the limit is {limit // 1024} KiB)")
         return data
+
+    def credentials(self, pb: Any, host: str) -> tuple[str, str] | None:
+        """The client's (username, secret) for the registry ``host`` (BuildKit's names:
+        ``registry-1.docker.io`` for Docker Hub); None when it has none or offers no Auth."""
+        if self.closed.is_set():
+            raise MasonError(f"the client's session ended before the credentials for {host} were read")
+        if not self.supports(AUTH_CREDENTIALS):
+            return None
+        a = pb.auth
+        call = self.channel.unary_unary(AUTH_CREDENTIALS, request_serializer=a.CredentialsRequest.SerializeToString,
+                                        response_deserializer=a.CredentialsResponse.FromString)
+        try:
+            resp = call(a.CredentialsRequest(Host=host))
+        except grpc.RpcError as e:
+            if e.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNIMPLEMENTED):
+                return None
+            raise MasonError(f"reading the credentials for {host} from the client failed: {_rpc_message(e)}") from None
+        if not resp.Username and not resp.Secret:
+            return None
+        return resp.Username, resp.Secret
 
     def has_agent(self, pb: Any, sid: str) -> bool:
         """Whether the client forwards an SSH agent ``sid``."""

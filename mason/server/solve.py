@@ -328,10 +328,14 @@ class Builds:
         exporters = [(e.Type, dict(e.Attrs)) for e in request.Exporters]
         if not exporters and request.Exporter:
             exporters = [(request.Exporter, dict(request.ExporterAttrs))]
+        from mason.backends.sources.auth import scoped_credentials
+        from mason.server.secrets import SessionCredentials
+
         session = self.sessions.get(request.Session) if request.Session else None
         build = Build(self, session)
         sink = EventsToStatus(self.pb, channel)
         with ExitStack() as stack:
+            stack.enter_context(scoped_credentials(SessionCredentials(session, self.pb)))
             stack.callback(build.close)
             work = Path(tempfile.mkdtemp(prefix="build-", dir=self.state))
             stack.callback(shutil.rmtree, work, True)

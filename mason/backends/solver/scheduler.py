@@ -9,6 +9,7 @@ does the same and re-raises.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextvars
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import TypeVar
@@ -82,7 +83,8 @@ def run_dag(nodes: Iterable[K], deps: Mapping[K, Iterable[K]], fn: Callable[[K],
             while ready and len(running) < max(1, jobs) and not token.is_set():
                 ready.sort(key=index.__getitem__)
                 node = ready.pop(0)
-                running[pool.submit(fn, node)] = node
+                # each step in a copy of the caller's context (mason serve's per-build credentials)
+                running[pool.submit(contextvars.copy_context().run, fn, node)] = node
             if not running:
                 break
             done, _ = cf.wait(running, timeout=0.25, return_when=cf.FIRST_COMPLETED)

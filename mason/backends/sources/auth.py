@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import contextvars
 import json
 import os
 import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 from mason.ir.errors import MasonError
 
@@ -107,6 +109,25 @@ class CredentialStore:
         if store:
             return _run_helper(str(store), "https://index.docker.io/v1/" if hub else host)
         return None
+
+
+_SCOPED: contextvars.ContextVar[CredentialStore | None] = contextvars.ContextVar("mason_credentials", default=None)
+
+
+@contextlib.contextmanager
+def scoped_credentials(store: CredentialStore) -> Iterator[None]:
+    """Registry clients made in this context (and in the solver's workers, which run in a copy
+    of it) use ``store`` instead of this process's Docker config: ``mason serve`` gives each
+    build the credentials its client's session offers."""
+    token = _SCOPED.set(store)
+    try:
+        yield
+    finally:
+        _SCOPED.reset(token)
+
+
+def scoped_store() -> CredentialStore | None:
+    return _SCOPED.get()
 
 
 def _from_auth_entry(entry: Mapping[str, object], key: str) -> Credentials | None:

@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import httpx
 
-from mason.backends.sources.auth import Challenge, Credentials, CredentialStore, parse_challenges
+from mason.backends.sources.auth import Challenge, Credentials, CredentialStore, parse_challenges, scoped_store
 from mason.ir.errors import MasonError
 from mason.ir.reference import DEFAULT_DOMAIN, Reference
 
@@ -116,8 +116,11 @@ class Transport:
                  credentials: CredentialStore | Mapping[str, Credentials] | None = None,
                  timeout: float = 60.0):
         self.insecure = {h.lower() for h in insecure_registries}
+        scoped = scoped_store() if credentials is None else None
         if isinstance(credentials, CredentialStore):
             self.credentials = credentials
+        elif scoped is not None:
+            self.credentials = scoped
         else:
             self.credentials = CredentialStore(explicit=credentials)
         self.timeout = timeout

@@ -103,8 +103,8 @@ def _connectable(path: Path) -> bool:
         s.close()
 
 
-def start_serve(env, sock: Path, log: Path) -> subprocess.Popen:
-    e = dict(os.environ, MASON_ROOT=str(env.root), MASON_CONTAINERD_ADDRESS=env.address)
+def start_serve(env, sock: Path, log: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+    e = dict(os.environ, MASON_ROOT=str(env.root), MASON_CONTAINERD_ADDRESS=env.address, **(extra_env or {}))
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "mason", "serve", "--addr", f"unix://{sock}"],
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=e)
