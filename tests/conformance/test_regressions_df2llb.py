@@ -61,7 +61,20 @@ CASES: dict[str, Regression] = {
         "FROM busybox\nWORKDIR /w\nRUN --mount=type=cache true\nRUN --mount=type=tmpfs,size=1k true\n",
         lambda ops: sorted((m.dest, m.mountType) for e in _execs(ops) for m in e.mounts if m.dest != "/")
         == [("/w", 3), ("/w", 4)]),
+    # item 6: COPY --link --chmod is a plain copy onto the stage, no MergeOp; a symbolic mode
+    # leaves mode unset (0) beside modeStr
+    "copy-link-chmod-no-merge": Regression(
+        "FROM busybox\nCOPY --link --chmod=700 a /a\nCOPY --link --chmod=u+x a /b\nCOPY --link a /c\n",
+        lambda ops: sum(o.WhichOneof("op") == "merge" for o in ops) == 1
+        and sorted((c.dest, c.mode, c.modeStr) for c in _copies(ops)) == [("/a", 0o700, ""), ("/b", 0, "u+x"),
+                                                                          ("/c", -1, "")],
+        files={"a": "a\n"}),
 }
+
+
+def _copies(ops: list[Any]) -> list[Any]:
+    return [a.copy for o in ops if o.WhichOneof("op") == "file" for a in o.file.actions
+            if a.WhichOneof("action") == "copy"]
 
 
 def _ops(data: bytes) -> list[Any]:

@@ -1,7 +1,7 @@
 """Lowering of ``COPY`` and ``ADD``: one FileOp whose copy actions are chained (one per
 source), from the build context, a stage, an image, a URL (``https://`` source), a git
-repository (``git://`` source) or a heredoc (a file made on scratch). ``--link`` copies onto
-scratch and merges the result onto the stage (a MergeOp). Flags as BuildKit writes them:
+repository (``git://`` source) or a heredoc (a file made on scratch). ``--link`` (without
+``--chmod``) copies onto scratch and merges the result onto the stage (a MergeOp). Flags as BuildKit writes them:
 ``followSymlink``, ``dirCopyContents``, ``createDestPath``, ``allowWildcard``,
 ``allowEmptyWildcard`` for path sources, ``attemptUnpackDockerCompatibility`` for ADD,
 ``mode``/``modeStr`` for ``--chmod``, owners for ``--chown`` (names resolved in the
@@ -83,7 +83,7 @@ def _mode(chmod: str, loc: SourceLoc | None) -> tuple[int, str]:
         raise MasonError(bad, loc)
     if chmod.isascii() and chmod.isdigit():
         return int(chmod, 8), ""
-    return -1, chmod
+    return 0, chmod  # BuildKit v0.32.2 leaves mode unset (0) beside modeStr
 
 
 def _lower(lw: "Lowerer", st: StageState, inst: Copy | Add, is_add: bool) -> None:
@@ -106,7 +106,7 @@ def _lower(lw: "Lowerer", st: StageState, inst: Copy | Add, is_add: bool) -> Non
         source = None
         from_context = True
     dest = _dest(st, dest_raw)
-    link = inst.link
+    link = inst.link and not chmod  # BuildKit merges a --link copy only without --chmod
     if link and chown and st.ref is not None and _chown_names(chown):
         # the copy runs on scratch, where no /etc/passwd or /etc/group can name them
         raise MasonError(f"--chown={chown} cannot be used with --link: --link does not read "
