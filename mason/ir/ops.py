@@ -18,7 +18,7 @@ Field defaults are protobuf's (0, "", False, absent) except where BuildKit write
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import IntEnum
 from typing import ClassVar, Iterable, Union
 
@@ -216,6 +216,24 @@ class Op(_Cache):
 
     def ref(self, index: int = 0) -> Ref:
         return Ref(self, index)
+
+    def with_inputs(self, inputs: tuple[Ref, ...]) -> "Op":
+        """This op on other ``inputs``, every other field shared: ``replace(op, inputs=…)``
+        without the cost of ``replace`` (no op has an ``__init__`` of its own to re-run); the
+        cached encoding is not carried over."""
+        cls = type(self)
+        names = _FIELD_NAMES.get(cls)
+        if names is None:
+            names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls) if f.name != "inputs")
+        new = object.__new__(cls)
+        put = object.__setattr__
+        for n in names:
+            put(new, n, getattr(self, n))
+        put(new, "inputs", inputs)
+        return new
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 def ensure_digests(op: Op) -> None:

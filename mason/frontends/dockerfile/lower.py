@@ -312,7 +312,7 @@ class Lowerer:
             self.deps.setdefault(index, set()).add(parent_i)
             st = StageState(self, index, stage.name, label, parent.pspec, loc)
             st.fs = parent.fs
-            st.env = dict(parent.env)
+            st.set_env(dict(parent.env))
             st.img_env = dict(parent.img_env)
             st.cwd, st.workdir, st.user, st.shell = (parent.cwd, parent.workdir, parent.user,
                                                      parent.shell)

@@ -74,7 +74,7 @@ class StageState:
     ``ref`` and the mirrored fields that a ``FROM <stage>`` inherits)."""
 
     __slots__ = (
-        "lw", "index", "name", "label", "pspec", "platform", "fs", "env", "_env_list",
+        "lw", "index", "name", "label", "pspec", "platform", "fs", "env", "_env_items",
         "img_env", "cwd", "workdir", "user", "shell", "cmd_set", "onbuild", "build_args", "root_config",
         "cmd_index", "cmd_total", "done", "loc", "base_name", "_folder", "overridden",
     )
@@ -89,7 +89,7 @@ class StageState:
         self.platform = to_platform(pspec)
         self.fs: State = scratch(platform=self.platform)  # the filesystem (and the platform)
         self.env: dict[str, str] = {}  # the exec environment (EnvList order)
-        self._env_list: tuple[str, ...] | None = None
+        self._env_items: tuple[tuple[str, str], ...] | None = None  # env as State.env, per change
         self.img_env: dict[str, str] = {}  # the image config's Env (replaced in place)
         self.cwd = ""  # the exec working directory (llb's Dir)
         self.workdir = ""  # the image config's WorkingDir
@@ -114,18 +114,12 @@ class StageState:
         if key in env:
             del env[key]
         env[key] = value
-        self._env_list = None
+        self._env_items = None
 
-    def env_list(self) -> tuple[str, ...]:
-        """The exec op's ``env``: ``K=V`` in EnvList order, PATH defaulted. Built once per
-        change of the environment, shared by every op until the next change."""
-        out = self._env_list
-        if out is None:
-            out = tuple([k + "=" + v for k, v in self.env.items()])
-            if "PATH" not in self.env:
-                out += ("PATH=" + DEFAULT_PATH,)
-            self._env_list = out
-        return out
+    def set_env(self, env: dict[str, str]) -> None:
+        """The whole environment replaced (a stage starting from another's)."""
+        self.env = env
+        self._env_items = None
 
     def effective_shell(self) -> tuple[str, ...]:
         return self.shell or DEFAULT_SHELL
@@ -152,7 +146,10 @@ class StageState:
 
     def exec_state(self) -> State:
         """The filesystem with the exec context RUN sees (environment, cwd, user)."""
-        return State(self.fs.ref, tuple(self.env.items()), self.cwd or "/", self.user, self.platform)
+        items = self._env_items
+        if items is None:  # one tuple per change of the environment: the builder caches by it
+            items = self._env_items = tuple(self.env.items())
+        return State(self.fs.ref, items, self.cwd or "/", self.user, self.platform)
 
     def emit_config(self, changes: Iterable[ConfigChange], created_by: str,
                     loc: SourceLoc | None) -> None:

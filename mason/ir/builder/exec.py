@@ -129,6 +129,31 @@ def _enum(value: Any, table: dict[str, Any], cls: Any, what: str) -> Any:
     return cls(value)
 
 
+def _env_list(env: Mapping[str, str]) -> tuple[tuple[str, ...], Mapping[str, str]]:
+    """An exec's ``env`` (``K=V`` in order, PATH defaulted), and the environment by name."""
+    out = tuple([k + "=" + v for k, v in env.items()])
+    if "PATH" not in env:
+        out += ("PATH=" + DEFAULT_PATH,)
+    return out, env
+
+
+# the env lists of recent state environments, by the identity of the env tuple (a frontend
+# keeps one tuple per change of its environment, so every RUN until the next change shares
+# one list instead of rebuilding it; the tuple is kept alive here, so its id is not reused)
+_ENV_CACHE: dict[int, tuple[tuple[tuple[str, str], ...], tuple[tuple[str, ...], Mapping[str, str]]]] = {}
+
+
+def _state_env_list(env: tuple[tuple[str, str], ...]) -> tuple[tuple[str, ...], Mapping[str, str]]:
+    hit = _ENV_CACHE.get(id(env))
+    if hit is not None and hit[0] is env:
+        return hit[1]
+    out = _env_list(dict(env))  # a name given twice: first place, last value
+    if len(_ENV_CACHE) >= 256:
+        _ENV_CACHE.clear()
+    _ENV_CACHE[id(env)] = (env, out)
+    return out
+
+
 def build_exec(state: "State", cmd: str | Sequence[str], *, mounts: Sequence[MountSpec], network: Any,
                security: Any, env: Mapping[str, str] | None, cwd: str | None, user: str | None, hostname: str,
                readonly_root: bool, proxy_env: Mapping[str, str] | None, extra_hosts: Sequence[tuple[str, str]],
@@ -139,14 +164,14 @@ def build_exec(state: "State", cmd: str | Sequence[str], *, mounts: Sequence[Mou
     args = ("/bin/sh", "-c", cmd) if isinstance(cmd, str) else tuple(cmd)
     if not args:
         raise MasonError("run needs a command")
-    envs = dict(state.env)
     if env:
+        envs = dict(state.env)
         for k, v in env.items():
             envs.pop(k, None)
             envs[k] = v
-    env_list = [k + "=" + v for k, v in envs.items()]
-    if "PATH" not in envs:
-        env_list.append("PATH=" + DEFAULT_PATH)
+        env_tuple, names = _env_list(envs)
+    else:
+        env_tuple, names = _state_env_list(state.env)
     regular = [MountSpec("/", state, readonly=readonly_root)]
     tail: list[MountSpec] = []
     for m in mounts:
@@ -171,9 +196,9 @@ def build_exec(state: "State", cmd: str | Sequence[str], *, mounts: Sequence[Mou
             out.append(s.to_mount(-1, -1))
             if s.kind == "ssh" and ssh_dest is None:
                 ssh_dest = s.dest
-    if ssh_dest is not None and "SSH_AUTH_SOCK" not in envs:  # llb: the first agent socket
-        env_list.append("SSH_AUTH_SOCK=" + ssh_dest)
-    meta = Meta(args=args, env=tuple(env_list), cwd=state.cwd if cwd is None else cwd,
+    if ssh_dest is not None and "SSH_AUTH_SOCK" not in names:  # llb: the first agent socket
+        env_tuple += ("SSH_AUTH_SOCK=" + ssh_dest,)
+    meta = Meta(args=args, env=env_tuple, cwd=state.cwd if cwd is None else cwd,
                 user=state.user if user is None else user,
                 proxy_env=ProxyEnv(**{k.lower(): v for k, v in proxy_env.items()}) if proxy_env else None,
                 extra_hosts=tuple(HostIP(h, ip) for h, ip in extra_hosts), hostname=hostname,

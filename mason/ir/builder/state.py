@@ -288,6 +288,6 @@ def substitute(refs: Sequence[Ref], old: State | Ref, new: State | Ref) -> list[
             else:
                 ins.append(r)
         if changed:
-            mapping[id(op)] = replace(op, inputs=tuple(ins))
+            mapping[id(op)] = op.with_inputs(tuple(ins))
     return [Ref(mapping.get(id(r.op), r.op), r.index) for r in refs]
 
