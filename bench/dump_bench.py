@@ -52,7 +52,7 @@ def main(sizes: list[int]) -> None:
 
 
 def record(n: int, data: bytes) -> None:
-    """What a build's record costs: the IR graph to graph.json (env masked), as mason/build.py does."""
+    """What a build's record costs: the IR graph to graph.json (env masked), as mason/driver/records.py does."""
     import json
 
     from mason.backends.dump.graph import graph_from_ir

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.parse_bench import generate  # noqa: E402
-from mason.build import pipeline_for  # noqa: E402
+from mason.driver import pipeline_for  # noqa: E402
 from mason.frontends.dockerfile.frontend import DockerfileLowering  # noqa: E402
 from mason.frontends.dockerfile.lower import LowerOptions  # noqa: E402
 from mason.ir.codec import encode_graph  # noqa: E402

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mason.backends.containerd.daemon import ManagedContainerd  # noqa: E402
-from mason.build import BuildRequest, build  # noqa: E402
+from mason.driver import BuildRequest, build  # noqa: E402
 
 BASE = 'FROM scratch AS base\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\nFROM base\n'
 

@@ -2,8 +2,8 @@
 
 Frontends (``mason.frontends``) parse build languages and lower them to LLB, the typed IR in
 ``mason.ir``; passes (``mason.passes``) optimize it; backends (``mason.backends``) execute it on
-containerd, export images and draw graphs. ``mason.build`` is the driver the CLI
-(``mason.cli``) and the Python API share.
+containerd, export images and draw graphs. ``mason.driver`` is the driver the CLI
+(``mason.cli``) and the Python API share; ``mason.build(...)`` builds.
 """
 
 from mason import _codecache
@@ -13,11 +13,9 @@ __version__ = "0.1.0"
 _codecache.install()  # before any mason module creates its dataclasses
 
 
-def __getattr__(name: str):
-    # ``mason.build(...)``: the driver module, callable as the build function; imported lazily
-    # so ``import mason`` stays cheap.
-    if name == "build":
-        import importlib
+def build(request=None, /, **kw):
+    """``mason.build(...)``: :func:`mason.driver.build` (a :class:`~mason.driver.BuildRequest` or
+    its fields as keywords), imported on the first call so ``import mason`` stays cheap."""
+    from mason.driver import build as run
 
-        return importlib.import_module("mason.build")
-    raise AttributeError(f"module 'mason' has no attribute {name!r}")
+    return run(request, **kw)

@@ -63,9 +63,9 @@ def base_of_output(graph: Graph, output: str) -> str | None:
 def recorded_base(root: str | None, manifest_digest: str) -> str | None:
     """The base of the newest recorded build that wrote ``manifest_digest``."""
     from mason.backends.solver.history import list_builds
-    from mason.build import _state_root
+    from mason.driver.solvers import state_root
 
-    for rec in reversed(list_builds(_state_root(root))):
+    for rec in reversed(list_builds(state_root(root))):
         if rec.meta.get("image") == manifest_digest and isinstance(rec.meta.get(BASE_KEY), str):
             return rec.meta[BASE_KEY]
     return None
@@ -154,22 +154,24 @@ def plan(req: RebaseRequest, resolver) -> tuple[Graph, str, str]:  # noqa: ANN00
     return Graph((out,)), old.ref, new.ref
 
 
-def rebase(req: RebaseRequest):  # -> mason.build.BuildResult
+def rebase(req: RebaseRequest):  # -> mason.driver.BuildResult
     """Rebase ``req.image`` (see the module docstring); the result is stored under ``req.tags``
     (default: the image's name) and written to ``req.outputs``."""
     from mason.backends.exporters.outputs import check_outputs
     from mason.backends.sources.registry import RegistryResolver
     from mason.backends.sources.store_resolver import StoreResolver
-    from mason.build import _LazySolver, _OnDemandResolver, output_specs, solve_graph
+    from mason.driver import output_specs, solve_graph
+    from mason.driver.resolvers import OnDemandResolver
+    from mason.driver.solvers import LazySolver
 
     tags: Iterable[str] = req.tags or (() if req.outputs else (req.image,))
     # output mistakes fail before anything is resolved
     check_outputs(output_specs(req.outputs, tags), insecure_registries=req.insecure_registries)
-    lazy = _LazySolver(req.root, req.containerd_address)
+    lazy = LazySolver(req.root, req.containerd_address)
     try:
-        inner = _OnDemandResolver(lambda: StoreResolver(
+        inner = OnDemandResolver(lambda: StoreResolver(
             lambda: lazy.get().client,
-            _OnDemandResolver(lambda: RegistryResolver(insecure_registries=req.insecure_registries))))
+            OnDemandResolver(lambda: RegistryResolver(insecure_registries=req.insecure_registries))))
         try:
             graph, old, new = plan(req, CachingResolver(inner))
         finally:

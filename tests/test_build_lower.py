@@ -1,4 +1,4 @@
-"""The driver's lowering path (``mason.build.lower_request``) and ``mason lower``: file and
+"""The driver's lowering path (``mason.driver.lower_request``) and ``mason lower``: file and
 ``.dockerignore`` discovery, ``# syntax=``, build args, ``--target`` as prune, levels, outputs."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mason.build import LowerRequest, lower_request, parse_build_args, pipeline_for
 from mason.cli.main import main
+from mason.driver import LowerRequest, lower_request, parse_build_args, pipeline_for
 from mason.ir.codec import decode_graph, read_stream
 from mason.ir.errors import MasonError
 from mason.ir.resolver import InMemoryResolver

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from mason.build import LowerRequest, lower_request
+from mason.driver import LowerRequest, lower_request
 from mason.ir.codec import decode_definition, encode_graph
 from mason.ir.ops import ExecOp, FileOp, Op, SourceOp
 

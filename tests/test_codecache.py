@@ -75,7 +75,7 @@ CHILD = """
 import json, sys
 import mason
 from mason import _codecache
-import mason.cli.main, mason.build, mason.frontends.dockerfile.frontend, mason.backends.solver.solver
+import mason.cli.main, mason.driver, mason.frontends.dockerfile.frontend, mason.backends.solver.solver
 import mason.backends.sources.store_resolver, mason.backends.exporters.export, mason.cli.progress
 print(json.dumps(_codecache.stats()))
 """

@@ -160,3 +160,31 @@ def test_the_checkers_find_what_they_look_for() -> None:
     assert [v.split(":")[1] for v in layers] == ["7", "9", "13"], layers
     ops = ops_violations(fake, text)
     assert [v.split(":")[1] for v in ops] == ["3", "4", "5"], ops
+
+
+# The driver's modules, each importing only those before it (mason/driver/__init__.py's list).
+DRIVER = ("inputs", "requests", "resolvers", "frontend", "outputs", "solvers", "records", "lowering", "solving",
+          "building")
+
+
+def test_the_driver_modules_import_only_the_ones_above() -> None:
+    files = {p.stem for p in (ROOT / "driver").glob("*.py")} - {"__init__"}
+    assert files == set(DRIVER), "a driver module not in the list (or a listed one gone)"
+    bad = []
+    for i, name in enumerate(DRIVER):
+        later = {f"mason.driver.{n}" for n in DRIVER[i:]} | {"mason.driver"}
+        path = ROOT / "driver" / f"{name}.py"
+        for line, base, _, _ in _imports(ast.parse(path.read_text()), f"mason.driver.{name}", False):
+            if base in later:
+                bad.append(f"mason/driver/{name}.py:{line}: imports {base}")
+    assert not bad, "\n".join(bad)
+
+
+def test_mason_build_is_a_plain_function() -> None:
+    import types
+
+    import mason.driver
+
+    assert isinstance(mason.build, types.FunctionType)
+    assert type(mason.driver) is types.ModuleType  # no callable-module class swap
+    assert mason.driver.build.__module__ == "mason.driver.building"

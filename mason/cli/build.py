@@ -1,6 +1,6 @@
 """``mason build [CONTEXT]``: build a Dockerfile (options and defaults as ``docker build`` /
 ``docker buildx build``), and the options ``mason solve`` shares. The work is
-:func:`mason.build.build`; progress goes to stderr through a renderer from
+:func:`mason.driver.build`; progress goes to stderr through a renderer from
 :mod:`mason.cli.progress` (``--progress=auto|tty|plain|json|quiet``), the image digest and names
 to stdout. Every build is recorded for ``mason history`` and ``mason logs``.
 """
@@ -215,8 +215,8 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
     if call != "build":
         _run_call(call, call_format, context, dockerfile, build_args, target, platform, frontend)
         return
-    from mason.build import BuildRequest, parse_build_args
-    from mason.build import build as do_build
+    from mason.driver import BuildRequest, parse_build_args
+    from mason.driver import build as do_build
 
     _check_iidfile(iidfile)
     tls = (tlscacert, tlscert, tlskey, tlsservername)
@@ -301,8 +301,8 @@ def graph_recorder(graph: str | None, fmt: str | None, root: str | None, sink):
 def _run_call(call: str, fmt: str, context: str, dockerfile: str | None, build_args: tuple[str, ...],
               target: str | None, platform: str | None, frontend: str | None = None) -> None:
     """``--call``: the frontend's answer, offline (nothing built, no base image resolved)."""
-    from mason.build import LowerRequest, frontend_for, parse_build_args
     from mason.cli.call import run_call
+    from mason.driver import LowerRequest, frontend_for, parse_build_args
 
     fe, request = frontend_for(LowerRequest(context=context, dockerfile=dockerfile, target=target,
                                             build_args=parse_build_args(build_args), platform=platform,

@@ -6,7 +6,7 @@ configs; a warning says so), ``--insecure-registry HOST`` (plain HTTP), ``--imag
 (the result's image config as JSON), ``-S`` (the IR text form instead of a Definition) and the
 pass manager's ``--print-after``/``--print-after-all``/``--verify-each``/``--time-passes``.
 One output is written as a bare Definition (what BuildKit reads); several (``-O0`` keeps every
-stage) as mason's Definition stream. The work is :func:`mason.build.lower_request`.
+stage) as mason's Definition stream. The work is :func:`mason.driver.lower_request`.
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ def lower(context: str, dockerfile: str | None, target: str | None, build_args: 
           print_after: tuple[str, ...], print_after_all: bool, verify_each: bool,
           time_passes: bool, frontend: str | None = None) -> None:
     """Lower a Dockerfile to LLB."""
-    from mason.build import LowerRequest, lower_request, parse_build_args
     from mason.cli.main import echo_err
     from mason.cli.opt import check_writable, write_output
+    from mason.driver import LowerRequest, lower_request, parse_build_args
     from mason.ir.codec import encode_graph, write_stream
     from mason.ir.text import format_graph
 

@@ -2,7 +2,7 @@
 several outputs too) and write its outputs (``-t``, ``--output``) as ``mason build`` does. ``local://NAME``
 sources come from ``--local NAME=DIR`` (``context`` defaults to the current directory).
 ``SOURCE_DATE_EPOCH`` in the environment makes the output reproducible. The work is
-:func:`mason.build.solve_graph`; the solve is recorded for ``mason history`` / ``mason logs``."""
+:func:`mason.driver.solve_graph`; the solve is recorded for ``mason history`` / ``mason logs``."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ def solve(file: str, locals_, output, tags, outputs, push, iidfile, quiet, progr
           network_default, jobs, insecure_registries, root, containerd_address) -> None:
     """Execute the LLB Definition in FILE (default: stdin)."""
     from mason.backends.exporters.outputs import source_date_epoch
-    from mason.build import solve_graph
     from mason.cli.llb import read_input
+    from mason.driver import solve_graph
     from mason.ir.codec import decode_graph
 
     _check_iidfile(iidfile)

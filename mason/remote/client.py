@@ -121,7 +121,7 @@ def _channel(host: str, tls: ClientTLS | None = None) -> Any:
 def _exporters(req: RemoteRequest) -> tuple[list[tuple[str, dict[str, str]]], dict[int, Any], bool]:
     """(type, attrs) per output, the outputs that land here by exporter index, and whether
     one goes to stdout. Checked as a local build checks them, before anything runs."""
-    from mason.build import output_specs
+    from mason.driver import output_specs
     from mason.remote.session import Output
 
     exporters: list[tuple[str, dict[str, str]]] = []

@@ -119,7 +119,7 @@ class Daemon:
     def start(self) -> None:
         import grpc
 
-        from mason.build import open_solver
+        from mason.driver import open_solver
         from mason.protos import buildkit
         from mason.server import gateway
         from mason.server.control import Control, register

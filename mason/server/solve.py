@@ -400,8 +400,8 @@ class Builds:
 
     def _solve_dockerfile(self, call: FrontendCall, build: Build, work: Path, outputs: list[str],
                           locals_: dict[str, Any], allow: tuple[str, ...], sink: Any, token: Any) -> Any:
-        from mason.build import BuildRequest
-        from mason.build import build as run_build
+        from mason.driver import BuildRequest
+        from mason.driver import build as run_build
 
         fa = dict(call.attrs)
         filename = (fa.pop("filename", "") or "Dockerfile").lstrip("/")
@@ -434,7 +434,7 @@ class Builds:
 
     def _solve_definition(self, call: FrontendCall, build: Build, outputs: list[str], locals_: dict[str, Any],
                           allow: tuple[str, ...], sink: Any, token: Any) -> Any:
-        from mason.build import solve_graph
+        from mason.driver import solve_graph
         from mason.ir.codec import decode_graph
 
         graph = decode_graph(call.definition)

@@ -49,8 +49,8 @@ def env(containerd_env, busybox_image, tmp_path: Path):
 
 def build(env, renderer, **kw) -> str:
     """One build as `mason build` runs it: history recorder in front of the renderer."""
-    from mason.build import BuildRequest
-    from mason.build import build as do_build
+    from mason.driver import BuildRequest
+    from mason.driver import build as do_build
 
     root, address, ctx, secret = env
     meta = {"context": str(ctx), "dockerfile": str(ctx / "Dockerfile"), "target": None, "tags": ["progress-it"]}

@@ -67,7 +67,7 @@ def df2llb(case: Case, workdir: Path) -> Lowered:
 
 
 def mason(case: Case, workdir: Path) -> Lowered:
-    from mason.build import LowerRequest, lower_request
+    from mason.driver import LowerRequest, lower_request
     from mason.ir.codec import encode_graph
     from mason.ir.errors import MasonError
     from mason.ir.resolver import FixedResolver

@@ -52,7 +52,7 @@ def test_recorded_files_still_match_buildkit() -> None:
 
 @pytest.mark.parametrize("name", CORPUS_NAMES)
 def test_corpus_reproduced_byte_for_byte(name: str) -> None:
-    from mason.build import LowerRequest, lower_request
+    from mason.driver import LowerRequest, lower_request
     from mason.ir.codec import encode_graph
     from mason.ir.llb_pb import pb
     from mason.ir.resolver import FixedResolver

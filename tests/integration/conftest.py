@@ -30,7 +30,7 @@ class BuildEnv:
 
     def build(self, context, **kw):
         from mason.backends.solver.events import Recorder
-        from mason.build import BuildRequest, build
+        from mason.driver import BuildRequest, build
 
         rec = kw.pop("events", None) or Recorder()
         req = BuildRequest(context=str(context), root=str(self.root), containerd_address=self.address,

@@ -114,7 +114,7 @@ def test_corpus_through_the_gateway_matches(build_env, frontend_image, tmp_path)
     for one difference, a bug of the built-in: it gives FileOps a platform, BuildKit v0.32.2's
     frontend gives them none (4 of the 5 corpus files; cachemount has no FileOp)."""
     from mason.backends.sources.store_resolver import StoreResolver
-    from mason.build import LowerRequest, lower_request, open_solver
+    from mason.driver import LowerRequest, lower_request, open_solver
     from mason.frontends.base import FrontendRequest
     from mason.gateway.driver import lower_with_image
     from mason.ir.resolver import FixedResolver, PlatformSpec

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mason.build import LowerRequest, lower_request
+from mason.driver import LowerRequest, lower_request
 from mason.ir.codec import encode_graph
 from mason.ir.errors import MasonError, MasonErrors
 from mason.ir.graph import Graph

@@ -169,7 +169,7 @@ def test_platform(text):
 @FUZZ
 @given(st.lists(fragments("=", "A", "B", "x", " ", "\x00"), max_size=4))
 def test_build_args(items):
-    from mason.build import parse_build_args
+    from mason.driver import parse_build_args
 
     try:
         out = parse_build_args(items, environ={"A": "1"})

@@ -58,7 +58,7 @@ def test_folder_after_env_replaced_or_appended():
 
 
 def test_twenty_thousand_env_lines_lower(tmp_path):
-    from mason.build import LowerRequest, lower_request
+    from mason.driver import LowerRequest, lower_request
 
     n = 20_000
     lines = ["FROM scratch"] + [f"ENV V{i}=v{i}" for i in range(n)] + ["ENV V7=again", "LABEL a=b",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mason.build import LowerRequest, lower_request
+from mason.driver import LowerRequest, lower_request
 from mason.ir.builder import git
 from mason.ir.codec import decode_definition
 from mason.ir.ops import SourceOp

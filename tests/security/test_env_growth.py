@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mason.build import LowerRequest, lower_request
+from mason.driver import LowerRequest, lower_request
 from mason.frontends.dockerfile.checks import lint
 from mason.frontends.dockerfile.outline import outline
 from mason.frontends.dockerfile.shell import EXPANSION_LIMIT, ExpansionBudget, ShellError, ShellLex

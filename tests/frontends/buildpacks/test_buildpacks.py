@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mason.build import pipeline_for
+from mason.driver import pipeline_for
 from mason.frontends.base import FrontendRequest
 from mason.frontends.buildpacks import BuildpacksFrontend, read_project
 from mason.ir.errors import MasonError

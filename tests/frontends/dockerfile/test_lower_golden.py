@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from mason.build import pipeline_for
+from mason.driver import pipeline_for
 from mason.frontends.dockerfile.frontend import DockerfileLowering
 from mason.frontends.dockerfile.lower import LowerOptions
 from mason.ir.resolver import InMemoryResolver, PlatformSpec

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mason.build import pipeline_for
+from mason.driver import pipeline_for
 from mason.frontends.base import FrontendRequest
 from mason.frontends.mockerfile import MockerfileFrontend
 from mason.ir.ops import ExecOp, FileOp, SourceOp

@@ -1,0 +1,128 @@
+"""Lowering: :func:`lower_request` runs the chosen frontend on the build file with an
+image-metadata resolver (the registry client, or none with ``resolve=False``), then the pass
+pipeline (``-O1`` by default; ``--target T`` becomes ``prune{targets=T}``). Several platforms
+lower once each and become one graph (``dedupe`` shares what does not depend on the platform)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, TextIO
+
+from mason.driver.frontend import choose_frontend
+from mason.driver.inputs import parse_platforms, pipeline_for
+from mason.driver.outputs import pick_output
+from mason.driver.requests import LowerRequest, LowerResult
+from mason.driver.resolvers import registry_resolver
+from mason.ir.errors import MasonError
+from mason.ir.graph import Graph
+from mason.ir.resolver import ImageMetaResolver
+
+# runs a frontend image: (the resolution's Choice, the request, the build file's path) -> FrontendResult
+GatewayHook = Callable[[Any, Any, str], Any]
+
+
+def lower_request(req: LowerRequest, *, resolver: ImageMetaResolver | None = None,
+                  err: TextIO | None = None, gateway: GatewayHook | None = None) -> LowerResult:
+    """Lower ``req``'s Dockerfile to a graph and run the passes. ``resolver`` overrides the
+    registry resolver (tests pass an in-memory one); IR dumps go to ``err``. ``gateway`` runs a
+    frontend image when the choice is one (:func:`build` passes one; without it, a frontend image
+    is an error: it needs containerd).
+
+    With several platforms (``platform="linux/amd64,linux/arm64"``) the Dockerfile is lowered
+    once per platform and the results become one graph whose outputs are named after the
+    platforms (``linux/arm64``); ``dedupe`` then shares every op that does not depend on the
+    target platform (a ``FROM --platform=$BUILDPLATFORM`` stage is one op chain for all)."""
+    from dataclasses import replace
+
+    platforms = parse_platforms(req.platform)
+    if len(platforms) <= 1:
+        one = replace(req, platform=str(platforms[0]) if platforms else None)
+        return _lower_one(one, resolver=resolver, err=err, gateway=gateway)
+
+    from mason.ir.graph import Output
+    from mason.passes import run_pipeline
+
+    owned = None
+    if resolver is None:
+        resolver, owned = registry_resolver(req.resolve, req.insecure_registries)
+    try:
+        lows = [_lower_one(replace(req, platform=str(p), lint=req.lint and i == 0), resolver=resolver, err=err,
+                           gateway=gateway)
+                for i, p in enumerate(platforms)]
+    finally:
+        if owned is not None:
+            owned.close()  # type: ignore[attr-defined]
+    outs = []
+    for p, low in zip(platforms, lows, strict=True):
+        o = low.graph.output(pick_output(low.graph, req.target))
+        outs.append(Output(str(p), o.ref, o.image_config, o.metadata))
+    graph = run_pipeline(Graph(tuple(outs)), "dedupe", verify_each=req.verify_each, out=err)
+    warnings: list[str] = []
+    for low in lows:
+        warnings += [w for w in low.warnings if w not in warnings]
+    timings: dict[str, float] = {}
+    for low in lows:
+        for k, v in low.timings.items():
+            timings[k] = timings.get(k, 0.0) + v
+    first = lows[0]
+    return LowerResult(graph, warnings, first.frontend, first.pipeline + ",dedupe", timings, first.stages,
+                       tuple(platforms), first.checks, first.checks_failed)
+
+
+
+def _lower_one(req: LowerRequest, *, resolver: ImageMetaResolver | None, err: TextIO | None,
+               gateway: GatewayHook | None = None) -> LowerResult:
+    from dataclasses import replace
+
+    from mason.frontends.base import answers
+    from mason.passes import run_pipeline
+
+    choice, freq, path = choose_frontend(req)
+    if choice.frontend is None and gateway is None:
+        raise MasonError(f"frontend image {choice.image} (chosen by {choice.how}) runs on containerd: "
+                         "use mason build", choice.loc).with_source(freq.text)
+    owned = None
+    if resolver is None:
+        resolver, owned = registry_resolver(req.resolve, req.insecure_registries)
+    checks: list = []  # LintWarning
+    failed: list[str] = []
+    try:
+        freq = replace(freq, resolver=resolver)
+        if req.build_contexts:  # the image configs of --build-context oci-layout:// images
+            from mason.build_contexts import LayoutResolver, parse_build_contexts
+
+            layouts = parse_build_contexts(req.build_contexts).layouts
+            if layouts:
+                freq = replace(freq, resolver=LayoutResolver(resolver, layouts))
+        fe = choice.frontend
+        if fe is not None:
+            low = fe.lower(freq)
+            if req.lint and answers(fe, "lint"):
+                report = fe.lint(replace(freq, for_build=True))
+                checks = list(report.warnings)
+                if report.failed:
+                    failed = list(dict.fromkeys(w.rule for w in report.warnings))
+        else:
+            assert gateway is not None
+            low = gateway(choice, freq, path)
+    finally:
+        if owned is not None:
+            owned.close()  # type: ignore[attr-defined]
+    graph = low.graph
+    warnings = [w.format() for w in low.warnings]
+    target = req.target if choice.frontend is not None else None  # an image applies --target itself
+    if target is not None and target not in graph.names():
+        names = ", ".join(n for n in graph.names() if n != "default")
+        raise MasonError(f"target stage {req.target!r} could not be found (stages: {names})")
+    stages = low.stages
+    pipeline = pipeline_for(req.level, req.passes, target)
+    timings = dict(low.timings)
+    import time
+
+    t0 = time.perf_counter()
+    graph = run_pipeline(graph, pipeline, print_after=req.print_after,
+                         print_after_all=req.print_after_all, verify_each=req.verify_each,
+                         time_passes=req.time_passes, out=err)
+    timings["passes"] = (time.perf_counter() - t0) * 1000
+    return LowerResult(graph, warnings, choice.name, pipeline, timings, stages, checks=tuple(checks),
+                       checks_failed=tuple(failed))
+
