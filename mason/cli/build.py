@@ -226,8 +226,8 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
         raise MasonError("--tlscacert, --tlscert, --tlskey and --tlsservername are for --host (a build daemon)")
     if host:
         _refuse_with_host(level=level != 1, passes=passes, explain=explain, jobs=jobs != 4, graph=graph,
-                          frontend_timeout=frontend_timeout, build_context=build_contexts,
-                          insecure_registry=insecure_registries, frontend=frontend not in (None, "dockerfile"))
+                          frontend_timeout=frontend_timeout, insecure_registry=insecure_registries,
+                          frontend=frontend not in (None, "dockerfile"))
         from mason.remote.client import ClientTLS, RemoteRequest
         from mason.remote.client import build as remote_build
 
@@ -237,7 +237,8 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
                 build_args=parse_build_args(build_args), platform=platform, outputs=tuple(outputs),
                 tags=tuple(tags), push=push, secrets=tuple(secrets), ssh=tuple(ssh), allow=tuple(allow),
                 no_cache=no_cache, no_cache_filter=tuple(no_cache_filter), network_default=network_default,
-                cache_from=tuple(cache_from), cache_to=tuple(cache_to), events=sink, tls=ClientTLS(*tls)))
+                cache_from=tuple(cache_from), cache_to=tuple(cache_to), build_contexts=tuple(build_contexts),
+                events=sink, tls=ClientTLS(*tls)))
         _report_digest(rres.digest, rres.names, quiet or progress == "quiet", iidfile, rres.to_stdout)
         return
     graph_fmt = _check_graph(graph)

@@ -49,6 +49,7 @@ class RemoteRequest:
     network_default: str = "default"
     cache_from: Sequence[str] = ()
     cache_to: Sequence[str] = ()
+    build_contexts: Sequence[str] = ()
     events: Callable[[Any], None] | None = None
     tls: ClientTLS | None = None
 
@@ -156,6 +157,21 @@ def _cache_entries(specs: Sequence[str], what: str) -> list[tuple[str, dict[str,
     return out
 
 
+def _named_contexts(specs: Sequence[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """``--build-context`` as buildx sends it: ``context:NAME`` frontend options, and the
+    directories the session serves under NAME (``local:NAME``)."""
+    if not specs:
+        return {}, {}
+    from mason.build_contexts import parse_build_contexts
+
+    for s in specs:
+        if s.partition("=")[2].startswith("oci-layout://"):
+            raise MasonError(f"--build-context {s}: oci-layout:// cannot be used with --host yet "
+                             "(it needs the session's content store)")
+    named = parse_build_contexts(specs)
+    return {f"context:{k}": v for k, v in named.values.items()}, dict(named.dirs)
+
+
 def _frontend_attrs(req: RemoteRequest, filename: str) -> dict[str, str]:
     fa = {"filename": filename}
     if req.target:
@@ -204,14 +220,17 @@ def build(req: RemoteRequest) -> RemoteResult:
         if not os.path.isfile(path):
             raise MasonError(f"cannot read the Dockerfile {req.dockerfile or path}: no such file")
         df_dir, filename = os.path.dirname(path), os.path.basename(path)
+    named_attrs, named_dirs = _named_contexts(req.build_contexts)
     secrets = Secrets([parse_secret(s) for s in req.secrets], dict(parse_ssh(s) for s in req.ssh))
     pb = buildkit.load()
     channel = _channel(req.host, req.tls)
-    session = ClientSession(pb, {"context": context, "dockerfile": df_dir}, secrets=secrets, outputs=local_outputs)
+    session = ClientSession(pb, {**named_dirs, "context": context, "dockerfile": df_dir}, secrets=secrets,
+                            outputs=local_outputs)
     ref = uuid.uuid4().hex
     c = pb.control
     sreq = c.SolveRequest(Ref=ref, Frontend=FRONTEND, Session=session.id,
-                          FrontendAttrs=_frontend_attrs(req, filename), Entitlements=list(req.allow))
+                          FrontendAttrs={**_frontend_attrs(req, filename), **named_attrs},
+                          Entitlements=list(req.allow))
     for t, attrs in exporters:
         sreq.Exporters.add(Type=t, Attrs=attrs)
     for t, attrs in imports:

@@ -419,6 +419,7 @@ class Builds:
         ctx_dir = work / "context"
         stats = build.session.fetch_dir(self.pb, "context", str(ctx_dir), include=[".dockerignore"])
         self.on_transfer("context", stats)
+        build_contexts = self._named_contexts(fa, build, work, locals_)
         build_args = {k[len("build-arg:"):]: v for k, v in fa.items() if k.startswith("build-arg:")}
         no_cache = "no-cache" in fa and fa["no-cache"] == ""
         no_cache_filter = tuple(s for s in fa.get("no-cache", "").split(",") if s)
@@ -426,11 +427,39 @@ class Builds:
                            target=fa.get("target") or None, build_args=build_args, platform=fa.get("platform") or None,
                            allow=allow, no_cache=no_cache, no_cache_filter=no_cache_filter, root=self.root,
                            events=sink, solver=self.solver, locals=locals_, cancel=token,
-                           secret_store=build.secrets())
+                           secret_store=build.secrets(), build_contexts=build_contexts)
         try:
             return run_build(req)
         except MasonError as e:
             raise _client_path(e, str(df_dir) + "/") from None
+
+    def _named_contexts(self, fa: Mapping[str, str], build: Build, work: Path,
+                        locals_: dict[str, Any]) -> tuple[str, ...]:
+        """The ``context:NAME`` options (``--build-context``) as the driver's ``NAME=VALUE``:
+        ``local:DIR`` is the client's directory DIR, read when a step needs it (its
+        ``.dockerignore`` first, as the context's); ``docker-image://``, URLs and git as given."""
+        from mason.backends.solver.solver import LocalDir
+
+        assert build.session is not None
+        out: list[str] = []
+        for key, value in fa.items():
+            if not key.startswith("context:"):
+                continue
+            name = key[len("context:"):]
+            if value.startswith("oci-layout://"):
+                raise MasonError(f"mason serve: context:{name}={value}: OCI layouts from the client's session "
+                                 "are not supported yet")
+            if value.startswith("local:"):
+                local = value[len("local:"):]
+                if not local:
+                    raise MasonError(f"mason serve: context:{name}={value}: not a directory of the session")
+                ignore = work / f"named-{len(out)}"
+                stats = build.session.fetch_dir(self.pb, local, str(ignore), include=[".dockerignore"])
+                self.on_transfer(local, stats)
+                locals_[name] = LocalDir(str(work), sync=build.syncer(local))
+                value = str(ignore)
+            out.append(f"{name}={value}")
+        return tuple(out)
 
     def _solve_definition(self, call: FrontendCall, build: Build, outputs: list[str], locals_: dict[str, Any],
                           allow: tuple[str, ...], sink: Any, token: Any) -> Any:

@@ -180,3 +180,59 @@ def test_a_context_edit_sends_only_the_changed_file(build_env, served, tmp_path)
     assert again.returncode == 0, again.stderr
     edit = context_transfers()[len(before):]
     assert [(x["files"], x["bytes"]) for x in edit] == [(1, len(b"edited"))], edit
+
+
+def test_build_contexts_through_a_daemon(build_env, daemon, tmp_path):
+    """``--build-context`` with ``--host``: a directory (sent through the session as
+    ``local:NAME``, its own ``.dockerignore`` applied) and a ``docker-image://`` one, as buildx
+    sends them, on both daemons."""
+    addr, kind = daemon
+    nonce = uuid.uuid4().hex
+    extra = write(tmp_path / "extra", {"a.txt": nonce, "ignored.txt": "never sent\n", ".dockerignore": "ignored.txt\n"})
+    ctx = write(tmp_path / "ctx", {"Dockerfile": (
+        "FROM base\nCOPY --from=extra . /extra/\n"
+        "RUN test ! -e /extra/ignored.txt && test -x /bin/busybox && cat /extra/a.txt\n")})
+    out = tmp_path / "fs.tar"
+    p = build_env.cli("build", "--host", addr, "--progress=plain", "--build-context", f"extra={extra}",
+                      "--build-context", f"base=docker-image://{build_env.base}", "-o", f"type=tar,dest={out}", ctx)
+    assert p.returncode == 0, p.stderr
+    assert nonce in p.stderr, p.stderr  # the step printed the file of the named context
+    with tarfile.open(out) as t:
+        names = t.getnames()
+        assert t.extractfile("extra/a.txt").read() == nonce.encode()  # type: ignore[union-attr]
+    assert "extra/ignored.txt" not in names and "bin/busybox" in names, names
+    layout = build_env.cli("build", "--host", addr, "--build-context", f"x=oci-layout://{tmp_path}", ctx)
+    assert layout.returncode == 1 and "oci-layout:// cannot be used with --host" in layout.stderr, layout.stderr
+
+
+def test_buildctl_named_local_context_on_mason_serve(served, tmp_path):
+    """buildctl's own form of a named directory: ``--local NAME=DIR --opt context:NAME=local:NAME``."""
+    nonce = uuid.uuid4().hex
+    extra = write(tmp_path / "extra", {"a.txt": nonce})
+    ctx = write(tmp_path / "ctx", {"Dockerfile": "FROM scratch\nCOPY --from=extra a.txt /from-extra.txt\n"})
+    dest = tmp_path / "dest"
+    served.buildctl("build", "--frontend", "dockerfile.v0", "--local", f"context={ctx}", "--local",
+                    f"dockerfile={ctx}", "--local", f"extra={extra}", "--opt", "context:extra=local:extra",
+                    "--output", f"type=local,dest={dest}")
+    assert (dest / "from-extra.txt").read_text() == nonce
+
+
+def test_image_and_push_outputs_through_a_daemon(build_env, daemon, registry, tmp_path):
+    """``--push`` (to the session registry) on both daemons, and ``-o type=image,name=…`` into
+    mason serve's image store: the digest printed is the one the registry / the store holds."""
+    from tests.fixtures.registry import skopeo
+
+    addr, kind = daemon
+    ctx = write(tmp_path / "ctx", {"Dockerfile": f"FROM {build_env.base}\nRUN echo {uuid.uuid4().hex} > /n\n"})
+    ref = registry.ref(f"client/pushed:{uuid.uuid4().hex[:8]}")
+    p = build_env.cli("build", "--host", addr, "-t", ref, "--push", ctx)
+    assert p.returncode == 0, p.stderr
+    digest = p.stdout.split()[0]
+    raw = skopeo("inspect", "--tls-verify=false", "--raw", f"docker://{ref}")
+    assert digest == "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
+    if kind == "serve":
+        name = f"client/stored:{uuid.uuid4().hex[:8]}"
+        q = build_env.cli("build", "--host", addr, "-o", f"type=image,name={name}", ctx)
+        assert q.returncode == 0, q.stderr
+        imgs = {i.name: i.target.digest for i in build_env.client.list_images()}
+        assert imgs["docker.io/" + name] == q.stdout.split()[0] == digest  # same build, same image
