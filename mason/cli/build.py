@@ -57,7 +57,8 @@ def common_solve_options(f):
                           "outputs that name nothing."),
         click.option("-o", "--output", "outputs", multiple=True, metavar="SPEC",
                      help="Where the result goes (repeatable): type=image,name=N[,push=true] | "
-                          "type=registry,name=N | type=oci,dest=F | type=docker,dest=F | type=local,dest=DIR | "
+                          "type=registry,name=N | type=oci,dest=F | type=docker,dest=F | "
+                          "type=local,dest=DIR[,preserve-owner=true] (owned by the caller unless preserve-owner) | "
                           "type=tar,dest=F; a bare DIR means type=local,dest=DIR, '-' a tar on stdout."),
         click.option("--push", is_flag=True, help="Push the image too (shorthand for type=image,push=true)."),
         click.option("--iidfile", metavar="FILE", type=click.Path(dir_okay=False),

@@ -43,11 +43,12 @@ def umoci_unpack(layout: Path, tag: str, bundle: Path) -> Path:
     return bundle / "rootfs"
 
 
-def check_final_rootfs(root: Path) -> None:
-    """What the Dockerfile above leaves in /out, as Docker's semantics give it."""
+def check_final_rootfs(root: Path, owner: tuple[int, int] | None = (1000, 1000)) -> None:
+    """What the Dockerfile above leaves in /out, as Docker's semantics give it (``owner``: of
+    /out/hello.txt; None: the calling user's, as a ``type=local`` output has it)."""
     out = root / "out"
     s = os.lstat(out / "hello.txt")
-    assert (s.st_uid, s.st_gid, stat.S_IMODE(s.st_mode)) == (1000, 1000, 0o640)
+    assert (s.st_uid, s.st_gid, stat.S_IMODE(s.st_mode)) == (*(owner or (os.getuid(), os.getgid())), 0o640)
     assert (out / "hello.txt").read_bytes() == b"hello\n"
     assert os.readlink(out / "link") == "hello.txt"
     assert stat.S_IMODE(os.lstat(out / "sub").st_mode) == 0o700
@@ -97,8 +98,8 @@ def test_every_file_output_in_one_build(build_env, tmp_path):
         manifest = json.load(tar.extractfile("manifest.json"))
     assert manifest[0]["RepoTags"] == ["it-out:1"]
 
-    # type=local: exactly the final rootfs; type=tar: the same as a tar
-    check_final_rootfs(o / "rootfs")
+    # type=local: exactly the final rootfs, owned by the calling user; type=tar: the same as a tar
+    check_final_rootfs(o / "rootfs", owner=None)
     with tarfile.open(o / "rootfs.tar") as tar:
         members = {m.name.lstrip("./").rstrip("/"): m for m in tar.getmembers()}
     assert members["out/hello.txt"].uid == 1000 and members["out/hello.txt"].mode & 0o7777 == 0o640
@@ -118,7 +119,7 @@ def test_dash_o_dir_is_local_and_tags_without_output_store(build_env, tmp_path):
     ctx = write(tmp_path / "ctx", {"Dockerfile": DOCKERFILE.format(base=env.base)})
     p = env.cli("build", "-o", str(tmp_path / "dir"), str(ctx))
     assert p.returncode == 0, p.stderr
-    check_final_rootfs(tmp_path / "dir")
+    check_final_rootfs(tmp_path / "dir", owner=None)
     assert p.stdout == ""  # no image was made: nothing to name
     # -t alone is type=image: the store names it
     p = env.cli("build", "-q", "-t", "it-tag-only", str(ctx))

@@ -37,7 +37,8 @@ def test_exports_and_later_steps_do_not_follow_step_links(build_env, tmp_path, c
         "COPY --chown=1234:1234 ok.txt /d/proc/sub/\n"
         f"RUN test -f {host}/copied && test -f {host}/ok.txt && grep -q ok /file && test -d {host}/made/deep\n")})
     out, tar = tmp_path / "out", tmp_path / "rootfs.tar"
-    env.build(ctx, outputs=(f"type=local,dest={out}", f"type=tar,dest={tar}"), tags=("sec/links:1",))
+    env.build(ctx, outputs=(f"type=local,dest={out},preserve-owner=true", f"type=tar,dest={tar}"),
+              tags=("sec/links:1",))
     canary.assert_untouched()
     assert os.readlink(out / "abs") == host and os.readlink(out / "rel") == up
     assert (out / host.lstrip("/") / "copied").read_text() == "ok\n"

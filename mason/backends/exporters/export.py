@@ -55,7 +55,7 @@ def run_outputs(client: Client, outputs: Sequence[OutputSpec], *, chain: Sequenc
 
     def files(o: OutputSpec, out: BinaryIO | str) -> None:
         if o.type == "local":
-            export_local(client, snapshot, out)  # type: ignore[arg-type]
+            export_local(client, snapshot, out, preserve_owner=o.preserve_owner)  # type: ignore[arg-type]
         else:
             export_tar(client, snapshot, out, source_date_epoch=source_date_epoch)
 
@@ -74,7 +74,8 @@ def run_platform_outputs(client: Client, outputs: Sequence[OutputSpec], results:
     def files(o: OutputSpec, out: BinaryIO | str) -> None:
         if o.type == "local":
             for r in results:
-                export_local(client, r.snapshot, os.path.join(out, platform_dir(r.platform)))  # type: ignore[arg-type]
+                export_local(client, r.snapshot, os.path.join(out, platform_dir(r.platform)),  # type: ignore[arg-type]
+                             preserve_owner=o.preserve_owner)
         else:
             export_tars(client, [(platform_dir(r.platform), r.snapshot) for r in results], out,
                         source_date_epoch=source_date_epoch)

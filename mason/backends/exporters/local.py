@@ -1,7 +1,9 @@
 """``type=local``: the final root filesystem copied into a directory — what a container would
 see, so no whiteouts (the snapshot is mounted as a read-only overlay view, which applies them)
-— with owners, modes, mtimes, symlinks, hard links, devices and extended attributes kept.
-Existing entries in the destination are replaced."""
+— with modes, mtimes, symlinks, hard links, devices and extended attributes kept. Every entry is
+owned by the calling user (its uid and gid), as BuildKit's client writes a local export;
+``preserve_owner`` keeps the image's owners instead (``type=local,preserve-owner=true``, which
+needs root). Existing entries in the destination are replaced."""
 
 from __future__ import annotations
 
@@ -30,9 +32,12 @@ def _copy_xattrs(src: str, dst: str) -> None:
             os.setxattr(dst, n, os.getxattr(src, n, follow_symlinks=False), follow_symlinks=False)
 
 
-def _meta(dst: str, st: os.stat_result, *, link: bool = False) -> None:
+Owner = tuple[int, int] | None  # every entry's (uid, gid); None: each its own from the image
+
+
+def _meta(dst: str, st: os.stat_result, owner: Owner, *, link: bool = False) -> None:
     try:
-        os.lchown(dst, st.st_uid, st.st_gid)
+        os.lchown(dst, *(owner or (st.st_uid, st.st_gid)))
     except PermissionError:
         pass  # not root: the files stay ours
     if not link:
@@ -52,8 +57,9 @@ def _clear(dst: str, want_dir: bool) -> None:
         os.unlink(dst)
 
 
-def copy_tree(src: str, dst: str) -> None:
-    """Copy the tree at ``src`` onto ``dst`` (created if missing), keeping metadata."""
+def copy_tree(src: str, dst: str, owner: Owner = None) -> None:
+    """Copy the tree at ``src`` onto ``dst`` (created if missing), keeping metadata; ``owner``
+    (uid, gid) owns every entry instead of its own owner."""
     links: dict[tuple[int, int], str] = {}
     os.makedirs(dst, exist_ok=True)
     dirs: list[tuple[str, os.stat_result]] = [(dst, os.lstat(src))]
@@ -77,7 +83,7 @@ def copy_tree(src: str, dst: str) -> None:
                 continue
             if stat.S_ISLNK(mode):
                 os.symlink(os.readlink(s), d)
-                _meta(d, st, link=True)
+                _meta(d, st, owner, link=True)
             else:
                 if stat.S_ISREG(mode):
                     with open(s, "rb") as fs, open(d, "wb") as fd:
@@ -92,21 +98,24 @@ def copy_tree(src: str, dst: str) -> None:
                 else:
                     continue  # sockets
                 _copy_xattrs(s, d)
-                _meta(d, st)
+                _meta(d, st, owner)
             if st.st_nlink > 1:
                 links[key] = d
 
     walk(src, dst)
     for d, st in reversed(dirs):  # directory times last, after their contents changed
-        _meta(d, st)
+        _meta(d, st, owner)
 
 
-def export_local(client: Client, snapshot: str | None, dest: str | os.PathLike[str]) -> None:
-    """Copy the filesystem of committed ``snapshot`` (None: empty) into directory ``dest``."""
+def export_local(client: Client, snapshot: str | None, dest: str | os.PathLike[str], *,
+                 preserve_owner: bool = False) -> None:
+    """Copy the filesystem of committed ``snapshot`` (None: empty) into directory ``dest``,
+    owned by the calling user unless ``preserve_owner``."""
     dest = os.fspath(dest)
+    owner = None if preserve_owner else (os.getuid(), os.getgid())
     try:
         with viewed(client, snapshot) as root:
-            copy_tree(root, dest)
+            copy_tree(root, dest, owner)
     except OSError as e:
         where = e.filename or dest
         reason = e.strerror or errno.errorcode.get(e.errno or 0)

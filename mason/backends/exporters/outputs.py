@@ -4,7 +4,8 @@
     type=registry,name=NAME                       push
     type=oci,dest=out.tar[,name=NAME]             OCI archive ("-" = stdout)
     type=docker,dest=out.tar[,name=NAME]          archive for `docker load`
-    type=local,dest=DIR                           the final root filesystem
+    type=local,dest=DIR[,preserve-owner=true]      the final root filesystem, owned by the calling
+                                                  user (preserve-owner: the image's owners; root only)
     type=tar,dest=out.tar                         the same, as a tar ("-" = stdout)
     DIR                                           shorthand for type=local,dest=DIR ("-": tar to stdout)
 
@@ -31,7 +32,7 @@ _OPTIONS = {
     "registry": ("name", "registry.insecure"),
     "oci": ("dest", "name", "tar"),
     "docker": ("dest", "name", "tar"),
-    "local": ("dest",),
+    "local": ("dest", "preserve-owner"),
     "tar": ("dest",),
 }
 _NEEDS_DEST = ("oci", "docker", "local", "tar")
@@ -42,13 +43,15 @@ IMAGE_TYPES = ("image", "registry", "oci", "docker")  # outputs made from the im
 @dataclass(frozen=True)
 class OutputSpec:
     """One output: ``type``, image ``names`` (normalized), ``dest`` path (``-``: stdout),
-    ``push``, ``insecure`` (plain HTTP allowed for the push), and the raw options."""
+    ``push``, ``insecure`` (plain HTTP allowed for the push), ``preserve_owner`` (``type=local``:
+    keep the image's owners instead of the calling user's), and the raw options."""
 
     type: str
     names: tuple[str, ...] = ()
     dest: str | None = None
     push: bool = False
     insecure: bool = False
+    preserve_owner: bool = False
     attrs: Mapping[str, str] = field(default_factory=dict, compare=False)
     spec: str = field(default="", compare=False)
 
@@ -140,7 +143,11 @@ def parse_output(spec: str) -> OutputSpec:
     if t == "image" and push and not names:
         raise MasonError("output type=image,push=true needs name=NAME")
     insecure = _bool(t, "registry.insecure", attrs["registry.insecure"]) if "registry.insecure" in attrs else False
-    return OutputSpec(t, names, dest, push, insecure, attrs, spec)
+    preserve = _bool(t, "preserve-owner", attrs["preserve-owner"]) if "preserve-owner" in attrs else False
+    if preserve and os.geteuid() != 0:
+        raise MasonError(f"output type={t}: preserve-owner=true needs root (only root can give files "
+                         "other owners); run as root or drop the option")
+    return OutputSpec(t, names, dest, push, insecure, preserve, attrs, spec)
 
 
 def parse_outputs(specs: Sequence[str], tags: Sequence[str] = ()) -> list[OutputSpec]:

@@ -89,7 +89,7 @@ def test_archives_are_deterministic(containerd_env, image, tmp_path: Path) -> No
 
 def test_local_output_is_the_final_rootfs(containerd_env, chain, tmp_path: Path) -> None:
     dest = tmp_path / "rootfs"
-    export_local(containerd_env.client, chain.top, dest)
+    export_local(containerd_env.client, chain.top, dest, preserve_owner=True)
     assert (dest / "hello.txt").read_bytes() == HELLO
     assert oct((dest / "hello.txt").stat().st_mode & 0o7777) == "0o640"
     assert oct((dest / "data").stat().st_mode & 0o7777) == "0o750"
@@ -104,6 +104,21 @@ def test_local_output_is_the_final_rootfs(containerd_env, chain, tmp_path: Path)
                 "tmp", "root", "proc", "sys", "dev", "usr", "usr/bin"}
     assert expected <= set(files)
     assert {f for f in files if not f.startswith("bin/")} == expected - {"bin/busybox"}
+
+
+def test_local_output_belongs_to_the_calling_user(containerd_env, chain, tmp_path: Path, monkeypatch) -> None:
+    """Without preserve_owner every entry gets the process's uid and gid (BuildKit's client does
+    the same with what it receives); modes and links stay. The ids are read from os.getuid/getgid,
+    set here to a user other than root to see them used."""
+    monkeypatch.setattr(os, "getuid", lambda: 4321)
+    monkeypatch.setattr(os, "getgid", lambda: 8765)
+    dest = tmp_path / "rootfs"
+    export_local(containerd_env.client, chain.top, dest)
+    owners = {(s.st_uid, s.st_gid) for s in (os.lstat(p) for p in [dest, *dest.rglob("*")])}
+    assert owners == {(4321, 8765)}
+    assert oct((dest / "hello.txt").stat().st_mode & 0o7777) == "0o640"
+    assert oct((dest / "tmp").stat().st_mode & 0o7777) == "0o1777"
+    assert os.readlink(dest / "data" / "link") == "../hello.txt"
 
 
 def test_tar_output_is_the_final_rootfs(containerd_env, chain, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ from mason.ir.errors import MasonError
     ("type=oci,dest=out.tar", OutputSpec("oci", dest="out.tar")),
     ("type=docker,dest=out.tar,name=app", OutputSpec("docker", ("docker.io/library/app:latest",), dest="out.tar")),
     ("type=local,dest=out", OutputSpec("local", dest="out")),
+    ("type=local,dest=out,preserve-owner=true", OutputSpec("local", dest="out", preserve_owner=True)),
+    ("type=local,dest=out,preserve-owner=false", OutputSpec("local", dest="out")),
     ("type=tar,dest=-", OutputSpec("tar", dest="-")),
     ("TYPE=Local, dest=out", OutputSpec("local", dest="out")),
     ("outdir", OutputSpec("local", dest="outdir")),
@@ -33,13 +36,15 @@ def test_parse_output(spec: str, expected: OutputSpec) -> None:
     ("type=oci", "output type=oci needs dest=PATH"),
     ("type=local,dest=", "output type=local needs dest=PATH"),
     ("type=registry", "output type=registry needs name=NAME"),
-    ("type=local,dest=x,name=y", "output type=local: unknown option 'name' (valid: dest)"),
+    ("type=local,dest=x,name=y", "output type=local: unknown option 'name' (valid: dest, preserve-owner)"),
     ("type=image,push=maybe,name=x", "output type=image: push must be true or false, not 'maybe'"),
     ("type=image,push=true", "output type=image,push=true needs name=NAME"),
     ("dest=x", "invalid output 'dest=x': type is missing"),
     ("type=local,dest", "invalid output 'type=local,dest': 'dest' is not KEY=VALUE"),
     ("type=local,dest=a,dest=b", "invalid output 'type=local,dest=a,dest=b': dest given twice"),
     ("type=local,dest=-", "output type=local cannot write to stdout (dest=-)"),
+    ("type=local,dest=x,preserve-owner=yes", "output type=local: preserve-owner must be true or false, not 'yes'"),
+    ("type=tar,dest=x,preserve-owner=true", "output type=tar: unknown option 'preserve-owner' (valid: dest)"),
     ("type=image,name=Bad Name", "output type=image: invalid image reference 'Bad Name': contains white space"),
     ("", "invalid output '': expected type=TYPE[,KEY=VALUE...] or a directory"),
 ])
@@ -47,6 +52,13 @@ def test_bad_output_specs(spec: str, message: str) -> None:
     with pytest.raises(MasonError) as e:
         parse_output(spec)
     assert e.value.message == message
+
+
+def test_preserve_owner_needs_root(monkeypatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(MasonError, match="output type=local: preserve-owner=true needs root"):
+        parse_output("type=local,dest=x,preserve-owner=true")
+    assert parse_output("type=local,dest=x") == OutputSpec("local", dest="x")
 
 
 def test_tags_name_image_outputs() -> None:
