@@ -15,7 +15,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from mason.frontends.dockerfile.lower_contexts import context_key
 from mason.ir.errors import MasonError
 from mason.ir.patterns import parse_dockerignore
 from mason.ir.reference import parse_reference
@@ -96,6 +95,8 @@ def parse_build_contexts(specs: Iterable[str]) -> BuildContexts:
         if not sep or not name or not value:
             raise MasonError(f"{flag}: expected NAME=VALUE (VALUE: a directory, docker-image://REF, "
                              "a URL or a git repository)")
+        from mason.frontends.dockerfile.lower_contexts import context_key  # the builder, only for a context
+
         key = context_key(name)
         if key is None:
             raise MasonError(f"{flag}: {name!r} is not a valid stage or image name (lowercase letters, "

@@ -96,6 +96,8 @@ def _unknown(what: str, value: str, loc: SourceLoc | None = None, line: str | No
 
 def _replaced(value: str, named: Mapping[str, str]) -> str | None:
     """The frontend image a named context keyed by the syntax reference ``value`` gives."""
+    if not named:
+        return None
     from mason.frontends.dockerfile.lower_contexts import context_key
 
     ref = value.partition(" ")[0]

@@ -14,7 +14,8 @@ WARN_ALL = "WARNING! This will remove all build cache that no image is built fro
 @click.command()
 @containerd_address_option
 @root_option
-@click.option("-a", "--all", "all_", is_flag=True, help="Remove every cache record no image is built from.")
+@click.option("-a", "--all", "all_", is_flag=True,
+              help="Remove every cache record no image is built from (and the lowering cache).")
 @click.option("--keep-storage", metavar="SIZE", default=None,
               help="Remove least recently used records until the cache keeps at most SIZE (e.g. 500MB, 2GiB).")
 @click.option("--filter", "filters", multiple=True, metavar="until=DURATION",
@@ -41,6 +42,11 @@ def prune(containerd_address: str | None, root: str | None, all_: bool, keep_sto
     client, store = open_cache(containerd_address, root)
     with client, store:
         report = run_prune(client, store, all=all_, keep_storage=limit, **policy)
+    if all_:  # every cache: the lowering cache too (a cold build after prune --all lowers again)
+        from mason.backends.containerd.daemon import default_root
+        from mason.lowering_cache import clear
+
+        clear(root or default_root())
     if report.records:
         click.echo("Deleted build cache objects:")
         for r in report.records:

@@ -129,8 +129,12 @@ def lower_for_build(req: BuildRequest, build_args: Mapping[str, str], lazy: Lazy
         return lower_with_image(choice.image, freq, path=path, solver=lazy.get().solver, locals=locals_ or {},
                                 events=sink, timeout=req.frontend_timeout, cmdline=choice.cmdline)
 
+    from mason.driver.solvers import state_root
+    from mason.lowering_cache import LoweringCache
+
     inner = OnDemandResolver(make)
     try:
-        return lower_request(lreq, resolver=CachingResolver(inner), gateway=gateway)
+        return lower_request(lreq, resolver=CachingResolver(inner), gateway=gateway,
+                             cache=LoweringCache(state_root(req.root)))
     finally:
         inner.close()

@@ -21,7 +21,7 @@ GatewayHook = Callable[[Any, Any, str], Any]
 
 
 def lower_request(req: LowerRequest, *, resolver: ImageMetaResolver | None = None,
-                  err: TextIO | None = None, gateway: GatewayHook | None = None) -> LowerResult:
+                  err: TextIO | None = None, gateway: GatewayHook | None = None, cache=None) -> LowerResult:
     """Lower ``req``'s Dockerfile to a graph and run the passes. ``resolver`` overrides the
     registry resolver (tests pass an in-memory one); IR dumps go to ``err``. ``gateway`` runs a
     frontend image when the choice is one (:func:`build` passes one; without it, a frontend image
@@ -36,7 +36,7 @@ def lower_request(req: LowerRequest, *, resolver: ImageMetaResolver | None = Non
     platforms = parse_platforms(req.platform)
     if len(platforms) <= 1:
         one = replace(req, platform=str(platforms[0]) if platforms else None)
-        return _lower_one(one, resolver=resolver, err=err, gateway=gateway)
+        return _lower_one(one, resolver=resolver, err=err, gateway=gateway, cache=cache)
 
     from mason.ir.graph import Output
     from mason.passes import run_pipeline
@@ -46,7 +46,7 @@ def lower_request(req: LowerRequest, *, resolver: ImageMetaResolver | None = Non
         resolver, owned = registry_resolver(req.resolve, req.insecure_registries)
     try:
         lows = [_lower_one(replace(req, platform=str(p), lint=req.lint and i == 0), resolver=resolver, err=err,
-                           gateway=gateway)
+                           gateway=gateway, cache=cache)
                 for i, p in enumerate(platforms)]
     finally:
         if owned is not None:
@@ -70,11 +70,12 @@ def lower_request(req: LowerRequest, *, resolver: ImageMetaResolver | None = Non
 
 
 def _lower_one(req: LowerRequest, *, resolver: ImageMetaResolver | None, err: TextIO | None,
-               gateway: GatewayHook | None = None) -> LowerResult:
+               gateway: GatewayHook | None = None, cache=None) -> LowerResult:
+    """One platform's lowering; ``cache`` (a :class:`mason.lowering_cache.LoweringCache`) gives
+    back the last identical lowering, and keeps this one."""
     from dataclasses import replace
 
     from mason.frontends.base import answers
-    from mason.passes import run_pipeline
 
     choice, freq, path = choose_frontend(req)
     if choice.frontend is None and gateway is None:
@@ -93,6 +94,17 @@ def _lower_one(req: LowerRequest, *, resolver: ImageMetaResolver | None, err: Te
             layouts = parse_build_contexts(req.build_contexts).layouts
             if layouts:
                 freq = replace(freq, resolver=LayoutResolver(resolver, layouts))
+        key = _cache_key(cache, req, freq, path, choice)
+        if key is not None:
+            hit = cache.get(key, freq.resolver)
+            if hit is not None:
+                cache.touch(key)
+                return LowerResult(hit.graph, list(hit.warnings), hit.frontend, hit.pipeline, {"cached": 1.0},
+                                   hit.stages, checks=hit.checks, checks_failed=hit.checks_failed)
+            from mason.lowering_cache import RecordingResolver
+
+            recorder = RecordingResolver(freq.resolver)
+            freq = replace(freq, resolver=recorder)
         fe = choice.frontend
         if fe is not None:
             low = fe.lower(freq)
@@ -118,11 +130,31 @@ def _lower_one(req: LowerRequest, *, resolver: ImageMetaResolver | None, err: Te
     timings = dict(low.timings)
     import time
 
+    from mason.passes import run_pipeline
+
     t0 = time.perf_counter()
     graph = run_pipeline(graph, pipeline, print_after=req.print_after,
                          print_after_all=req.print_after_all, verify_each=req.verify_each,
                          time_passes=req.time_passes, out=err)
     timings["passes"] = (time.perf_counter() - t0) * 1000
+    if key is not None:
+        cache.put(key, recorder, graph, warnings=warnings, frontend=choice.name, pipeline=pipeline,
+                  stages=stages, checks=checks, checks_failed=failed)
     return LowerResult(graph, warnings, choice.name, pipeline, timings, stages, checks=tuple(checks),
                        checks_failed=tuple(failed))
+
+
+def _cache_key(cache, req: LowerRequest, freq, path: str, choice) -> str | None:
+    """The lowering cache's key for this request, None when it is not cached: no cache, a
+    frontend other than the built-in Dockerfile one, IR dumps or per-pass checks asked for."""
+    if cache is None or req.print_after or req.print_after_all or req.verify_each or req.time_passes:
+        return None
+    from dataclasses import fields
+
+    from mason.frontends.dockerfile.frontend import DockerfileFrontend
+
+    if type(choice.frontend) is not DockerfileFrontend:
+        return None
+    return cache.key(frontend=choice.name, how=choice.how, path=path, request=req,
+                     frontend_request={f.name: getattr(freq, f.name) for f in fields(freq) if f.name != "resolver"})
 

@@ -717,7 +717,9 @@ def _find_unknown(msg: Any, path: str) -> tuple[int, str] | None:
     for fd, value in msg.ListFields():
         if fd.message_type is None:
             continue
-        if fd.message_type.GetOptions().map_entry:
+        # a map field's value is a mapping container (its entry type's options would need
+        # descriptor_pb2, a module a build otherwise never loads)
+        if fd.is_repeated and hasattr(value, "items"):
             vfd = fd.message_type.fields_by_name["value"]
             if vfd.message_type is not None:
                 for k, v in value.items():

@@ -159,11 +159,13 @@ def test_choosing_a_frontend_parses_nothing():
 
     child = (
         "import sys\n"
+        "from mason.build_contexts import parse_build_contexts\n"
         "from mason.resolution import choose\n"
+        "parse_build_contexts(())\n"
         "for text in ('FROM a\\n', '# syntax=docker/dockerfile:1\\nFROM a\\n', '# syntax=mockerfile\\n'):\n"
         "    choose('/x/Dockerfile', text, 'Dockerfile')\n"
         "watched = ('lark', 'mason.frontends.dockerfile.syntax', 'mason.frontends.dockerfile.instructions',\n"
-        "           'mason.frontends.dockerfile.lower', 'mason.frontends.mockerfile.lower')\n"
+        "           'mason.frontends.dockerfile.lower', 'mason.frontends.mockerfile.lower', 'mason.ir.builder')\n"
         "print(sorted(m for m in watched if m in sys.modules))\n")
     p = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
