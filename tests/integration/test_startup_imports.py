@@ -32,9 +32,9 @@ print(json.dumps({"rc": rc, "imported": [m for m in %r if m in sys.modules]}))
 """ % (WATCHED,)
 
 
-def _build(env, *args: str) -> dict:
+def _build(env, *args: str, child: str = CHILD) -> dict:
     e = dict(os.environ, MASON_ROOT=str(env.root), MASON_CONTAINERD_ADDRESS=env.address)
-    p = subprocess.run([sys.executable, "-c", CHILD, "build", *args], capture_output=True, text=True, env=e,
+    p = subprocess.run([sys.executable, "-c", child, "build", *args], capture_output=True, text=True, env=e,
                        timeout=300, stdin=subprocess.DEVNULL)
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout.strip().splitlines()[-1]) | {"stderr": p.stderr}
@@ -65,3 +65,36 @@ def test_a_base_not_in_the_store_still_goes_to_the_registry(build_env, tmp_path)
     got = _build(env, "--progress=plain", str(ctx))
     assert got["rc"] == 0, got["stderr"]
     assert "httpx" in got["imported"], got
+
+
+def test_an_unchanged_rebuild_takes_its_lowering_from_the_cache(build_env, tmp_path):
+    """The lowering cache through ``mason build``: the second build of an unchanged Dockerfile
+    loads no parser and no lowering (lark, the syntax, instructions and lowering layers, the
+    passes) and gives the same image; an edit lowers again; ``prune --all`` empties the cache."""
+    env = build_env
+    ctx = write(tmp_path / "ctx", {"Dockerfile": f"FROM {env.base}\nRUN echo hi > /hi\nEXPOSE 80\n"})
+    child = CHILD.replace(repr(WATCHED), repr(LOWERING))
+    first = _build(env, "--progress=plain", "-t", "lowering-cache", str(ctx), child=child)
+    assert first["rc"] == 0 and set(first["imported"]) == set(LOWERING), first
+    entries = list((env.root / "lowering").glob("*.llb"))
+    assert len(entries) == 1
+    again = _build(env, "--progress=plain", "-t", "lowering-cache", str(ctx), child=child)
+    assert again["rc"] == 0 and again["imported"] == [], again
+    assert _digest(again) == _digest(first)
+    (ctx / "Dockerfile").write_text(f"FROM {env.base}\nRUN echo hi > /hi\nEXPOSE 81\n")
+    edited = _build(env, "--progress=plain", "-t", "lowering-cache", str(ctx), child=child)
+    assert edited["rc"] == 0 and "mason.frontends.dockerfile.lower" in edited["imported"], edited
+    assert len(list((env.root / "lowering").glob("*.llb"))) == 2
+    assert env.cli("prune", "--all", "--force").returncode == 0
+    assert not list((env.root / "lowering").glob("*.llb"))
+
+
+LOWERING = ("lark", "mason.frontends.dockerfile.syntax", "mason.frontends.dockerfile.lower", "mason.passes")
+
+
+def _digest(got: dict) -> str:
+    import re
+
+    m = re.search(r"image (sha256:[0-9a-f]{64})", got["stderr"])
+    assert m, got["stderr"]
+    return m.group(1)
