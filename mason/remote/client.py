@@ -129,14 +129,14 @@ def _exporters(req: RemoteRequest) -> tuple[list[tuple[str, dict[str, str]]], di
     local: dict[int, Output] = {}
     stdout = False
     for i, spec in enumerate(output_specs(tuple(req.outputs), tuple(req.tags), push=req.push)):
-        attrs = {k: v for k, v in spec.attrs.items() if k not in ("type", "dest", "name")}
+        attrs = {k: v for k, v in spec.attrs.items() if k not in ("type", "dest", "name", "preserve-owner")}
         if spec.names:
             attrs["name"] = ",".join(spec.names)
         if spec.push:
             attrs["push"] = "true"
         if spec.type == "local":
             assert spec.dest is not None
-            local[i] = Output("local", os.path.abspath(spec.dest))
+            local[i] = Output("local", os.path.abspath(spec.dest), spec.preserve_owner)
         elif spec.type in FILE_OUTPUTS:
             if spec.dest is None:
                 raise MasonError(f"output type={spec.type} needs dest= with --host")

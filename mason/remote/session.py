@@ -62,10 +62,11 @@ _SERVING = b"\x08\x01"  # grpc.health.v1.HealthCheckResponse{status: SERVING}
 @dataclass
 class Output:
     """An output the daemon sends back: ``kind`` local (a directory) or file (``dest``; ``-``:
-    stdout)."""
+    stdout). A local directory's files are the caller's unless ``preserve_owner``."""
 
     kind: str
     dest: str
+    preserve_owner: bool = False
 
 
 def _headers(md: Any) -> dict[str, list[str]]:
@@ -202,8 +203,8 @@ class ClientSession:
             _abort(context, grpc.StatusCode.NOT_FOUND, f"no output {idx} in this session")
         if out.kind == "local":
             os.makedirs(out.dest, exist_ok=True)
-            return self._packets(requests, lambda conn: transfer.receive_dir(conn, self.pb, out.dest, merge=True),
-                                 "writing the output")
+            return self._packets(requests, lambda conn: transfer.receive_dir(
+                conn, self.pb, out.dest, merge=True, chown=out.preserve_owner), "writing the output")
         return self._file(requests, out.dest)
 
     def _packets(self, requests: Iterator[bytes], work: Any, what: str) -> Iterator[bytes]:

@@ -391,6 +391,8 @@ class Builds:
                 if session is None:
                     raise MasonError(f"output type={kind} needs the client's session to send the result")
                 attrs.pop("dest", None)
+                if kind == "local":  # the image's owners go to the client, which maps them (as buildkitd)
+                    attrs["preserve-owner"] = "true"
                 path = work / f"output-{i}"
                 attrs["dest"] = str(path)
                 client.append((i, kind, str(path)))

@@ -236,3 +236,21 @@ def test_image_and_push_outputs_through_a_daemon(build_env, daemon, registry, tm
         assert q.returncode == 0, q.stderr
         imgs = {i.name: i.target.digest for i in build_env.client.list_images()}
         assert imgs["docker.io/" + name] == q.stdout.split()[0] == digest  # same build, same image
+
+
+def test_local_output_owners_through_a_daemon(build_env, daemon, tmp_path):
+    """A local output is the caller's (as buildctl writes it) unless preserve-owner=true, which
+    keeps the owners the daemon sends: the image's, from mason serve and buildkitd alike."""
+    import os
+
+    addr, _ = daemon
+    ctx = write(tmp_path / "ctx", {"Dockerfile": f"FROM {build_env.base}\nRUN echo {uuid.uuid4().hex} && "
+                                                 "mkdir /o && echo a > /o/a && chown 1000:65534 /o/a\n"})
+    mine, kept = tmp_path / "mine", tmp_path / "kept"
+    p = build_env.cli("build", "--host", addr, "-o", f"type=local,dest={mine}",
+                      "-o", f"type=local,dest={kept},preserve-owner=true", ctx)
+    assert p.returncode == 0, p.stderr
+    a, k = os.lstat(mine / "o" / "a"), os.lstat(kept / "o" / "a")
+    assert (a.st_uid, a.st_gid) == (os.getuid(), os.getgid())
+    assert (k.st_uid, k.st_gid) == (1000, 65534)
+    assert (mine / "o" / "a").read_text() == (kept / "o" / "a").read_text() == "a\n"
