@@ -69,6 +69,13 @@ CASES: dict[str, Regression] = {
         and sorted((c.dest, c.mode, c.modeStr) for c in _copies(ops)) == [("/a", 0o700, ""), ("/b", 0, "u+x"),
                                                                           ("/c", -1, "")],
         files={"a": "a\n"}),
+    # item 7: BuildKit's non-env args are no RUN environment (nor seen by expansion); the rest
+    # of BUILDKIT_* are
+    "non-env-build-args": Regression(
+        "FROM busybox\nARG BUILDKIT_SBOM_SCAN_STAGE=true\nARG BUILDKIT_SBOM_SCAN_CONTEXT=true\n"
+        "ARG BUILDKIT_INLINE_CACHE=1\nWORKDIR /w-$BUILDKIT_SBOM_SCAN_STAGE\nRUN true\n",
+        lambda ops: _env(ops) == [["PATH=/bin:/usr/bin:/sbin:/usr/sbin", "BUILDKIT_INLINE_CACHE=1"]]
+        and any(a.mkdir.path == "/w-" for o in ops if o.WhichOneof("op") == "file" for a in o.file.actions)),
 }
 
 

@@ -59,6 +59,11 @@ def command_args(st: StageState, cmd: ShellOrExec) -> list[str]:
     return [*st.effective_shell(), cmd.command]
 
 
+# BuildKit's args that configure the build, not the steps: in the RUN history, never in the
+# environment (so no expansion sees them either)
+NON_ENV_ARGS = frozenset(("BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"))
+
+
 def lower_arg(lw: "Lowerer", st: StageState, inst: Arg) -> None:
     commit = []
     for key, default in inst.args:
@@ -71,7 +76,7 @@ def lower_arg(lw: "Lowerer", st: StageState, inst: Arg) -> None:
             v = value
         if v is None:
             v = lw.meta_value(key)
-        if v is not None:
+        if v is not None and key not in NON_ENV_ARGS:
             st.add_env(key, v)
         st.build_args.append((key, v))
     st.emit_config((), "ARG " + " ".join(commit), inst.loc)
