@@ -21,7 +21,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Subrequests", ("call", "check", "call_format")),
     ("Output", ("tags", "outputs", "push", "iidfile", "quiet", "progress", "graph")),
     ("Execution", ("no_cache", "no_cache_filter", "explain", "cache_from", "cache_to", "allow", "network_default",
-                   "jobs", "insecure_registries")),
+                   "jobs", "insecure_registries", "shm_size", "ulimits", "memory", "cpu_quota", "cpu_period")),
     ("Compiler", ("level", "passes")),
     ("containerd and state", ("host", "tlscacert", "tlscert", "tlskey", "tlsservername", "root",
                               "containerd_address")),
@@ -81,6 +81,12 @@ def common_solve_options(f):
                      help="Steps run at the same time at most."),
         click.option("--insecure-registry", "insecure_registries", multiple=True, metavar="HOST",
                      help="Plain HTTP for this registry (loopback ones always may)."),
+        click.option("--memory", metavar="SIZE",
+                     help="Memory limit of every step (e.g. 512m, 2g); a step over it is killed."),
+        click.option("--cpu-quota", "cpu_quota", type=click.IntRange(1000), metavar="MICROSECONDS",
+                     help="CPU time each step may use per --cpu-period (e.g. 50000: half a CPU)."),
+        click.option("--cpu-period", "cpu_period", type=click.IntRange(1000, 1000000), metavar="MICROSECONDS",
+                     help="The period of --cpu-quota (default 100000)."),
         click.option("--root", envvar="MASON_ROOT", metavar="DIR",
                      help="mason's state directory (default: $MASON_ROOT, /var/lib/mason as root, "
                           "~/.local/share/mason otherwise)."),
@@ -140,6 +146,19 @@ def _refuse_with_host(**given) -> None:
             raise MasonError(f"{flag} cannot be used with --host (the daemon decides it)")
 
 
+def run_limits(memory: str | None, cpu_quota: int | None, cpu_period: int | None) -> dict[str, int | None]:
+    """``--memory``, ``--cpu-quota``, ``--cpu-period`` as the solver's limits (bytes, µs)."""
+    from mason.ir.errors import MasonError
+    from mason.ir.runlimits import parse_size
+
+    mem = parse_size(memory, "--memory") if memory is not None else None
+    if mem is not None and mem < 6 << 20:
+        raise MasonError(f"invalid --memory {memory!r}: the minimum is 6m (as docker's)")
+    if cpu_period is not None and cpu_quota is None:
+        raise MasonError("--cpu-period needs --cpu-quota")
+    return {"memory": mem, "cpu_quota": cpu_quota, "cpu_period": cpu_period}
+
+
 def _check_iidfile(iidfile: str | None) -> None:
     """Fail before the build when ``--iidfile`` cannot be written (as the outputs do)."""
     import os
@@ -179,6 +198,10 @@ def _check_iidfile(iidfile: str | None) -> None:
                    "the file name.")
 @click.option("--frontend-timeout", "frontend_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Stop a frontend image that has not returned its result after SECONDS (default: no limit).")
+@click.option("--shm-size", "shm_size", metavar="SIZE",
+              help="Size of /dev/shm in every RUN (default 64m), as buildx --shm-size.")
+@click.option("--ulimit", "ulimits", multiple=True, metavar="NAME=SOFT[:HARD]",
+              help="A ulimit of every RUN (repeatable), as buildx --ulimit, e.g. nofile=1024:2048.")
 @click.option("--build-context", "build_contexts", multiple=True, metavar="NAME=VALUE",
               help="An extra build context (repeatable), as buildx: VALUE a directory, docker-image://REF, "
                    "oci-layout://DIR[:TAG|@DIGEST], an http(s) URL or a git URL; replaces FROM NAME, "
@@ -209,7 +232,8 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
           allow, network_default, jobs, insecure_registries, root, containerd_address, no_cache_filter=(),
           explain=False, check=False, cache_from=(), cache_to=(), call="build", call_format="text",
           frontend=None, graph=None, frontend_timeout=None, build_contexts=(),
-          host=None, tlscacert=None, tlscert=None, tlskey=None, tlsservername=None) -> None:
+          host=None, tlscacert=None, tlscert=None, tlskey=None, tlsservername=None, shm_size=None, ulimits=(),
+          memory=None, cpu_quota=None, cpu_period=None) -> None:
     """Build the Dockerfile in CONTEXT (default: .), like docker build."""
     if check:
         call = "check"
@@ -220,6 +244,11 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
     from mason.driver import build as do_build
 
     _check_iidfile(iidfile)
+    limits = run_limits(memory, cpu_quota, cpu_period)
+    from mason.ir.runlimits import format_ulimits, parse_size, parse_ulimits
+
+    shm = parse_size(shm_size, "--shm-size") if shm_size is not None else 0
+    ulims = parse_ulimits(ulimits)  # checked before anything runs
     tls = (tlscacert, tlscert, tlskey, tlsservername)
     if any(tls) and not host:
         from mason.ir.errors import MasonError
@@ -228,7 +257,11 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
     if host:
         _refuse_with_host(level=level != 1, passes=passes, explain=explain, jobs=jobs != 4, graph=graph,
                           frontend_timeout=frontend_timeout, insecure_registry=insecure_registries,
-                          frontend=frontend not in (None, "dockerfile"))
+                          frontend=frontend not in (None, "dockerfile"),
+                          memory=memory, cpu_quota=cpu_quota, cpu_period=cpu_period)
+        fattrs = {"shm-size": str(shm)} if shm else {}
+        if ulims:
+            fattrs["ulimit"] = format_ulimits(ulims)
         from mason.remote.client import ClientTLS, RemoteRequest
         from mason.remote.client import build as remote_build
 
@@ -239,7 +272,7 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
                 tags=tuple(tags), push=push, secrets=tuple(secrets), ssh=tuple(ssh), allow=tuple(allow),
                 no_cache=no_cache, no_cache_filter=tuple(no_cache_filter), network_default=network_default,
                 cache_from=tuple(cache_from), cache_to=tuple(cache_to), build_contexts=tuple(build_contexts),
-                events=sink, tls=ClientTLS(*tls)))
+                events=sink, tls=ClientTLS(*tls), frontend_attrs=fattrs))
         _report_digest(rres.digest, rres.names, quiet or progress == "quiet", iidfile, rres.to_stdout)
         return
     graph_fmt = _check_graph(graph)
@@ -252,7 +285,9 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
                            network_default=network_default, events=events,
                            no_cache_filter=tuple(no_cache_filter), explain=explain,
                            cache_from=tuple(cache_from), cache_to=tuple(cache_to), frontend=frontend,
-                           frontend_timeout=frontend_timeout, build_contexts=tuple(build_contexts))
+                           frontend_timeout=frontend_timeout, build_contexts=tuple(build_contexts),
+                           shm_size=shm, ulimits=tuple(ulimits), memory=limits["memory"],
+                           cpu_quota=limits["cpu_quota"], cpu_period=limits["cpu_period"])
         result = do_build(req)
     for line in result.explain:
         click.echo(line, err=True)

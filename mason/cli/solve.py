@@ -10,7 +10,7 @@ import os
 
 import click
 
-from mason.cli.build import SectionedCommand, _check_iidfile, common_solve_options, progress_sink, report
+from mason.cli.build import SectionedCommand, _check_iidfile, common_solve_options, progress_sink, report, run_limits
 from mason.ir.errors import MasonError
 
 
@@ -20,7 +20,8 @@ from mason.ir.errors import MasonError
 @click.option("--output-name", "output", metavar="NAME", help="Which output of a multi-output stream to solve.")
 @common_solve_options
 def solve(file: str, locals_, output, tags, outputs, push, iidfile, quiet, progress, secrets, ssh, no_cache, allow,
-          network_default, jobs, insecure_registries, root, containerd_address) -> None:
+          network_default, jobs, insecure_registries, root, containerd_address, memory=None, cpu_quota=None,
+          cpu_period=None) -> None:
     """Execute the LLB Definition in FILE (default: stdin)."""
     from mason.backends.exporters.outputs import source_date_epoch
     from mason.cli.llb import read_input
@@ -28,6 +29,7 @@ def solve(file: str, locals_, output, tags, outputs, push, iidfile, quiet, progr
     from mason.ir.codec import decode_graph
 
     _check_iidfile(iidfile)
+    limits = run_limits(memory, cpu_quota, cpu_period)
     graph = decode_graph(read_input(file))
     dirs = {"context": "."}
     for item in locals_:
@@ -43,5 +45,5 @@ def solve(file: str, locals_, output, tags, outputs, push, iidfile, quiet, progr
                              secrets=secrets, ssh=ssh, allow=allow, no_cache=no_cache,
                              insecure_registries=insecure_registries, root=root,
                              containerd_address=containerd_address, jobs=jobs, network_default=network_default,
-                             source_date_epoch=epoch, events=sink, record=record)
+                             source_date_epoch=epoch, events=sink, record=record, limits=limits)
     report(result, quiet or progress == "quiet", iidfile)

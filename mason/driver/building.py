@@ -83,7 +83,8 @@ def build(request: BuildRequest | None = None, /, **kw) -> BuildResult:
                              source_date_epoch=epoch, events=sink, no_cache_filter=req.no_cache_filter,
                              explain=req.explain, secret_store=req.secret_store, cancel=req.cancel,
                              platforms=low.platforms, cache_from=cache_from, cache_to=cache_to,
-                             oci_layouts=layouts, masked=build_args.values())
+                             oci_layouts=layouts, masked=build_args.values(),
+                             limits={"memory": req.memory, "cpu_quota": req.cpu_quota, "cpu_period": req.cpu_period})
             except MasonError as e:
                 if e.loc is not None and e.source_line is None and dockerfile != "-":
                     with contextlib.suppress(MasonError):
@@ -110,7 +111,8 @@ def lower_for_build(req: BuildRequest, build_args: Mapping[str, str], lazy: Lazy
     lreq = LowerRequest(context=req.context, dockerfile=req.dockerfile, target=req.target, build_args=build_args,
                         platform=req.platform, level=req.level, passes=req.passes,
                         insecure_registries=tuple(req.insecure_registries), frontend=req.frontend,
-                        build_contexts=tuple(req.build_contexts), lint=True)
+                        build_contexts=tuple(req.build_contexts), lint=True, shm_size=req.shm_size,
+                        ulimits=tuple(req.ulimits))
 
     def registry() -> ImageMetaResolver:
         from mason.backends.sources.registry import RegistryResolver

@@ -39,9 +39,12 @@ def choose_frontend(req: LowerRequest, resolver: ImageMetaResolver | None = None
     named = parse_build_contexts(req.build_contexts)
     choice = choose(path, text, filename, frontend=req.frontend, build_args=req.build_args,
                     named_contexts=named.values)
+    from mason.ir.runlimits import parse_ulimits
+
     request = FrontendRequest(text, filename, build_args=dict(req.build_args), target=req.target,
                               platform=platforms[0] if platforms else None, excludes=excludes, resolver=resolver,
-                              named_contexts=named.values, context_excludes=named.excludes)
+                              named_contexts=named.values, context_excludes=named.excludes,
+                              shm_size=req.shm_size, ulimits=parse_ulimits(req.ulimits))
     return choice, request, path
 
 

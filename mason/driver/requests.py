@@ -33,6 +33,8 @@ class LowerRequest:
     frontend: str | None = None  # --frontend NAME (see mason.resolution)
     build_contexts: tuple[str, ...] = ()  # --build-context NAME=VALUE (mason.build_contexts)
     lint: bool = False  # also run the frontend's build checks (a build does, as BuildKit's)
+    shm_size: int = 0  # --shm-size bytes: a /dev/shm of that size on every RUN (0: 64 MiB)
+    ulimits: tuple[str, ...] = ()  # --ulimit NAME=SOFT[:HARD] on every RUN
 
 
 @dataclass
@@ -112,6 +114,11 @@ class BuildRequest:
     frontend: str | None = None  # --frontend NAME (see mason.resolution)
     frontend_timeout: float | None = None  # seconds a frontend image may take (None: no limit)
     build_contexts: tuple[str, ...] = ()  # --build-context NAME=VALUE (mason.build_contexts)
+    shm_size: int = 0  # --shm-size bytes (see LowerRequest)
+    ulimits: tuple[str, ...] = ()  # --ulimit (see LowerRequest)
+    memory: int | None = None  # --memory bytes: every step's cgroup memory limit
+    cpu_quota: int | None = None  # --cpu-quota µs per --cpu-period
+    cpu_period: int | None = None
 
 
 @dataclass

@@ -30,7 +30,7 @@ def solve(lazy: LazySolver, graph: Graph, specs: list, *, output: str, locals: M
            explain: bool = False, secret_store=None, cancel=None,
            platforms: Sequence[PlatformSpec] = (), cache_from: tuple = (),
            cache_to: tuple = (), oci_layouts: Mapping[str, str] | None = None,
-           masked: Iterable[str] = ()) -> BuildResult:
+           masked: Iterable[str] = (), limits: Mapping[str, int | None] | None = None) -> BuildResult:
     """Solve ``output`` of ``graph`` (with ``platforms``: the output of each, one image per
     platform under an index) and write the (already checked) output ``specs``; import the
     ``cache_from`` caches first, export the ``cache_to`` ones last (parsed CacheSpecs)."""
@@ -77,7 +77,9 @@ def solve(lazy: LazySolver, graph: Graph, specs: list, *, output: str, locals: M
     opts = SolveOptions(jobs=jobs, no_cache=no_cache, entitlements=ents, locals=local_dirs, secrets=sec,
                         insecure_registries=insecure_registries, network_default=network_default,
                         no_cache_filter=tuple(no_cache_filter), explain=explain, cancel=cancel,
-                        remote_cache=remote, materialize_outputs=not only_pushed, oci_layouts=dict(oci_layouts or {}))
+                        remote_cache=remote, materialize_outputs=not only_pushed, oci_layouts=dict(oci_layouts or {}),
+                        memory=(limits or {}).get("memory"), cpu_quota=(limits or {}).get("cpu_quota"),
+                        cpu_period=(limits or {}).get("cpu_period"))
     t0 = time.perf_counter()
     image = None
     names: tuple[str, ...] = ()
@@ -169,7 +171,7 @@ def solve_graph(graph: Graph, *, output: str | None = None, tags: Iterable[str] 
                 containerd_address: str | None = None, jobs: int = 4, network_default: str = "default",
                 source_date_epoch: int | None = None, events=None,
                 record: Mapping[str, object] | None = None, solver=None, secret_store=None,
-                cancel=None) -> BuildResult:
+                cancel=None, limits: Mapping[str, int | None] | None = None) -> BuildResult:
     """Solve one output of ``graph`` and write the requested outputs (``-t`` names and
     ``--output`` specs, checked before anything runs). ``locals`` maps ``local://NAME`` to
     directories (or solver ``LocalDir`` objects). ``record`` (metadata) records the solve in the build
@@ -190,7 +192,7 @@ def solve_graph(graph: Graph, *, output: str | None = None, tags: Iterable[str] 
             res = solve(lazy, graph, specs, output=name, locals=dict(locals or {}), excludes=excludes,
                          secrets=secrets, ssh=ssh, allow=allow, no_cache=no_cache, insecure_registries=insecure,
                          jobs=jobs, network_default=network_default, source_date_epoch=source_date_epoch,
-                         events=sink, secret_store=secret_store, cancel=cancel)
+                         events=sink, secret_store=secret_store, cancel=cancel, limits=limits)
             if rec is not None:
                 rec.update(image=res.digest, names=list(res.names))
                 res.build_id = rec.id

@@ -21,11 +21,14 @@ name, and refuses every subrequest with a clear error.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Mapping, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, Mapping, Protocol, Sequence, runtime_checkable
 
 from mason.ir.errors import MasonError, SourceLoc
 from mason.ir.graph import Graph
 from mason.ir.resolver import ImageMetaResolver, PlatformSpec
+
+if TYPE_CHECKING:
+    from mason.ir.ops import Ulimit
 
 __all__ = ["Frontend", "BaseFrontend", "answers", "FrontendRequest", "FrontendResult", "Diagnostic",
            "Outline", "OutlineArg", "OutlineSecret", "OutlineSSH", "Targets", "TargetInfo",
@@ -56,6 +59,8 @@ class FrontendRequest:
     excludes: tuple[str, ...] = ()
     resolver: ImageMetaResolver | None = field(default=None, compare=False)
     for_build: bool = False
+    shm_size: int = 0  # --shm-size bytes (0: the runtime's 64 MiB)
+    ulimits: tuple[Ulimit, ...] = ()  # --ulimit
 
 
 @dataclass(frozen=True)

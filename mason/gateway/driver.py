@@ -65,7 +65,7 @@ def lower_with_image(image: str, request: FrontendRequest, *, path: str, solver:
     sink = events or null_sink
     opts = frontend_opts(filename=os.path.basename(path), build_args=request.build_args, target=request.target,
                          platform=str(request.platform) if request.platform else None,
-                         named_contexts=request.named_contexts, cmdline=cmdline)
+                         named_contexts=request.named_contexts, cmdline=cmdline, extra=_limit_opts(request))
     wanted = [CAP_CONTEXTS] if request.named_contexts else []
     dirs = {k: v if isinstance(v, LocalDir) else LocalDir(str(v)) for k, v in locals.items()}
     t0 = time.perf_counter()
@@ -90,3 +90,13 @@ def lower_with_image(image: str, request: FrontendRequest, *, path: str, solver:
 
 def opts_platform(opts: list[tuple[str, str]]) -> str | None:
     return next((v for k, v in opts if k == "platform"), None)
+
+
+def _limit_opts(request: FrontendRequest) -> dict[str, str]:
+    """``--shm-size`` and ``--ulimit`` as BuildKit's frontend options (what buildx sends)."""
+    from mason.ir.runlimits import format_ulimits
+
+    out = {"shm-size": str(request.shm_size)} if request.shm_size else {}
+    if request.ulimits:
+        out["ulimit"] = format_ulimits(request.ulimits)
+    return out

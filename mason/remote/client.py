@@ -52,6 +52,7 @@ class RemoteRequest:
     build_contexts: Sequence[str] = ()
     events: Callable[[Any], None] | None = None
     tls: ClientTLS | None = None
+    frontend_attrs: Mapping[str, str] = field(default_factory=dict)  # more, as sent (shm-size, ulimit)
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,7 @@ def _frontend_attrs(req: RemoteRequest, filename: str) -> dict[str, str]:
         fa["no-cache"] = ",".join(req.no_cache_filter)
     if req.network_default == "host":
         fa["force-network-mode"] = "host"
+    fa.update(req.frontend_attrs)
     return fa
 
 

@@ -425,11 +425,15 @@ class Builds:
         build_args = {k[len("build-arg:"):]: v for k, v in fa.items() if k.startswith("build-arg:")}
         no_cache = "no-cache" in fa and fa["no-cache"] == ""
         no_cache_filter = tuple(s for s in fa.get("no-cache", "").split(",") if s)
+        shm = fa.get("shm-size", "")
+        if shm and not shm.isdigit():
+            raise MasonError(f"invalid shm-size {shm!r}: expected a number of bytes")
         req = BuildRequest(context=str(ctx_dir), dockerfile=str(dockerfile), outputs=tuple(outputs),
                            target=fa.get("target") or None, build_args=build_args, platform=fa.get("platform") or None,
                            allow=allow, no_cache=no_cache, no_cache_filter=no_cache_filter, root=self.root,
                            events=sink, solver=self.solver, locals=locals_, cancel=token,
-                           secret_store=build.secrets(), build_contexts=build_contexts)
+                           secret_store=build.secrets(), build_contexts=build_contexts, shm_size=int(shm or 0),
+                           ulimits=tuple(u for u in fa.get("ulimit", "").split(",") if u))
         try:
             return run_build(req)
         except MasonError as e:

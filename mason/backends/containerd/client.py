@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -36,6 +37,8 @@ GC_EXPIRE = "containerd.io/gc.expire"
 UNCOMPRESSED = "containerd.io/uncompressed"
 _CHUNK = 1 << 20
 
+
+_NO_SPACE = re.compile(r"(?:write|open|mkdir|create) (\S+?):? no space left on device", re.IGNORECASE)
 
 class ContainerdError(MasonError):
     """A containerd call failed; ``code`` is the gRPC status code."""
@@ -219,6 +222,8 @@ class Client:
         if code == grpc.StatusCode.UNAVAILABLE:
             return Unavailable(f"containerd at {self.address} is not answering ({what}): {details}", code)
         cls = _ERRORS.get(code, ContainerdError)
+        if (full := _NO_SPACE.search(details or "")) is not None:  # the chain of wrappers says little more
+            return cls(f"containerd: {what}: no space left on device (writing {full.group(1)})", code)
         return cls(f"containerd: {what}: {details}", code)
 
     # -- version, namespaces ----------------------------------------------------------------

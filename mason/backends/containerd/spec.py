@@ -89,6 +89,11 @@ class Process:
     readonly_rootfs: bool = False
     privileged: bool = False  # security=insecure: see the module docstring
     annotations: tuple[tuple[str, str], ...] = field(default=())
+    # (RLIMIT_… type, soft, hard; -1 unlimited): replace the default of that type (NOFILE's)
+    rlimits: tuple[tuple[str, int, int], ...] = ()
+    memory: int | None = None  # bytes: the step's cgroup memory limit (--memory)
+    cpu_quota: int | None = None  # µs per cpu_period (--cpu-quota)
+    cpu_period: int | None = None  # µs (--cpu-period; the kernel's default, 100000, if None)
 
 
 def _nofile_limit() -> int:
@@ -96,6 +101,27 @@ def _nofile_limit() -> int:
     right to raise it (sandboxes, user namespaces) and then fails the whole create."""
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     return 1048576 if hard == resource.RLIM_INFINITY else min(1048576, hard)
+
+
+_RLIM_INFINITY = 2**64 - 1  # the spec's rlimits are uint64: -1 is RLIM_INFINITY
+
+
+def _rlimits(p: Process) -> list[dict[str, Any]]:
+    nofile = _nofile_limit()
+    out = {"RLIMIT_NOFILE": (nofile, nofile)}
+    for kind, soft, hard in p.rlimits:
+        out[kind] = (soft, hard)
+    return [{"type": k, "hard": _RLIM_INFINITY if h == -1 else h, "soft": _RLIM_INFINITY if s == -1 else s}
+            for k, (s, h) in out.items()]
+
+
+def _resources(p: Process) -> dict[str, Any]:
+    res: dict[str, Any] = {"devices": [{"allow": p.privileged, "access": "rwm"}]}
+    if p.memory is not None:
+        res["memory"] = {"limit": p.memory}
+    if p.cpu_quota is not None or p.cpu_period is not None:
+        res["cpu"] = {k: v for k, v in (("quota", p.cpu_quota), ("period", p.cpu_period)) if v is not None}
+    return res
 
 
 def _ns(*kinds: str) -> list[dict[str, str]]:
@@ -188,14 +214,13 @@ def build_spec(p: Process, container_id: str, *, shim_group: str | None = None,
     if p.network != "host":
         namespaces.append("network")
     caps = all_caps() if p.privileged else list(DEFAULT_CAPS)
-    nofile = _nofile_limit()
     annotations = dict(p.annotations)
     if shim_group:
         annotations[SHIM_GROUP_ANNOTATION] = shim_group
     linux: dict[str, Any] = {
         "namespaces": [dict(n, path=p.netns_path) if n["type"] == "network" and p.netns_path else n
                        for n in _ns(*namespaces)],
-        "resources": {"devices": [{"allow": p.privileged, "access": "rwm"}]},
+        "resources": _resources(p),
         "cgroupsPath": f"/mason/{container_id}",
         "maskedPaths": [] if p.privileged else list(MASKED_PATHS),
         "readonlyPaths": [] if p.privileged else list(READONLY_PATHS),
@@ -212,7 +237,7 @@ def build_spec(p: Process, container_id: str, *, shim_group: str | None = None,
             "env": list(p.env),
             "cwd": p.cwd,
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
+            "rlimits": _rlimits(p),
             "noNewPrivileges": False,
         },
         "root": {"path": rootfs, "readonly": p.readonly_rootfs},

@@ -52,6 +52,7 @@ from mason.backends.solver.scheduler import Cancelled
 from mason.backends.solver.secrets import LineRedactor
 from mason.ir.errors import MasonError
 from mason.ir.ops import CacheSharing, ExecOp, Mount, MountType, NetMode, SecurityMode
+from mason.ir.runlimits import rlimit_type
 
 if TYPE_CHECKING:
     from mason.backends.solver.solver import SolveContext
@@ -190,7 +191,10 @@ def run_exec(ctx: "SolveContext", op: ExecOp, inputs: list[Result], key: str, n:
         proc = s.net.apply(Process(args=tuple(op.meta.args), env=tuple(env), cwd=op.meta.cwd or "/", uid=uid,
                                    gid=gid, additional_gids=tuple(groups), hostname=hostname,
                                    mounts=tuple(s.binds), readonly_rootfs=root_m.readonly,
-                                   privileged=op.security == SecurityMode.INSECURE))
+                                   privileged=op.security == SecurityMode.INSECURE,
+                                   rlimits=tuple((rlimit_type(u.name), u.soft, u.hard) for u in op.meta.ulimits),
+                                   memory=ctx.opts.memory, cpu_quota=ctx.opts.cpu_quota,
+                                   cpu_period=ctx.opts.cpu_period))
         s.stubs = _missing(lowers, [m.target for m in proc.mounts], op.meta.remove_mount_stubs_recursive)
         tail: collections.deque[bytes] = collections.deque(maxlen=TAIL_LINES)
 
@@ -208,7 +212,8 @@ def run_exec(ctx: "SolveContext", op: ExecOp, inputs: list[Result], key: str, n:
             raise Cancelled()
         valid = set(op.meta.valid_exit_codes) or {0}
         if res.exit_code not in valid:
-            raise _exit_error(op, name, res.exit_code, list(tail))
+            upper, _ = hm.upper_and_lowers(root_mounts)
+            raise _exit_error(op, name, res.exit_code, list(tail), memory=ctx.opts.memory, upper=upper)
         _release(ctx, s)
         upper, _ = hm.upper_and_lowers(root_mounts)
         if upper:
@@ -231,7 +236,9 @@ def run_exec(ctx: "SolveContext", op: ExecOp, inputs: list[Result], key: str, n:
             if handle is not None:
                 handle.wait_released()  # the task may still have the rootfs mounted
         for akey, _ in list(s.actives.values()) + [(root_key, -1)]:
-            with contextlib.suppress(NotFound):
+            # after a failure, one of removing it (a full disk: containerd cannot write its
+            # metadata) must not hide that failure; the build lease still holds the snapshot
+            with contextlib.suppress(NotFound) if ok else contextlib.suppress(NotFound, MasonError):
                 c.remove_snapshot(akey)
 
 
@@ -403,6 +410,26 @@ def _release(ctx: "SolveContext", s: _Setup) -> None:
             net.teardown()
 
 
+def disk_full(path: str) -> str | None:
+    """"no space left on device …" when the filesystem of ``path`` (a step's upper directory)
+    has (almost) no room left: under 1% of it free, at most 64 MiB."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    free, total = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+    if total <= 0 or free >= min(64 << 20, total // 100):
+        return None
+    return f"no space left on device: the disk of mason's snapshots ({path}) has {free >> 20} MiB free"
+
+
+def _size(n: int) -> str:
+    for unit, mult in (("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)):
+        if n >= mult and n % mult == 0:
+            return f"{n // mult}{unit}"
+    return str(n)
+
+
 class StepError(MasonError):
     """A step that exited non-zero: the op, its location, and the last lines of its output
     (already redacted), printed after the source line."""
@@ -420,9 +447,14 @@ class StepError(MasonError):
         return out
 
 
-def _exit_error(op: ExecOp, name: str, code: int, tail: list[bytes]) -> MasonError:
+def _exit_error(op: ExecOp, name: str, code: int, tail: list[bytes], memory: int | None = None,
+                upper: str | None = None) -> MasonError:
     what = name or describe_exec(op)
     msg = f"{what}: process \"{describe_exec(op)}\" did not complete successfully: exit code: {code}"
+    if code == 137 and memory is not None:  # SIGKILL: what the kernel's OOM killer sends in a cgroup
+        msg += f" (killed: it may have needed more than --memory {_size(memory)})"
+    elif upper and (full := disk_full(upper)):
+        msg += f" ({full})"
     return StepError(msg, op.loc, [t.decode("utf-8", "replace") for t in tail], code)
 
 

@@ -92,6 +92,11 @@ class SolveOptions:
     # materialize remote hits that are outputs (False: the caller exports them as images and
     # fetches only what it needs, e.g. nothing for a push)
     materialize_outputs: bool = True
+    # every step's cgroup limits (--memory bytes, --cpu-quota/--cpu-period µs): how the machine
+    # runs the steps, not what they are (no part of a cache key)
+    memory: int | None = None
+    cpu_quota: int | None = None
+    cpu_period: int | None = None
 
 
 @dataclass(frozen=True)

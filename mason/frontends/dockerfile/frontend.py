@@ -161,7 +161,8 @@ class DockerfileFrontend(BaseFrontend):
         return LowerOptions(build_args=dict(request.build_args), platform=request.platform,
                             excludes=request.excludes, target=request.target,
                             named_contexts=dict(request.named_contexts),
-                            context_excludes=dict(request.context_excludes))
+                            context_excludes=dict(request.context_excludes),
+                            shm_size=request.shm_size, ulimits=request.ulimits)
 
     @staticmethod
     def parse(request: FrontendRequest) -> ParseResult:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import gc
 from dataclasses import dataclass, field, replace
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from mason.frontends.dockerfile.instructions import (
     Add,
@@ -54,6 +54,9 @@ from mason.ir.errors import MasonError, SourceLoc
 from mason.ir.graph import Graph, Output
 from mason.ir.resolver import ImageMetaResolver, PlatformSpec
 
+if TYPE_CHECKING:
+    from mason.ir.ops import Ulimit
+
 __all__ = ["LowerOptions", "Lowerer", "lower_dockerfile", "PROXY_ARGS"]
 
 PROXY_ARGS = ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY")
@@ -78,6 +81,9 @@ class LowerOptions:
     # .dockerignore patterns of each local: directory by its local name
     named_contexts: Mapping[str, str] = field(default_factory=dict)
     context_excludes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # buildx --shm-size / --ulimit (BuildKit's shm-size and ulimit options): on every RUN
+    shm_size: int = 0
+    ulimits: tuple[Ulimit, ...] = ()
 
 
 def _empty_config(p: PlatformSpec) -> dict:

@@ -150,6 +150,8 @@ def lower_run(lw: "Lowerer", st: StageState, inst: Run) -> None:
     if shell_form:
         args = [*st.effective_shell(), " ".join(args)]
     _mounts(lw, st, inst, mounts)
+    if lw.options.shm_size > 0:  # as BuildKit's dispatchRun: a sized tmpfs over the default /dev/shm
+        mounts.append(tmpfs("/dev/shm", size=lw.options.shm_size))
     devices = []
     for d in inst.devices:
         name, _, opt = d.partition(",")
@@ -159,5 +161,6 @@ def lower_run(lw: "Lowerer", st: StageState, inst: Run) -> None:
     done = st.exec_state().run(
         args, mounts=mounts, network=inst.network or "default",
         security="insecure" if inst.security == "insecure" else "sandbox",
-        proxy_env=lw.proxy_env, devices=devices, description=md, loc=inst.loc)
+        proxy_env=lw.proxy_env, devices=devices, description=md, loc=inst.loc,
+        ulimits=[(u.name, u.soft, u.hard) for u in lw.options.ulimits])
     st.fs = st.fs.with_ref(done.ref)
