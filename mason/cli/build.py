@@ -240,8 +240,7 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
     if call != "build":
         _run_call(call, call_format, context, dockerfile, build_args, target, platform, frontend)
         return
-    from mason.driver import BuildRequest, parse_build_args
-    from mason.driver import build as do_build
+    from mason.driver.inputs import parse_build_args  # --host loads no more of the driver than this
 
     _check_iidfile(iidfile)
     limits = run_limits(memory, cpu_quota, cpu_period)
@@ -275,6 +274,9 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
                 events=sink, tls=ClientTLS(*tls), frontend_attrs=fattrs))
         _report_digest(rres.digest, rres.names, quiet or progress == "quiet", iidfile, rres.to_stdout)
         return
+    from mason.driver import BuildRequest
+    from mason.driver import build as do_build
+
     graph_fmt = _check_graph(graph)
     with progress_sink(progress, quiet) as sink, graph_recorder(graph, graph_fmt, root, sink) as events:
         req = BuildRequest(context=context, dockerfile=dockerfile, tags=tuple(tags), outputs=tuple(outputs),

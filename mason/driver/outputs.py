@@ -3,10 +3,12 @@ runs), and which output of a graph a build solves."""
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from mason.ir.errors import MasonError
-from mason.ir.graph import Graph
+
+if TYPE_CHECKING:
+    from mason.ir.graph import Graph
 
 
 def output_specs(outputs: Iterable[str] = (), tags: Iterable[str] = (), *, push: bool = False) -> list:

@@ -24,18 +24,19 @@ import contextlib
 import hashlib
 import json
 import os
-import sqlite3
 import stat
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mason.backends.containerd.client import Client
-from mason.backends.sources.result import SourceResult
-from mason.backends.sources.unpack import write_snapshot
 from mason.ir.errors import MasonError
 from mason.ir.patterns import PatternMatcher, clean_path, parse_patterns
+
+if TYPE_CHECKING:  # the snapshot side is imported where it is used: a client sending a directory needs none of it
+    from mason.backends.containerd.client import Client
+    from mason.backends.sources.result import SourceResult
 
 PREFIX = "local://"
 ATTR_INCLUDE = "local.includepattern"
@@ -80,6 +81,8 @@ class StatCache:
     """path → (size, mtime_ns, ino, dev, sha256), in sqlite; safe for concurrent builds."""
 
     def __init__(self, path: str | os.PathLike[str]):
+        import sqlite3
+
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(os.fspath(path), timeout=30, isolation_level=None)
         with contextlib.suppress(sqlite3.OperationalError):
@@ -98,6 +101,8 @@ class StatCache:
         self.pending.append((path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, sha, hashed_ns))
 
     def flush(self) -> None:
+        import sqlite3
+
         if self.pending:
             with contextlib.suppress(sqlite3.OperationalError):  # a busy cache only costs a re-read
                 self.db.execute("BEGIN IMMEDIATE")
@@ -362,6 +367,9 @@ def load_local(client: Client, name: str, context_dir: str | os.PathLike[str],
     """``local://<name>``: the selection of ``context_dir`` as a committed snapshot named by
     its checksum. Pass ``scan`` when :func:`scan_local` already ran (the solver checks its
     cache with ``scan.checksum`` first)."""
+    from mason.backends.sources.result import SourceResult
+    from mason.backends.sources.unpack import write_snapshot
+
     if name.startswith(PREFIX):
         name = name[len(PREFIX):]
     scan = scan or scan_local(context_dir, attrs, cache_dir=cache_dir)

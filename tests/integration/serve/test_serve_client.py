@@ -254,3 +254,28 @@ def test_local_output_owners_through_a_daemon(build_env, daemon, tmp_path):
     assert (a.st_uid, a.st_gid) == (os.getuid(), os.getgid())
     assert (k.st_uid, k.st_gid) == (1000, 65534)
     assert (mine / "o" / "a").read_text() == (kept / "o" / "a").read_text() == "a\n"
+
+
+HOST_NEVER = ("mason.driver.building", "mason.driver.lowering", "mason.driver.solving", "mason.driver.requests",
+              "mason.frontends", "lark", "mason.backends.containerd.client", "mason.backends.solver.solver",
+              "mason.backends.sources.unpack", "mason.ir.graph", "sqlite3", "httpx")
+
+
+def test_the_host_client_imports_only_what_it_needs(build_env, served, tmp_path):
+    """``mason build --host`` is a client: no driver layers past its inputs, no frontend, no
+    containerd client, no solver, no registry client (issue 15: its start-up is a no-op's cost)."""
+    import os
+    import subprocess
+    import sys
+
+    child = ("import json, sys\nfrom mason.cli.main import main\nrc = main(sys.argv[1:])\n"
+             f"print(json.dumps({{'rc': rc, 'imported': [m for m in {HOST_NEVER!r} if m in sys.modules]}}))\n")
+    ctx = write(tmp_path / "ctx", {"Dockerfile": "FROM scratch\nCOPY a.txt /a.txt\n", "a.txt": uuid.uuid4().hex})
+    out = tmp_path / "out.tar"
+    e = dict(os.environ, MASON_HOST=served.addr)
+    p = subprocess.run([sys.executable, "-c", child, "build", "-q", "-o", f"type=tar,dest={out}", str(ctx)],
+                       capture_output=True, text=True, env=e, timeout=300, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout.strip().splitlines()[-1])
+    assert got == {"rc": 0, "imported": []}, got
+    assert out.is_file()
