@@ -11,6 +11,7 @@ the call, never a gRPC traceback.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import re
@@ -177,20 +178,47 @@ class Client:
                          ("grpc.max_send_message_length", 64 << 20)],
             )
         self.channel = _channel
-        pb, ch = self.pb, _channel
-        self._namespaces = pb.namespaces_grpc.NamespacesStub(ch)
-        self._leases = pb.leases_grpc.LeasesStub(ch)
-        self._content = pb.content_grpc.ContentStub(ch)
-        self._snapshots = pb.snapshots_grpc.SnapshotsStub(ch)
-        self._diff = pb.diff_grpc.DiffStub(ch)
-        self._containers = pb.containers_grpc.ContainersStub(ch)
-        self._tasks = pb.tasks_grpc.TasksStub(ch)
-        self._images = pb.images_grpc.ImagesStub(ch)
-        self._version = pb.version_grpc.VersionStub(ch)
         md = [("containerd-namespace", namespace)]
         if lease:
             md.append(("containerd-lease", lease))
         self._md = tuple(md)
+
+    # each service's stub is made on first use (its generated modules load then: _protos.Stubs)
+    @functools.cached_property
+    def _namespaces(self):
+        return self.pb.namespaces_grpc.NamespacesStub(self.channel)
+
+    @functools.cached_property
+    def _leases(self):
+        return self.pb.leases_grpc.LeasesStub(self.channel)
+
+    @functools.cached_property
+    def _content(self):
+        return self.pb.content_grpc.ContentStub(self.channel)
+
+    @functools.cached_property
+    def _snapshots(self):
+        return self.pb.snapshots_grpc.SnapshotsStub(self.channel)
+
+    @functools.cached_property
+    def _diff(self):
+        return self.pb.diff_grpc.DiffStub(self.channel)
+
+    @functools.cached_property
+    def _containers(self):
+        return self.pb.containers_grpc.ContainersStub(self.channel)
+
+    @functools.cached_property
+    def _tasks(self):
+        return self.pb.tasks_grpc.TasksStub(self.channel)
+
+    @functools.cached_property
+    def _images(self):
+        return self.pb.images_grpc.ImagesStub(self.channel)
+
+    @functools.cached_property
+    def _version(self):
+        return self.pb.version_grpc.VersionStub(self.channel)
 
     # -- plumbing ---------------------------------------------------------------------------
 

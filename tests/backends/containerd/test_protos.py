@@ -88,3 +88,22 @@ def test_missing_debian_package_is_named(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(MasonError) as e:
         _protos.stubs_dir()
     assert "golang-github-containerd-containerd-dev" in e.value.message
+
+
+def test_a_services_stubs_load_when_it_is_first_used():
+    """A client loads a service's generated modules when it first calls it (issue 17: a rebuild
+    whose steps are all cached never needs tasks, diff or the runc options)."""
+    import subprocess
+    import sys
+
+    child = (
+        "import sys\n"
+        "from mason.backends.containerd.client import Client\n"
+        "c = Client('/nonexistent/containerd.sock')\n"
+        "tasks = 'mason.backends.containerd._stubs.api.services.tasks.v1.tasks_pb2'\n"
+        "before = tasks in sys.modules\n"
+        "stub = c._tasks\n"
+        "print(before, tasks in sys.modules, type(stub).__name__, c.pb.tasks.__name__ == tasks)\n")
+    p = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["False", "True", "TasksStub", "True"], p.stdout
