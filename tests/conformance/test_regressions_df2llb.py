@@ -76,6 +76,12 @@ CASES: dict[str, Regression] = {
         "ARG BUILDKIT_INLINE_CACHE=1\nWORKDIR /w-$BUILDKIT_SBOM_SCAN_STAGE\nRUN true\n",
         lambda ops: _env(ops) == [["PATH=/bin:/usr/bin:/sbin:/usr/sbin", "BUILDKIT_INLINE_CACHE=1"]]
         and any(a.mkdir.path == "/w-" for o in ops if o.WhichOneof("op") == "file" for a in o.file.actions)),
+    # COPY --parents: a source without wildcards is a required path, from the source's root
+    # (found by the conformance harness on tests/integration/test_copy_modes_buildkit.py)
+    "copy-parents-required-paths": Regression(
+        "FROM busybox\nCOPY --parents ./dir/./sub/b.txt dir/*/c /p/\n",
+        lambda ops: sorted((c.src, tuple(c.include_patterns), tuple(c.required_paths)) for c in _copies(ops))
+        == [("/", ("dir/*/c",), ()), ("/dir", ("sub/b.txt",), ("/dir/sub/b.txt",))]),
 }
 
 

@@ -488,10 +488,10 @@ def _copy_one(src: Root, s: str, dst: Root, a: Copy, copier: "_Copier", desc: st
         if src_st is None:
             raise MasonError(f"{desc}: file not found in build context or excluded by "
                              f".dockerignore: stat {s}: file does not exist")
-        for p in a.required_paths:
-            with src.resolve(sres.path + "/" + p, follow_final=False) as rq:
+        for p in a.required_paths:  # from the input's root, as BuildKit writes them (COPY --parents)
+            with src.resolve(clean_path("/" + p), follow_final=False) as rq:
                 if rq.lstat() is None:
-                    raise MasonError(f"{desc}: required path {p} not found in {s}")
+                    raise MasonError(f"{desc}: required path {p} not found")
         src_dir = stat.S_ISDIR(src_st.st_mode)
         if dst_st is not None and ((src_dir and not a.dir_copy_contents) or
                                    (not src_dir and stat.S_ISDIR(dst_st.st_mode))):

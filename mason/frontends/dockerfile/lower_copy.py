@@ -137,6 +137,7 @@ def _lower(lw: "Lowerer", st: StageState, inst: Copy | Add, is_add: bool) -> Non
             if checksum:
                 raise MasonError("checksum can't be specified for non-HTTP(S) sources", loc)
             includes: tuple[str, ...] = ()
+            required: tuple[str, ...] = ()
             path = src
             if inst.parents:
                 parent, sep, pattern = src.partition("/./")
@@ -144,6 +145,8 @@ def _lower(lw: "Lowerer", st: StageState, inst: Copy | Add, is_add: bool) -> Non
                     parent, pattern = "/", src
                 path = parent
                 includes = (join_abs(pattern).lstrip("/"),)
+                # a path without wildcards must exist (BuildKit names it from the source's root)
+                required = () if _has_wildcards(src) else (join_abs(src),)
             if from_context:
                 from_state = lw.context_state(st, join_abs(src))
             else:
@@ -152,7 +155,7 @@ def _lower(lw: "Lowerer", st: StageState, inst: Copy | Add, is_add: bool) -> Non
                              follow_symlink=True, dir_copy_contents=True,
                              attempt_unpack=is_add and unpack is not False, create_dest_path=True,
                              allow_wildcard=True, allow_empty_wildcard=True, include=includes,
-                             exclude=excludes)
+                             exclude=excludes, required_paths=required)
     for h in inst.heredocs:
         data = chomp(h.content) if h.chomp else h.content
         if h.expand:
@@ -178,6 +181,19 @@ def _lower(lw: "Lowerer", st: StageState, inst: Copy | Add, is_add: bool) -> Non
     layer = scratch(platform=st.platform).file(acts, description=st.metadata(inst.original), loc=loc)
     merge_md = st.metadata("LINK " + inst.original, history=history, step=False)
     st.fs = merge([st.fs, layer], description=merge_md, loc=loc)
+
+
+def _has_wildcards(pattern: str) -> bool:
+    """Whether a path pattern has ``*``, ``?`` or ``[`` that is not escaped by a backslash."""
+    i = 0
+    while i < len(pattern):
+        if pattern[i] == "\\":
+            i += 2
+            continue
+        if pattern[i] in "*?[":
+            return True
+        i += 1
+    return False
 
 
 def _chown_names(spec: str) -> list[str]:

@@ -234,8 +234,15 @@ def test_hardlinks_kept_in_copy(tmp_path, src, base):
 
 
 def test_required_paths(tmp_path, src, base):
-    with pytest.raises(MasonError, match="required path nope not found"):
-        run(tmp_path, [cp("/dir", "/d", required_paths=("a.txt", "nope"))], base=base, src=src)
+    """Required paths are named from the input's root, not from the copy's source (BuildKit's
+    ``COPY --parents ./dir/./sub/b.txt`` copies /dir and requires /dir/sub/b.txt)."""
+    out = run(tmp_path, [cp("/dir", "/d", include_patterns=("sub/b.txt",), required_paths=("/dir/sub/b.txt",))],
+              base=base, src=src)
+    assert os.path.isfile(f"{out}/d/sub/b.txt")
+    with pytest.raises(MasonError, match="required path /dir/nope not found"):
+        run(tmp_path, [cp("/dir", "/d", required_paths=("/dir/a.txt", "/dir/nope"))], base=base, src=src, name="o2")
+    with pytest.raises(MasonError, match="required path sub/b.txt not found"):  # not from /dir
+        run(tmp_path, [cp("/dir", "/d", required_paths=("sub/b.txt",))], base=base, src=src, name="o3")
 
 
 # -- unpack
