@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "build": ("mason.cli.build", "build", "Build a Dockerfile into an image (like docker build)."),
     "daemon": ("mason.cli.daemon", "daemon", "Manage mason's private containerd (status, stop, address)."),
     "du": ("mason.cli.du", "du", "Show what the build cache holds, by record (like docker buildx du)."),
+    "frontend-image": ("mason.cli.frontend_image", "frontend_image",
+                       "Package a mason frontend as a BuildKit gateway frontend image (# syntax=, gateway.v0)."),
     "frontends": ("mason.cli.frontends", "frontends", "List the frontends (build languages): built-ins and plugins."),
     "images": ("mason.cli.images", "images", "List the images in mason's image store."),
     "load": ("mason.cli.images", "load", "Load images from an OCI or Docker archive (like docker load)."),

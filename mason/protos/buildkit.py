@@ -208,6 +208,19 @@ def _collect() -> dict[str, str]:
     return protogen.collect(ROOTS, _map_import, _source_file, package_hint=APT_PACKAGES, patch=patch)
 
 
+def source_files() -> list[Path]:
+    """The ``.proto`` files under ``MASON_GOCODE`` the stubs are made from (a frontend image
+    carries them, so the stubs it was built with are found again by their inputs)."""
+    read: list[Path] = []
+
+    def record(path: str) -> Path:
+        read.append(_source_file(path))
+        return read[-1]
+
+    protogen.collect(ROOTS, _map_import, record, package_hint=APT_PACKAGES, patch=patch)
+    return read
+
+
 def stubs_dir() -> Path:
     """The directory holding the generated tree, generating it if needed."""
     llb = llb_pb.include_dir()

@@ -60,9 +60,10 @@ def local(name: str, *, include: Sequence[str] = (), exclude: Sequence[str] = ()
           follow_paths: Sequence[str] = (), shared_key_hint: str | None = None,
           unique: str | None = None, platform: Platform | str | None = None, custom_name: str | None = None,
           description: Description = None, progress: ProgressGroup | None = None,
-          loc: SourceLoc | None = None) -> State:
+          loc: SourceLoc | None = None, session_id: str | None = None) -> State:
     """``local://NAME`` (a client directory, e.g. the build context); patterns and paths as
-    Go's JSON, in the order given. The op has no platform, as BuildKit writes it."""
+    Go's JSON, in the order given; ``session_id`` the client session that has it (BuildKit's
+    ``llb.SessionID``). The op has no platform, as BuildKit writes it."""
     attrs = {}
     if include:
         attrs["local.includepattern"] = go_json(list(include))
@@ -74,6 +75,8 @@ def local(name: str, *, include: Sequence[str] = (), exclude: Sequence[str] = ()
         attrs["local.sharedkeyhint"] = shared_key_hint
     if unique:
         attrs["local.unique"] = unique
+    if session_id:
+        attrs["local.session"] = session_id
     st = _source("local://" + name, attrs, None, name=custom_name, description=description, progress=progress,
                  loc=loc, with_platform=False)
     return st.with_platform(platform) if platform is not None else st
