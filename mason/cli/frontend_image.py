@@ -37,8 +37,8 @@ def frontend_image(name: str, tags, outputs, push, base, python, iidfile, quiet,
     import tempfile
     from pathlib import Path
 
-    from mason.build import BuildRequest, build
     from mason.cli.build import _check_iidfile, progress_sink, report
+    from mason.driver import BuildRequest, build
     from mason.gateway import package
     from mason.ir.errors import MasonError
 
