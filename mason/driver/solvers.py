@@ -27,7 +27,8 @@ class open_solver:  # noqa: N801 - used as a context manager, like open()
                 self.solver = Solver(self.client, state)
             else:
                 d = ManagedContainerd.at(state)
-                self.solver = Solver(self.client, state, runc_root=str(d.runc_root), io_dir=str(d.io_dir))
+                self.solver = Solver(self.client, state, runc_root=str(d.runc_root), io_dir=str(d.io_dir),
+                                     restart=d.ensure_running)
         except BaseException:
             self.client.close()
             raise

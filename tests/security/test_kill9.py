@@ -12,7 +12,7 @@ import signal
 import pytest
 
 from tests.integration.conftest import clean, write
-from tests.security.test_signals import _containerd_dir, _db_ok, _mounts_under, _start, _step_pids
+from tests.security.test_signals import _containerd_dir, _db_ok, _mounts_under, _start, _step_pids, ctr_empty
 
 pytestmark = pytest.mark.integration
 
@@ -48,6 +48,7 @@ def test_kill9_mid_run_next_command_cleans(build_env, tmp_path, then):
     assert p.returncode == 0, p.stderr
     assert "Traceback" not in p.stderr, p.stderr
     assert clean(env.leftovers()), env.leftovers()
+    ctr_empty(env)
     assert _step_pids(marker) == [], "the killed build's step was never reaped"
     assert _mounts_under(env.root, _containerd_dir(env)) == mounts_before
     _db_ok(env.root)

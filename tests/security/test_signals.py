@@ -71,6 +71,15 @@ def _containerd_dir(env) -> Path:
     return Path(env.address).parent.parent  # <root>/containerd/state/containerd.sock -> <root>/containerd
 
 
+def ctr_empty(env) -> None:
+    """An independent look (containerd's own ``ctr``): no task and no container in mason's
+    namespace."""
+    for what in ("tasks", "containers"):
+        p = subprocess.run(["ctr", "--address", env.address, "-n", "mason", what, "ls", "-q"],
+                           capture_output=True, text=True, check=True, timeout=60)
+        assert p.stdout.split() == [], f"ctr {what} ls: {p.stdout}"
+
+
 def _db_ok(root: Path) -> None:
     for db in root.rglob("*.db"):
         con = sqlite3.connect(db)
@@ -103,6 +112,7 @@ def test_signal_mid_run_leaves_nothing(build_env, tmp_path, sig):
     assert "Traceback" not in text and "internal error" not in text, text
     assert any(w in rest for w in ("interrupted", "aborted", "terminated", "hangup")), rest
     assert clean(env.leftovers()), env.leftovers()
+    ctr_empty(env)
     assert _step_pids(marker) == [], "the RUN's processes outlived the build"
     assert _mounts_under(env.root, _containerd_dir(env)) == mounts_before
     assert not out.exists(), "a half-written output was left behind"
@@ -136,6 +146,7 @@ def test_second_signal_exits_at_once_and_next_build_recovers(build_env, tmp_path
     assert p.returncode == 0, p.stderr
     assert _step_pids(marker) == [], "the first build's step was never reaped"
     assert clean(env.leftovers()), env.leftovers()
+    ctr_empty(env)
     _db_ok(env.root)
 
 

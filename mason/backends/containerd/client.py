@@ -231,6 +231,14 @@ class Client:
     def close(self) -> None:
         self.channel.close()
 
+    def wait_ready(self, timeout: float) -> None:
+        """Wait until the channel is connected (after containerd came back: gRPC reconnects
+        only after its back-off); :class:`Unavailable` if it is not within ``timeout``."""
+        try:
+            grpc.channel_ready_future(self.channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            raise Unavailable(f"containerd at {self.address} is not answering (connect)") from None
+
     def __enter__(self) -> "Client":
         return self
 

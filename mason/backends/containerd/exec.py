@@ -100,6 +100,18 @@ def reap_orphans(client: Client) -> int:
     return n
 
 
+def reap_owned(client: Client, owner: str) -> int:
+    """Kill and delete the containers (tasks with all their processes) of the executor
+    ``owner``: what a build could not stop itself when its containerd went away under it."""
+    n = 0
+    for cid in client.list_containers([f'labels."{OWNER_LABEL}"=={owner}']):
+        with contextlib.suppress(NotFound):
+            client.force_delete_task(cid)
+            client.delete_container(cid)
+            n += 1
+    return n
+
+
 @dataclass(frozen=True, slots=True)
 class ExecResult:
     exit_code: int

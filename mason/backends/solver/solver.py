@@ -36,8 +36,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mason.backends.containerd.client import AlreadyExists, Client, NotFound
-from mason.backends.containerd.exec import EXECUTOR_LABEL, MANAGED_LABEL, OWNER_LABEL, Executor, reap_orphans
+from mason.backends.containerd.client import AlreadyExists, Client, NotFound, Unavailable
+from mason.backends.containerd.exec import (
+    EXECUTOR_LABEL,
+    MANAGED_LABEL,
+    OWNER_LABEL,
+    Executor,
+    reap_orphans,
+    reap_owned,
+)
 from mason.backends.solver import cachekey, entitlements
 from mason.backends.solver.events import EventSink, VertexCached, VertexDone, VertexStarted, Warning, null_sink
 from mason.backends.solver.results import Result
@@ -223,8 +230,10 @@ class Solver:
     """Solves graphs on one containerd, with the result store under ``root``."""
 
     def __init__(self, client: Client, root: str | Path, *, runc_root: str | None = None,
-                 io_dir: str | None = None):
+                 io_dir: str | None = None, restart: Callable[[], object] | None = None):
         self.client = client
+        # mason's own containerd: how to start it again when it died under a build
+        self.restart = restart
         self.root = Path(root)
         self.store = ResultStore(self.root)
         self.runc_root = runc_root
@@ -289,6 +298,9 @@ class Solver:
         ctx = SolveContext(self, lc, ex, opts, events, tmpdir, lease)
         try:
             yield BuildSession(ctx)
+        except BaseException:
+            self._recover(ex)
+            raise
         finally:
             with contextlib.suppress(BaseException):
                 ex.close()
@@ -298,6 +310,25 @@ class Solver:
             shutil.rmtree(tmpdir, ignore_errors=True)
             with contextlib.suppress(MasonError):
                 self.client.delete_lease(lease)
+
+    def _recover(self, ex: Executor) -> None:
+        """After a failed build: if mason's own containerd died under it (killed, crashed), start
+        it again — it finds the shims still running the build's steps — and kill and delete
+        those steps, so nothing of the build outlives it. Another containerd is not ours to
+        start: its steps wait for the next mason command's orphan sweep."""
+        if self.restart is None:
+            return
+        try:
+            self.client.version()
+            return
+        except Unavailable:
+            pass
+        except MasonError:
+            return
+        with contextlib.suppress(Exception):
+            self.restart()
+            self.client.wait_ready(timeout=30)  # the channel reconnects after its back-off
+            reap_owned(self.client, ex.owner)
 
     def _sweep_networks(self) -> None:
         """Tear down the step networks a dead mason left under this root (next to the containerd
