@@ -45,7 +45,9 @@ class Choice:
     image: str | None = None
     how: str = "file name"
     loc: SourceLoc | None = None
-    cmdline: str = ""  # what follows the image in the directive (BuildKit passes it as "cmdline")
+    # what follows the image in the directive (BuildKit passes it as "cmdline"); None for an image
+    # named by --frontend, which gets no cmdline option and so may forward to its file's # syntax=
+    cmdline: str | None = ""
 
     @property
     def name(self) -> str:
@@ -75,6 +77,11 @@ def _by_name(name: str) -> Frontend | None:
     if name in {i.name for i in registry.available()}:
         return registry.load(name)
     return None
+
+
+def frontend_for_syntax(value: str) -> Frontend | None:
+    """The built-in or plugin that answers ``# syntax=value`` (or is named ``value``), if any."""
+    return _by_syntax(value)
 
 
 def _by_syntax(value: str) -> Frontend | None:
@@ -142,7 +149,8 @@ def choose(path: str, text: str, filename: str | None = None, *, frontend: str |
             return Choice(fe, how="--frontend")
         if _is_image_ref(name):
             fe = _by_syntax(name)
-            return Choice(fe, how="--frontend") if fe is not None else Choice(image=name, how="--frontend")
+            return Choice(fe, how="--frontend") if fe is not None else Choice(image=name, how="--frontend",
+                                                                                  cmdline=None)
         raise _unknown("", name)
     if syntax is not None:
         value, how, loc = syntax

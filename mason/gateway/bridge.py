@@ -6,8 +6,8 @@ file (``ReadFile`` on ``local://dockerfile``), looks at directories, resolves ba
 this bridge solves what it is asked to read at once, in the build session it is given, and reads
 the result's files from a read-only view of its snapshot (every path resolved inside it).
 
-Calls: Ping (the caps below), Solve (a Definition; ``Evaluate`` solves it now; ``Frontend``
-``dockerfile.v0`` lowers with mason's built-in Dockerfile frontend), ReadFile, ReadDir, StatFile,
+Calls: Ping (the caps below), Solve (a Definition; ``Evaluate`` solves it now; a ``Frontend``
+— ``dockerfile.v0``, ``gateway.v0`` — goes to the ``frontend`` callback), ReadFile, ReadDir, StatFile,
 ResolveImageConfig, Evaluate, Inputs, Warn, Return. Containers (``NewContainer`` …) are refused
 with a clear message, and Ping says so.
 """
@@ -54,15 +54,16 @@ class FrontendBridge:
 
     ``solve(graph) -> Result`` solves a graph in the build's session; ``view(result)`` is a
     context manager giving a read-only directory of a result's files; ``resolver`` answers
-    ResolveImageConfig; ``dockerfile(opts) -> Graph`` runs the built-in Dockerfile frontend (a
-    frontend asking for ``dockerfile.v0``); ``warn`` gets the frontend's warnings."""
+    ResolveImageConfig; ``frontend(name, opts, inputs) -> (Graph, metadata)`` runs the frontend a
+    frontend asks for (``Solve`` with ``Frontend``); ``warn`` gets the frontend's warnings."""
 
     def __init__(self, stubs: Any, *, solve: Callable[[Any], Any], view: Callable[[Any], Any], resolver: Any,
-                 worker: Any, warn: Callable[[str], None], dockerfile: Callable[[Mapping[str, str]], Any] | None = None,
+                 worker: Any, warn: Callable[[str], None],
+                 frontend: Callable[[str, Mapping[str, str], Mapping[str, Any]], Any] | None = None,
                  inputs: Mapping[str, Any] | None = None):
         self.pb = stubs
         self._solve, self._view, self.resolver, self.worker = solve, view, resolver, worker
-        self._warn, self._dockerfile = warn, dockerfile
+        self._warn, self._frontend = warn, frontend
         self.inputs = dict(inputs or {})
         self.refs: dict[str, Any] = {}  # id -> Graph
         self._solved: dict[str, Any] = {}  # id -> Result
@@ -134,17 +135,19 @@ class FrontendBridge:
 
         g = self.pb.gateway
         opts = dict(request.FrontendOpt)
+        metadata: Mapping[str, bytes] = {}
         if request.Frontend:
-            lower = self._dockerfile
-            if request.Frontend not in ("dockerfile.v0", "dockerfile") or lower is None:
+            run = self._frontend
+            if request.Frontend not in ("dockerfile.v0", "gateway.v0") or run is None:
                 context.abort(grpc.StatusCode.UNIMPLEMENTED,
                               f"mason: a frontend image cannot call the frontend {request.Frontend!r} "
-                              "(only dockerfile.v0, mason's built-in Dockerfile frontend)")
+                              "(only dockerfile.v0 and gateway.v0)")
             if "requestid" in opts:
                 context.abort(grpc.StatusCode.UNIMPLEMENTED,
                               f"mason: the subrequest {opts['requestid']!r} is not supported through the gateway")
+            self.calls.append(f"Frontend {request.Frontend} {opts.get('source', '')}".rstrip())
             try:
-                graph = lower(opts)  # type: ignore[misc]
+                graph, metadata = run(request.Frontend, opts, dict(request.FrontendInputs))  # type: ignore[misc]
             except MasonError as e:
                 context.abort(grpc.StatusCode.UNKNOWN, e.format())
         elif len(getattr(request.Definition, "def")):
@@ -158,6 +161,8 @@ class FrontendBridge:
         if request.Evaluate:
             self._result(rid, context)
         res = g.Result(ref=g.Ref(id=rid)) if request.allowResultArrayRef else g.Result(refDeprecated=rid)
+        for k, v in metadata.items():
+            res.metadata[k] = v
         out = g.SolveResponse(result=res)
         if not request.allowResultReturn:
             out.ref = rid

@@ -63,7 +63,7 @@ class GatewayRun:
 
 
 def frontend_opts(*, filename: str, build_args: Mapping[str, str], target: str | None, platform: str | None,
-                  named_contexts: Mapping[str, str] = (), cmdline: str = "",  # type: ignore[assignment]
+                  named_contexts: Mapping[str, str] = (), cmdline: str | None = "",  # type: ignore[assignment]
                   extra: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
     """The frontend options of a build, as buildctl/buildx send them."""
     out: list[tuple[str, str]] = [("filename", filename)]
@@ -73,7 +73,8 @@ def frontend_opts(*, filename: str, build_args: Mapping[str, str], target: str |
         out.append(("platform", platform))
     out += [(f"build-arg:{k}", v) for k, v in sorted(build_args.items())]
     out += [(f"context:{k}", v) for k, v in sorted(dict(named_contexts).items())]
-    out.append(("cmdline", cmdline))  # present: the frontend does not forward to # syntax= again
+    if cmdline is not None:  # present: the frontend does not forward to # syntax= again
+        out.append(("cmdline", cmdline))
     out += sorted((extra or {}).items())
     return out
 
@@ -167,7 +168,7 @@ def run_frontend_image(image: str, *, session: Any, resolver: Any, opts: list[tu
                        timeout: float | None = None, session_id: str | None = None,
                        wanted_caps: list[str] | None = None, log: Callable[[str], None] | None = None,
                        warn: Callable[[str], None] | None = None,
-                       dockerfile: Callable[[Mapping[str, str]], Any] | None = None,
+                       frontend: Callable[[str, Mapping[str, str], Mapping[str, Any]], Any] | None = None,
                        image_resolver: Any = None) -> tuple[Any, GatewayRun]:
     """Run frontend ``image`` in the solver ``session`` (a :class:`BuildSession`) and return
     (the :class:`~mason.gateway.bridge.Returned` result, the :class:`GatewayRun`). ``resolver``
@@ -216,7 +217,7 @@ def run_frontend_image(image: str, *, session: Any, resolver: Any, opts: list[tu
     worker, workers_env = _worker(pb)
     warnings: list[str] = []
     bridge = FrontendBridge(pb, solve=solve, view=view, resolver=resolver, worker=worker,
-                            warn=warn or warnings.append, dockerfile=dockerfile)
+                            warn=warn or warnings.append, frontend=frontend)
     sid = os.urandom(13).hex() if session_id is None else session_id
     env = [e for e in cfg.get("Env") or () if "=" in e]
     env += [f"BUILDKIT_FRONTEND_OPT_{i}={k}={v}" for i, (k, v) in enumerate(opts)]

@@ -230,3 +230,29 @@ def test_named_context_replaces_the_syntax_image(build_env, frontend_image, tmp_
     # without it, the built-in
     res, rec = build_env.build(ctx, outputs=(f"type=local,dest={tmp_path / 'o2'}",))
     assert not any("gateway calls" in m for m in _statuses(rec))
+
+
+def test_a_frontend_image_calls_frontends(build_env, frontend_image, tmp_path):
+    """``--frontend IMAGE`` sends no ``cmdline`` option (as ``buildctl --frontend gateway.v0 --opt
+    source=IMAGE``), so BuildKit's frontend forwards to its Dockerfile's ``# syntax=`` with a
+    ``Solve`` naming the frontend ``gateway.v0``: ``docker/dockerfile:1`` is mason's built-in
+    Dockerfile frontend, an image is that image run in the same session (with ``cmdline`` now,
+    so it lowers the file itself); the result and its image config come back through the outer one."""
+    ctx = write(tmp_path / "ctx", {"Dockerfile": f"# syntax=docker/dockerfile:1\nFROM {build_env.base}\n"
+                                                 "ENV LEVEL=inner\nRUN echo builtin > /via\n"})
+    out = tmp_path / "out"
+    p = build_env.cli("build", "--progress=plain", "--frontend", frontend_image, "-o", f"type=local,dest={out}",
+                      str(ctx))
+    assert p.returncode == 0, p.stderr
+    assert (out / "via").read_text() == "builtin\n"
+    assert f"frontend image {frontend_image} calls gateway.v0 docker/dockerfile:1: mason's built-in dockerfile" \
+        in p.stderr
+    assert "Frontend 1" in p.stderr.split("gateway calls: ", 1)[1].split("\n", 1)[0]
+    (ctx / "Dockerfile").write_text(f"# syntax={frontend_image}\nFROM {build_env.base}\nENV LEVEL=nested\n"
+                                    "RUN echo nested > /via\n")
+    out2 = tmp_path / "out2"
+    res, rec = build_env.build(ctx, outputs=(f"type=local,dest={out2}",), frontend=frontend_image)
+    assert (out2 / "via").read_text() == "nested\n"
+    assert "LEVEL=nested" in res.image_config["config"]["Env"]
+    assert f"frontend image {frontend_image} calls gateway.v0 {frontend_image}: running that image" in _statuses(rec)
+    assert clean(build_env.leftovers())
