@@ -256,3 +256,19 @@ def test_a_frontend_image_calls_frontends(build_env, frontend_image, tmp_path):
     assert "LEVEL=nested" in res.image_config["config"]["Env"]
     assert f"frontend image {frontend_image} calls gateway.v0 {frontend_image}: running that image" in _statuses(rec)
     assert clean(build_env.leftovers())
+
+
+def test_named_context_dirs_are_served_to_the_image(build_env, frontend_image, tmp_path):
+    """``--build-context NAME=DIR`` reaches the frontend image as ``context:NAME=local:NAME`` and
+    the directory is served as ``local://NAME`` (its ``.dockerignore`` applied), to what the
+    frontend reads while lowering and to the build."""
+    extra = write(tmp_path / "extra", {"data.txt": "from the named context\n", "secret.txt": "ignored\n",
+                                       ".dockerignore": "secret.txt\n"})
+    ctx = write(tmp_path / "ctx", {"Dockerfile": f"FROM {build_env.base}\nCOPY --from=extra / /extra/\n"})
+    out = tmp_path / "out"
+    res, rec = build_env.build(ctx, outputs=(f"type=local,dest={out}",), frontend=frontend_image,
+                               build_contexts=(f"extra={extra}",))
+    assert (out / "extra" / "data.txt").read_text() == "from the named context\n"
+    assert not (out / "extra" / "secret.txt").exists()
+    assert "Return 1" in _gateway_calls(rec)
+    assert clean(build_env.leftovers())
