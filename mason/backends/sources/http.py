@@ -150,6 +150,10 @@ def load_http(client: Client, url: str, attrs: Mapping[str, str] | None = None, 
     scheme = urlsplit(url).scheme.lower()
     if scheme not in ("http", "https"):
         raise MasonError(f"http source {shown!r}: only http:// and https:// URLs can be downloaded")
+    try:
+        httpx.URL(url)
+    except (httpx.InvalidURL, ValueError) as e:  # a port that is no number, a bad host…
+        raise MasonError(f"http source {shown!r}: invalid URL: {e}") from None
     if opts.checksum and opts.filename:
         name = _snapshot_name(opts.checksum, opts.filename, opts)
         if reuse(client, name):

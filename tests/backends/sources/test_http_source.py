@@ -147,3 +147,5 @@ def test_http_errors(ns, server) -> None:
         load_http(ns, dead, {})
     with pytest.raises(MasonError, match=r"only http:// and https:// URLs"):
         load_http(ns, "file:///etc/passwd", {})
+    with pytest.raises(MasonError, match=r"http source .*: invalid URL: "):  # was httpx's traceback
+        load_http(ns, "http://127.0.0.1:x2/dated.txt", {})
