@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,10 @@ def _below(tree: dict[str, Entry], path: str) -> list[str]:
     return [p for p in tree if p.startswith(prefix)]
 
 
-def _apply(tree: dict[str, Entry], layer: bytes) -> None:
+Normalize = Callable[[bytes], bytes]
+
+
+def _apply(tree: dict[str, Entry], layer: bytes, normalize: Normalize | None) -> None:
     with tarfile.open(fileobj=io.BytesIO(layer), mode="r:*") as tf:
         members = tf.getmembers()
         # whiteouts remove what lower layers have, before this layer's own entries land
@@ -98,14 +102,16 @@ def _apply(tree: dict[str, Entry], layer: bytes) -> None:
             digest = ""
             if kind == "file":
                 f = tf.extractfile(m)
-                digest = hashlib.sha256(f.read() if f is not None else b"").hexdigest()
+                data = f.read() if f is not None else b""
+                digest = hashlib.sha256(normalize(data) if normalize is not None else data).hexdigest()
             tree[path] = Entry(kind, m.mode & 0o7777, m.uid, m.gid, digest,
                                m.linkname if kind == "symlink" else "",
                                (m.devmajor, m.devminor) if kind in ("char", "block") else (0, 0))
 
 
-def read_image(archive: Path | str) -> Image:
-    """The (single-platform) image in OCI archive ``archive``: its root filesystem and config."""
+def read_image(archive: Path | str, normalize: Normalize | None = None) -> Image:
+    """The (single-platform) image in OCI archive ``archive``: its root filesystem and config
+    (``normalize``: applied to each regular file's content before it is hashed)."""
     with tarfile.open(archive) as tar:
         index = json.loads(tar.extractfile("index.json").read())  # type: ignore[union-attr]
         desc = index["manifests"][0]
@@ -116,7 +122,7 @@ def read_image(archive: Path | str) -> Image:
         config = json.loads(_blob(tar, manifest["config"]["digest"]))
         tree: dict[str, Entry] = {}
         for layer in manifest["layers"]:
-            _apply(tree, _blob(tar, layer["digest"]))
+            _apply(tree, _blob(tar, layer["digest"]), normalize)
     return Image(tree, config, len(manifest["layers"]))
 
 
