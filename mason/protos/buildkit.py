@@ -123,11 +123,55 @@ message WarnRequest {
 }
 
 message WarnResponse {}
+
+message ResolveSourceMetaRequest {
+  pb.SourceOp Source = 1;
+  pb.Platform Platform = 2;
+  string LogName = 3;
+  string ResolveMode = 4;
+  ResolveSourceGitRequest Git = 5;
+  ResolveSourceImageRequest Image = 6;
+}
+
+message ResolveSourceImageRequest {
+  bool NoConfig = 1;
+  bool AttestationChain = 2;
+  repeated string ResolveAttestations = 3;
+}
+
+message ResolveSourceGitRequest {
+  bool ReturnObject = 1;
+}
+
+message ResolveSourceMetaResponse {
+  pb.SourceOp Source = 1;
+  ResolveSourceImageResponse Image = 2;
+  ResolveSourceGitResponse Git = 3;
+  ResolveSourceHTTPResponse HTTP = 4;
+}
+
+message ResolveSourceImageResponse {
+  string Digest = 1;
+  bytes Config = 2;
+}
+
+message ResolveSourceGitResponse {
+  string Checksum = 1;
+  string Ref = 2;
+  string CommitChecksum = 3;
+}
+
+message ResolveSourceHTTPResponse {
+  string Checksum = 1;
+  string Filename = 2;
+}
 """,
 }
 NEW_RPCS = {"api/services/control/control.proto": ("rpc Info(InfoRequest) returns (InfoResponse);",),
             "frontend/gateway/pb/gateway.proto": ("rpc Evaluate(EvaluateRequest) returns (EvaluateResponse);",
-                                                  "rpc Warn(WarnRequest) returns (WarnResponse);")}
+                                                  "rpc Warn(WarnRequest) returns (WarnResponse);",
+                                                  "rpc ResolveSourceMeta(ResolveSourceMetaRequest) returns "
+                                                  "(ResolveSourceMetaResponse);")}
 
 
 def _relative(path: str) -> str | None:
