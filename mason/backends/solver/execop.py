@@ -55,7 +55,7 @@ from mason.ir.ops import CacheSharing, ExecOp, Mount, MountType, NetMode, Securi
 from mason.ir.runlimits import rlimit_type
 
 if TYPE_CHECKING:
-    from mason.backends.solver.solver import SolveContext
+    from mason.backends.solver.context import SolveContext
 
 DEFAULT_HOSTNAME = "buildkitsandbox"
 TAIL_LINES = 10

@@ -30,7 +30,7 @@ from mason.ir.errors import MasonError
 from mason.ir.ops import DiffOp, FileOp, MergeOp
 
 if TYPE_CHECKING:
-    from mason.backends.solver.solver import SolveContext
+    from mason.backends.solver.context import SolveContext
 
 
 def result_snapshot_name(key: str, index: int = 0) -> str:

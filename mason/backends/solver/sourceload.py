@@ -13,7 +13,7 @@ from mason.ir.ops import SourceOp
 from mason.ir.resolver import PlatformSpec
 
 if TYPE_CHECKING:
-    from mason.backends.solver.solver import SolveContext
+    from mason.backends.solver.context import SolveContext
 
 
 def _platform(op: SourceOp) -> PlatformSpec | None:
