@@ -2,9 +2,10 @@
 checks and the passes, and takes the Definition the last such lowering produced (issue 17).
 
 A build's lowering is a pure function of what this module puts in the key — mason's own code
-(every file of the package, by path, size and mtime; the Python, lark and protobuf in use), the
+(every file of the frontends, passes, IR and driver and the package's top-level modules, by
+path, size and mtime; the Python, lark and protobuf in use), the
 host platform, the chosen frontend, the build file's path, name and text, the ``.dockerignore``
-patterns, every field of the :class:`~mason.build.LowerRequest` and of the
+patterns, every field of the :class:`~mason.driver.LowerRequest` and of the
 :class:`~mason.frontends.base.FrontendRequest` (build args, target, platform, named contexts and
 their ignore patterns …) — and of the answers its image resolver gave. The answers cannot be
 known before lowering, so an entry keeps the questions the lowering asked (reference and
@@ -68,9 +69,27 @@ def _canon(v: Any) -> Any:
     raise Uncacheable(type(v).__name__)
 
 
+# the code a lowering runs: frontends and passes import only mason.ir (tests/test_layering.py),
+# the driver chooses and calls them; the backends only answer the resolver, whose answers are
+# checked on every hit
+_LOWERING_CODE = ("frontends", "passes", "ir", "grammars", "driver")
+
+
 def _stat_files(root: Path) -> list[list[Any]]:
     out = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    for name in sorted(os.listdir(root)):  # the package's own modules (resolution, build_contexts, this one)
+        if name.endswith(".py"):
+            with contextlib.suppress(OSError):
+                st = os.stat(root / name)
+                out.append([name, st.st_size, st.st_mtime_ns])
+    for sub in _LOWERING_CODE:
+        out += _walk(root, root / sub)
+    return out
+
+
+def _walk(root: Path, top: Path) -> list[list[Any]]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(top):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
         for name in sorted(filenames):
             if name.endswith((".pyc", ".marshal")):
@@ -103,8 +122,9 @@ def _module_file(name: str) -> list[Any]:
 
 
 def code_fingerprint() -> str:
-    """A digest of the code a lowering runs: every file of the mason package (path, size,
-    mtime), the interpreter, lark and protobuf. Computed once per process."""
+    """A digest of the code a lowering runs: every file of the mason package's lowering side
+    (:data:`_LOWERING_CODE` and the top-level modules; path, size, mtime), the interpreter,
+    lark and protobuf. Computed once per process."""
     global _fingerprint
     with _fp_lock:
         if _fingerprint is None:
