@@ -39,8 +39,8 @@ from typing import Any, Mapping, Sequence
 from mason.ir.errors import MasonError
 from mason.ir.resolver import PlatformSpec, ResolvedImage
 
-__all__ = ["LoweringCache", "RecordingResolver", "CachedLowering", "CachedCheck", "MAX_ENTRIES", "DIRNAME",
-           "code_fingerprint", "clear"]
+__all__ = ["LoweringCache", "GraphRecords", "RecordingResolver", "CachedLowering", "CachedCheck", "MAX_ENTRIES",
+           "DIRNAME", "code_fingerprint", "clear"]
 
 MAGIC = b"mason-lowering-cache 1\n"
 DIRNAME = "lowering"
@@ -312,9 +312,14 @@ class LoweringCache:
             if len(entries) <= MAX_ENTRIES:
                 return
             entries.sort(key=lambda e: e.stat().st_mtime_ns)
+            gone = {e.name[:-len(".llb")] for e in entries[:len(entries) - MAX_ENTRIES]}
             for e in entries[:len(entries) - MAX_ENTRIES]:
                 with contextlib.suppress(OSError):
                     os.unlink(e.path)
+            for e in os.scandir(self.dir):  # their graph drawings (GraphRecords)
+                if e.name.partition(".")[0] in gone:
+                    with contextlib.suppress(OSError):
+                        os.unlink(e.path)
         except OSError:
             pass
 
@@ -322,6 +327,41 @@ class LoweringCache:
         """Mark an entry used (the oldest go first)."""
         with contextlib.suppress(OSError):
             os.utime(self._path(key))
+
+
+class GraphRecords:
+    """The graph drawing a build's history record keeps (``mason history --graph``), kept next
+    to the lowering entry ``key``: the drawing is a function of that entry's graph, the outputs
+    drawn, the values masked and the drawing code (``mason.backends.dump``, by its files' size
+    and mtime), all in its name. Every failure is a miss."""
+
+    def __init__(self, cache: "LoweringCache", key: str):
+        self.cache, self.key = cache, key
+
+    def _path(self, names: Sequence[str], masked: Sequence[str]) -> Path:
+        parts = [list(names), sorted(masked), _walk(_PACKAGE, _PACKAGE / "backends" / "dump")]
+        h = hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
+        return self.cache.dir / f"{self.key}.graph-{h}.json"
+
+    def get(self, names: Sequence[str], masked: Sequence[str]) -> bytes | None:
+        try:
+            data = self._path(names, masked).read_bytes()
+        except OSError:
+            return None
+        return data or None
+
+    def put(self, names: Sequence[str], masked: Sequence[str], data: bytes) -> None:
+        with contextlib.suppress(OSError):
+            path = self._path(names, masked)
+            fd, tmp = tempfile.mkstemp(dir=self.cache.dir, prefix=".tmp-", suffix=".json")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
 
 
 def clear(root: str | os.PathLike[str]) -> int:

@@ -215,3 +215,36 @@ def test_entries_are_bounded_and_clear_empties_them(tmp_path: Path, monkeypatch:
     assert len(list((tmp_path / "root" / "lowering").glob("*.llb"))) == 3
     assert lowering_cache.clear(tmp_path / "root") == 3
     assert not list((tmp_path / "root" / "lowering").iterdir())
+
+
+def test_the_records_graph_drawing_is_kept_with_the_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The graph a build's history record keeps is drawn once per lowering entry, outputs and
+    masked values: a cached lowering's record gets the same bytes without drawing again."""
+    import json
+
+    from mason.backends.dump import graph as dump_graph
+    from mason.backends.solver.history import HistoryRecorder
+    from mason.driver.records import attach_graph
+
+    ctx(tmp_path, TEXT.replace("ARG V=1", "ARG V=hunter22"))
+    cache = LoweringCache(tmp_path / "root")
+    drawn: list[int] = []
+    real = dump_graph.graph_from_ir
+    monkeypatch.setattr(dump_graph, "graph_from_ir", lambda *a, **k: drawn.append(1) or real(*a, **k))
+
+    def record(low, masked: tuple[str, ...]) -> bytes:
+        with HistoryRecorder(tmp_path / "state", meta={}) as rec:
+            attach_graph(rec, low.graph, ["default"], masked, low.graph_records)
+        return (rec.dir / "graph.json").read_bytes()
+
+    first_low = lower(tmp_path, cache)
+    assert first_low.graph_records is not None
+    first = record(first_low, ("hunter22",))
+    assert drawn == [1] and b"hunter22" not in first
+    assert json.loads(first) == json.loads(json.dumps(real(first_low.graph, ["default"], mask_env=True,
+                                                           masked=("hunter22",)).to_json(), default=str))
+    hit = lower(tmp_path, cache)
+    assert record(hit, ("hunter22",)) == first and drawn == [1], "the cached lowering's record was drawn again"
+    record(hit, ("other",))  # other masked values: another drawing
+    assert drawn == [1, 1]
+    assert record(lower(tmp_path, None), ("hunter22",)) == first and drawn == [1, 1, 1]  # no cache: drawn

@@ -83,7 +83,7 @@ def build(request: BuildRequest | None = None, /, **kw) -> BuildResult:
                              source_date_epoch=epoch, events=sink, no_cache_filter=req.no_cache_filter,
                              explain=req.explain, secret_store=req.secret_store, cancel=req.cancel,
                              platforms=low.platforms, cache_from=cache_from, cache_to=cache_to,
-                             oci_layouts=layouts, masked=build_args.values(),
+                             oci_layouts=layouts, masked=build_args.values(), graph_records=low.graph_records,
                              limits={"memory": req.memory, "cpu_quota": req.cpu_quota, "cpu_period": req.cpu_period})
             except MasonError as e:
                 if e.loc is not None and e.source_line is None and dockerfile != "-":

@@ -96,11 +96,14 @@ def _lower_one(req: LowerRequest, *, resolver: ImageMetaResolver | None, err: Te
                 freq = replace(freq, resolver=LayoutResolver(resolver, layouts))
         key = _cache_key(cache, req, freq, path, choice)
         if key is not None:
+            from mason.lowering_cache import GraphRecords
+
             hit = cache.get(key, freq.resolver)
             if hit is not None:
                 cache.touch(key)
                 return LowerResult(hit.graph, list(hit.warnings), hit.frontend, hit.pipeline, {"cached": 1.0},
-                                   hit.stages, checks=hit.checks, checks_failed=hit.checks_failed)
+                                   hit.stages, checks=hit.checks, checks_failed=hit.checks_failed,
+                                   graph_records=GraphRecords(cache, key))
             from mason.lowering_cache import RecordingResolver
 
             recorder = RecordingResolver(freq.resolver)
@@ -137,11 +140,12 @@ def _lower_one(req: LowerRequest, *, resolver: ImageMetaResolver | None, err: Te
                          print_after_all=req.print_after_all, verify_each=req.verify_each,
                          time_passes=req.time_passes, out=err)
     timings["passes"] = (time.perf_counter() - t0) * 1000
-    if key is not None:
-        cache.put(key, recorder, graph, warnings=warnings, frontend=choice.name, pipeline=pipeline,
-                  stages=stages, checks=checks, checks_failed=failed)
+    records = None
+    if key is not None and cache.put(key, recorder, graph, warnings=warnings, frontend=choice.name,
+                                     pipeline=pipeline, stages=stages, checks=checks, checks_failed=failed):
+        records = GraphRecords(cache, key)
     return LowerResult(graph, warnings, choice.name, pipeline, timings, stages, checks=tuple(checks),
-                       checks_failed=tuple(failed))
+                       checks_failed=tuple(failed), graph_records=records)
 
 
 def _cache_key(cache, req: LowerRequest, freq, path: str, choice) -> str | None:

@@ -41,14 +41,31 @@ def recording(root: str | None, meta: Mapping[str, object], events, enabled: boo
 
 
 
-def attach_graph(sink, graph: Graph, names: list[str], masked: Iterable[str] = ()) -> None:
+def attach_graph(sink, graph: Graph, names: list[str], masked: Iterable[str] = (), records=None) -> None:
     """Keep the graph about to be solved with the build's record (``mason build --graph``,
-    ``mason history --graph``), drawn up on a thread while the build runs."""
+    ``mason history --graph``), drawn up on a thread while the build runs. ``records`` (a
+    :class:`mason.lowering_cache.GraphRecords`, for a lowering the cache holds) gives the drawing
+    an earlier build made of the same graph, and keeps this one's."""
     from mason.backends.solver.history import HistoryRecorder
 
     if isinstance(sink, HistoryRecorder):
-        from mason.backends.dump.graph import GRAPH_FILE, graph_from_ir
+        from mason.backends.dump.graph import GRAPH_FILE
 
         hide = tuple(masked)  # the build-arg values: the record keeps their names only
-        sink.attach_later(GRAPH_FILE, lambda: graph_from_ir(graph, names, mask_env=True, masked=hide).to_json())
+        if records is not None:
+            data = records.get(names, hide)
+            if data is not None:
+                sink.attach(GRAPH_FILE, data)
+                return
+
+        def draw() -> object:
+            from mason.backends.dump.graph import graph_from_ir
+            from mason.backends.solver.history import json_bytes
+
+            data = json_bytes(graph_from_ir(graph, names, mask_env=True, masked=hide).to_json())
+            if records is not None:
+                records.put(names, hide, data)
+            return data
+
+        sink.attach_later(GRAPH_FILE, draw)
 

@@ -51,6 +51,9 @@ class LowerResult:
     # when the checks are set to error (the build must fail)
     checks: tuple = ()
     checks_failed: tuple[str, ...] = ()
+    # a lowering the cache holds: where the record's graph drawing of it is kept
+    # (mason.lowering_cache.GraphRecords), None otherwise
+    graph_records: object | None = None
 
     @property
     def image_config(self) -> dict | None:

@@ -30,7 +30,8 @@ def solve(lazy: LazySolver, graph: Graph, specs: list, *, output: str, locals: M
            explain: bool = False, secret_store=None, cancel=None,
            platforms: Sequence[PlatformSpec] = (), cache_from: tuple = (),
            cache_to: tuple = (), oci_layouts: Mapping[str, str] | None = None,
-           masked: Iterable[str] = (), limits: Mapping[str, int | None] | None = None) -> BuildResult:
+           masked: Iterable[str] = (), limits: Mapping[str, int | None] | None = None,
+           graph_records=None) -> BuildResult:
     """Solve ``output`` of ``graph`` (with ``platforms``: the output of each, one image per
     platform under an index) and write the (already checked) output ``specs``; import the
     ``cache_from`` caches first, export the ``cache_to`` ones last (parsed CacheSpecs)."""
@@ -85,7 +86,7 @@ def solve(lazy: LazySolver, graph: Graph, specs: list, *, output: str, locals: M
     names: tuple[str, ...] = ()
     written: list = []
     wanted = [str(p) for p in platforms] or [output]
-    attach_graph(sink, graph, wanted, masked)
+    attach_graph(sink, graph, wanted, masked, graph_records)
     with (contextlib.closing(cache_registry) if cache_registry is not None else contextlib.nullcontext(),
           solver.session(opts, sink) as session):
         solved_all = session.solve(graph, wanted)

@@ -167,10 +167,15 @@ class BuildRecord:
             yield last, "stdout", data[pos:]
 
 
+def json_bytes(obj: object) -> bytes:
+    """``obj`` as the record writes JSON (what :meth:`HistoryRecorder.attach` also takes)."""
+    return json.dumps(obj, indent=1, default=str).encode("utf-8")
+
+
 def _write_json(path: Path, obj: object) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1, default=str)
+    with open(tmp, "wb") as f:
+        f.write(obj if isinstance(obj, bytes) else json_bytes(obj))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -302,7 +307,8 @@ class HistoryRecorder:
 
     def attach(self, name: str, obj: object) -> None:
         """Store ``obj`` as JSON in the build's directory as ``name`` (a plain file name, e.g.
-        ``graph.json``), atomically; a disk failure stops recording as any other does."""
+        ``graph.json``), atomically; ``bytes`` are JSON already (:func:`json_bytes`); a disk
+        failure stops recording as any other does."""
         if "/" in name or name in ("", ".", "..", "record.json", "steps.jsonl", "lock", "logs"):
             raise ValueError(f"not an attachment name: {name!r}")
         with self._lock:
