@@ -7,6 +7,7 @@ import pytest
 
 from mason.ir.builder import (
     DEFAULT_PATH,
+    MountSpec,
     bind,
     cache,
     chown,
@@ -67,6 +68,10 @@ def test_mount_layout_outputs_and_inputs() -> None:
     assert e.get_mount("/z").ref.index == 1  # type: ignore[union-attr]
     with pytest.raises(MasonError, match="must be absolute"):
         bind(b, "rel")
+    with pytest.raises(MasonError, match="must be absolute"):  # a MountSpec made by hand too
+        a.run(["x"], mounts=[MountSpec(".cache", b)])
+    ro = a.run(["x"], readonly_root=True, mounts=[bind(b, "/w")]).exec_op
+    assert ro is not None and [(m.dest, m.output, m.readonly) for m in ro.mounts] == [("/", -1, True), ("/w", 0, False)]
     with pytest.raises(MasonError, match="unknown network mode"):
         a.run(["x"], network="bridge")
 

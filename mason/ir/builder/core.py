@@ -79,7 +79,10 @@ def op_metadata(name: str | None = None, description: Mapping[str, str] | None =
     """An op's metadata: ``description`` (any keys), ``name`` as ``llb.customname`` on top."""
     if not description and name is None and progress is None and not ignore_cache:
         return EMPTY_METADATA
-    d = dict(description or {})
-    if name is not None:
+    if name is None:
+        items = sorted(description.items()) if description else []
+    else:
+        d = dict(description or {})
         d[CUSTOM_NAME] = name
-    return OpMetadata(ignore_cache=ignore_cache, description=tuple(sorted(d.items())), progress_group=progress)
+        items = sorted(d.items())
+    return OpMetadata(ignore_cache, tuple(items), None, (), progress)

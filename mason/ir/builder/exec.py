@@ -122,6 +122,9 @@ def device(name: str, *, optional: bool = False) -> CDIDevice:
 
 def _enum(value: Any, table: dict[str, Any], cls: Any, what: str) -> Any:
     if isinstance(value, str):
+        hit = table.get(value)  # the usual spelling: no lower() needed
+        if hit is not None:
+            return hit
         try:
             return table[value.lower()]
         except KeyError:
@@ -131,7 +134,7 @@ def _enum(value: Any, table: dict[str, Any], cls: Any, what: str) -> Any:
 
 def _env_list(env: Mapping[str, str]) -> tuple[tuple[str, ...], Mapping[str, str]]:
     """An exec's ``env`` (``K=V`` in order, PATH defaulted), and the environment by name."""
-    out = tuple([k + "=" + v for k, v in env.items()])
+    out = tuple(map("=".join, env.items()))  # K=V (str.join: no Python-level loop)
     if "PATH" not in env:
         out += ("PATH=" + DEFAULT_PATH,)
     return out, env
@@ -154,6 +157,22 @@ def _state_env_list(env: tuple[tuple[str, str], ...]) -> tuple[tuple[str, ...], 
     return out
 
 
+# the root mount is one of four values (input 0 or scratch, read-only or not): made once each
+_ROOT_MOUNTS: dict[tuple[int, bool], Mount] = {}
+
+
+def _root_mount(input_index: int, readonly: bool) -> Mount:
+    m = _ROOT_MOUNTS.get((input_index, readonly))
+    if m is None:
+        m = _ROOT_MOUNTS[(input_index, readonly)] = Mount(input=input_index, dest="/", output=-1 if readonly else 0,
+                                                          readonly=readonly)
+    return m
+
+
+def _dest(s: MountSpec) -> str:
+    return s.dest or ""
+
+
 def build_exec(state: "State", cmd: str | Sequence[str], *, mounts: Sequence[MountSpec], network: Any,
                security: Any, env: Mapping[str, str] | None, cwd: str | None, user: str | None, hostname: str,
                readonly_root: bool, proxy_env: Mapping[str, str] | None, extra_hosts: Sequence[tuple[str, str]],
@@ -172,42 +191,50 @@ def build_exec(state: "State", cmd: str | Sequence[str], *, mounts: Sequence[Mou
         env_tuple, names = _env_list(envs)
     else:
         env_tuple, names = _state_env_list(state.env)
-    regular = [MountSpec("/", state, readonly=readonly_root)]
-    tail: list[MountSpec] = []
-    for m in mounts:
-        (tail if m.kind in ("secret", "ssh") else regular).append(m)
-    regular.sort(key=lambda s: s.dest or "")
+    # the root mount first (its destination "/" sorts before every other absolute one), then
+    # the bind/cache/tmpfs mounts by destination (stable), then secrets and ssh sockets
     inputs = Inputs()
-    out: list[Mount] = []
-    outputs: dict[str, int] = {}
-    for s in regular:
-        idx = inputs.index(s.source.ref if s.source is not None else None)
-        o = -1
-        if s.writable():
-            o = len(outputs)
-            outputs[s.dest or ""] = o
-        out.append(s.to_mount(idx, o))
+    outputs: dict[str, int] = {} if readonly_root else {"/": 0}
+    out = [_root_mount(inputs.index(state.ref), readonly_root)]
     secret_env = []
     ssh_dest = None
-    for s in tail:
-        if s.env is not None and s.secret is not None:
-            secret_env.append(SecretEnv(s.secret.id, s.env, s.secret.optional))
-        if s.dest is not None:
-            out.append(s.to_mount(-1, -1))
-            if s.kind == "ssh" and ssh_dest is None:
-                ssh_dest = s.dest
+    if mounts:
+        regular: list[MountSpec] = []
+        tail: list[MountSpec] = []
+        for m in mounts:
+            (tail if m.kind in ("secret", "ssh") else regular).append(m)
+        regular.sort(key=_dest)
+        for s in regular:
+            if not (s.dest or "").startswith("/"):  # made by hand, not by bind()/cache()/tmpfs()
+                raise MasonError(f"mount destination {s.dest!r} must be absolute")
+            idx = inputs.index(s.source.ref if s.source is not None else None)
+            o = -1
+            if s.writable():
+                o = len(outputs)
+                outputs[s.dest or ""] = o
+            out.append(s.to_mount(idx, o))
+        for s in tail:
+            if s.env is not None and s.secret is not None:
+                secret_env.append(SecretEnv(s.secret.id, s.env, s.secret.optional))
+            if s.dest is not None:
+                out.append(s.to_mount(-1, -1))
+                if s.kind == "ssh" and ssh_dest is None:
+                    ssh_dest = s.dest
     if ssh_dest is not None and "SSH_AUTH_SOCK" not in names:  # llb: the first agent socket
         env_tuple += ("SSH_AUTH_SOCK=" + ssh_dest,)
     meta = Meta(args=args, env=env_tuple, cwd=state.cwd if cwd is None else cwd,
                 user=state.user if user is None else user,
                 proxy_env=ProxyEnv(**{k.lower(): v for k, v in proxy_env.items()}) if proxy_env else None,
-                extra_hosts=tuple(HostIP(h, ip) for h, ip in extra_hosts), hostname=hostname,
-                ulimits=tuple(Ulimit(n, soft, hard) for n, soft, hard in ulimits), cgroup_parent=cgroup_parent,
-                remove_mount_stubs_recursive=True, valid_exit_codes=tuple(valid_exit_codes))
+                extra_hosts=tuple([HostIP(h, ip) for h, ip in extra_hosts]) if extra_hosts else (),
+                hostname=hostname,
+                ulimits=tuple([Ulimit(n, soft, hard) for n, soft, hard in ulimits]) if ulimits else (),
+                cgroup_parent=cgroup_parent, remove_mount_stubs_recursive=True,
+                valid_exit_codes=tuple(valid_exit_codes))
     op = ExecOp(meta=meta, mounts=tuple(out), network=_enum(network, _NETWORK, NetMode, "network mode"),
                 security=_enum(security, _SECURITY, SecurityMode, "security mode"), secret_env=tuple(secret_env),
-                cdi_devices=tuple(d if isinstance(d, CDIDevice) else CDIDevice(str(d)) for d in devices),
+                cdi_devices=tuple([d if isinstance(d, CDIDevice) else CDIDevice(str(d)) for d in devices])
+                if devices else (),
                 inputs=inputs.tuple(), **common)
     root = Ref(op, outputs["/"]) if "/" in outputs else None
     return ExecState(root, state.env, state.cwd, state.user, state.platform, state.loc, state.image_config,
-                     state.progress, exec_op=op, mount_outputs=tuple(sorted(outputs.items())))
+                     state.progress, op, tuple(sorted(outputs.items())) if len(outputs) > 1 else tuple(outputs.items()))

@@ -10,7 +10,7 @@ other word is a name looked up in the ``/etc/passwd``/``/etc/group`` of the acti
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Sequence
 
 from mason.ir.builder.core import Inputs
@@ -72,7 +72,19 @@ def _resolve_owner(kind: FileActionKind, inp: int) -> FileActionKind:
             return UserOpt(name=u.name, name_input=inp)
         return u
 
-    return replace(kind, owner=ChownOpt(fix(owner.user), fix(owner.group)))  # type: ignore[arg-type]
+    user, group = fix(owner.user), fix(owner.group)
+    if user is owner.user and group is owner.group:  # ids only: nothing to look up
+        return kind
+    # replace(kind, owner=…) without replace's per-call field walk: the fields' names once per class
+    names = _FIELDS.get(type(kind))
+    if names is None:
+        names = _FIELDS[type(kind)] = tuple(f.name for f in fields(kind))
+    new = ChownOpt(user, group)
+    cls: Any = type(kind)
+    return cls(*[new if n == "owner" else getattr(kind, n) for n in names])
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,35 +126,46 @@ class FileActions:
         return FileActions(self.steps + other.steps)
 
 
+_EMPTY = FileActions()
+
+
 def mkdir(path: str, mode: int = 0o755, parents: bool = False, **kw: Any) -> FileActions:
-    return FileActions().mkdir(path, mode, parents, **kw)
+    return _EMPTY.mkdir(path, mode, parents, **kw)
 
 
 def mkfile(path: str, data: bytes | str, mode: int = 0o644, **kw: Any) -> FileActions:
-    return FileActions().mkfile(path, data, mode, **kw)
+    return _EMPTY.mkfile(path, data, mode, **kw)
 
 
 def rm(path: str, **kw: bool) -> FileActions:
-    return FileActions().rm(path, **kw)
+    return _EMPTY.rm(path, **kw)
 
 
 def symlink(oldpath: str, newpath: str, **kw: Any) -> FileActions:
-    return FileActions().symlink(oldpath, newpath, **kw)
+    return _EMPTY.symlink(oldpath, newpath, **kw)
 
 
 def copy(source: "State", src: str, dest: str, **kw: Any) -> FileActions:
-    return FileActions().copy(source, src, dest, **kw)
+    return _EMPTY.copy(source, src, dest, **kw)
 
 
 def build_file(state: "State", actions: FileActions, common: dict[str, Any]) -> "State":
     inputs = Inputs()
     base = inputs.index(state.ref)
-    secondaries = [None if src is None else inputs.index(src.ref) for _, src in actions.steps]
-    n = len(inputs)
-    last = len(actions.steps) - 1
-    acts = []
-    for k, ((kind, _), sec) in enumerate(zip(actions.steps, secondaries, strict=True)):
-        inp = base if k == 0 else n + k - 1
-        acts.append(FileAction(inp, -1 if sec is None else sec, 0 if k == last else -1, _resolve_owner(kind, inp)))
-    op = FileOp(actions=tuple(acts), inputs=inputs.tuple(), **common)
+    steps = actions.steps
+    last = len(steps) - 1
+    if last == 0:  # one action (most): it reads the state, its result is the output
+        kind, src = steps[0]
+        sec = -1 if src is None else inputs.index(src.ref)
+        acts: tuple[FileAction, ...] = (FileAction(base, sec, 0, _resolve_owner(kind, base)),)
+    else:
+        secondaries = [None if src is None else inputs.index(src.ref) for _, src in steps]
+        n = len(inputs)
+        out = []
+        for k, ((kind, _), sec2) in enumerate(zip(steps, secondaries, strict=True)):
+            inp = base if k == 0 else n + k - 1
+            out.append(FileAction(inp, -1 if sec2 is None else sec2, 0 if k == last else -1,
+                                  _resolve_owner(kind, inp)))
+        acts = tuple(out)
+    op = FileOp(actions=acts, inputs=inputs.tuple(), **common)
     return state.with_ref(Ref(op, 0))

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from mason.ir.builder.core import Inputs, default_platform, op_metadata, parse_platform
+from mason.ir.builder.exec import build_exec
+from mason.ir.builder.file import build_file
 from mason.ir.errors import MasonError, SourceLoc
 from mason.ir.ops import (
     ConfigChange,
@@ -144,8 +146,6 @@ class State:
             name: str | None = None, description: Description = None, progress: ProgressGroup | None = None,
             ignore_cache: bool = False, loc: SourceLoc | None = None) -> "ExecState":
         """An ExecOp on this state (see :mod:`mason.ir.builder.exec`)."""
-        from mason.ir.builder.exec import build_exec
-
         return build_exec(self, cmd, mounts=mounts, network=network, security=security, env=env, cwd=cwd,
                           user=user, hostname=hostname, readonly_root=readonly_root, proxy_env=proxy_env,
                           extra_hosts=extra_hosts, ulimits=ulimits, cgroup_parent=cgroup_parent,
@@ -156,8 +156,6 @@ class State:
              progress: ProgressGroup | None = None, ignore_cache: bool = False,
              loc: SourceLoc | None = None) -> "State":
         """A FileOp applying ``actions`` (a chain from :func:`mkdir`, :func:`copy` …) to this state."""
-        from mason.ir.builder.file import build_file
-
         if not actions.steps:
             return self
         return build_file(self, actions, self._common(name, description, progress, ignore_cache, loc,
@@ -184,7 +182,11 @@ class State:
         (:func:`config_change` or ``(action, key, value)``) and the history entry ``created_by``."""
         if self.ref is None:
             raise MasonError("a config change needs a filesystem state, not scratch")
-        chs = tuple(c if isinstance(c, ConfigChange) else ConfigChange(*c) for c in changes)
+        chs: tuple[ConfigChange, ...] = changes  # type: ignore[assignment]  # checked just below
+        for c in changes:
+            if type(c) is not ConfigChange:
+                chs = tuple(c if isinstance(c, ConfigChange) else ConfigChange(*c) for c in changes)
+                break
         op = ConfigOp(changes=chs, created_by=created_by, inputs=(self.ref,),
                       loc=loc if loc is not None else self.loc)
         return self.with_ref(Ref(op, 0))
