@@ -28,7 +28,7 @@ class open_solver:  # noqa: N801 - used as a context manager, like open()
             else:
                 d = ManagedContainerd.at(state)
                 self.solver = Solver(self.client, state, runc_root=str(d.runc_root), io_dir=str(d.io_dir),
-                                     restart=d.ensure_running)
+                                     restart=d.restart_if_died)
         except BaseException:
             self.client.close()
             raise

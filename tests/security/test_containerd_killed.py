@@ -137,3 +137,43 @@ def test_containerd_killed_mid_run(build_env, own_root, tmp_path):
                 assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok", db
             finally:
                 con.close()
+
+
+def test_daemon_stop_during_a_build_leaves_nothing(build_env, own_root, tmp_path):
+    """Issue 11 gap (a live build's network pool on ``mason daemon stop``): ``mason daemon stop``
+    while a build's RUN runs on its own network stops the step, the build ends with one error
+    line, and once it has exited nothing is mounted under the root (its network namespaces, pool
+    included, its rootfs and scratch mounts), no process of it or shim is left, and no scratch
+    directory."""
+    env = build_env
+    marker = f"mason-ds-{os.getpid()}"
+    ctx = write(tmp_path / "c", {"Dockerfile": (
+        f"FROM {env.base}\nRUN echo started; sh -c 'sleep 300; echo {marker}'; sleep 300\n")})
+    with child_signals(default=[signal.SIGINT, signal.SIGTERM, signal.SIGHUP]):
+        proc = subprocess.Popen([sys.executable, "-m", "mason", "build", "--progress=plain", str(ctx)],
+                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                                env=own_root.env(), text=True, start_new_session=True)
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + WAIT
+        for line in proc.stderr:  # type: ignore[union-attr]
+            lines.append(line)
+            if line.rstrip().endswith(" started") or time.monotonic() > deadline:
+                break
+        assert lines and lines[-1].rstrip().endswith(" started"), "".join(lines)
+        assert any("/network/" in m for m in _mounts_under(own_root.root)), "the step should have a netns"
+        stop = own_root.cli("daemon", "stop")
+        assert stop.returncode == 0 and stop.stdout.strip() == "stopped", stop.stderr
+        _, rest = proc.communicate(timeout=WAIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = "".join(lines) + rest
+    assert proc.returncode == 1, text
+    assert "Traceback" not in text and "internal error" not in text, text
+    assert "did not complete successfully: exit code: 137" in rest, text  # the step was killed
+    assert _pids_with(marker) == []
+    assert [p for p in _pids_with(str(own_root.root)) if "containerd" in _cmdline(p)] == []
+    assert _mounts_under(own_root.root) == []
+    assert list((own_root.root / "solver" / "tmp").glob("build-*")) == []

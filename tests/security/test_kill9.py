@@ -31,6 +31,7 @@ def _kill9_mid_run(env, tmp_path, marker: str) -> None:
             proc.wait()
     left = env.leftovers()
     assert left["build_leases"] and left["tasks"], left  # the dead build really left them
+    assert list((env.root / "solver" / "tmp").glob("build-*")), "the dead build's scratch dir should be there"
 
 
 @pytest.mark.parametrize("then", ["build", "prune"])
@@ -49,6 +50,7 @@ def test_kill9_mid_run_next_command_cleans(build_env, tmp_path, then):
     assert "Traceback" not in p.stderr, p.stderr
     assert clean(env.leftovers()), env.leftovers()
     ctr_empty(env)
+    assert list((env.root / "solver" / "tmp").glob("build-*")) == [], "the dead build's scratch dir stayed"
     assert _step_pids(marker) == [], "the killed build's step was never reaped"
     assert _mounts_under(env.root, _containerd_dir(env)) == mounts_before
     _db_ok(env.root)

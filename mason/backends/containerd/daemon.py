@@ -215,6 +215,16 @@ class ManagedContainerd:
             self._start(timeout)
         return self.address
 
+    def restart_if_died(self, timeout: float = 30.0) -> bool:
+        """Start our containerd again if it died (killed, crashed: its pid file is still there)
+        — not if it was stopped (``mason daemon stop`` removes the pid file). True if it runs."""
+        with self._lock():
+            if not self.pid_file.exists():
+                return False
+            if not self.running():
+                self._start(timeout)
+        return True
+
     def _start(self, timeout: float) -> None:
         if os.geteuid() != 0:
             raise MasonError(
@@ -288,7 +298,8 @@ class ManagedContainerd:
 
     def _sweep_mounts(self) -> None:
         """After the stop: what dead builds left mounted under the root (their step networks'
-        netns mounts, their task rootfs mounts), so ``rm -rf`` of the root then works."""
+        netns mounts, their task rootfs mounts, the views in their scratch directories), so
+        ``rm -rf`` of the root then works."""
         from mason.backends.containerd import rootfs
         from mason.backends.containerd.exec import _owner_alive
         from mason.backends.containerd.network import cleanup_stale
@@ -297,6 +308,10 @@ class ManagedContainerd:
             cleanup_stale(self.root)
         with contextlib.suppress(MasonError, OSError):
             rootfs.sweep_stale(self.root / "solver" / "io" / "rootfs", _owner_alive)
+        from mason.backends.solver.tmpdirs import sweep_build_dirs
+
+        with contextlib.suppress(MasonError, OSError):
+            sweep_build_dirs(self.root / "solver" / "tmp", _owner_alive)
 
     @staticmethod
     def _terminate(pid: int, timeout: float) -> None:

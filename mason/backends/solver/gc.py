@@ -162,14 +162,18 @@ def _own_dir(mounts, option: str) -> str:
 
 def _sweep_host(root: Path) -> None:
     """What a dead build left on the host under ``root`` (after :func:`reap_orphans` killed its
-    tasks): its step networks (netns mounts) and its task rootfs mounts (the default io dir)."""
+    tasks): its step networks (netns mounts), its task rootfs mounts (the default io dir) and its
+    scratch directory (with the snapshot views mounted there)."""
     from mason.backends.containerd import rootfs
     from mason.backends.containerd.network import cleanup_stale
+    from mason.backends.solver.tmpdirs import sweep_build_dirs
 
     with contextlib.suppress(MasonError, OSError):
         cleanup_stale(root)
     with contextlib.suppress(MasonError, OSError):
         rootfs.sweep_stale(root / "solver" / "io" / "rootfs", _owner_alive)
+    with contextlib.suppress(MasonError, OSError):
+        sweep_build_dirs(root / "solver" / "tmp", _owner_alive)
 
 
 # -- what references what ---------------------------------------------------------------------

@@ -34,12 +34,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from mason.backends.containerd.client import AlreadyExists, Client, Unavailable
-from mason.backends.containerd.exec import OWNER_LABEL, Executor, reap_orphans, reap_owned
+from mason.backends.containerd.exec import OWNER_LABEL, Executor, _owner_alive, reap_orphans, reap_owned
 from mason.backends.solver import cachekey
 from mason.backends.solver.context import CONTENT_RESOURCE, SNAPSHOT_RESOURCE, SolveContext
 from mason.backends.solver.events import EventSink, null_sink
@@ -115,10 +114,9 @@ class Solver:
         with contextlib.suppress(MasonError):
             reap_orphans(self.client)
         self._sweep_networks()
-        tmpdir = self.root / "solver" / "tmp" / f"build-{uuid.uuid4().hex[:12]}"
-        tmpdir.mkdir(parents=True)
         ex = Executor(self.client, io_dir=self.io_dir, runc_root=self.runc_root, group_shims=self.group_shims,
                       background_delete=self.background_delete, mount_rootfs=self.mount_rootfs)
+        tmpdir = self._build_dir(ex.owner)
         # mason.owner (pid:starttime, as on containers): prune can tell a dead build's lease
         lease = self.client.create_lease(expire=BUILD_LEASE_EXPIRE,
                                          labels={"mason.build": "1", OWNER_LABEL: ex.owner})
@@ -140,10 +138,20 @@ class Solver:
             with contextlib.suppress(MasonError):
                 self.client.delete_lease(lease)
 
+    def _build_dir(self, owner: str) -> Path:
+        """This build's scratch directory, after sweeping those of builds that died."""
+        from mason.backends.solver.tmpdirs import new_build_dir, sweep_build_dirs
+
+        base = self.root / "solver" / "tmp"
+        with contextlib.suppress(OSError):
+            sweep_build_dirs(base, _owner_alive)
+        return new_build_dir(base, owner)
+
     def _recover(self, ex: Executor) -> None:
         """After a failed build: if mason's own containerd died under it (killed, crashed), start
         it again — it finds the shims still running the build's steps — and kill and delete
-        those steps, so nothing of the build outlives it. Another containerd is not ours to
+        those steps, so nothing of the build outlives it. One stopped on purpose (``mason daemon
+        stop``, which kills the tasks first) stays stopped; another containerd is not ours to
         start: its steps wait for the next mason command's orphan sweep."""
         if self.restart is None:
             return
@@ -155,7 +163,8 @@ class Solver:
         except MasonError:
             return
         with contextlib.suppress(Exception):
-            self.restart()
+            if self.restart() is False:  # stopped on purpose (mason daemon stop): not started again
+                return
             self.client.wait_ready(timeout=30)  # the channel reconnects after its back-off
             reap_owned(self.client, ex.owner)
 
