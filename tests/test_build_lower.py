@@ -166,3 +166,23 @@ def test_cli_lower_text_and_errors(tmp_path: Path, capsys) -> None:
     assert main(["lower", str(c), "--no-resolve", "-S"]) == 0
     assert "exec" in capsys.readouterr().out
     assert main(["lower", str(c), "--no-resolve"]) == 1  # no -o
+
+
+def test_cli_lower_build_contexts(tmp_path: Path, capsys) -> None:
+    """``mason lower --build-context``: an image replaces ``FROM NAME``, a directory is the
+    ``local://NAME`` source of ``COPY --from=NAME``; a bad value is one line naming the flag."""
+    c = tmp_path / "ctx"
+    c.mkdir()
+    ctx(c, "FROM base\nCOPY --from=src /f /f\n")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "f").write_text("f\n")
+    out = tmp_path / "out.llb"
+    assert main(["lower", str(c), "--no-resolve", "-o", str(out), "--build-context", "base=docker-image://alpine:3.19",
+                 "--build-context", f"src={other}"]) == 0
+    ids = [op.identifier for op in decode_graph(out.read_bytes()).ops() if op.kind == "source"]
+    assert ids == ["docker-image://docker.io/library/alpine:3.19", "local://src"]
+    capsys.readouterr()
+    assert main(["lower", str(c), "--no-resolve", "-S", "--build-context", "base"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --build-context base: expected NAME=VALUE") and "\n" not in err

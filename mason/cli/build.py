@@ -238,7 +238,7 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
     if check:
         call = "check"
     if call != "build":
-        _run_call(call, call_format, context, dockerfile, build_args, target, platform, frontend)
+        _run_call(call, call_format, context, dockerfile, build_args, target, platform, frontend, build_contexts)
         return
     from mason.driver.inputs import parse_build_args  # --host loads no more of the driver than this
 
@@ -338,12 +338,14 @@ def graph_recorder(graph: str | None, fmt: str | None, root: str | None, sink):
 
 
 def _run_call(call: str, fmt: str, context: str, dockerfile: str | None, build_args: tuple[str, ...],
-              target: str | None, platform: str | None, frontend: str | None = None) -> None:
-    """``--call``: the frontend's answer, offline (nothing built, no base image resolved)."""
+              target: str | None, platform: str | None, frontend: str | None = None,
+              build_contexts: tuple[str, ...] = ()) -> None:
+    """``--call``: the frontend's answer, offline (nothing built, no base image resolved); the
+    ``--build-context`` names are the frontend's named contexts, as for a build."""
     from mason.cli.call import run_call
     from mason.driver import LowerRequest, frontend_for, parse_build_args
 
     fe, request = frontend_for(LowerRequest(context=context, dockerfile=dockerfile, target=target,
                                             build_args=parse_build_args(build_args), platform=platform,
-                                            frontend=frontend))
+                                            frontend=frontend, build_contexts=tuple(build_contexts)))
     run_call(call, fe, request, fmt)

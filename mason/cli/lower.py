@@ -1,6 +1,7 @@
 """``mason lower [CONTEXT] [-f Dockerfile] -o out.llb``: lower a Dockerfile to LLB.
 
-Options: ``--target T``, ``--build-arg K=V`` (repeatable), ``--platform P``, ``-O0|-O1|-O2`` or
+Options: ``--target T``, ``--build-arg K=V`` (repeatable), ``--build-context NAME=VALUE`` (as for
+``mason build``: the named context's source in the LLB), ``--platform P``, ``-O0|-O1|-O2`` or
 ``--passes PIPELINE``, ``--no-resolve`` (no registry access: base images unpinned, with empty
 configs; a warning says so), ``--insecure-registry HOST`` (plain HTTP), ``--image-config FILE``
 (the result's image config as JSON), ``-S`` (the IR text form instead of a Definition) and the
@@ -32,6 +33,9 @@ from mason.ir.errors import MasonError
 @click.option("--passes", "-p", "passes", metavar="PIPELINE", help="An explicit pass pipeline.")
 @click.option("--frontend", metavar="NAME",
               help="The frontend: a built-in or plugin name (default: BUILDKIT_SYNTAX, # syntax=, the file name).")
+@click.option("--build-context", "build_contexts", multiple=True, metavar="NAME=VALUE",
+              help="An extra build context (repeatable), as mason build: VALUE a directory, docker-image://REF, "
+                   "oci-layout://DIR[:TAG|@DIGEST], an http(s) URL or a git URL.")
 @click.option("--no-resolve", is_flag=True, help="Do not ask registries for base image configs.")
 @click.option("--insecure-registry", "insecure", multiple=True, metavar="HOST",
               help="Use plain HTTP for this registry (repeatable; loopback always is).")
@@ -48,7 +52,7 @@ def lower(context: str, dockerfile: str | None, target: str | None, build_args: 
           platform: str | None, level: int | None, passes: str | None, no_resolve: bool,
           insecure: tuple[str, ...], output: str | None, text: bool, image_config: str | None,
           print_after: tuple[str, ...], print_after_all: bool, verify_each: bool,
-          time_passes: bool, frontend: str | None = None) -> None:
+          time_passes: bool, frontend: str | None = None, build_contexts: tuple[str, ...] = ()) -> None:
     """Lower a Dockerfile to LLB."""
     from mason.cli.main import echo_err
     from mason.cli.opt import check_writable, write_output
@@ -65,7 +69,7 @@ def lower(context: str, dockerfile: str | None, target: str | None, build_args: 
         build_args=parse_build_args(build_args), platform=platform,
         level=1 if level is None else level, passes=passes, resolve=not no_resolve,
         insecure_registries=insecure, print_after=print_after, print_after_all=print_after_all,
-        verify_each=verify_each, time_passes=time_passes, frontend=frontend)
+        verify_each=verify_each, time_passes=time_passes, frontend=frontend, build_contexts=tuple(build_contexts))
     result = lower_request(req, err=sys.stderr)
     for w in result.warnings:
         echo_err(w)

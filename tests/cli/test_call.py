@@ -178,3 +178,15 @@ def test_call_asks_the_frontend_the_file_selects(tmp_path, capsys):
                str(tmp_path)])
     out = capsys.readouterr()
     assert rc == 1 and out.err.strip() == "error: the Dockerfile has no stage (no FROM)"
+
+
+def test_call_takes_build_contexts(ctx, capsys):
+    """``--call`` reads ``--build-context`` as a build does: a good one reaches the frontend's
+    request (the answer is the same), a bad one is the build's one-line error (it used to be
+    ignored)."""
+    rc, out = call(ctx, capsys, "--call", "targets", "--build-context", "base=docker-image://alpine:3.19")
+    assert rc == 0 and out.out.startswith("TARGET    DESCRIPTION\nbuild ")
+    rc, out = call(ctx, capsys, "--call", "outline", "--build-context", "nothing-after-the-name")
+    assert rc == 1
+    assert out.err.strip() == ("error: --build-context nothing-after-the-name: expected NAME=VALUE (VALUE: a "
+                               "directory, docker-image://REF, a URL or a git repository)")
