@@ -63,10 +63,31 @@ def make_signed_repo(root: Path, gnupg: Path, version: str, marker: str) -> None
     (root / "Release").write_text("\n".join(release) + "\n")
     env = dict(os.environ, GNUPGHOME=str(gnupg))
     gnupg.mkdir(mode=0o700)
-    _run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "mason tests <tests@mason.invalid>",
-          "ed25519", "sign", "never"], env=env)
-    _run(["gpg", "--batch", "--yes", "--clearsign", "-o", str(root / "InRelease"), str(root / "Release")], env=env)
-    (root / "key.asc").write_text(_run(["gpg", "--batch", "--armor", "--export"], env=env).stdout)
+    try:
+        _run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "mason tests <tests@mason.invalid>",
+              "ed25519", "sign", "never"], env=env)
+        _run(["gpg", "--batch", "--yes", "--clearsign", "-o", str(root / "InRelease"), str(root / "Release")],
+             env=env)
+        (root / "key.asc").write_text(_run(["gpg", "--batch", "--armor", "--export"], env=env).stdout)
+    finally:  # gpg started an agent for this home (it outlives gpg): stop it (issue 11)
+        subprocess.run(["gpgconf", "--homedir", str(gnupg), "--kill", "gpg-agent"], capture_output=True,
+                       timeout=60, check=False)
+
+
+def gpg_agents(gnupg: Path) -> list[int]:
+    """The gpg-agent processes serving home ``gnupg`` (none must outlive the repo's making)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{d}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0].decode(errors="replace")) == "gpg-agent" \
+                and str(gnupg).encode() in b" ".join(argv):
+            out.append(int(d))
+    return out
 
 
 class Server:
@@ -118,6 +139,7 @@ def test_mockerfile_package_runs_apt_on_debian(build_env, debian_image, tmp_path
     repo = tmp_path / "repo"
     repo.mkdir()
     make_signed_repo(repo, tmp_path / "gnupg", version, f"extra-{nonce}")
+    assert gpg_agents(tmp_path / "gnupg") == [], "the gpg-agent of the test's key outlived its use"
     server = Server(repo)
     try:
         text = MOCKERFILE.format(base=debian_image.ref, gateway=GATEWAY, port=server.port, version=version)
