@@ -94,11 +94,16 @@ class Session:
             opts["exclude-patterns"] = list(exclude)
         if follow:
             opts["followpaths"] = list(follow)
+        import time
+
+        t0 = time.monotonic()
         conn = transfer.QueueConn()
         call = self._packets(FILESYNC_DIFFCOPY)(conn.outgoing(), metadata=header_md(opts))
         conn.incoming = iter(call)
         try:
-            return transfer.receive_dir(conn, pb, dest)
+            stats = transfer.receive_dir(conn, pb, dest)
+            stats.seconds = time.monotonic() - t0
+            return stats
         except grpc.RpcError as e:
             raise MasonError(f"reading the client's directory {name!r} failed: {_rpc_message(e)}") from None
         finally:

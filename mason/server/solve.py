@@ -265,7 +265,7 @@ class Builds:
 
     def on_transfer(self, name: str, stats: Any) -> None:
         line = json.dumps({"name": name, "entries": stats.entries, "files": stats.requested,
-                           "bytes": stats.data_bytes})
+                           "bytes": stats.data_bytes, "seconds": round(stats.seconds, 4)})
         with self._lock, open(self.transfer_log, "a") as f:
             f.write(line + "\n")
 

@@ -130,6 +130,7 @@ class Stats:
     entries: int = 0
     requested: int = 0  # files whose content crossed
     data_bytes: int = 0
+    seconds: float = 0.0  # the whole transfer, as the receiver saw it
 
 
 # -- sending ------------------------------------------------------------------------------------

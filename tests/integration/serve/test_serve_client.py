@@ -180,6 +180,7 @@ def test_a_context_edit_sends_only_the_changed_file(build_env, served, tmp_path)
     assert again.returncode == 0, again.stderr
     edit = context_transfers()[len(before):]
     assert [(x["files"], x["bytes"]) for x in edit] == [(1, len(b"edited"))], edit
+    assert all(isinstance(x["seconds"], float) and 0 <= x["seconds"] < 300 for x in edit), edit  # for profiling
 
 
 def test_build_contexts_through_a_daemon(build_env, daemon, tmp_path):
