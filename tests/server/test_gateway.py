@@ -95,3 +95,24 @@ def test_cancelled_while_waiting_and_refused_calls(bridge):
     with pytest.raises(Aborted, match="subrequest"):
         bridge.Solve(_solve_req(pb, requestid="frontend.outline"), Ctx("b4"))
     bridge.unregister(fwd)
+
+
+def test_every_bridge_call_of_the_stubs_has_a_handler(bridge):
+    """Every LLBBridge method the generated stubs list (they gain calls as BuildKit's API
+    grows: ResolveSourceMeta) registers — an unsupported one is UNIMPLEMENTED, and the daemon
+    still starts."""
+    from concurrent import futures
+
+    from mason.server.gateway import register
+
+    pb = buildkit.load()
+    methods = [m.name for m in pb.gateway.DESCRIPTOR.services_by_name["LLBBridge"].methods]
+    assert "ResolveSourceMeta" in methods and "Solve" in methods
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    try:
+        register(server, pb, bridge)  # raised AttributeError for ResolveSourceMeta
+    finally:
+        server.stop(None)
+    with pytest.raises(Aborted) as e:
+        bridge.ResolveSourceMeta(None, Ctx("x"))
+    assert e.value.args[0] == grpc.StatusCode.UNIMPLEMENTED
