@@ -70,12 +70,13 @@ def test_a_base_not_in_the_store_still_goes_to_the_registry(build_env, tmp_path)
 def test_an_unchanged_rebuild_takes_its_lowering_from_the_cache(build_env, tmp_path):
     """The lowering cache through ``mason build``: the second build of an unchanged Dockerfile
     loads no parser and no lowering (lark, the syntax, instructions and lowering layers, the
-    passes) and gives the same image; an edit lowers again; ``prune --all`` empties the cache."""
+    passes), nothing that runs a step or writes a layer, and gives the same image; an edit lowers
+    again; ``prune --all`` empties the cache."""
     env = build_env
     ctx = write(tmp_path / "ctx", {"Dockerfile": f"FROM {env.base}\nRUN echo hi > /hi\nEXPOSE 80\n"})
-    child = CHILD.replace(repr(WATCHED), repr(LOWERING))
+    child = CHILD.replace(repr(WATCHED), repr(LOWERING + NOOP))
     first = _build(env, "--progress=plain", "-t", "lowering-cache", str(ctx), child=child)
-    assert first["rc"] == 0 and set(first["imported"]) == set(LOWERING), first
+    assert first["rc"] == 0 and set(first["imported"]) >= set(LOWERING), first
     entries = list((env.root / "lowering").glob("*.llb"))
     assert len(entries) == 1
     again = _build(env, "--progress=plain", "-t", "lowering-cache", str(ctx), child=child)
@@ -90,6 +91,9 @@ def test_an_unchanged_rebuild_takes_its_lowering_from_the_cache(build_env, tmp_p
 
 
 LOWERING = ("lark", "mason.frontends.dockerfile.syntax", "mason.frontends.dockerfile.lower", "mason.passes")
+# nor, with every step cached and the image already named, what runs a step or writes a layer
+NOOP = ("tarfile", "mason.backends.exporters.difftar", "mason.backends.sources.unpack",
+        "mason.backends.containerd._stubs.api.services.tasks.v1.tasks_pb2")
 
 
 def _digest(got: dict) -> str:

@@ -16,17 +16,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from mason.backends.containerd.client import Client
-from mason.backends.exporters.docker_tar import write_docker_archive
 from mason.backends.exporters.image import ExportedImage, export_image, store_image
-from mason.backends.exporters.index import ExportedIndex, PlatformResult, export_index, platform_dir
 from mason.backends.exporters.layer import KnownLayer, Layer, LayerSource
-from mason.backends.exporters.local import export_local
-from mason.backends.exporters.oci_tar import write_oci_archive
 from mason.backends.exporters.outputs import OutputSpec
-from mason.backends.exporters.tar import export_tar, export_tars
 from mason.ir.resolver import PlatformSpec
 
+# the archive, directory and multi-platform writers load when an output needs them (tarfile and
+# the diff writer are no part of a rebuild that names an image already there: issue 17)
+
 if TYPE_CHECKING:  # the registry client (httpx) is imported only when something is pushed
+    from mason.backends.exporters.index import ExportedIndex, PlatformResult
     from mason.backends.sources.registry import PushResult
 
 
@@ -55,8 +54,12 @@ def run_outputs(client: Client, outputs: Sequence[OutputSpec], *, chain: Sequenc
 
     def files(o: OutputSpec, out: BinaryIO | str) -> None:
         if o.type == "local":
+            from mason.backends.exporters.local import export_local
+
             export_local(client, snapshot, out, preserve_owner=o.preserve_owner)  # type: ignore[arg-type]
         else:
+            from mason.backends.exporters.tar import export_tar
+
             export_tar(client, snapshot, out, source_date_epoch=source_date_epoch)
 
     return _run(client, outputs, make, files, _remote_blobs(chain), source_date_epoch, insecure_registries, stdout)
@@ -68,15 +71,21 @@ def run_platform_outputs(client: Client, outputs: Sequence[OutputSpec], results:
     """Write every output of a multi-platform build (``results``: one per platform, in order);
     remote cache layers are handled as in :func:`run_outputs`."""
 
+    from mason.backends.exporters.index import export_index, platform_dir
+
     def make(fetch: bool) -> ExportedIndex:
         return export_index(client, results, source_date_epoch=source_date_epoch, fetch_remote=fetch)
 
     def files(o: OutputSpec, out: BinaryIO | str) -> None:
         if o.type == "local":
+            from mason.backends.exporters.local import export_local
+
             for r in results:
                 export_local(client, r.snapshot, os.path.join(out, platform_dir(r.platform)),  # type: ignore[arg-type]
                              preserve_owner=o.preserve_owner)
         else:
+            from mason.backends.exporters.tar import export_tars
+
             export_tars(client, [(platform_dir(r.platform), r.snapshot) for r in results], out,
                         source_date_epoch=source_date_epoch)
 
@@ -113,9 +122,13 @@ def _run(client: Client, outputs: Sequence[OutputSpec], make: Callable[[bool], E
                 pushed.append(push_image(client, image, n, insecure_registries=insecure,  # type: ignore[arg-type]
                                          remote=remote))
         if o.type == "oci":
+            from mason.backends.exporters.oci_tar import write_oci_archive
+
             write_oci_archive(client, image, out if o.dest == "-" else o.dest, names=o.names,  # type: ignore[arg-type]
                               source_date_epoch=source_date_epoch)
         elif o.type == "docker":
+            from mason.backends.exporters.docker_tar import write_docker_archive
+
             write_docker_archive(client, image, out if o.dest == "-" else o.dest, names=o.names,  # type: ignore[arg-type]
                                  source_date_epoch=source_date_epoch)
         elif o.type in ("local", "tar"):

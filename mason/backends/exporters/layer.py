@@ -34,7 +34,6 @@ from typing import Any, Union
 from mason.backends import oci
 from mason.backends.containerd.client import UNCOMPRESSED, Client, ContentInfo, NotFound, SnapshotInfo
 from mason.backends.exporters._mount import mounted
-from mason.backends.exporters.difftar import file_chunks, write_gzip_diff
 from mason.backends.exporters.fastgzip import gzip_chunks
 from mason.backends.sources.result import Layer
 from mason.ir.errors import MasonError
@@ -151,7 +150,7 @@ def _diff_by_containerd(client: Client, src: SnapshotDiff) -> Layer:
             diff_id, digest, size = gzip_chunks(client.read_blob_chunks(tar.digest), out)
         if diff_id != tar.digest:
             raise MasonError(f"containerd's diff of {src.upper} read back as {diff_id}, not {tar.digest}")
-        client.write_blob(file_chunks(tmp), digest=digest, size=size, labels={UNCOMPRESSED: diff_id})
+        client.write_blob(_file_chunks(tmp), digest=digest, size=size, labels={UNCOMPRESSED: diff_id})
     finally:
         os.unlink(tmp)
     return Layer(oci.OCI_LAYER_GZIP, digest, size, diff_id)
@@ -161,8 +160,10 @@ def _diff_by_mason(client: Client, src: SnapshotDiff, epoch: int | None) -> Laye
     fd, tmp = tempfile.mkstemp(prefix="mason-layer-", suffix=".tar.gz")
     try:
         with os.fdopen(fd, "wb") as out, viewed(client, src.lower) as lower, viewed(client, src.upper) as upper:
+            from mason.backends.exporters.difftar import write_gzip_diff  # tarfile: only to write a layer
+
             diff_id, digest, size = write_gzip_diff(lower, upper, out, epoch=epoch)
-        client.write_blob(file_chunks(tmp), digest=digest, size=size, labels={UNCOMPRESSED: diff_id})
+        client.write_blob(_file_chunks(tmp), digest=digest, size=size, labels={UNCOMPRESSED: diff_id})
     finally:
         os.unlink(tmp)
     return Layer(oci.OCI_LAYER_GZIP, digest, size, diff_id)
@@ -247,3 +248,9 @@ def resolve_chain_at(client: Client, chain: Sequence[LayerSource], *, source_dat
     blobs = client.content_infos(digests)
     return [resolve_layer_at(client, s, source_date_epoch=source_date_epoch, fetch_remote=fetch_remote,
                              snapshots=snapshots, blobs=blobs) for s in chain]
+
+
+def _file_chunks(path: str):
+    from mason.backends.exporters.difftar import file_chunks
+
+    return file_chunks(path)

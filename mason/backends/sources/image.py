@@ -31,7 +31,6 @@ from mason.backends import oci
 from mason.backends.containerd.client import UNCOMPRESSED, Client, ContainerdError, NotFound
 from mason.backends.containerd.layers import GC_REF_SNAPSHOT
 from mason.backends.sources.result import Layer, SourceResult
-from mason.backends.sources.unpack import chain_ids, hold, unpack_layers
 from mason.ir.errors import MasonError
 from mason.ir.reference import Reference, parse_reference
 from mason.ir.resolver import PlatformSpec
@@ -350,6 +349,8 @@ def _layers(w: _Walk, what: str) -> tuple[Layer, ...]:
 
 def _ensure_blob(client: Client, provider: BlobProvider, layer: Layer) -> None:
     labels = {UNCOMPRESSED: layer.diff_id, **provider.labels()}
+    from mason.backends.sources.unpack import hold  # (unpack: ctypes, mounts) only to import an image
+
     hold(client, layer.digest, "content")
     try:
         info = client.content_info(layer.digest)
@@ -379,6 +380,8 @@ def _ensure_blob(client: Client, provider: BlobProvider, layer: Layer) -> None:
 
 
 def _put_json_blob(client: Client, digest: str, data: bytes, labels: Mapping[str, str]) -> None:
+    from mason.backends.sources.unpack import hold
+
     hold(client, digest, "content")
     client.write_blob(data, digest=digest, size=len(data), labels=labels)
 
@@ -396,6 +399,8 @@ def import_image(client: Client, provider: BlobProvider, root: oci.Descriptor, p
     else:
         for ly in layers:
             _ensure_blob(client, provider, ly)
+    from mason.backends.sources.unpack import unpack_layers
+
     top = unpack_layers(client, layers, on_apply=on_apply)
     extra = provider.labels()
     cfg_labels = dict(extra)
@@ -417,5 +422,7 @@ def import_image(client: Client, provider: BlobProvider, root: oci.Descriptor, p
 
 
 def top_chain_id(layers: tuple[Layer, ...]) -> str | None:
+    from mason.backends.sources.unpack import chain_ids
+
     ids = chain_ids(ly.diff_id for ly in layers)
     return ids[-1] if ids else None
