@@ -46,7 +46,6 @@ changes the bytes):
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -796,14 +795,10 @@ class DecodedDefinition:
 
 def decode_definition(data: bytes) -> DecodedDefinition:
     """Decode one Definition into the typed IR (see the module docstring for field decisions)."""
-    # Decoding allocates many small objects and frees none: pausing the cyclic GC saves ~20%.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _decode_definition(data)
-    finally:
-        if was_enabled:
-            gc.enable()
+    # No GC pause here: it bought 11 % decoding the lowering of bench/lower_bench.py (939 vs
+    # 1055 ms CPU, median of 7, 2026-12-07), under the 20 % a process-wide pause must buy
+    # (issue 12; mason.ir.gcpause).
+    return _decode_definition(data)
 
 
 def _decode_definition(data: bytes) -> DecodedDefinition:

@@ -23,7 +23,6 @@ per-stage state in ``lower_state``.
 from __future__ import annotations
 
 import copy
-import gc
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Mapping
 
@@ -49,6 +48,7 @@ from mason.frontends.dockerfile.lower_state import (
     change_set,
 )
 from mason.frontends.dockerfile.shell import ExpansionBudget, ShellError, ShellLex
+from mason.ir import gcpause
 from mason.ir.builder import State, image, local, placeholder, substitute
 from mason.ir.errors import MasonError, SourceLoc
 from mason.ir.graph import Graph, Output
@@ -405,15 +405,11 @@ class Lowerer:
 
     def lower(self) -> Graph:
         """Lower every stage; the graph's outputs as the module docstring says."""
-        # Lowering allocates many long-lived objects and frees few: the cyclic GC's full
-        # collections would make it superlinear in the file's size (the codec does the same).
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
+        # Lowering makes many long-lived objects and frees few, so the cyclic GC finds nothing
+        # to collect: paused, the 10,000-instruction file of bench/lower_bench.py parses and
+        # lowers in 651 ms of CPU instead of 865 (-25 %; median of 7, interleaved, 2026-12-07).
+        with gcpause.paused():
             return self._lower()
-        finally:
-            if was_enabled:
-                gc.enable()
 
     def _lower(self) -> Graph:
         df = self.df
