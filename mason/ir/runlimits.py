@@ -12,9 +12,12 @@ limits of the machine that runs the steps (the step's cgroup), not part of the L
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from mason.ir.errors import MasonError
-from mason.ir.ops import Ulimit
+
+if TYPE_CHECKING:  # the ops only where an Ulimit is made: mason build --host parses limits without them
+    from mason.ir.ops import Ulimit
 
 __all__ = ["ULIMIT_NAMES", "parse_size", "parse_ulimit", "parse_ulimits", "format_ulimits", "rlimit_type"]
 
@@ -65,6 +68,8 @@ def parse_ulimit(text: str) -> Ulimit:
     hard = _limit(hard_s, text) if colon else soft
     if hard != -1 and (soft == -1 or soft > hard):
         raise MasonError(f"invalid ulimit {text!r}: the soft limit must not be above the hard limit")
+    from mason.ir.ops import Ulimit
+
     return Ulimit(name, soft, hard)
 
 

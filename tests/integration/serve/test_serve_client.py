@@ -259,7 +259,7 @@ def test_local_output_owners_through_a_daemon(build_env, daemon, tmp_path):
 
 HOST_NEVER = ("mason.driver.building", "mason.driver.lowering", "mason.driver.solving", "mason.driver.requests",
               "mason.frontends", "lark", "mason.backends.containerd.client", "mason.backends.solver.solver",
-              "mason.backends.sources.unpack", "mason.ir.graph", "sqlite3", "httpx")
+              "mason.backends.sources.unpack", "mason.ir.graph", "mason.ir.ops", "sqlite3", "httpx")
 
 
 def test_the_host_client_imports_only_what_it_needs(build_env, served, tmp_path):
