@@ -238,7 +238,9 @@ def build(context: str, dockerfile: str | None, target: str | None, build_args: 
     if check:
         call = "check"
     if call != "build":
-        _run_call(call, call_format, context, dockerfile, build_args, target, platform, frontend, build_contexts)
+        _run_call(call, call_format, context, dockerfile, build_args, target, platform, frontend, build_contexts,
+                  image_opts=dict(root=root, containerd_address=containerd_address,
+                                  insecure_registries=tuple(insecure_registries), timeout=frontend_timeout))
         return
     from mason.driver.inputs import parse_build_args  # --host loads no more of the driver than this
 
@@ -339,13 +341,85 @@ def graph_recorder(graph: str | None, fmt: str | None, root: str | None, sink):
 
 def _run_call(call: str, fmt: str, context: str, dockerfile: str | None, build_args: tuple[str, ...],
               target: str | None, platform: str | None, frontend: str | None = None,
-              build_contexts: tuple[str, ...] = ()) -> None:
+              build_contexts: tuple[str, ...] = (), image_opts: dict | None = None) -> None:
     """``--call``: the frontend's answer, offline (nothing built, no base image resolved); the
-    ``--build-context`` names are the frontend's named contexts, as for a build."""
+    ``--build-context`` names are the frontend's named contexts, as for a build — or, for a
+    frontend image, what the image answers to BuildKit's subrequest."""
     from mason.cli.call import run_call
-    from mason.driver import LowerRequest, frontend_for, parse_build_args
+    from mason.driver import LowerRequest, parse_build_args
+    from mason.driver.frontend import choose_frontend
 
-    fe, request = frontend_for(LowerRequest(context=context, dockerfile=dockerfile, target=target,
-                                            build_args=parse_build_args(build_args), platform=platform,
-                                            frontend=frontend, build_contexts=tuple(build_contexts)))
-    run_call(call, fe, request, fmt)
+    choice, request, path = choose_frontend(LowerRequest(context=context, dockerfile=dockerfile, target=target,
+                                                         build_args=parse_build_args(build_args),
+                                                         platform=platform, frontend=frontend,
+                                                         build_contexts=tuple(build_contexts)))
+    if choice.frontend is not None:
+        run_call(call, choice.frontend, request, fmt)
+        return
+    _call_image(call, fmt, choice, request, path, context, **(image_opts or {}))
+
+
+def _lint_text(raw: bytes, image: str) -> str:
+    """A lint ``result.json`` as the built-in checks print: each warning on stderr
+    (``FILE:LINE: warning: RULE: detail``, the description), the summary returned for stdout."""
+    import json
+
+    from mason.cli.main import echo_err
+    from mason.ir.errors import MasonError
+
+    try:
+        doc = json.loads(raw)
+        warnings = doc.get("warnings") or []
+        sources = doc.get("sources") or []
+        for w in warnings:
+            loc = w.get("location") or {}
+            src = sources[loc.get("sourceIndex", 0)] if sources else {}
+            ranges = loc.get("ranges") or [{}]
+            line = (ranges[0].get("start") or {}).get("line")
+            where = f"{src.get('filename') or src.get('fileName') or 'Dockerfile'}:{line}: " if line else ""
+            echo_err(f"{where}warning: {w.get('ruleName', '?')}: {w.get('detail', '')}\n"
+                     f"    {w.get('description', '')}".rstrip())
+        if doc.get("error"):
+            echo_err(f"error: {doc['error'].get('message', doc['error'])}")
+    except (ValueError, AttributeError, TypeError, IndexError):
+        raise MasonError(f"frontend image {image} answered --call check with a result.json mason cannot read") \
+            from None
+    n = len(warnings)
+    return f"Check complete, {n} warning{'s' if n != 1 else ''} found" if n else "Check complete, no warnings found."
+
+
+def _call_image(call: str, fmt: str, choice, request, path: str, context: str, root: str | None = None,
+                containerd_address: str | None = None, insecure_registries: tuple[str, ...] = (),
+                timeout: float | None = None) -> None:
+    """``--call`` through a frontend image (on mason's containerd): its ``result.txt`` (``--format
+    json``: ``result.json``) on stdout; a non-zero ``result.statuscode`` (failed checks) exits 1."""
+    from dataclasses import replace
+
+    from mason.backends.sources.registry import RegistryResolver
+    from mason.backends.sources.store_resolver import StoreResolver
+    from mason.driver.resolvers import OnDemandResolver
+    from mason.driver.solvers import LazySolver
+    from mason.gateway.driver import call_with_image
+    from mason.ir.errors import MasonError
+
+    lazy = LazySolver(root, containerd_address)
+    try:
+        resolver = StoreResolver(lambda: lazy.get().client, OnDemandResolver(
+            lambda: RegistryResolver(insecure_registries=insecure_registries)))
+        locals_ = {"context": context, "dockerfile": os.path.dirname(os.path.abspath(path))}
+        meta = call_with_image(choice.image, replace(request, resolver=resolver), call, path=path,
+                               solver=lazy.get().solver, locals=locals_, timeout=timeout, cmdline=choice.cmdline)
+    finally:
+        lazy.close()
+    key = "result.json" if fmt == "json" else "result.txt"
+    out = meta.get(key)
+    if call == "check" and fmt != "json" and "result.json" in meta:  # BuildKit's lint text is its JSON
+        out = _lint_text(meta["result.json"], choice.image).encode()
+    out = out or meta.get("result.json") or meta.get("result.txt")
+    if out is None:
+        raise MasonError(f"frontend image {choice.image} answered --call {call} without a result "
+                         f"(metadata: {', '.join(sorted(meta)) or 'none'})")
+    click.echo(out.decode(errors="replace"), nl=not out.endswith(b"\n"))
+    code = meta.get("result.statuscode", b"0").decode().strip() or "0"
+    if code != "0":
+        raise MasonError(f"frontend image {choice.image}: --call {call} failed (result.statuscode {code})")

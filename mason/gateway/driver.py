@@ -57,6 +57,41 @@ def lower_with_image(image: str, request: FrontendRequest, *, path: str, solver:
                      cmdline: str | None = "", session_id: str | None = None,
                      on_run: Callable[[Any], None] | None = None, image_resolver: Any = None) -> FrontendResult:
     """Lower the build file at ``path`` with frontend ``image`` (see the module docstring)."""
+    t0 = time.perf_counter()
+    returned, run, opts = run_with_image(image, request, path=path, solver=solver, locals=locals, events=events,
+                                         timeout=timeout, cmdline=cmdline, session_id=session_id, on_run=on_run,
+                                         image_resolver=image_resolver)
+    graph = result_graph(returned, image, opts_platform(opts))
+    timings = {f"gateway.{k}": v * 1000 for k, v in run.timings.items()}
+    timings["lower"] = (time.perf_counter() - t0) * 1000
+    return FrontendResult(graph, warnings=[Diagnostic(w) for w in returned.warnings], timings=timings)
+
+
+SUBREQUESTS = {"outline": "frontend.outline", "targets": "frontend.targets", "check": "frontend.lint"}
+
+
+def call_with_image(image: str, request: FrontendRequest, call: str, *, path: str, solver: Any,
+                    locals: Mapping[str, Any], events: Any = None, timeout: float | None = None,
+                    cmdline: str | None = "", image_resolver: Any = None) -> dict[str, bytes]:
+    """``--call CALL`` answered by frontend ``image``: BuildKit's subrequest (``requestid``
+    ``frontend.outline``, ``frontend.targets``, ``frontend.lint``; the image must list the cap
+    ``moby.buildkit.frontend.subrequests``); the metadata it returns (``result.txt``,
+    ``result.json``, ``result.statuscode``)."""
+    from mason.gateway.run import CAP_SUBREQUESTS
+
+    returned, _, _ = run_with_image(image, request, path=path, solver=solver, locals=locals, events=events,
+                                    timeout=timeout, cmdline=cmdline, image_resolver=image_resolver,
+                                    extra={"requestid": SUBREQUESTS[call]}, caps=[CAP_SUBREQUESTS])
+    return dict(returned.metadata)
+
+
+def run_with_image(image: str, request: FrontendRequest, *, path: str, solver: Any,
+                   locals: Mapping[str, Any], events: Any = None, timeout: float | None = None,
+                   cmdline: str | None = "", session_id: str | None = None,
+                   on_run: Callable[[Any], None] | None = None, image_resolver: Any = None,
+                   extra: Mapping[str, str] | None = None, caps: list[str] | None = None) -> Any:
+    """Run frontend ``image`` for the build file at ``path`` (``extra`` options, ``caps`` it must
+    list besides the build's): (what it returned, the GatewayRun, the options it got)."""
     from mason.backends.solver.events import Status, null_sink
     from mason.backends.solver.solver import LocalDir, SolveOptions
     from mason.gateway.run import CAP_CONTEXTS, frontend_opts, run_frontend_image
@@ -66,10 +101,10 @@ def lower_with_image(image: str, request: FrontendRequest, *, path: str, solver:
     sink = events or null_sink
     opts = frontend_opts(filename=os.path.basename(path), build_args=request.build_args, target=request.target,
                          platform=str(request.platform) if request.platform else None,
-                         named_contexts=request.named_contexts, cmdline=cmdline, extra=_limit_opts(request))
-    wanted = [CAP_CONTEXTS] if request.named_contexts else []
+                         named_contexts=request.named_contexts, cmdline=cmdline,
+                         extra={**_limit_opts(request), **(extra or {})})
+    wanted = ([CAP_CONTEXTS] if request.named_contexts else []) + list(caps or ())
     dirs = {k: v if isinstance(v, LocalDir) else LocalDir(str(v)) for k, v in locals.items()}
-    t0 = time.perf_counter()
     sink(Status(f"running frontend image {image}"))
     with solver.session(SolveOptions(locals=dirs), sink) as session:
         def frontend(name: str, fopts: Mapping[str, str], inputs: Mapping[str, Any], depth: int = 1) -> Any:
@@ -109,10 +144,7 @@ def lower_with_image(image: str, request: FrontendRequest, *, path: str, solver:
         counts[c.split(" ", 1)[0]] = counts.get(c.split(" ", 1)[0], 0) + 1
     sink(Status(f"frontend image {image} returned its result (gateway calls: "
                 f"{', '.join(f'{k} {v}' for k, v in counts.items())})"))
-    graph = result_graph(returned, image, opts_platform(opts))
-    timings = {f"gateway.{k}": v * 1000 for k, v in run.timings.items()}
-    timings["lower"] = (time.perf_counter() - t0) * 1000
-    return FrontendResult(graph, warnings=[Diagnostic(w) for w in returned.warnings], timings=timings)
+    return returned, run, opts
 
 
 def _lower_builtin(fe: Any, opts: Mapping[str, str], outer: FrontendRequest, dirs: Mapping[str, Any]) -> Any:

@@ -42,6 +42,7 @@ LABEL_NETWORK_NONE = "moby.buildkit.frontend.network.none"
 LABEL_CAPS = "moby.buildkit.frontend.caps"
 CAP_CONTEXTS = "moby.buildkit.frontend.contexts"
 CAP_INPUTS = "moby.buildkit.frontend.inputs"
+CAP_SUBREQUESTS = "moby.buildkit.frontend.subrequests"
 PRODUCT = "mason"
 DEFAULT_ENTRYPOINT = ("/run",)
 BROKEN_GRACE = 2.0  # seconds a frontend may live on after its gRPC connection broke

@@ -274,3 +274,51 @@ def test_named_context_dirs_are_served_to_the_image(build_env, frontend_image, t
     assert not (out / "extra" / "secret.txt").exists()
     assert "Return 1" in _gateway_calls(rec)
     assert clean(build_env.leftovers())
+
+
+CALL_DOCKERFILE = """\
+FROM {base} AS build
+ARG VERSION=1.0
+# the app
+FROM build AS app
+ARG PORT
+RUN --mount=type=secret,id=token true
+"""
+
+
+@pytest.mark.parametrize("call", ["targets", "outline"])
+def test_call_through_the_image(build_env, frontend_image, tmp_path, call):
+    """``--call targets|outline`` with a frontend image asks it BuildKit's subrequest
+    (``requestid=frontend.<call>``) and prints its ``result.txt`` — here BuildKit's own answer,
+    which is what mason's built-in prints for the same Dockerfile; ``--format json`` its
+    ``result.json``."""
+    ctx = write(tmp_path / "ctx", {"Dockerfile": CALL_DOCKERFILE.format(base=build_env.base)})
+    p = build_env.cli("build", "--call", call, "--frontend", frontend_image, str(ctx), check=True)
+    builtin = build_env.cli("build", "--call", call, str(ctx), check=True)
+    assert p.stdout == builtin.stdout
+    assert ("VERSION" in p.stdout) if call == "outline" else ("app" in p.stdout and "build" in p.stdout)
+    p = build_env.cli("build", "--call", call, "--format", "json", "--frontend", frontend_image, str(ctx),
+                      check=True)
+    doc = json.loads(p.stdout)
+    if call == "targets":
+        assert [t["name"] for t in doc["targets"]] == ["build", "app"]  # source order
+    else:
+        assert {a["name"] for a in doc["args"]} >= {"VERSION", "PORT"}
+    assert clean(build_env.leftovers())
+
+
+def test_check_through_the_image(build_env, frontend_image, tmp_path):
+    """``--check`` through the image: BuildKit's lint answer (``result.txt``) printed, the exit
+    code its ``result.statuscode``: 0 for a clean Dockerfile, 1 when a check fired (BuildKit's
+    frontend says 1 for any warning, without ``# check=error=true`` too)."""
+    ctx = write(tmp_path / "ctx", {"Dockerfile": f"FROM {build_env.base} AS build\nRUN true\n"})
+    p = build_env.cli("build", "--check", "--frontend", frontend_image, str(ctx))
+    assert p.returncode == 0, p.stderr
+    assert "Check complete, no warnings found." in p.stdout
+    (ctx / "Dockerfile").write_text(f"FROM {build_env.base} as build\nRUN true\n")
+    p = build_env.cli("build", "--check", "--frontend", frontend_image, str(ctx))
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert "Check complete, 1 warning found" in p.stdout and "result.statuscode 1" in p.stderr
+    assert "Dockerfile:1: warning: FromAsCasing: 'as' and 'FROM' keywords' casing do not match" in p.stderr
+    p = build_env.cli("build", "--check", "--format", "json", "--frontend", frontend_image, str(ctx))
+    assert [w["ruleName"] for w in json.loads(p.stdout)["warnings"]] == ["FromAsCasing"]
