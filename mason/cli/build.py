@@ -356,7 +356,7 @@ def _run_call(call: str, fmt: str, context: str, dockerfile: str | None, build_a
     if choice.frontend is not None:
         run_call(call, choice.frontend, request, fmt)
         return
-    _call_image(call, fmt, choice, request, path, context, **(image_opts or {}))
+    _call_image(call, fmt, choice, request, path, context, build_contexts, **(image_opts or {}))
 
 
 def _lint_text(raw: bytes, image: str) -> str:
@@ -388,7 +388,8 @@ def _lint_text(raw: bytes, image: str) -> str:
     return f"Check complete, {n} warning{'s' if n != 1 else ''} found" if n else "Check complete, no warnings found."
 
 
-def _call_image(call: str, fmt: str, choice, request, path: str, context: str, root: str | None = None,
+def _call_image(call: str, fmt: str, choice, request, path: str, context: str, build_contexts: tuple[str, ...] = (),
+                root: str | None = None,
                 containerd_address: str | None = None, insecure_registries: tuple[str, ...] = (),
                 timeout: float | None = None) -> None:
     """``--call`` through a frontend image (on mason's containerd): its ``result.txt`` (``--format
@@ -406,7 +407,11 @@ def _call_image(call: str, fmt: str, choice, request, path: str, context: str, r
     try:
         resolver = StoreResolver(lambda: lazy.get().client, OnDemandResolver(
             lambda: RegistryResolver(insecure_registries=insecure_registries)))
-        locals_ = {"context": context, "dockerfile": os.path.dirname(os.path.abspath(path))}
+        locals_: dict = {"context": context, "dockerfile": os.path.dirname(os.path.abspath(path))}
+        if build_contexts:  # --build-context directories, served as local://NAME
+            from mason.build_contexts import parse_build_contexts
+
+            locals_ = {**parse_build_contexts(build_contexts).dirs, **locals_}
         meta = call_with_image(choice.image, replace(request, resolver=resolver), call, path=path,
                                solver=lazy.get().solver, locals=locals_, timeout=timeout, cmdline=choice.cmdline)
     finally:
