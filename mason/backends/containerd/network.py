@@ -199,8 +199,9 @@ class NetworkProvider:
                 fd = os.open(d / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
                 with os.fdopen(fd, "w") as f:
                     f.write(text)
-            net.mounts = (BindMount(str(d / "hosts"), "/etc/hosts"),
-                          BindMount(str(d / "resolv.conf"), "/etc/resolv.conf"))
+            safe = ("nosuid", "nodev", "noexec")  # as BuildKit mounts them
+            net.mounts = (BindMount(str(d / "hosts"), "/etc/hosts", options=safe),
+                          BindMount(str(d / "resolv.conf"), "/etc/resolv.conf", options=safe))
             return net
         except BaseException:
             with contextlib.suppress(MasonError):

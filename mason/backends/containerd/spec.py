@@ -2,13 +2,14 @@
 
 Shaped like Docker's and containerd's defaults: new pid, ipc, uts, mount and (unless the host
 network is asked for) network namespaces — a fresh network namespace has only ``lo``, which
-runc brings up; the usual /proc, /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys mounts; Docker's
-default capability set; ``noNewPrivileges`` off (as Docker); masked and read-only /proc paths.
+runc brings up; the usual /proc, /dev, /dev/pts, /dev/shm, /dev/mqueue, /sys, /sys/fs/cgroup mounts; Docker's
+default capability set and seccomp filter (:mod:`.seccomp`); ``noNewPrivileges`` off (as
+Docker); masked and read-only /proc paths.
 
 A *privileged* process (``security=insecure`` in LLB, ``--allow security.insecure``) gets what
 ``docker run --privileged`` and BuildKit's insecure mode give: every capability (that mason
 itself has), no masked or read-only paths, a writable /sys, every device of the host's /dev, and a
-device cgroup that allows all. Its namespaces stay its own.
+device cgroup that allows all, no seccomp filter. Its namespaces stay its own.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import resource
 import stat
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from mason.backends.containerd.seccomp import linux_seccomp
 
 DEFAULT_ENV = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",)
 
@@ -61,6 +64,7 @@ class BindMount:
     source: str
     target: str
     readonly: bool = True
+    options: tuple[str, ...] = ()  # more mount options (nosuid, nodev, noexec)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,13 +197,17 @@ def default_mounts(network: Network, privileged: bool = False) -> list[dict[str,
          "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
         sys_mount,
+        # the step's own cgroup, read-only (writable when privileged), as containerd's default
+        # spec and BuildKit's steps have it
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+         "options": ["nosuid", "noexec", "nodev", "relatime", *(ro or ["rw"])]},
     ]
 
 
 def _extra_mount(m: BindMount | TmpfsMount) -> dict[str, Any]:
     if isinstance(m, BindMount):
         return {"destination": m.target, "type": "bind", "source": m.source,
-                "options": ["rbind", "ro" if m.readonly else "rw"]}
+                "options": ["rbind", "ro" if m.readonly else "rw", *m.options]}
     opts = ["nosuid", "nodev", f"mode={m.mode:o}"]
     if m.size is not None:
         opts.append(f"size={m.size}")
@@ -227,6 +235,8 @@ def build_spec(p: Process, container_id: str, *, shim_group: str | None = None,
     }
     if p.privileged:
         linux["devices"] = host_devices()
+    else:
+        linux["seccomp"] = linux_seccomp(caps)
     return {
         "ociVersion": "1.0.2-dev",
         "process": {
