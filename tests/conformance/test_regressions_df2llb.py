@@ -82,6 +82,13 @@ CASES: dict[str, Regression] = {
         "FROM busybox\nCOPY --parents ./dir/./sub/b.txt dir/*/c /p/\n",
         lambda ops: sorted((c.src, tuple(c.include_patterns), tuple(c.required_paths)) for c in _copies(ops))
         == [("/", ("dir/*/c",), ()), ("/dir", ("sub/b.txt",), ("/dir/sub/b.txt",))]),
+    # item 8: --chown names are looked up in input 0 for every copy action of the chain
+    "chown-name-lookup-input-0": Regression(
+        "FROM busybox\nCOPY --chown=app:app a b /d/\n",
+        lambda ops: [(c.owner.user.byName.input, c.owner.group.byName.input) for c in _copies(ops)]
+        == [(0, 0), (0, 0)] and any(a.input == 2 for o in ops if o.WhichOneof("op") == "file"
+                                    for a in o.file.actions),
+        files={"a": "a\n", "b": "b\n"}),
 }
 
 

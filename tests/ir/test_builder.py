@@ -95,7 +95,8 @@ def test_copy_between_states_and_owner() -> None:
     mk, cp = op.actions  # type: ignore[union-attr]
     assert (mk.input, mk.secondary_input, mk.output) == (0, -1, -1)
     assert (cp.input, cp.secondary_input, cp.output) == (2, 1, 0)
-    assert cp.action.owner.user == UserOpt(name="app", name_input=2)  # type: ignore[union-attr]
+    # names are looked up in the chain's base (input 0), not the action's input (BuildKit's llb)
+    assert cp.action.owner.user == UserOpt(name="app", name_input=0)  # type: ignore[union-attr]
     assert cp.action.owner.group == UserOpt(id=0)  # type: ignore[union-attr]
     assert cp.action.mode == -1 and cp.action.timestamp == -1  # type: ignore[union-attr]
 

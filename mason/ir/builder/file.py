@@ -5,7 +5,8 @@ The op's inputs are the state's filesystem first, then each action's source (a c
 action 0 reads the state, action k > 0 reads the result of action k-1 (``len(inputs) + k - 1``);
 only the last action's result is an output (0). Owners (``"user[:group]"``, an int uid, a
 ``(user, group)`` pair) follow llb's ``WithUser``: ``root`` and numbers below 2³² are ids, any
-other word is a name looked up in the ``/etc/passwd``/``/etc/group`` of the action's input.
+other word is a name looked up in the ``/etc/passwd``/``/etc/group`` of the chain's base (the
+state's filesystem, input 0 — for every action, as BuildKit's llb marshals it; -1 on scratch).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["FileActions", "mkdir", "mkfile", "rm", "symlink", "copy", "build_file"]
 
-_ACTION_INPUT = -2  # a name's lookup input: the action's own input, set by build_file
+_ACTION_INPUT = -2  # a name's lookup input, not known yet: the chain's base, set by build_file
 
 
 def _user(x: object) -> UserOpt:
@@ -164,8 +165,9 @@ def build_file(state: "State", actions: FileActions, common: dict[str, Any]) -> 
         out = []
         for k, ((kind, _), sec2) in enumerate(zip(steps, secondaries, strict=True)):
             inp = base if k == 0 else n + k - 1
+            # owner names are looked up in the chain's base for every action, as BuildKit's llb does
             out.append(FileAction(inp, -1 if sec2 is None else sec2, 0 if k == last else -1,
-                                  _resolve_owner(kind, inp)))
+                                  _resolve_owner(kind, base)))
         acts = tuple(out)
     op = FileOp(actions=acts, inputs=inputs.tuple(), **common)
     return state.with_ref(Ref(op, 0))
