@@ -11,7 +11,8 @@ their ignore patterns …) — and of the answers its image resolver gave. The a
 known before lowering, so an entry keeps the questions the lowering asked (reference and
 platform) with a digest of each answer (the pinned ref, digests, platform, media type and the
 whole config, or the error's text); a hit asks them again through the build's resolver and
-is used only when every answer is the same. Anything else the lowering could depend on makes
+is used only when every answer is the same. A lowering that holds a URL's credentials is not
+kept (mason writes no credentials to disk). Anything else the lowering could depend on makes
 the request uncacheable: only mason's built-in Dockerfile frontend is cached (a plugin's or a
 frontend image's output is theirs), not with IR dumps or ``--verify-each``, and not when the
 graph does not come back byte for byte from its encoding.
@@ -290,6 +291,8 @@ class LoweringCache:
                 "checks_failed": list(checks_failed)}
         head = json.dumps(meta, separators=(",", ":")).encode()
         body = MAGIC + len(head).to_bytes(8, "big") + head + stream
+        if _has_credentials(body):  # a URL's user:password must reach no file (GHSA-gc89-7gcr-jxqc)
+            return False
         try:
             self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-", suffix=".llb")
@@ -377,6 +380,15 @@ def clear(root: str | os.PathLike[str]) -> int:
             os.unlink(d / name)
             n += name.endswith(".llb") and not name.startswith(".")
     return n
+
+
+def _has_credentials(data: bytes) -> bool:
+    """Whether ``data`` holds a URL with credentials (``scheme://user:password@``, a token as
+    the user): such a lowering is not kept, as mason keeps no credentials on disk."""
+    from mason.ir.urls import redact_text
+
+    text = data.decode("latin-1")  # one character per byte: offsets and text unchanged
+    return redact_text(text) != text
 
 
 def _split(data: bytes) -> tuple[dict, bytes]:

@@ -248,3 +248,21 @@ def test_the_records_graph_drawing_is_kept_with_the_entry(tmp_path: Path, monkey
     record(hit, ("other",))  # other masked values: another drawing
     assert drawn == [1, 1]
     assert record(lower(tmp_path, None), ("hunter22",)) == first and drawn == [1, 1, 1]  # no cache: drawn
+
+
+@pytest.mark.parametrize("url", ["http://user:s3cr3t-pw@127.0.0.1:1/f.txt", "https://t0ken-s3cr3t@example.com/f"])
+def test_a_lowering_with_url_credentials_is_never_kept(tmp_path: Path, lowerings: Counting, url: str) -> None:
+    """Issue 11 (GHSA-gc89-7gcr-jxqc): credentials reach no file under the root — a lowering
+    whose Definition holds a URL's user:password (or token) is lowered again each time, never
+    written to the cache."""
+    ctx(tmp_path, f"FROM busybox\nADD {url} /f\n")
+    cache = LoweringCache(tmp_path / "root")
+    lower(tmp_path, cache)
+    lower(tmp_path, cache)
+    assert lowerings.n == 2
+    secret = b"s3cr3t"
+    assert not [p for p in (tmp_path / "root").rglob("*") if p.is_file() and secret in p.read_bytes()]
+    ctx(tmp_path, "FROM busybox\nADD http://127.0.0.1:1/f.txt /f\n")  # without credentials: kept
+    lower(tmp_path, cache)
+    lower(tmp_path, cache)
+    assert lowerings.n == 3
