@@ -39,3 +39,24 @@ def test_several_outputs_from_one_image(containerd_env, chain, registry, tmp_pat
                    capture_output=True, timeout=120)
     assert (tmp_path / "bundle" / "rootfs" / "hello.txt").read_bytes() == HELLO
     assert not (tmp_path / "bundle" / "rootfs" / "etc" / "group").exists()
+
+
+def test_loading_the_exporters_looks_up_no_library():
+    """``ctypes.util.find_library`` runs ``ldconfig -p`` in a child process: the exporters do it
+    on the first mount, not when a build that mounts nothing loads them (issue 17)."""
+    import subprocess
+    import sys
+
+    child = (
+        "import ctypes.util\n"
+        "calls = []\n"
+        "real = ctypes.util.find_library\n"
+        "ctypes.util.find_library = lambda name: calls.append(name) or real(name)\n"
+        "import mason.backends.exporters.export\n"
+        "from mason.backends.exporters import _mount\n"
+        "before = list(calls)\n"
+        "lib = _mount._libc()\n"
+        "print(before, calls, _mount._libc() is lib)\n")
+    p = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["[]", "['c']", "True"], p.stdout
