@@ -81,7 +81,14 @@ def test_mason_build_over_mutual_tls(build_env, tls_daemon, certs, tmp_path):
     again = build_env.cli("build", "-o", f"type=tar,dest={tmp_path / 'again.tar'}", ctx, env=env)
     assert again.returncode == 0, again.stderr
 
+    # the name the daemon's certificate must carry: localhost is in it, another name is not
+    named = build_env.cli("build", "--host", addr, *_client_flags(certs), "--tlsservername", "localhost",
+                          "-o", f"type=tar,dest={tmp_path / 'named.tar'}", ctx)
+    assert named.returncode == 0, named.stderr
+
     refused = {
+        "a server name the daemon's certificate does not carry": [*_client_flags(certs), "--tlsservername",
+                                                                   "elsewhere.invalid"],
         "plain": [],
         "no client certificate": ["--tlscacert", str(certs["ca.pem"])],
         "a client certificate of another CA": _client_flags(certs, client="rogue-client"),
