@@ -60,13 +60,13 @@ def test_kill_9_then_rebuild_and_prune(build_env, tmp_path):
     assert re.findall(r"RAN-(\w+)", p.stderr) == ["s3", "s4"]  # s1, s2 had finished: reused
 
     # prune without --all: what records and images reference stays, the rest goes
-    from mason.backends.solver.gc import _Namespace
+    from mason.backends.solver.gc_refs import Namespace
     from mason.backends.solver.store import ResultStore
 
     p = env.cli("prune", "--force")
     assert p.returncode == 0, p.stderr
     left = ctr_snapshots(env)
-    ns = _Namespace.read(env.client)
+    ns = Namespace.read(env.client)
     with ResultStore(env.root) as store:
         records = store.records()
     assert len(records) >= 4  # s1..s4

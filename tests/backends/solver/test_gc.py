@@ -250,9 +250,9 @@ def test_prune_without_all_removes_only_garbage(gc) -> None:
     for d in [manifest["config"], *manifest["layers"]]:
         assert c.content_exists(d["digest"])
     # the cache lease holds exactly what the records need
-    from mason.backends.solver.gc import _lease_resources
+    from mason.backends.solver.gc_refs import lease_resources
 
-    held = {rid for rid, t in _lease_resources(c, cache_lease_name(store.dir.parent)) if t == "snapshots/overlayfs"}
+    held = {rid for rid, t in lease_resources(c, cache_lease_name(store.dir.parent)) if t == "snapshots/overlayfs"}
     assert held == {w.busybox, r1.snapshot, r2.snapshot, r3.snapshot}
 
     again = prune(c, store)  # nothing left to do

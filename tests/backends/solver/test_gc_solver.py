@@ -118,9 +118,9 @@ s.solve(Graph.of(steps({busybox_image.ref!r}, "sleep 600").ref), options=SolveOp
         left = ctr_snapshots(world.address)
         assert kept <= left
         # what is left is what the records need and their parents; nothing of the killed RUN
-        from mason.backends.solver.gc import _Namespace
+        from mason.backends.solver.gc_refs import Namespace
 
-        ns = _Namespace.read(world.client)
+        ns = Namespace.read(world.client)
         needed = ns.ancestors(set().union(*(r.result.snapshots() for r in s.store.records())))
         assert left - {world.busybox} <= needed, left - needed
         assert world.client.list_containers() == []  # the killed build's step and shim anchor
