@@ -5,7 +5,8 @@ Every call carries ``containerd-namespace``; a client bound to a lease (``with_l
 until the lease goes. Values cross this boundary as mason's own small dataclasses
 (:class:`Descriptor`, :class:`Mount`, ...): no generated protobuf type leaks out of
 ``backends/containerd``. gRPC failures become :class:`ContainerdError` (a ``MasonError``) naming
-the call, never a gRPC traceback.
+the call, never a gRPC traceback. The values, errors and their protobuf conversions are in
+:mod:`.client_types` (re-exported here).
 """
 
 from __future__ import annotations
@@ -18,141 +19,52 @@ import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from google.protobuf import any_pb2, field_mask_pb2
+from google.protobuf import field_mask_pb2
 
 from mason.backends.containerd import _protos
+from mason.backends.containerd.client_types import (
+    ERRORS,
+    GC_EXPIRE,
+    LAYER_MEDIA_TYPE,
+    LAYER_MEDIA_TYPE_UNCOMPRESSED,
+    LIST_BATCH,
+    RUNC_OPTIONS_TYPE_URL,
+    RUNTIME,
+    SNAPSHOTTER,
+    SPEC_TYPE_URL,
+    UNCOMPRESSED,
+    AlreadyExists,
+    ContainerdError,
+    ContentInfo,
+    Descriptor,
+    Image,
+    Mount,
+    NotFound,
+    SnapshotInfo,
+    TaskInfo,
+    Unavailable,
+    any_message,
+    desc_from_pb,
+    desc_to_pb,
+    mounts_from_pb,
+    mounts_to_pb,
+    quoted,
+    snap_from_pb,
+    timestamp_ns,
+)
 from mason.backends.containerd.daemon import NAMESPACE, socket_path
-from mason.ir.errors import MasonError
 
-SPEC_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/Spec"
-RUNC_OPTIONS_TYPE_URL = "containerd.runc.v1.Options"
-RUNTIME = "io.containerd.runc.v2"
-SNAPSHOTTER = "overlayfs"
-LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
-LAYER_MEDIA_TYPE_UNCOMPRESSED = "application/vnd.oci.image.layer.v1.tar"
-GC_EXPIRE = "containerd.io/gc.expire"
-UNCOMPRESSED = "containerd.io/uncompressed"
+__all__ = ["Client", "connect", "SPEC_TYPE_URL", "RUNC_OPTIONS_TYPE_URL", "RUNTIME", "SNAPSHOTTER",
+           "LAYER_MEDIA_TYPE", "LAYER_MEDIA_TYPE_UNCOMPRESSED", "GC_EXPIRE", "UNCOMPRESSED", "ContainerdError",
+           "NotFound", "AlreadyExists", "Unavailable", "Descriptor", "Mount", "SnapshotInfo", "ContentInfo",
+           "Image", "TaskInfo"]
+
 _CHUNK = 1 << 20
 
-
 _NO_SPACE = re.compile(r"(?:write|open|mkdir|create) (\S+?):? no space left on device", re.IGNORECASE)
-
-class ContainerdError(MasonError):
-    """A containerd call failed; ``code`` is the gRPC status code."""
-
-    def __init__(self, message: str, code: grpc.StatusCode | None = None):
-        super().__init__(message)
-        self.code = code
-
-
-class NotFound(ContainerdError):
-    pass
-
-
-class AlreadyExists(ContainerdError):
-    pass
-
-
-class Unavailable(ContainerdError):
-    pass
-
-
-_ERRORS = {grpc.StatusCode.NOT_FOUND: NotFound, grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
-           grpc.StatusCode.UNAVAILABLE: Unavailable}
-
-
-# -- values ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Descriptor:
-    media_type: str
-    digest: str
-    size: int
-    annotations: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Mount:
-    type: str
-    source: str
-    options: tuple[str, ...] = ()
-    target: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class SnapshotInfo:
-    name: str
-    parent: str
-    kind: str  # "view" | "active" | "committed"
-    labels: Mapping[str, str]
-    created_ns: int = 0  # when containerd made it (a committed snapshot: when it was committed), ns since 1970
-
-
-@dataclass(frozen=True, slots=True)
-class ContentInfo:
-    digest: str
-    size: int
-    labels: Mapping[str, str]
-    created_ns: int = 0  # when the blob was committed, ns since 1970
-
-
-@dataclass(frozen=True, slots=True)
-class Image:
-    name: str
-    target: Descriptor
-    labels: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class TaskInfo:
-    id: str
-    pid: int
-    status: str  # "created" | "running" | "stopped" | "paused" | "pausing" | "unknown"
-    exit_status: int
-
-
-def _desc_to_pb(pb: _protos.Stubs, d: Descriptor):
-    return pb.descriptor.Descriptor(media_type=d.media_type, digest=d.digest, size=d.size,
-                                    annotations=dict(d.annotations))
-
-
-def _desc_from_pb(m) -> Descriptor:
-    return Descriptor(m.media_type, m.digest, m.size, dict(m.annotations))
-
-
-def _mounts_from_pb(ms) -> list[Mount]:
-    return [Mount(m.type, m.source, tuple(m.options), m.target) for m in ms]
-
-
-def _mounts_to_pb(pb: _protos.Stubs, ms: Iterable[Mount]):
-    return [pb.mount.Mount(type=m.type, source=m.source, target=m.target, options=list(m.options)) for m in ms]
-
-
-def _snap_from_pb(pb: _protos.Stubs, i) -> SnapshotInfo:
-    kind = pb.snapshots.Kind.Name(i.kind).lower()
-    return SnapshotInfo(i.name, i.parent, kind, dict(i.labels), _ns(i.created_at))
-
-
-_BATCH = 100  # filters in one List request
-
-
-def _quoted(value: str) -> str:
-    """``value`` as a quoted string in a containerd filter."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _ns(ts) -> int:
-    """A protobuf Timestamp in nanoseconds since 1970."""
-    return ts.seconds * 1_000_000_000 + ts.nanos
-
-
-def _any(type_url: str, value: bytes) -> any_pb2.Any:
-    return any_pb2.Any(type_url=type_url, value=value)
 
 
 # -- client ---------------------------------------------------------------------------------
@@ -257,7 +169,7 @@ class Client:
         details = e.details() if hasattr(e, "details") else str(e)
         if code == grpc.StatusCode.UNAVAILABLE:
             return Unavailable(f"containerd at {self.address} is not answering ({what}): {details}", code)
-        cls = _ERRORS.get(code, ContainerdError)
+        cls = ERRORS.get(code, ContainerdError)
         if (full := _NO_SPACE.search(details or "")) is not None:  # the chain of wrappers says little more
             return cls(f"containerd: {what}: no space left on device (writing {full.group(1)})", code)
         return cls(f"containerd: {what}: {details}", code)
@@ -384,7 +296,7 @@ class Client:
 
     def content_info(self, digest: str) -> ContentInfo:
         i = self._call(f"content info {digest}", self._content.Info, self.pb.content.InfoRequest(digest=digest)).info
-        return ContentInfo(i.digest, i.size, dict(i.labels), _ns(i.created_at))
+        return ContentInfo(i.digest, i.size, dict(i.labels), timestamp_ns(i.created_at))
 
     def content_exists(self, digest: str) -> bool:
         try:
@@ -407,16 +319,16 @@ class Client:
         trip per 100 (as :meth:`snapshot_infos`)."""
         ds = list(dict.fromkeys(digests))
         out: dict[str, ContentInfo] = {}
-        for i in range(0, len(ds), _BATCH):
-            out.update((c.digest, c) for c in self.list_content([f"digest=={_quoted(d)}" for d in ds[i:i + _BATCH]]))
+        for i in range(0, len(ds), LIST_BATCH):
+            out.update((c.digest, c) for c in self.list_content([f"digest=={quoted(d)}" for d in ds[i:i + LIST_BATCH]]))
         return out
 
     def list_content(self, filters: Iterable[str] = ()) -> list[ContentInfo]:
-        out = []
+        out: list[ContentInfo] = []
         req = self.pb.content.ListContentRequest(filters=list(filters))
         try:
             for r in self._content.List(req, metadata=self._md, timeout=self.timeout):
-                out.extend(ContentInfo(i.digest, i.size, dict(i.labels), _ns(i.created_at)) for i in r.info)
+                out.extend(ContentInfo(i.digest, i.size, dict(i.labels), timestamp_ns(i.created_at)) for i in r.info)
         except grpc.RpcError as e:
             raise self._error("list content", e) from None
         return out
@@ -426,16 +338,16 @@ class Client:
     def prepare(self, key: str, parent: str = "", labels: Mapping[str, str] | None = None) -> list[Mount]:
         req = self.pb.snapshots.PrepareSnapshotRequest(snapshotter=SNAPSHOTTER, key=key, parent=parent,
                                                        labels=dict(labels or {}))
-        return _mounts_from_pb(self._call(f"prepare snapshot {key}", self._snapshots.Prepare, req).mounts)
+        return mounts_from_pb(self._call(f"prepare snapshot {key}", self._snapshots.Prepare, req).mounts)
 
     def view(self, key: str, parent: str, labels: Mapping[str, str] | None = None) -> list[Mount]:
         req = self.pb.snapshots.ViewSnapshotRequest(snapshotter=SNAPSHOTTER, key=key, parent=parent,
                                                     labels=dict(labels or {}))
-        return _mounts_from_pb(self._call(f"view snapshot {parent}", self._snapshots.View, req).mounts)
+        return mounts_from_pb(self._call(f"view snapshot {parent}", self._snapshots.View, req).mounts)
 
     def mounts(self, key: str) -> list[Mount]:
         req = self.pb.snapshots.MountsRequest(snapshotter=SNAPSHOTTER, key=key)
-        return _mounts_from_pb(self._call(f"mounts of snapshot {key}", self._snapshots.Mounts, req).mounts)
+        return mounts_from_pb(self._call(f"mounts of snapshot {key}", self._snapshots.Mounts, req).mounts)
 
     def commit(self, name: str, key: str, labels: Mapping[str, str] | None = None) -> None:
         req = self.pb.snapshots.CommitSnapshotRequest(snapshotter=SNAPSHOTTER, name=name, key=key,
@@ -448,7 +360,7 @@ class Client:
 
     def stat_snapshot(self, key: str) -> SnapshotInfo:
         req = self.pb.snapshots.StatSnapshotRequest(snapshotter=SNAPSHOTTER, key=key)
-        return _snap_from_pb(self.pb, self._call(f"stat snapshot {key}", self._snapshots.Stat, req).info)
+        return snap_from_pb(self.pb, self._call(f"stat snapshot {key}", self._snapshots.Stat, req).info)
 
     def snapshot_exists(self, key: str) -> bool:
         try:
@@ -462,16 +374,17 @@ class Client:
         (containerd ORs a List's filters) instead of a Stat each."""
         names = list(dict.fromkeys(keys))
         out: dict[str, SnapshotInfo] = {}
-        for i in range(0, len(names), _BATCH):
-            out.update((s.name, s) for s in self.list_snapshots([f"name=={_quoted(n)}" for n in names[i:i + _BATCH]]))
+        for i in range(0, len(names), LIST_BATCH):
+            batch = [f"name=={quoted(n)}" for n in names[i:i + LIST_BATCH]]
+            out.update((s.name, s) for s in self.list_snapshots(batch))
         return out
 
     def list_snapshots(self, filters: Iterable[str] = ()) -> list[SnapshotInfo]:
         req = self.pb.snapshots.ListSnapshotsRequest(snapshotter=SNAPSHOTTER, filters=list(filters))
-        out = []
+        out: list[SnapshotInfo] = []
         try:
             for r in self._snapshots.List(req, metadata=self._md, timeout=self.timeout):
-                out.extend(_snap_from_pb(self.pb, i) for i in r.info)
+                out.extend(snap_from_pb(self.pb, i) for i in r.info)
         except grpc.RpcError as e:
             raise self._error("list snapshots", e) from None
         return out
@@ -480,17 +393,17 @@ class Client:
 
     def apply(self, layer: Descriptor, mounts: Iterable[Mount]) -> Descriptor:
         """Unpack a layer blob (already in the content store) onto ``mounts``."""
-        req = self.pb.diff.ApplyRequest(diff=_desc_to_pb(self.pb, layer), mounts=_mounts_to_pb(self.pb, mounts))
-        return _desc_from_pb(self._call(f"apply layer {layer.digest}", self._diff.Apply, req, timeout=None).applied)
+        req = self.pb.diff.ApplyRequest(diff=desc_to_pb(self.pb, layer), mounts=mounts_to_pb(self.pb, mounts))
+        return desc_from_pb(self._call(f"apply layer {layer.digest}", self._diff.Apply, req, timeout=None).applied)
 
     def diff(self, lower: Iterable[Mount], upper: Iterable[Mount], *, media_type: str = LAYER_MEDIA_TYPE,
              ref: str | None = None, labels: Mapping[str, str] | None = None) -> Descriptor:
         """Compute the layer between two mounted trees, store it as a blob, return its
         descriptor (the blob carries ``containerd.io/uncompressed``)."""
-        req = self.pb.diff.DiffRequest(left=_mounts_to_pb(self.pb, lower), right=_mounts_to_pb(self.pb, upper),
+        req = self.pb.diff.DiffRequest(left=mounts_to_pb(self.pb, lower), right=mounts_to_pb(self.pb, upper),
                                        media_type=media_type, ref=ref or f"mason-diff-{uuid.uuid4().hex[:16]}",
                                        labels=dict(labels or {}))
-        return _desc_from_pb(self._call("diff", self._diff.Diff, req, timeout=None).diff)
+        return desc_from_pb(self._call("diff", self._diff.Diff, req, timeout=None).diff)
 
     # -- containers ---------------------------------------------------------------------------
 
@@ -504,8 +417,8 @@ class Client:
             id=container_id,
             labels=dict(labels or {}),
             runtime=pb.containers.Container.Runtime(
-                name=runtime, options=_any(RUNC_OPTIONS_TYPE_URL, opts.SerializeToString())),
-            spec=_any(SPEC_TYPE_URL, json.dumps(spec, separators=(",", ":")).encode()),
+                name=runtime, options=any_message(RUNC_OPTIONS_TYPE_URL, opts.SerializeToString())),
+            spec=any_message(SPEC_TYPE_URL, json.dumps(spec, separators=(",", ":")).encode()),
             snapshotter=SNAPSHOTTER if snapshot_key else "",
             snapshot_key=snapshot_key,
         )
@@ -532,7 +445,7 @@ class Client:
                     stdin: str = "") -> int:
         """Create (not start) the container's init process; ``stdout``/``stderr`` are FIFO
         paths or ``file://`` URIs. Returns the PID."""
-        req = self.pb.tasks.CreateTaskRequest(container_id=container_id, rootfs=_mounts_to_pb(self.pb, rootfs),
+        req = self.pb.tasks.CreateTaskRequest(container_id=container_id, rootfs=mounts_to_pb(self.pb, rootfs),
                                               stdin=stdin, stdout=stdout, stderr=stderr)
         return self._call(f"create task {container_id}", self._tasks.Create, req).pid
 
@@ -596,12 +509,12 @@ class Client:
     # -- images -------------------------------------------------------------------------------
 
     def _image_pb(self, image: Image):
-        return self.pb.images.Image(name=image.name, target=_desc_to_pb(self.pb, image.target),
+        return self.pb.images.Image(name=image.name, target=desc_to_pb(self.pb, image.target),
                                     labels=dict(image.labels))
 
     @staticmethod
     def _image_from_pb(i) -> Image:
-        return Image(i.name, _desc_from_pb(i.target), dict(i.labels))
+        return Image(i.name, desc_from_pb(i.target), dict(i.labels))
 
     def create_image(self, image: Image) -> Image:
         r = self._call(f"create image {image.name}", self._images.Create,
