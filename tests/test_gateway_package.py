@@ -46,7 +46,8 @@ def test_dockerfile_sets_gateway_conventions() -> None:
     assert "CMD []" in lines  # the base's CMD is not appended to the entrypoint
     label = next(ln for ln in lines if ln.startswith("LABEL "))
     assert 'moby.buildkit.frontend.network.none="true"' in label
-    assert 'moby.buildkit.frontend.caps="moby.buildkit.frontend.contexts"' in label
+    caps = 'moby.buildkit.frontend.caps="moby.buildkit.frontend.contexts,moby.buildkit.frontend.subrequests"'
+    assert caps in label  # --build-context, and it answers --call
     run = json.loads(next(ln for ln in lines if ln.startswith("RUN "))[4:])
     assert run[3:5] == ["--prepare", "dockerfile"]
 

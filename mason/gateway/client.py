@@ -202,7 +202,9 @@ class GatewayClient:
     def return_result(self, refs: Mapping[str, str], metadata: Mapping[str, bytes]) -> None:
         g = self.pb.gateway
         res = g.Result()
-        if set(refs) == {"default"}:
+        if not refs:
+            pass  # a subrequest's answer: metadata only
+        elif set(refs) == {"default"}:
             res.ref.id = refs["default"]
         else:
             for k, rid in refs.items():
@@ -263,6 +265,9 @@ def build(client: GatewayClient, frontend: Any, environ: Mapping[str, str]) -> N
         target=target, named_contexts={k[len("context:"):]: v for k, v in opts.items() if k.startswith("context:")},
         excludes=excludes, resolver=BridgeResolver(client))
     platforms = _platforms(opts.get("platform"), client.platform)
+    if opts.get("requestid"):
+        client.return_result({}, subrequest(frontend, replace(request, platform=platforms[0]), opts["requestid"]))
+        return
     want = target or "default"
     refs: dict[str, str] = {}
     metadata: dict[str, bytes] = {}
@@ -284,6 +289,43 @@ def build(client: GatewayClient, frontend: Any, environ: Mapping[str, str]) -> N
         metadata["refs.platforms"] = json.dumps({"platforms": [
             {"id": str(p), "platform": p.to_json()} for p in platforms]}).encode()
     client.return_result(refs, metadata)
+
+
+SUBREQUESTS = {"frontend.outline": ("outline", "List all parameters current build target supports"),
+               "frontend.targets": ("targets", "List all targets current build supports"),
+               "frontend.lint": ("lint", "Lint the build file")}
+DESCRIBE = "frontend.subrequests.describe"
+
+
+def subrequest(frontend: Any, request: Any, requestid: str) -> dict[str, bytes]:
+    """BuildKit's subrequest ``requestid`` answered by ``frontend``: ``result.json``,
+    ``result.txt`` (not for lint, as BuildKit), ``result.statuscode`` for lint (1 when a check
+    fired, as BuildKit's frontend says)."""
+    from mason.cli.call import lint_json, outline_json, outline_text, targets_json, targets_text
+    from mason.frontends.base import answers
+
+    if requestid == DESCRIBE:
+        rows = [{"name": rid, "version": "1.0.0", "type": "rpc", "description": desc}
+                for rid, (what, desc) in SUBREQUESTS.items() if answers(frontend, what)]
+        rows.append({"name": DESCRIBE, "version": "1.0.0", "type": "rpc", "description": "List available subrequests"})
+        text = "".join(f"{r['name']} {r['version']} {r['description']}\n" for r in rows)
+        return {"result.json": json.dumps(rows).encode(), "result.txt": text.encode()}
+    if requestid not in SUBREQUESTS:
+        raise MasonError(f"unknown subrequest {requestid!r} (this frontend answers: "
+                         f"{', '.join([r for r, (w, _) in SUBREQUESTS.items() if answers(frontend, w)] + [DESCRIBE])})")
+    what = SUBREQUESTS[requestid][0]
+    if not answers(frontend, what):
+        raise MasonError(f"the {frontend.name} frontend does not answer the {what!r} subrequest")
+    if what == "outline":
+        o = frontend.outline(request)
+        return {"result.json": outline_json(o, request.text).encode(), "result.txt": outline_text(o).encode()}
+    if what == "targets":
+        t = frontend.targets(request)
+        return {"result.json": targets_json(t, request.text).encode(), "result.txt": targets_text(t).encode()}
+    report = frontend.lint(request)
+    language = "Dockerfile" if frontend.name == "dockerfile" else frontend.name
+    return {"result.json": lint_json(report, request.text, request.filename, language).encode(),
+            "result.statuscode": b"1" if report.warnings or report.failed else b"0"}
 
 
 def load_frontend(name: str) -> Any:

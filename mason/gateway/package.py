@@ -32,6 +32,7 @@ from mason.ir.errors import MasonError
 PREFIX = "/opt/mason"
 DEFAULT_FILENAMES = {"mockerfile": "Mockerfile.yaml", "buildpacks": "project.toml"}
 CAPS = {"dockerfile": "moby.buildkit.frontend.contexts"}  # the label's caps, by built-in frontend
+CAP_SUBREQUESTS = "moby.buildkit.frontend.subrequests"  # it answers --call (outline, targets, lint)
 _REQ_NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
@@ -99,12 +100,16 @@ def contents(name: str) -> Contents:
     """What the image for frontend ``name`` holds (checked by loading the frontend here first)."""
     import mason
     from mason.frontends import registry
+    from mason.frontends.base import SUBREQUESTS, answers
     from mason.gateway.client import load_frontend
 
-    load_frontend(name)  # a clear error now rather than in the image build
+    fe = load_frontend(name)  # a clear error now rather than in the image build
     mason_dir = str(Path(mason.__file__).parent)
+    caps = [c for c in CAPS.get(name, "").split(",") if c]
+    if any(answers(fe, s) for s in SUBREQUESTS):
+        caps.append(CAP_SUBREQUESTS)
     out = Contents(name, {mason_dir: "mason"}, filename=DEFAULT_FILENAMES.get(name, "Dockerfile"),
-                   caps=CAPS.get(name, ""))
+                   caps=",".join(caps))
     roots: list[str] = []
     try:
         roots += _requirements(md.distribution("mason"))

@@ -92,6 +92,7 @@ def test_image_has_gateway_conventions(mockerfile_image):
     assert cfg["Entrypoint"] == ["python3", "-m", "mason.gateway.client", "mockerfile"]
     assert not cfg.get("Cmd")  # the base's CMD would be appended to the entrypoint
     assert cfg["Labels"]["moby.buildkit.frontend.network.none"] == "true"
+    assert cfg["Labels"]["moby.buildkit.frontend.caps"] == "moby.buildkit.frontend.subrequests"  # --call targets
     assert "MASON_FRONTEND_FILENAME=Mockerfile.yaml" in cfg["Env"]
 
 
@@ -114,6 +115,21 @@ def test_mason_builds_through_the_image(mason_cli, mockerfile_image, busybox_ima
     assert calls.startswith("Ping 1, Solve") and "ReadFile 2" in calls and "ResolveImageConfig 1" in calls, calls
     assert calls.endswith("Return 1"), calls
     assert containerd_env.client.list_tasks() == []
+
+
+def test_call_targets_through_the_image(mason_cli, mockerfile_image, busybox_image, tmp_path):
+    """``--call targets`` with the image: its client answers BuildKit's ``frontend.targets``
+    subrequest with the Mockerfile frontend's own answer — what mason's built-in prints."""
+    ctx = _ctx(tmp_path, mockerfile_image, busybox_image.ref, "t")
+    through = mason_cli.cli("build", "--call", "targets", "-f", str(ctx / "Mockerfile.yaml"), str(ctx))
+    builtin = mason_cli.cli("build", "--call", "targets", "--frontend", "mockerfile", "-f",
+                            str(ctx / "Mockerfile.yaml"), str(ctx))
+    assert through.stdout == builtin.stdout and "app" in through.stdout
+    doc = json.loads(mason_cli.cli("build", "--call", "targets", "--format", "json", "-f",
+                                   str(ctx / "Mockerfile.yaml"), str(ctx)).stdout)
+    assert [t["name"] for t in doc["targets"]] == ["app"]
+    p = mason_cli.cli("build", "--call", "outline", "-f", str(ctx / "Mockerfile.yaml"), str(ctx), check=False)
+    assert p.returncode == 1 and "does not answer the 'outline' subrequest" in p.stderr, p.stderr
 
 
 def test_mason_gets_the_images_located_error(mason_cli, mockerfile_image, busybox_image, tmp_path):
