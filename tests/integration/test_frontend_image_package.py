@@ -200,3 +200,15 @@ def test_plugin_as_an_image(mason_cli, python_base, registry, busybox_image, bui
                        "--local", f"context={ctx}", "--local", f"dockerfile={ctx}",
                        "--output", f"type=local,dest={out2}", timeout=900)
     assert (out2 / "srv" / "out").read_text() == "through the steps image\n"
+
+
+def test_base_without_python_is_one_error(mason_cli, busybox_image):
+    """A base whose Python cannot run mason (busybox: none at all) fails the packaging at its
+    --prepare step with one error naming the base; no image is tagged."""
+    p = mason_cli.cli("frontend-image", "mockerfile", "--base", busybox_image.ref, "-t",
+                      "localhost/mason-test/no-python-frontend:1", check=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert f"packaging frontend mockerfile on {busybox_image.ref}:" in p.stderr, p.stderr
+    assert "python3" in p.stderr
+    images = mason_cli.cli("images").stdout
+    assert "no-python-frontend" not in images
