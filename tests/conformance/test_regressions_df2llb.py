@@ -89,6 +89,12 @@ CASES: dict[str, Regression] = {
         == [(0, 0), (0, 0)] and any(a.input == 2 for o in ops if o.WhichOneof("op") == "file"
                                     for a in o.file.actions),
         files={"a": "a\n", "b": "b\n"}),
+    # item 9: without --target, local.followpaths lists only what the last stage reaches
+    "followpaths-of-reached-stages": Regression(
+        "FROM busybox AS a\nCOPY a /a\nFROM busybox AS b\nCOPY b /b\nFROM busybox\nCOPY --from=a /a /x\nCOPY c /c\n",
+        lambda ops: [dict(o.source.attrs).get("local.followpaths") for o in ops
+                     if o.source.identifier.startswith("local://")] == ['["a","c"]'],
+        files={"a": "a\n", "b": "b\n", "c": "c\n"}),
 }
 
 

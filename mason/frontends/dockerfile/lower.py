@@ -200,10 +200,11 @@ class Lowerer:
         return [Output(o.name, r, o.image_config, o.metadata) for o, r in zip(outputs, refs, strict=True)]
 
     def _reachable(self) -> set[int]:
+        """The stages the target (the last stage without one) depends on, itself included."""
+        if not self.stages:
+            return set()
         target = self.options.target
-        if not target or not self.stages:
-            return set(range(len(self.stages)))
-        start = self.by_name.get(target.lower())
+        start = self.by_name.get(target.lower()) if target else len(self.stages) - 1
         if start is None:
             return set(range(len(self.stages)))
         seen = {start}
