@@ -6,6 +6,13 @@ Dockerfiles for T minutes on one state root (mason's own containerd under it), w
 
 What it reports:
 
+Figures of one run here (N=8, T=10, 2 shared cores, 2026-12-07): 306 builds in 610 s — 291
+succeeded, 2 failed cleanly (containerd not answering, right after its kill), 13 killed by the
+soak, 0 bad; containerd fds 10–61 (median 12 in the first third and in the last), RSS 38–46 MiB;
+mounts under the root 0–35, shims 0–7, scratch dirs 0–8, none left at the end; the final build
+of each of the 6 Dockerfiles all cached; prune --all: 76 committed snapshots → 0, no container,
+task, active snapshot, build lease or blob left; cache.db integrity ok; 0 mounts after stop.
+
 * builds run, succeeded, failed cleanly (exit 1, one ``error:`` line, no traceback), killed by
   the soak, and *bad* ones (a traceback, an internal error, any other exit code);
 * every few seconds, what the machine holds for mason: containerd's open fds and RSS, shim
@@ -175,7 +182,7 @@ def sample(root: Path) -> dict[str, float]:
             pass
     cmds = _cmdlines()
     s["shims"] = sum(1 for _, c in cmds if "containerd-shim" in c and str(root) in c)
-    s["mason builds"] = sum(1 for _, c in cmds if " -m mason build" in c and "soak" not in c)
+    s["mason builds"] = sum(1 for pid, c in cmds if " -m mason build " in c and pid != os.getpid())
     s["mounts under root"] = len(_mounts_under(root))
     tmp = root / "solver" / "tmp"
     s["scratch dirs"] = len(list(tmp.glob("build-*"))) if tmp.is_dir() else 0
