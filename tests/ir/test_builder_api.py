@@ -8,6 +8,7 @@ import pytest
 from mason.ir.builder import (
     DEFAULT_PATH,
     MountSpec,
+    State,
     bind,
     cache,
     chown,
@@ -181,3 +182,12 @@ def test_placeholder_substitute_rebuilds_downstream_once() -> None:
             stack += [i.op for i in op.inputs]
     assert len(seen) == 2 and new_built.op.metadata == built.op.metadata  # type: ignore[union-attr]
     assert base.op in [i.op for i in new_built.op.inputs[0].op.inputs]
+
+
+def test_exec_env_from_a_state_env_with_a_name_twice() -> None:
+    """A State made with a name twice: the exec env keeps the first place and the last value
+    (as a dict), PATH defaulted; the same env without duplicates comes out as written."""
+    dup = State(image("a").ref, (("A", "1"), ("B", "2"), ("A", "3")))
+    assert dup.run(["x"]).exec_op.meta.env == ("A=3", "B=2", "PATH=" + DEFAULT_PATH)  # type: ignore[union-attr]
+    plain = State(image("a").ref, (("PATH", "/p"), ("A", "1")))
+    assert plain.run(["x"]).exec_op.meta.env == ("PATH=/p", "A=1")  # type: ignore[union-attr]

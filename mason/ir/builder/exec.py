@@ -150,7 +150,13 @@ def _state_env_list(env: tuple[tuple[str, str], ...]) -> tuple[tuple[str, ...], 
     hit = _ENV_CACHE.get(id(env))
     if hit is not None and hit[0] is env:
         return hit[1]
-    out = _env_list(dict(env))  # a name given twice: first place, last value
+    names: Mapping[str, str] = dict(env)  # a name given twice: first place, last value
+    out: tuple[tuple[str, ...], Mapping[str, str]]
+    if len(names) == len(env):  # no name twice (a frontend's dict-made env): K=V from the pairs as they are
+        kv = tuple(map("=".join, env))
+        out = (kv if "PATH" in names else kv + ("PATH=" + DEFAULT_PATH,)), names
+    else:
+        out = _env_list(names)
     if len(_ENV_CACHE) >= 256:
         _ENV_CACHE.clear()
     _ENV_CACHE[id(env)] = (env, out)
