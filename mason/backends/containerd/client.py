@@ -220,6 +220,18 @@ class Client:
             id=lease_id, resource=self.pb.leases.Resource(id=resource_id, type=resource_type))
         self._call(f"add {resource_type} {resource_id} to lease {lease_id}", self._leases.AddResource, req)
 
+    def list_lease_resources(self, lease_id: str) -> list[tuple[str, str]]:
+        """The (id, type) of every object a lease holds."""
+        r = self._call(f"list resources of lease {lease_id}", self._leases.ListResources,
+                       self.pb.leases.ListResourcesRequest(id=lease_id))
+        return [(x.id, x.type) for x in r.resources]
+
+    def delete_lease_resource(self, lease_id: str, resource_id: str, resource_type: str) -> None:
+        """Take an object out of a lease (the object stays unless nothing else holds it)."""
+        req = self.pb.leases.DeleteResourceRequest(
+            id=lease_id, resource=self.pb.leases.Resource(id=resource_id, type=resource_type))
+        self._call(f"remove {resource_type} {resource_id} from lease {lease_id}", self._leases.DeleteResource, req)
+
     @contextlib.contextmanager
     def lease(self, *, expire: float | None = 24 * 3600, labels: Mapping[str, str] | None = None,
               sync_delete: bool = False) -> Iterator["Client"]:
@@ -354,6 +366,13 @@ class Client:
                                                       labels=dict(labels or {}))
         self._call(f"commit snapshot {key} as {name}", self._snapshots.Commit, req)
 
+    def update_snapshot_labels(self, key: str, labels: Mapping[str, str]) -> None:
+        """Set ``labels`` on a snapshot (other labels kept)."""
+        pb = self.pb.snapshots
+        req = pb.UpdateSnapshotRequest(snapshotter=SNAPSHOTTER, info=pb.Info(name=key, labels=dict(labels)),
+                                       update_mask=field_mask_pb2.FieldMask(paths=[f"labels.{k}" for k in labels]))
+        self._call(f"label snapshot {key}", self._snapshots.Update, req)
+
     def remove_snapshot(self, key: str) -> None:
         req = self.pb.snapshots.RemoveSnapshotRequest(snapshotter=SNAPSHOTTER, key=key)
         self._call(f"remove snapshot {key}", self._snapshots.Remove, req)
@@ -433,6 +452,11 @@ class Client:
         r = self._call("list containers", self._containers.List,
                        self.pb.containers.ListContainersRequest(filters=list(filters)))
         return [c.id for c in r.containers]
+
+    def list_container_snapshots(self) -> list[str]:
+        """The snapshot keys of every container on mason's snapshotter (what a GC must keep)."""
+        r = self._call("list containers", self._containers.List, self.pb.containers.ListContainersRequest())
+        return [c.snapshot_key for c in r.containers if c.snapshot_key and c.snapshotter in ("", SNAPSHOTTER)]
 
     def container_labels(self, container_id: str) -> dict[str, str]:
         r = self._call(f"get container {container_id}", self._containers.Get,

@@ -96,22 +96,6 @@ def _cached(client: Client, upper_labels: Mapping[str, str], key: str,
     return layer if layer.digest in known or client.content_exists(layer.digest) else None
 
 
-def _label_snapshot(client: Client, name: str, labels: dict[str, str]) -> None:
-    # TODO(containerd client): use Client.update_snapshot_labels once it exists; until then
-    # Snapshots.Update is called here through the client's own stubs and metadata.
-    update = getattr(client, "update_snapshot_labels", None)
-    if update is not None:
-        update(name, labels)
-        return
-    from google.protobuf import field_mask_pb2
-
-    from mason.backends.containerd.client import SNAPSHOTTER
-    pb = client.pb.snapshots
-    req = pb.UpdateSnapshotRequest(snapshotter=SNAPSHOTTER, info=pb.Info(name=name, labels=labels),
-                                   update_mask=field_mask_pb2.FieldMask(paths=[f"labels.{k}" for k in labels]))
-    client._call(f"label snapshot {name}", client._snapshots.Update, req)
-
-
 @contextlib.contextmanager
 def viewed(client: Client, snapshot: str | None):
     """A read-only mount of committed ``snapshot`` (None: an empty directory)."""
@@ -222,7 +206,7 @@ def resolve_layer_at(client: Client, src: LayerSource, *, source_date_epoch: int
         layer = _diff_by_mason(client, src, source_date_epoch)
     value = json.dumps({"mediaType": layer.media_type, "digest": layer.digest, "size": layer.size,
                         "diffID": layer.diff_id}, sort_keys=True, separators=(",", ":"))
-    _label_snapshot(client, src.upper, {key: value, _gc_label(src.lower, source_date_epoch): layer.digest})
+    client.update_snapshot_labels(src.upper, {key: value, _gc_label(src.lower, source_date_epoch): layer.digest})
     return layer, made
 
 

@@ -56,6 +56,31 @@ def test_lease_and_content_round_trip(containerd_env) -> None:
     assert lc.lease_id not in c.list_leases()
 
 
+def test_lease_resources_snapshot_labels_and_container_snapshots(containerd_env) -> None:
+    """The calls the GC and the layer exporter make (no reaching into the client's stubs)."""
+    c: Client = containerd_env.client
+    key = "test-client-labels"
+    with c.lease(expire=600) as lc:
+        lc.prepare(key, containerd_env.busybox)
+        try:
+            got = c.list_lease_resources(lc.lease_id)
+            assert (key, "snapshots/overlayfs") in got
+            c.update_snapshot_labels(key, {"mason.test": "a"})
+            c.update_snapshot_labels(key, {"mason.other": "b"})  # other labels kept
+            labels = c.stat_snapshot(key).labels
+            assert (labels["mason.test"], labels["mason.other"]) == ("a", "b")
+            c.delete_lease_resource(lc.lease_id, key, "snapshots/overlayfs")
+            assert (key, "snapshots/overlayfs") not in c.list_lease_resources(lc.lease_id)
+            assert key not in c.list_container_snapshots()
+            c.create_container("test-client-snapshots", {"ociVersion": "1.0.2"}, snapshot_key=key)
+            try:
+                assert key in c.list_container_snapshots()
+            finally:
+                c.delete_container("test-client-snapshots")
+        finally:
+            c.remove_snapshot(key)
+
+
 def test_missing_blob_is_a_clear_mason_error(containerd_env) -> None:
     with pytest.raises(NotFound) as e:
         containerd_env.client.read_blob("sha256:" + "0" * 64)
