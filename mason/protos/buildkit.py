@@ -75,6 +75,23 @@ ADDITIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "ResolveImageConfigResponse": ("string Ref = 3;",),
     },
 }
+
+
+def _warning(message: str, subject: str) -> str:
+    """A build warning as BuildKit's protos spell it (control's ``VertexWarning``, the gateway's
+    ``WarnRequest``): ``subject`` (field 1: what it is about), then the same six fields."""
+    return f"""message {message} {{
+  {subject} = 1;
+  int64 level = 2;
+  bytes short = 3;
+  repeated bytes detail = 4;
+  string url = 5;
+  pb.SourceInfo info = 6;
+  repeated pb.Range ranges = 7;
+}}
+"""
+
+
 NEW_MESSAGES: dict[str, str] = {
     "api/services/control/control.proto": """
 message Exporter {
@@ -82,16 +99,7 @@ message Exporter {
   map<string, string> Attrs = 2;
 }
 
-message VertexWarning {
-  string vertex = 1;
-  int64 level = 2;
-  bytes short = 3;
-  repeated bytes detail = 4;
-  string url = 5;
-  pb.SourceInfo info = 6;
-  repeated pb.Range ranges = 7;
-}
-
+""" + _warning("VertexWarning", "string vertex") + """
 message InfoRequest {}
 
 message InfoResponse {
@@ -112,16 +120,7 @@ message EvaluateRequest {
 
 message EvaluateResponse {}
 
-message WarnRequest {
-  string digest = 1;
-  int64 level = 2;
-  bytes short = 3;
-  repeated bytes detail = 4;
-  string url = 5;
-  pb.SourceInfo info = 6;
-  repeated pb.Range ranges = 7;
-}
-
+""" + _warning("WarnRequest", "string digest") + """
 message WarnResponse {}
 
 message ResolveSourceMetaRequest {
