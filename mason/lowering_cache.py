@@ -40,8 +40,8 @@ from typing import Any, Mapping, Sequence
 from mason.ir.errors import MasonError
 from mason.ir.resolver import PlatformSpec, ResolvedImage
 
-__all__ = ["LoweringCache", "GraphRecords", "RecordingResolver", "CachedLowering", "CachedCheck", "MAX_ENTRIES",
-           "DIRNAME", "code_fingerprint", "clear"]
+__all__ = ["LoweringCache", "Deferred", "GraphRecords", "RecordingResolver", "CachedLowering", "CachedCheck",
+           "MAX_ENTRIES", "DIRNAME", "code_fingerprint", "clear"]
 
 MAGIC = b"mason-lowering-cache 1\n"
 DIRNAME = "lowering"
@@ -332,13 +332,55 @@ class LoweringCache:
             os.utime(self._path(key))
 
 
+class Deferred:
+    """A :class:`LoweringCache` whose writes wait for :meth:`commit`: a build keeps its lowering
+    (and the record's drawing of it) only once it has solved and exported — a build that fails,
+    even on a bad ``--secret`` after lowering, leaves nothing under the root but its record."""
+
+    def __init__(self, cache: "LoweringCache"):
+        self.cache = cache
+        self.dir = cache.dir
+        self._pending: list[Any] = []
+        self._committed = False
+        self._lock = threading.Lock()
+
+    def key(self, **parts: Any) -> str | None:
+        return self.cache.key(**parts)
+
+    def get(self, key: str, resolver: Any) -> CachedLowering | None:
+        return self.cache.get(key, resolver)
+
+    def touch(self, key: str) -> None:
+        self.cache.touch(key)
+
+    def later(self, write: Any) -> None:
+        """Run ``write()`` now when committed, else at :meth:`commit`."""
+        with self._lock:
+            if not self._committed:
+                self._pending.append(write)
+                return
+        write()
+
+    def put(self, key: str, rec: RecordingResolver, graph: Any, **kw: Any) -> bool:
+        if not rec.exact:
+            return False
+        self.later(lambda: self.cache.put(key, rec, graph, **kw))
+        return True
+
+    def commit(self) -> None:
+        with self._lock:
+            pending, self._pending, self._committed = self._pending, [], True
+        for write in pending:
+            write()
+
+
 class GraphRecords:
     """The graph drawing a build's history record keeps (``mason history --graph``), kept next
     to the lowering entry ``key``: the drawing is a function of that entry's graph, the outputs
     drawn, the values masked and the drawing code (``mason.backends.dump``, by its files' size
     and mtime), all in its name. Every failure is a miss."""
 
-    def __init__(self, cache: "LoweringCache", key: str):
+    def __init__(self, cache: "LoweringCache | Deferred", key: str):
         self.cache, self.key = cache, key
 
     def _path(self, names: Sequence[str], masked: Sequence[str]) -> Path:
@@ -354,6 +396,14 @@ class GraphRecords:
         return data or None
 
     def put(self, names: Sequence[str], masked: Sequence[str], data: bytes) -> None:
+        if isinstance(self.cache, Deferred):
+            self.cache.later(lambda: self._write(names, masked, data))
+        else:
+            self._write(names, masked, data)
+
+    def _write(self, names: Sequence[str], masked: Sequence[str], data: bytes) -> None:
+        if not (self.cache.dir / f"{self.key}.llb").exists():  # its entry was not kept (or is gone)
+            return
         with contextlib.suppress(OSError):
             path = self._path(names, masked)
             fd, tmp = tempfile.mkstemp(dir=self.cache.dir, prefix=".tmp-", suffix=".json")

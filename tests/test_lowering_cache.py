@@ -266,3 +266,26 @@ def test_a_lowering_with_url_credentials_is_never_kept(tmp_path: Path, lowerings
     lower(tmp_path, cache)
     lower(tmp_path, cache)
     assert lowerings.n == 3
+
+
+def test_a_deferred_cache_writes_only_when_committed(tmp_path: Path, lowerings: Counting) -> None:
+    """A build keeps its lowering only once it succeeded (mason.driver.building commits after
+    the solve): before the commit nothing is under the root, after it the entry and the
+    record's drawing are, and a later lowering takes them."""
+    from mason.lowering_cache import Deferred
+
+    ctx(tmp_path)
+    deferred = Deferred(LoweringCache(tmp_path / "root"))
+    low = lower(tmp_path, deferred)  # type: ignore[arg-type]
+    assert low.graph_records is not None
+    low.graph_records.put(["default"], (), b"{}")
+    assert not (tmp_path / "root").exists(), "a lowering was kept before its build succeeded"
+    deferred.commit()
+    assert len(list((tmp_path / "root" / "lowering").glob("*.llb"))) == 1
+    assert low.graph_records.get(["default"], ()) == b"{}"
+    again = Deferred(LoweringCache(tmp_path / "root"))
+    lower(tmp_path, again)  # type: ignore[arg-type]
+    assert lowerings.n == 1
+    dropped = Deferred(LoweringCache(tmp_path / "other"))  # never committed: a failed build
+    lower(tmp_path, dropped)  # type: ignore[arg-type]
+    assert not (tmp_path / "other").exists()

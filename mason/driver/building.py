@@ -67,7 +67,11 @@ def build(request: BuildRequest | None = None, /, **kw) -> BuildResult:
     try:
         with recording(req.root, build_meta(req, context, dockerfile), req.events, req.history) as (sink, rec):
             try:
-                low = lower_for_build(req, build_args, lazy, locals_, sink)
+                from mason.driver.solvers import state_root
+                from mason.lowering_cache import Deferred, LoweringCache
+
+                lowering_cache = Deferred(LoweringCache(state_root(req.root)))  # kept if the build succeeds
+                low = lower_for_build(req, build_args, lazy, locals_, sink, cache=lowering_cache)
                 if sink is not None:
                     for w in low.warnings:
                         sink(WarningEvent(w))
@@ -90,6 +94,7 @@ def build(request: BuildRequest | None = None, /, **kw) -> BuildResult:
                     with contextlib.suppress(MasonError):
                         e.with_source(read_dockerfile(dockerfile))
                 raise
+            lowering_cache.commit()
             if rec is not None:
                 rec.update(image=res.digest, names=list(res.names))
                 if not low.platforms:  # what `mason rebase` takes as the image's base
@@ -105,7 +110,7 @@ def build(request: BuildRequest | None = None, /, **kw) -> BuildResult:
 
 
 def lower_for_build(req: BuildRequest, build_args: Mapping[str, str], lazy: LazySolver,
-           locals_: Mapping[str, object] | None = None, sink=None) -> LowerResult:
+           locals_: Mapping[str, object] | None = None, sink=None, cache=None) -> LowerResult:
     """Lower with base images resolved from mason's image store first, then registries; a
     frontend image runs on the build's solver with its ``local://`` directories."""
     lreq = LowerRequest(context=req.context, dockerfile=req.dockerfile, target=req.target, build_args=build_args,
@@ -131,12 +136,8 @@ def lower_for_build(req: BuildRequest, build_args: Mapping[str, str], lazy: Lazy
         return lower_with_image(choice.image, freq, path=path, solver=lazy.get().solver, locals=locals_ or {},
                                 events=sink, timeout=req.frontend_timeout, cmdline=choice.cmdline)
 
-    from mason.driver.solvers import state_root
-    from mason.lowering_cache import LoweringCache
-
     inner = OnDemandResolver(make)
     try:
-        return lower_request(lreq, resolver=CachingResolver(inner), gateway=gateway,
-                             cache=LoweringCache(state_root(req.root)))
+        return lower_request(lreq, resolver=CachingResolver(inner), gateway=gateway, cache=cache)
     finally:
         inner.close()
