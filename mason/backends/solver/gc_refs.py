@@ -36,36 +36,18 @@ LAYER_REF = f"{GC_REF_CONTENT}.mason.layer."
 RESULT_SNAPSHOT = re.compile(r"^mason-ck-([0-9a-f]{64})-(\d+)$")
 
 
-# -- containerd calls the client does not have yet --------------------------------------------
-# TODO(containerd client): Client.list_lease_resources / delete_lease_resource /
-# list_container_snapshots / snapshot_usage; until then the client's own stubs and metadata.
+# -- containerd calls (the client's; snapshot_usage below still measures on disk)
 
 def lease_resources(client: Client, lease_id: str) -> set[tuple[str, str]]:
-    fn = getattr(client, "list_lease_resources", None)
-    if fn is not None:
-        return set(fn(lease_id))
-    pb = client.pb.leases
-    r = client._call(f"list resources of lease {lease_id}", client._leases.ListResources,
-                     pb.ListResourcesRequest(id=lease_id))
-    return {(x.id, x.type) for x in r.resources}
+    return set(client.list_lease_resources(lease_id))
 
 
 def delete_lease_resource(client: Client, lease_id: str, rid: str, rtype: str) -> None:
-    fn = getattr(client, "delete_lease_resource", None)
-    if fn is not None:
-        fn(lease_id, rid, rtype)
-        return
-    pb = client.pb.leases
-    req = pb.DeleteResourceRequest(id=lease_id, resource=pb.Resource(id=rid, type=rtype))
-    client._call(f"remove {rtype} {rid} from lease {lease_id}", client._leases.DeleteResource, req)
+    client.delete_lease_resource(lease_id, rid, rtype)
 
 
 def container_snapshots(client: Client) -> set[str]:
-    fn = getattr(client, "list_container_snapshots", None)
-    if fn is not None:
-        return set(fn())
-    r = client._call("list containers", client._containers.List, client.pb.containers.ListContainersRequest())
-    return {c.snapshot_key for c in r.containers if c.snapshot_key and c.snapshotter in ("", SNAPSHOTTER)}
+    return set(client.list_container_snapshots())
 
 
 def _disk_usage(path: str) -> int:
@@ -89,15 +71,10 @@ def _disk_usage(path: str) -> int:
 
 
 def snapshot_usage(client: Client, info: SnapshotInfo) -> int:
-    """Bytes a snapshot itself holds (its own layer, not its parents'): containerd's
-    Snapshots.Usage when the client offers it, else a walk of the snapshot's own directory
-    (a committed snapshot's is the first ``lowerdir`` of a view, or a one-layer view's bind
-    source; an active one's is its ``upperdir``). 0 when it cannot be measured."""
-    fn = getattr(client, "snapshot_usage", None)
-    if fn is not None:
-        with contextlib.suppress(ContainerdError):
-            return int(fn(info.name))
-        return 0
+    """Bytes a snapshot itself holds (its own layer, not its parents'): a walk of the
+    snapshot's own directory (a committed snapshot's is the first ``lowerdir`` of a view, or a
+    one-layer view's bind source; an active one's is its ``upperdir``), counted as containerd's
+    Snapshots.Usage counts. 0 when it cannot be measured."""
     try:
         if info.kind == "active":
             mounts = client.mounts(info.name)
