@@ -37,3 +37,28 @@ def test_mason_solve_needs_local_dir(build_env, tmp_path):
     path.write_bytes(st.marshal())
     p = env.cli("solve", str(path))
     assert p.returncode == 1 and "local://other" in p.stderr
+
+
+def test_mason_solve_reads_a_lower_stream(build_env, tmp_path):
+    """Issue 10 item 11: ``mason lower -O0 -o f.llb`` of a multi-stage Dockerfile writes a
+    Definition stream (one Definition per stage and ``default``); ``mason opt`` and ``mason solve``
+    read it — solve builds the default output, or the one ``--output-name`` picks."""
+    env = build_env
+    df = f"FROM {env.base} AS a\nRUN echo from-a > /a.txt\nFROM {env.base}\nCOPY --from=a /a.txt /b.txt\n"
+    ctx = write(tmp_path / "ctx", {"Dockerfile": df})
+    stream, opt = tmp_path / "f.llb", tmp_path / "g.llb"
+    p = env.cli("lower", "-O0", "-o", str(stream), str(ctx))
+    assert p.returncode == 0, p.stderr
+    assert stream.read_bytes().startswith(b"mason-llb-stream\n")
+    p = env.cli("opt", str(stream), "-o", str(opt))
+    assert p.returncode == 0, p.stderr
+    for src in (stream, opt):
+        out = tmp_path / f"out-{src.stem}"
+        p = env.cli("solve", str(src), "--local", f"context={ctx}", "--progress=plain", "-o", f"type=local,dest={out}")
+        assert p.returncode == 0, p.stderr
+        assert (out / "b.txt").read_text() == "from-a\n"
+    out_a = tmp_path / "out-a"
+    p = env.cli("solve", str(stream), "--output-name", "a", "--local", f"context={ctx}", "--progress=plain",
+                "-o", f"type=local,dest={out_a}")
+    assert p.returncode == 0, p.stderr
+    assert (out_a / "a.txt").read_text() == "from-a\n" and not (out_a / "b.txt").exists()
