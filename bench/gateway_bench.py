@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from peers import CASES, TOOLS, BuildKit, Mason, banner, busybox_base, footer, run, timed  # noqa: E402
+from peers import TOOLS, Builder, BuildKit, Mason, drive, timed  # noqa: E402
 
 FRONTEND_TAG = "localhost/bench/dockerfile-frontend:v0.32.2"
 CAPS = "moby.buildkit.frontend.inputs,moby.buildkit.frontend.subrequests,moby.buildkit.frontend.contexts"
@@ -62,20 +62,13 @@ def main() -> int:
     ap.add_argument("--cases", default="parallel,metadata")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mason-gateway-bench-"))
-    builders: list = []
-    try:
-        layout, digest, archive = busybox_base(work)
-        cases = [CASES[n](work) for n in args.cases.split(",")]
-        builders = [Mason(work, archive), MasonGateway(work, archive), BuildKit(work, layout, digest)]
-        banner(args.rounds, f"mason and mason-gw: {builders[0].bin} (daemonless CLI; mason-gw with --frontend "
-                            f"{FRONTEND_TAG}); BuildKit: {TOOLS / 'buildkitd'} with dockerfile.v0")
-        run(cases, builders, args.rounds)
-        footer()
-    finally:
-        for b in builders:
-            b.close()
-        shutil.rmtree(work, ignore_errors=True)
-    return 0
+
+    def add(builders: list[Builder], layout: Path, digest: str, archive: Path) -> None:
+        builders.extend([Mason(work, archive), MasonGateway(work, archive), BuildKit(work, layout, digest)])
+
+    return drive(args, work, add, lambda builders: (
+        f"mason and mason-gw: {builders[0].bin} (daemonless CLI; mason-gw with --frontend "
+        f"{FRONTEND_TAG}); BuildKit: {TOOLS / 'buildkitd'} with dockerfile.v0"))
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import shutil
 import sys
 import tarfile
 import tempfile
@@ -57,7 +56,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from peers import MARK, TOOLS, BuildKit, Mason, banner, footer, median, ratio, run_counts, timed  # noqa: E402
+from peers import MARK, TOOLS, BuildKit, Mason, banner, footer, median, ratio, run_counts, teardown, timed  # noqa: E402
 
 IMAGE_NAME = "docker.io/library/busybox:latest"
 ARCHES = ("amd64", "arm64", "riscv64")
@@ -169,12 +168,7 @@ def main() -> int:
         print("\nwhat limits it:" + LIMITS, end="")
         footer()
     finally:
-        for b in builders:
-            b.close()
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        teardown(builders, work, args.keep)
     return 0
 
 

@@ -41,7 +41,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -113,6 +113,20 @@ def banner(rounds: int, detail: str) -> None:
 
 def footer() -> None:
     print(f"\nload {os.getloadavg()[0]:.2f} at the end")
+
+
+def teardown(builders: Iterable[Builder], work: Path, keep: bool, *services: object) -> None:
+    """The end of every bench: close each builder, stop each service (``stop()``: a registry),
+    then keep the work directory (its path printed) or remove it."""
+    for b in builders:
+        b.close()
+    for s in services:
+        if s is not None:
+            s.stop()
+    if keep:
+        print(f"kept {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 class Mason(Builder):
@@ -368,10 +382,8 @@ def main() -> int:
     args = ap.parse_args()
     names = args.builders.split(",")
     work = Path(tempfile.mkdtemp(prefix="mason-peers-"))
-    builders: list[Builder] = []
-    try:
-        layout, digest, archive = busybox_base(work)
-        cases = [CASES[n](work) for n in args.cases.split(",")]
+
+    def add(builders: list[Builder], layout: Path, digest: str, archive: Path) -> None:
         for n in names:
             if n == "buildkit":
                 builders.append(BuildKit(work, layout, digest))
@@ -382,18 +394,27 @@ def main() -> int:
                 builders.append(Mason(work, archive, label, Path(binary)))
             else:
                 raise SystemExit(f"unknown builder {n!r} (mason, buildkit, NAME=PATH-TO-MASON)")
-        banner(args.rounds, f"mason: {', '.join(f'{b.name}={b.bin}' for b in builders if isinstance(b, Mason))} "
-                            f"(daemonless CLI, --network-default=host); "
-                            f"BuildKit: {TOOLS / 'buildkitd'} (OCI worker, host network)")
+
+    return drive(args, work, add, lambda builders: (
+        f"mason: {', '.join(f'{b.name}={b.bin}' for b in builders if isinstance(b, Mason))} "
+        f"(daemonless CLI, --network-default=host); BuildKit: {TOOLS / 'buildkitd'} (OCI worker, host network)"))
+
+
+def drive(args: argparse.Namespace, work: Path, add_builders: Callable[[list[Builder], Path, str, Path], None],
+          detail: Callable[[list[Builder]], str]) -> int:
+    """The main loop of a bench over :data:`CASES`: the busybox base, the ``--cases``, the
+    builders ``add_builders(builders, layout, digest, archive)`` appends, the banner (``detail``
+    of the builders), the table, the footer, then :func:`teardown` (``--keep`` if the bench has it)."""
+    builders: list[Builder] = []
+    try:
+        layout, digest, archive = busybox_base(work)
+        cases = [CASES[n](work) for n in args.cases.split(",")]
+        add_builders(builders, layout, digest, archive)
+        banner(args.rounds, detail(builders))
         run(cases, builders, args.rounds)
         footer()
     finally:
-        for b in builders:
-            b.close()
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        teardown(builders, work, getattr(args, "keep", False))
     return 0
 
 

@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from peers import MARK, MASON, banner, footer, median, ratio, run_counts, timed  # noqa: E402
+from peers import MARK, MASON, banner, footer, median, ratio, run_counts, teardown, timed  # noqa: E402
 
 PHASES = ("cold", "cold+export", "local-warm", "remote-warm")
 
@@ -178,14 +178,7 @@ def main() -> int:
         print("the seed's BuildKit: remote-warm / local-warm 72×, remote-warm / cold 0.21; the goal for mason: "
               "remote-warm within 10× of local-warm")
     finally:
-        for b in builders:
-            b.close()
-        if registry is not None:
-            registry.stop()
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        teardown(builders, work, args.keep, registry)
     return 0
 
 

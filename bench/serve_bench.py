@@ -29,7 +29,6 @@ Prints figures; asserts nothing. Starts and stops its own daemons (mason serve, 
 from __future__ import annotations
 
 import argparse
-import shutil
 import signal
 import socket
 import subprocess
@@ -42,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from peers import CASES, MASON, TOOLS, Builder, BuildKit, Mason, _run, banner, busybox_base, footer, run, timed  # noqa: E402
+from peers import MASON, TOOLS, Builder, BuildKit, Mason, _run, drive, timed  # noqa: E402
 
 
 class MasonServe(Builder):
@@ -127,10 +126,8 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the work directory (its path is printed)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mason-serve-bench-"))
-    builders: list[Builder] = []
-    try:
-        layout, digest, archive = busybox_base(work)
-        cases = [CASES[n](work) for n in args.cases.split(",")]
+
+    def add(builders: list[Builder], layout: Path, digest: str, archive: Path) -> None:
         for n in args.builders.split(","):
             if n == "mason-serve":
                 builders.append(MasonServe(work, archive))
@@ -140,18 +137,10 @@ def main() -> int:
                 builders.append(BuildKit(work, layout, digest))
             else:
                 raise SystemExit(f"unknown builder {n!r} (mason-serve, mason-host, buildkit)")
-        banner(args.rounds, f"both driven by {TOOLS / 'buildctl'}; mason serve: {MASON} serve; "
-                            f"BuildKit: {TOOLS / 'buildkitd'} (OCI worker, host network)")
-        run(cases, builders, args.rounds)
-        footer()
-    finally:
-        for b in builders:
-            b.close()
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return 0
+
+    return drive(args, work, add, lambda builders: (
+        f"both driven by {TOOLS / 'buildctl'}; mason serve: {MASON} serve; "
+        f"BuildKit: {TOOLS / 'buildkitd'} (OCI worker, host network)"))
 
 
 if __name__ == "__main__":
