@@ -5,8 +5,9 @@ image config field by field (tests/conformance/rootfs.py). ``type=oci`` keeps th
 ``type=local`` export maps to the caller.
 
 Which of the suite's Dockerfiles can be built this way (:func:`selection`): the five corpus
-Dockerfiles, the golden lowering inputs and the integration tests' inline Dockerfiles
-(tests/conformance/collect.py) that need nothing the session lacks — no registry image other than
+Dockerfiles, the golden lowering inputs (Docker Hub's busybox read as the session's) and the
+integration, security and CLI tests' inline Dockerfiles (tests/conformance/collect.py) that need
+nothing the session lacks — no registry image other than
 the session busybox, no secret, SSH agent, host network, frontend image or failing step — and
 whose result is a function of their input (no clock, no /proc, no sleep). The context gets a
 small file or directory for every COPY/ADD source (:func:`synthetic_context`).
@@ -33,11 +34,12 @@ _EXCLUDE = [
     (r"(?i)type=(secret|ssh)\b", "needs a secret or an SSH agent"),
     (r"(?i)--network=host|--security=", "needs an entitlement"),
     (r"\bdate\b|uptime|/proc/|\$RANDOM|\bsleep\b|\bnc\b|hostname", "not a function of its input"),
-    (r"\bexit [1-9]|\bfalse\s*$|\bslee\b|BOGUS|\bnosuch", "fails on purpose"),
+    (r"(?m)^\s*RUN\b.*(\bexit [1-9]|\bfalse\s*$)|\bslee\b|BOGUS|\bnosuch", "fails on purpose"),
     (r"(?im)^\s*(ADD|COPY)\b[^\n]*(https?://|git@|\.git\b)", "downloads"),
     (r"(?i)\btype=cache\b", "a cache mount's content depends on earlier builds"),
     (r"(?i)^\s*ONBUILD\b", "ONBUILD triggers need a parent image in a registry"),
 ]
+_DOCKER_HUB_BUSYBOX = re.compile(r"(?:docker\.io/)?(?:library/)?busybox(?::latest)?(?:\$\{?\w+\}?)?")
 _FROM = re.compile(r"(?im)^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?")
 
 
@@ -50,7 +52,7 @@ def excluded(case: Case) -> str | None:
     for m in _FROM.finditer(case.text):
         image, name = m.group(1), m.group(2)
         if (image.lower() not in stages and image not in (BASE, "scratch") and not image.startswith(_CORPUS_BASE)
-                and not image.startswith("$")):
+                and not image.startswith("$") and not _DOCKER_HUB_BUSYBOX.fullmatch(image)):
             return f"FROM {image}: not the session's busybox"
         if name:
             stages.add(name.lower())
@@ -59,11 +61,15 @@ def excluded(case: Case) -> str | None:
     return None
 
 
+SOURCES = ("corpus/buildkit-llb", "tests/integration/", "tests/security/", "tests/cli/")
+
+
 def selection() -> list[Case]:
-    """The corpus, golden and integration-test Dockerfiles both builders can build here."""
+    """The corpus, golden, integration, security and CLI test Dockerfiles both builders can build
+    here."""
     out = []
     for c in all_cases():
-        if not (c.kind == "golden" or c.id.startswith(("corpus/buildkit-llb", "tests/integration/"))):
+        if not (c.kind == "golden" or c.id.startswith(SOURCES)):
             continue
         if c.platform or excluded(c) is not None:
             continue
@@ -149,6 +155,9 @@ class Outcome:
 def _text(case: Case, base: str) -> Case:
     text = case.text.replace(BASE, base)
     text = re.sub(re.escape(_CORPUS_BASE) + r"(?![\w:@/.-])", base, text)
+    # Docker Hub's busybox (golden files) is the session's too, in FROM lines and ARG defaults
+    text = re.sub(r"(?im)^(\s*(?:FROM(?:\s+--platform=\S+)?|ARG\s+\w+=)\s*)(?:docker\.io/)?(?:library/)?busybox(?::latest)?"
+                  r"(?![\w.:@/-])", lambda m: m.group(1) + base, text)
     return Case(case.id, text, case.kind, case.build_args, case.excludes, case.target, case.platform,
                 dict(case.files))
 
