@@ -62,15 +62,22 @@ def op_kind(op: Any) -> str:
     return op.WhichOneof("op") or "terminal"
 
 
-def file_action_label(action: Any) -> str:
-    which = action.WhichOneof("action")
+def file_action_paths(action: Any) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """A ``pb.FileAction``'s kind and its paths as (field, path): a copy's ``src`` and ``dest``,
+    the ``path`` of mkfile/mkdir/rm, a symlink's ``oldpath`` and ``newpath``; none for another."""
+    which = action.WhichOneof("action") or ""
     if which == "copy":
-        return f"copy{{src={action.copy.src}, dest={action.copy.dest}}}"
+        return which, (("src", action.copy.src), ("dest", action.copy.dest))
     if which in ("mkfile", "mkdir", "rm"):
-        return f"{which}{{path={getattr(action, which).path}}}"
+        return which, (("path", getattr(action, which).path),)
     if which == "symlink":
-        return f"symlink{{oldpath={action.symlink.oldpath}, newpath={action.symlink.newpath}}}"
-    return ""
+        return which, (("oldpath", action.symlink.oldpath), ("newpath", action.symlink.newpath))
+    return which, ()
+
+
+def file_action_label(action: Any) -> str:
+    which, paths = file_action_paths(action)
+    return f"{which}{{{', '.join(f'{k}={v}' for k, v in paths)}}}" if paths else ""
 
 
 def config_label(config: Any) -> str:

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from mason.backends.dump.dot import config_label, op_kind
+from mason.backends.dump.dot import config_label, file_action_paths, op_kind
 from mason.backends.dump.model import DumpedOp
 from mason.ir.urls import redact_text
 
@@ -203,14 +203,13 @@ def _op_label(r: DumpedOp, kind: str) -> str:
 
 
 def _action_text(a: Any) -> str:
-    which = a.WhichOneof("action")
-    if which == "copy":
-        return f"copy {a.copy.src} → {a.copy.dest}"
-    if which in ("mkfile", "mkdir", "rm"):
-        return f"{which} {getattr(a, which).path}"
-    if which == "symlink":
-        return f"symlink {a.symlink.newpath} → {a.symlink.oldpath}"
-    return which or "action"
+    which, paths = file_action_paths(a)
+    if not paths:
+        return which or "action"
+    shown = [p for _, p in paths]
+    if which == "symlink":  # the link, then what it points to
+        shown.reverse()
+    return f"{which} " + " → ".join(shown)
 
 
 def _edge_labels(r: DumpedOp, kind: str) -> list[str]:
