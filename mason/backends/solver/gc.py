@@ -37,6 +37,7 @@ The parts, each using only those listed before it: :mod:`.gc_options` (option va
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -156,12 +157,12 @@ def prune(client: Client, store: ResultStore, *, all: bool = False, keep_storage
         reap_orphans(client)
     _sweep_host(store.dir.parent)
     for r in doomed:
-        if _under_claim(store, r.key.rsplit("/", 1)[0], lambda r=r: store.delete(r.key)):
+        if _under_claim(store, r.key.rsplit("/", 1)[0], functools.partial(store.delete, r.key)):
             report.records.append(usage_of(r, ns, sizes, shared, live))  # measured above
     holders = _holders(client, ns, {o.name for o in orphans}) if orphans else {}
     for o in sorted(orphans, key=lambda o: -_depth(ns, o.name)):  # children first
         key = "sha256:" + RESULT_SNAPSHOT.match(o.name).group(1)  # type: ignore[union-attr]
-        _under_claim(store, key, lambda o=o: _remove_unrecorded(client, store, o.name, holders.get(o.name, ())))
+        _under_claim(store, key, functools.partial(_remove_unrecorded, client, store, o.name, holders.get(o.name, ())))
     if lease in ns.leases:
         _align_cache_lease(client, store, now)
     for lid in sorted(stale):  # reap_orphans may have deleted dead builds' leases already
