@@ -172,9 +172,11 @@ def solve_graph(graph: Graph, *, output: str | None = None, tags: Iterable[str] 
                 containerd_address: str | None = None, jobs: int = 4, network_default: str = "default",
                 source_date_epoch: int | None = None, events=None,
                 record: Mapping[str, object] | None = None, solver=None, secret_store=None,
-                cancel=None, limits: Mapping[str, int | None] | None = None) -> BuildResult:
+                cancel=None, limits: Mapping[str, int | None] | None = None,
+                cache_from: Sequence[str] = (), cache_to: Sequence[str] = ()) -> BuildResult:
     """Solve one output of ``graph`` and write the requested outputs (``-t`` names and
-    ``--output`` specs, checked before anything runs). ``locals`` maps ``local://NAME`` to
+    ``--output`` specs, checked before anything runs; ``--cache-from``/``--cache-to`` values,
+    too). ``locals`` maps ``local://NAME`` to
     directories (or solver ``LocalDir`` objects). ``record`` (metadata) records the solve in the build
     history. ``solver``, ``secret_store``, ``cancel``: as in :class:`BuildRequest`."""
     from mason.backends.exporters.outputs import check_outputs
@@ -182,6 +184,10 @@ def solve_graph(graph: Graph, *, output: str | None = None, tags: Iterable[str] 
     insecure = tuple(insecure_registries)
     specs = output_specs(outputs, tags, push=push)
     check_outputs(specs, insecure_registries=insecure)
+    from mason.backends.cache.spec import parse_cache_specs
+
+    imports = tuple(parse_cache_specs(cache_from, "from"))
+    exports = tuple(parse_cache_specs(cache_to, "to"))
     name = output or pick_output(graph, None)
     meta = dict(record or {})
     meta.setdefault("tags", list(tags))
@@ -193,7 +199,8 @@ def solve_graph(graph: Graph, *, output: str | None = None, tags: Iterable[str] 
             res = solve(lazy, graph, specs, output=name, locals=dict(locals or {}), excludes=excludes,
                          secrets=secrets, ssh=ssh, allow=allow, no_cache=no_cache, insecure_registries=insecure,
                          jobs=jobs, network_default=network_default, source_date_epoch=source_date_epoch,
-                         events=sink, secret_store=secret_store, cancel=cancel, limits=limits)
+                         events=sink, secret_store=secret_store, cancel=cancel, limits=limits,
+                         cache_from=imports, cache_to=exports)
             if rec is not None:
                 rec.update(image=res.digest, names=list(res.names))
                 res.build_id = rec.id

@@ -58,13 +58,19 @@ class FrontendCall:
     frontend: str = ""
     attrs: Mapping[str, str] = field(default_factory=dict)
     definition: bytes = b""
+    # the bridge Solve's cache imports (buildctl's --import-cache): (type, attrs)
+    cache_imports: tuple[tuple[str, Mapping[str, str]], ...] = ()
 
     @classmethod
     def of(cls, request: Any) -> FrontendCall:
         """From a ``Control/Solve`` or an ``LLBBridge/Solve`` request."""
         attrs = request.FrontendAttrs if hasattr(request, "FrontendAttrs") else request.FrontendOpt
+        imports: list[tuple[str, Mapping[str, str]]] = []
+        if hasattr(request, "CacheImports"):
+            imports = [(e.Type, dict(e.Attrs)) for e in request.CacheImports]
+            imports += [("registry", {"ref": r}) for r in request.ImportCacheRefsDeprecated]
         return cls(request.Frontend, dict(attrs), request.Definition.SerializeToString()
-                   if len(getattr(request.Definition, "def")) else b"")
+                   if len(getattr(request.Definition, "def")) else b"", tuple(imports))
 
 
 class Forwarder:
@@ -159,8 +165,6 @@ class Bridge:
         if "requestid" in call.attrs:
             context.abort(grpc.StatusCode.UNIMPLEMENTED,
                           f"mason serve: the frontend subrequest {call.attrs['requestid']!r} is not supported yet")
-        if list(request.CacheImports) or list(request.ImportCacheRefsDeprecated):
-            context.abort(grpc.StatusCode.UNIMPLEMENTED, "mason serve: --import-cache is not supported yet")
         if request.Evaluate:
             context.abort(grpc.StatusCode.UNIMPLEMENTED, "mason serve: evaluating a result before Return "
                           "is not supported yet")

@@ -199,6 +199,22 @@ def _json_list(attrs: Mapping[str, str], key: str) -> list[str]:
     return v
 
 
+def cache_specs(entries: list[tuple[str, Mapping[str, str]]], direction: str) -> tuple[str, ...]:
+    """A SolveRequest's cache imports (``direction="from"``) or exports (``"to"``) as mason's
+    ``--cache-from``/``--cache-to`` values (parsed and checked by the driver, before any step
+    runs). ``type=local`` names a directory on the client, which only its session's content
+    store reaches."""
+    out: list[str] = []
+    for kind, attrs in entries:
+        if kind == "local":
+            raise MasonError(f"mason serve: --{'import' if direction == 'from' else 'export'}-cache type=local "
+                             "is not supported yet (it needs the client's content store)")
+        spec = ",".join([f"type={kind}"] + [f"{k}={v}" for k, v in sorted(attrs.items())])
+        if spec not in out:  # buildctl sends its imports both in the Solve and the bridge's Solve
+            out.append(spec)
+    return tuple(out)
+
+
 class Build:
     """One Solve's session-side state: the slots it holds and what it transferred."""
 
@@ -323,8 +339,7 @@ class Builds:
             print(f"Solve {request}", file=sys.stderr, flush=True)
         from mason.backends.solver.solver import LocalDir
 
-        if list(request.Cache.Exports) or list(request.Cache.Imports):
-            raise MasonError("mason serve: --export-cache/--import-cache are not supported yet")
+        cache_to = cache_specs([(e.Type, dict(e.Attrs)) for e in request.Cache.Exports], "to")
         exporters = [(e.Type, dict(e.Attrs)) for e in request.Exporters]
         if not exporters and request.Exporter:
             exporters = [(request.Exporter, dict(request.ExporterAttrs))]
@@ -347,10 +362,13 @@ class Builds:
                 call = self._await_gateway(ref, token)  # buildctl's build function runs on the LLBBridge
             if call is None:
                 raise MasonError("mason serve: the build returned an empty result (nothing to export)")
+            cache_from = cache_specs([(e.Type, dict(e.Attrs)) for e in request.Cache.Imports]
+                                     + list(call.cache_imports), "from")
             if call.definition:
-                res = self._solve_definition(call, build, outputs, locals_, allow, sink, token)
+                res = self._solve_definition(call, build, outputs, locals_, allow, sink, token, cache_from, cache_to)
             elif call.frontend == FRONTEND_DOCKERFILE:
-                res = self._solve_dockerfile(call, build, work, outputs, locals_, allow, sink, token)
+                res = self._solve_dockerfile(call, build, work, outputs, locals_, allow, sink, token,
+                                             cache_from, cache_to)
             else:
                 raise MasonError(f"mason serve: frontend {call.frontend!r} is not supported "
                                  f"(use {FRONTEND_DOCKERFILE} or send a Definition)")
@@ -401,7 +419,8 @@ class Builds:
         return specs, client
 
     def _solve_dockerfile(self, call: FrontendCall, build: Build, work: Path, outputs: list[str],
-                          locals_: dict[str, Any], allow: tuple[str, ...], sink: Any, token: Any) -> Any:
+                          locals_: dict[str, Any], allow: tuple[str, ...], sink: Any, token: Any,
+                          cache_from: tuple[str, ...], cache_to: tuple[str, ...]) -> Any:
         from mason.driver import BuildRequest
         from mason.driver import build as run_build
 
@@ -433,7 +452,8 @@ class Builds:
                            allow=allow, no_cache=no_cache, no_cache_filter=no_cache_filter, root=self.root,
                            events=sink, solver=self.solver, locals=locals_, cancel=token,
                            secret_store=build.secrets(), build_contexts=build_contexts, shm_size=int(shm or 0),
-                           ulimits=tuple(u for u in fa.get("ulimit", "").split(",") if u))
+                           ulimits=tuple(u for u in fa.get("ulimit", "").split(",") if u),
+                           cache_from=cache_from, cache_to=cache_to)
         try:
             return run_build(req)
         except MasonError as e:
@@ -468,11 +488,12 @@ class Builds:
         return tuple(out)
 
     def _solve_definition(self, call: FrontendCall, build: Build, outputs: list[str], locals_: dict[str, Any],
-                          allow: tuple[str, ...], sink: Any, token: Any) -> Any:
+                          allow: tuple[str, ...], sink: Any, token: Any, cache_from: tuple[str, ...],
+                          cache_to: tuple[str, ...]) -> Any:
         from mason.driver import solve_graph
         from mason.ir.codec import decode_graph
 
         graph = decode_graph(call.definition)
         return solve_graph(graph, outputs=outputs, locals=locals_, allow=allow, root=self.root, events=sink,
                            solver=self.solver, cancel=token, record={"definition": "(buildctl)"},
-                           secret_store=build.secrets())
+                           secret_store=build.secrets(), cache_from=cache_from, cache_to=cache_to)
