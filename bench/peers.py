@@ -315,10 +315,16 @@ def busybox_base(work: Path) -> tuple[Path, str, Path]:
     layout = work / "busybox-layout"
     info = build_busybox_layout(layout)
     archive = work / "busybox.tar"
+    layout_archive(layout, IMAGE_NAME, archive)
+    return layout, info.manifest_digest, archive
+
+
+def layout_archive(layout: Path, name: str, archive: Path) -> None:
+    """An OCI archive of ``layout`` whose manifests are named ``name`` (for ``mason load``)."""
     index = json.loads((layout / "index.json").read_text())
     for m in index["manifests"]:
-        m.setdefault("annotations", {})["io.containerd.image.name"] = IMAGE_NAME
-        m["annotations"]["org.opencontainers.image.ref.name"] = IMAGE_NAME
+        m.setdefault("annotations", {})["io.containerd.image.name"] = name
+        m["annotations"]["org.opencontainers.image.ref.name"] = name
     with tarfile.open(archive, "w") as tar:
         tar.add(layout / "oci-layout", "oci-layout")
         tar.add(layout / "blobs", "blobs")
@@ -328,7 +334,6 @@ def busybox_base(work: Path) -> tuple[Path, str, Path]:
         import io
 
         tar.addfile(ti, io.BytesIO(data))
-    return layout, info.manifest_digest, archive
 
 
 # ---------------------------------------------------------------- main
