@@ -4,7 +4,9 @@ connection — is one clear error line once the timeout the user sets (``MASON_H
 passes, and a build cancelled while the download hangs (Ctrl-C, SIGTERM, a failure elsewhere)
 stops at once: the download's socket is shut down, its thread ends, no partial body stays on
 disk and the process exits with 128+N. A real local server stalls; where a cancel is tested the
-timeout is far longer than the test waits, so only the cancel path can end the download."""
+timeout is far longer than the test waits, so only the cancel path can end the download. A git
+source on a server that never answers (git has no timeout of its own) is cancelled the same way:
+git and its remote helper are killed."""
 
 from __future__ import annotations
 
@@ -231,3 +233,68 @@ def test_a_stalled_add_fails_with_one_clear_line(build_env, stall, tmp_path):
                                           "sent nothing for 1 s (read timeout; MASON_HTTP_TIMEOUT sets it)"), p.stderr
     assert clean(env.leftovers()), env.leftovers()
     assert _partial_bodies(env.root) == []
+
+
+def _git_pids(port: int) -> list[int]:
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                cmd = open(f"/proc/{d}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if "git" in cmd and f"127.0.0.1:{port}" in cmd:
+                out.append(int(d))
+    return out
+
+
+def test_cancel_stops_a_stalled_git_fetch(stall, tmp_path):
+    """The same for a ``git`` source: git (and git-remote-http) hang on a server that never
+    answers, with no timeout of their own; a cancel kills them at once."""
+    from mason.backends.sources.git import load_git
+
+    port = int(stall.url.rsplit(":", 1)[1])
+    cancel = threading.Event()
+    box: dict[str, BaseException] = {}
+
+    def run() -> None:
+        try:
+            load_git(None, f"git://127.0.0.1:{port}/repo.git#main",  # type: ignore[arg-type]
+                     {"git.fullurl": f"{stall.url}/repo.git"}, tmp_dir=tmp_path, cancel=cancel.is_set)
+        except BaseException as e:  # noqa: BLE001 - inspected below
+            box["error"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    assert stall.requests.get(timeout=WAIT).startswith("/repo.git/info/refs")  # git hangs now
+    assert _git_pids(port), "git should be running"
+    cancel.set()
+    t.join(WAIT)
+    assert not t.is_alive() and isinstance(box.get("error"), Cancelled), box
+    assert _git_pids(port) == [], "git or its remote helper outlived the cancel"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.integration
+def test_sigterm_during_a_stalled_git_source_ends_the_build_at_once(build_env, stall, tmp_path):
+    env = build_env
+    port = int(stall.url.rsplit(":", 1)[1])
+    ctx = write(tmp_path / "c", {"Dockerfile": f"FROM {env.base}\nADD {stall.url}/repo.git#main /src\n"})
+    e = dict(os.environ, MASON_ROOT=str(env.root), MASON_CONTAINERD_ADDRESS=env.address)
+    with child_signals(default=[signal.SIGINT, signal.SIGTERM, signal.SIGHUP]):
+        proc = subprocess.Popen([sys.executable, "-m", "mason", "build", "--progress=plain", str(ctx)],
+                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                                env=e, text=True, start_new_session=True)
+    try:
+        assert stall.requests.get(timeout=120).startswith("/repo.git/info/refs")
+        proc.send_signal(signal.SIGTERM)  # to mason alone, not its process group
+        _, err = proc.communicate(timeout=WAIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.rstrip().splitlines()[-1] == "error: terminated", err
+    assert _git_pids(port) == [], "git outlived the build"
+    assert clean(env.leftovers()), env.leftovers()
+    assert list((env.root / "solver" / "tmp").glob("build-*")) == []

@@ -61,6 +61,6 @@ def load_source(ctx: "SolveContext", op: SourceOp) -> SourceResult:
         from mason.backends.solver.entitlements import GIT_LOCAL
 
         return load_git(c, ident, attrs, allow_local=GIT_LOCAL in ctx.entitlements, secret=ctx.secrets.value,
-                        tmp_dir=ctx.tmpdir)
+                        tmp_dir=ctx.tmpdir, cancel=ctx.token.is_set)
     raise MasonError(f"unknown source {ident!r} (docker-image://, local://, oci-layout://, http(s)://, git://)",
                      op.loc)

@@ -33,18 +33,22 @@ fetched again, and a build from another repository with the same commit never ge
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mason.backends.containerd.client import Client
+from mason.backends.solver.scheduler import Cancelled
 from mason.backends.sources.local import copy_selection, scan_local
 from mason.backends.sources.result import SourceResult
 from mason.backends.sources.unpack import reuse, write_snapshot
@@ -206,12 +210,15 @@ def auth_header(src: GitSource, attrs: Mapping[str, str],
     return None
 
 
+_POLL = 0.05  # seconds between looks at the cancel token while git runs
+
 class _Git:
     """Runs git with a clean, locked-down environment in one work directory."""
 
     def __init__(self, workdir: Path, scheme: str, git: str, timeout: float, what: str,
-                 auth: tuple[str, str] | None = None):
+                 auth: tuple[str, str] | None = None, cancel: Callable[[], bool] | None = None):
         self.workdir, self.git, self.timeout, self.what = workdir, git, timeout, what
+        self.cancel = cancel
         home = workdir / "home"
         home.mkdir()
         askpass = home / "askpass"
@@ -238,12 +245,34 @@ class _Git:
     def __call__(self, *args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
         cmd = [self.git, *self.config, *args]
         try:
-            p = subprocess.run(cmd, cwd=cwd, env=self.env, stdin=subprocess.DEVNULL, capture_output=True,
-                               text=True, errors="replace", timeout=self.timeout)
+            # a session of its own: a cancel, the timeout or an interrupt kills git with its
+            # helpers (git-remote-http, ssh), never leaving them behind
+            proc = subprocess.Popen(cmd, cwd=cwd, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
         except FileNotFoundError:
             raise MasonError(f"git not found ({self.git}): install the Debian package git") from None
-        except subprocess.TimeoutExpired:
-            raise MasonError(f"{self.what}: git {args[0]} timed out after {self.timeout:.0f}s") from None
+        deadline = time.monotonic() + self.timeout
+        done = False
+        try:
+            while True:
+                try:
+                    out, err = proc.communicate(timeout=_POLL)
+                    done = True
+                    break
+                except subprocess.TimeoutExpired:
+                    if self.cancel is not None and self.cancel():
+                        raise Cancelled(f"{self.what}: cancelled") from None
+                    if time.monotonic() > deadline:
+                        raise MasonError(f"{self.what}: git {args[0]} timed out after {self.timeout:.0f}s") from None
+        finally:
+            if not done:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                for f in (proc.stdout, proc.stderr):
+                    if f is not None:
+                        f.close()
+        p = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
         if check and p.returncode != 0:
             raise MasonError(f"{self.what}: git {args[0]} failed: {_last_lines(p.stderr)}")
         return p
@@ -262,10 +291,12 @@ def _snapshot_name(commit: str, src: GitSource) -> str:
 
 def load_git(client: Client, url_identifier: str, attrs: Mapping[str, str] | None = None, *,
              git: str = "git", timeout: float = 600.0, tmp_dir: str | os.PathLike[str] | None = None,
-             allow_local: bool = False, secret: Callable[[str], bytes | None] | None = None) -> SourceResult:
+             allow_local: bool = False, secret: Callable[[str], bytes | None] | None = None,
+             cancel: Callable[[], bool] | None = None) -> SourceResult:
     """Fetch ``git://…`` (see the module docstring) into a snapshot. ``cache_key_extra`` and
     ``digest`` are the commit sha. ``allow_local``: the ``git.local`` entitlement; ``secret``
-    looks up build secrets by id (for the auth secrets)."""
+    looks up build secrets by id (for the auth secrets). ``cancel`` is polled while git runs:
+    once true, git (and its helpers) are killed and :class:`Cancelled` is raised."""
     src = parse_git_identifier(url_identifier, attrs, allow_local=allow_local)
     what = f"git source {src.remote}#{src.ref}"
     if _SHA_RE.fullmatch(src.ref):
@@ -275,7 +306,7 @@ def load_git(client: Client, url_identifier: str, attrs: Mapping[str, str] | Non
     work = Path(tempfile.mkdtemp(prefix="mason-git-", dir=tmp_dir))
     try:
         header = auth_header(src, attrs or {}, secret)
-        run = _Git(work, src.scheme, git, timeout, what, (src.remote, header) if header else None)
+        run = _Git(work, src.scheme, git, timeout, what, (src.remote, header) if header else None, cancel)
         repo = work / "repo"
         run("init", "-q", "--", str(repo))
         commit = _fetch(run, repo, src)
