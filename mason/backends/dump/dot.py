@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from mason.backends.dump.model import DumpedOp
+from mason.ir.golang import go_quote
 
 SHAPES = {
     "source": "ellipse",
@@ -29,33 +30,6 @@ SHAPES = {
     "diff": "doublecircle",
     "config": "component",
 }
-
-_GO_SHORT = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
-
-
-def go_quote(s: str) -> str:
-    """``s`` as Go's ``strconv.Quote`` (``%q``) writes it."""
-    if s.isprintable() and '"' not in s and "\\" not in s:
-        return f'"{s}"'
-    out = ['"']
-    for ch in s:
-        if ch == '"' or ch == "\\":
-            out.append("\\" + ch)
-        elif ch.isprintable():
-            out.append(ch)
-        elif ch in _GO_SHORT:
-            out.append(_GO_SHORT[ch])
-        else:
-            o = ord(ch)
-            if o < 0x80:
-                out.append(f"\\x{o:02x}")
-            elif o < 0x10000:
-                out.append(f"\\u{o:04x}")
-            else:
-                out.append(f"\\U{o:08x}")
-    out.append('"')
-    return "".join(out)
-
 
 def op_kind(op: Any) -> str:
     """``source``, ``exec``, ``file``, … (the op oneof's field), or ``terminal`` for a bare op."""

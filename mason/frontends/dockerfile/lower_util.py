@@ -7,45 +7,12 @@ from __future__ import annotations
 
 import posixpath
 
-from mason.ir.golang import go_json
+from mason.ir.golang import go_json, go_quote, go_quote_rune
 
 __all__ = [
     "go_quote", "go_quote_rune", "go_list_q", "go_list_v", "go_duration", "go_json",
     "normalize_path", "join_abs", "clean",
 ]
-
-_ESC = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
-        "\v": "\\v"}
-
-
-def _quote_char(c: str, quote: str) -> str:
-    if c == quote or c == "\\":
-        return "\\" + c
-    o = ord(c)
-    if 0xDC80 <= o <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
-        return f"\\x{o - 0xDC00:02x}"
-    if c.isprintable() and o != 0xFEFF:
-        return c
-    if c in _ESC:
-        return _ESC[c]
-    if o < 0x80:
-        return f"\\x{o:02x}"
-    if o < 0x10000:
-        return f"\\u{o:04x}"
-    return f"\\U{o:08x}"
-
-
-def go_quote(s: str) -> str:
-    """Go's ``strconv.Quote`` (what ``%q`` prints for a string)."""
-    return '"' + "".join(_quote_char(c, '"') for c in s) + '"'
-
-
-def go_quote_rune(n: int) -> str:
-    """Go's ``%q`` of an integer: a quoted character literal (``'\\x00'``, ``'\\x03'``)."""
-    if n < 0 or n > 0x10FFFF or 0xD800 <= n <= 0xDFFF:
-        return "'\\ufffd'"
-    return "'" + _quote_char(chr(n), "'") + "'"
-
 
 def go_list_q(items) -> str:
     """``%q`` of a ``[]string``: ``["a" "b"]``."""

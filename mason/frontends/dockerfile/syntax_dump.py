@@ -8,42 +8,8 @@ Text that came from bytes which were not valid UTF-8 carries those bytes as lone
 
 from __future__ import annotations
 
-import re
-
 from mason.frontends.dockerfile.nodes import Node, ParseResult
-
-_SIMPLE = re.compile(r'[ !#-\[\]-~]*\Z')  # printable ASCII without '"' and '\\'
-_SHORT_ESCAPES = {
-    "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v",
-    '"': '\\"', "\\": "\\\\",
-}
-
-
-def go_quote(s: str) -> str:
-    """``strconv.Quote``: a double-quoted Go string literal for ``s``."""
-    if _SIMPLE.match(s):
-        return '"' + s + '"'
-    out = ['"']
-    for ch in s:
-        esc = _SHORT_ESCAPES.get(ch)
-        if esc is not None:
-            out.append(esc)
-            continue
-        cp = ord(ch)
-        if 0xDC80 <= cp <= 0xDCFF:  # an undecodable byte (surrogateescape)
-            out.append("\\x%02x" % (cp - 0xDC00))
-        elif ch.isprintable():  # Go's IsPrint: categories L, M, N, P, S and U+0020
-            out.append(ch)
-        elif cp < 0x20 or cp == 0x7F:
-            out.append("\\x%02x" % cp)
-        elif 0xD800 <= cp <= 0xDFFF:  # not a valid rune: Go prints U+FFFD's escape
-            out.append("\\ufffd")
-        elif cp < 0x10000:
-            out.append("\\u%04x" % cp)
-        else:
-            out.append("\\U%08x" % cp)
-    out.append('"')
-    return "".join(out)
+from mason.ir.golang import go_quote
 
 
 def dump_node(node: Node) -> str:
