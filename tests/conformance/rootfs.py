@@ -34,7 +34,7 @@ class Entry:
     uid: int
     gid: int
     digest: str = ""  # sha256 of a regular file's content
-    target: str = ""  # a symlink's target
+    target: str = ""  # a symlink's target; "hardlink to PATH" for a hardlink in the same layer
     device: tuple[int, int] = (0, 0)
 
     def __str__(self) -> str:
@@ -93,7 +93,7 @@ def _apply(tree: dict[str, Entry], layer: bytes, normalize: Normalize | None) ->
             if m.islnk():  # a hardlink: the same content as its target (already in this layer)
                 t = tree.get(_path(m.linkname))
                 assert t is not None, f"hardlink {path} to missing {m.linkname}"
-                tree[path] = Entry("file", m.mode & 0o7777, m.uid, m.gid, t.digest)
+                tree[path] = Entry("file", m.mode & 0o7777, m.uid, m.gid, t.digest, f"hardlink to {_path(m.linkname)}")
                 continue
             kind = _TYPES.get(m.type, f"type-{m.type!r}")
             if kind != "dir":

@@ -116,3 +116,6 @@ def test_copy_modes_and_owners_as_buildkit(build_env, buildkitd, tmp_path):
     # what item 19 is about, spelled out
     assert a["/new"].mode == 0o640 and a["/new/a"].mode == 0o640
     assert a["/l/dir"].mode == 0o700
+    # hardlinks made by a RUN stay hardlinks through COPY --from, in both
+    assert {a["/fromstage/d/f"].target, a["/fromstage/d/hard"].target} == {"", "hardlink to /fromstage/d/f"} or \
+        {a["/fromstage/d/f"].target, a["/fromstage/d/hard"].target} == {"", "hardlink to /fromstage/d/hard"}
