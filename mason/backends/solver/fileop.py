@@ -148,6 +148,12 @@ def execute_fileop(op: FileOp, inputs: Sequence[str | None],
                     copy_tree(source(i, results), target)
             owner_root = lambda idx: source(idx, results)  # noqa: E731
             secondary = source(a.secondary_input, results) if isinstance(a.action, Copy) else None
+            if secondary is not None and os.path.realpath(secondary) == os.path.realpath(target):
+                # copying from the tree being written: read a fork, as BuildKit reads the
+                # earlier action's immutable result (else a directory copied into itself
+                # grows while it is walked, without end)
+                secondary = scratch()
+                copy_tree(target, secondary)
             apply_action(a.action, target, secondary, owner_root)
             results[j] = target
     finally:

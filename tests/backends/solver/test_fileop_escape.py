@@ -10,7 +10,7 @@ import tarfile
 import tempfile
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mason.backends.solver.fileop import execute_fileop
@@ -227,9 +227,19 @@ _actions = st.one_of(
 )
 
 
+# found by hypothesis: the copy reads the tree it writes (both are action 1's result), and the
+# source `..` through the new links is that tree's root: it used to be walked while it grew
+# (RecursionError)
+_SELF_COPY = [Symlink("../../..", "/hostlink"), Symlink("../../..", "/etclink/d/a/.."),
+              Copy(src="/etclink/d/a/..", dest="/etclink/d/a/..", follow_symlink=True)]
+
+
 @settings(max_examples=int(os.environ.get("MASON_HYPOTHESIS_EXAMPLES", "60")), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(actions=st.lists(_actions, min_size=1, max_size=6))
+@example(actions=_SELF_COPY)
+@example(actions=[*_SELF_COPY[:2], Copy(src="/etclink/d/a/..", dest="/etclink/d/a/..",
+                                        follow_symlink=True, dir_copy_contents=True)])
 def test_random_actions_never_escape(world, actions):
     tmp, base, src, out = world
     n = len(actions)
@@ -252,3 +262,44 @@ def test_random_actions_never_escape(world, actions):
             shutil.rmtree(d, ignore_errors=True)
     after = snapshot(tmp, skip={"dest"} | {p for p in os.listdir(tmp) if p.startswith("scratch")})
     assert after == before  # inputs and the outside untouched
+
+
+def _chained(actions):
+    """Each action on the previous one's result, reading it as its copy source too."""
+    return FileOp(actions=tuple(FileAction(0 if k == 0 else 2 + k - 1, 2 + k - 1 if k else 1,
+                                           0 if k == len(actions) - 1 else -1, a)
+                                for k, a in enumerate(actions)))
+
+
+def _exec(tmp, op, base, src):
+    return execute_fileop(op, [str(base), str(src)],
+                          lambda: tempfile.mkdtemp(prefix="scratch-", dir=tmp))
+
+
+def test_copy_of_the_tree_into_itself_reads_it_as_it_was(tmp_path):
+    """A copy whose source is the tree it writes reads it as the earlier action left it (as
+    BuildKit reads that action's immutable result): one level, no endless walk."""
+    base = tmp_path / "base"
+    (base / "d").mkdir(parents=True)
+    (base / "d/f").write_text("f")
+    (tmp_path / "src").mkdir()
+    out = _exec(tmp_path, _chained([MkDir("/d/e", make_parents=True),
+                                    Copy(src="/", dest="/d/e/", follow_symlink=True)]),
+                base, tmp_path / "src")
+    assert open(f"{out}/d/e/d/f").read() == "f"
+    assert os.listdir(f"{out}/d/e/d/e") == []
+    # a file copied onto itself stays whole
+    out = _exec(tmp_path, _chained([MkFile("/g", data=b"g"), Copy(src="/g", dest="/g")]),
+                base, tmp_path / "src")
+    assert open(f"{out}/g").read() == "g"
+
+
+def test_self_copy_through_links_from_hypothesis(world):
+    """The hypothesis find as a plain test: one clean result, nothing outside touched."""
+    tmp, base, src, out = world
+    res = _exec(tmp, _chained(_SELF_COPY), base, src)
+    # both paths are the root through the links; the source's basename is `d`: the root as
+    # action 1 left it lands in /d once (not itself again below it), links kept as links
+    assert open(f"{res}/d/etc/passwd").read() == "root:x:0:0::/:/bin/sh\n"
+    assert os.readlink(f"{res}/d/hostlink") == os.readlink(f"{res}/etc/d") == "../../.."
+    assert "d" not in os.listdir(f"{res}/d")

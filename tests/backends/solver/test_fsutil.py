@@ -249,3 +249,20 @@ def test_remove_if_empty_removes_empty_stubs_only(tmp_path):
     assert not remove_if_empty(str(upper), "/a/link")  # a link is no stub, nor its target
     assert not remove_if_empty(str(upper), "/a/missing")
     assert (upper / "a" / "link").is_symlink() and (tmp_path / "elsewhere").is_dir()
+
+
+def test_chain_bound_is_linux_40(root):
+    """41 links in one resolution is ELOOP (Linux's MAXSYMLINKS), 40 is fine — also when the
+    links are `../../..` that climb to the root and are met again (the hypothesis find of the
+    self-copy: no recursion anywhere, one clear error)."""
+    os.symlink("../../..", root / "up")
+    assert resolve_in_root(str(root), "/" + "/".join(["up"] * 40)) == str(root)
+    with pytest.raises(MasonError, match="too many levels of symbolic links"):
+        resolve_in_root(str(root), "/" + "/".join(["up"] * 41))
+    prev = "/etc"
+    for i in range(41):
+        os.symlink(prev, root / f"c{i}")
+        prev = f"/c{i}"
+    assert resolve_in_root(str(root), "/c39/passwd") == str(root / "etc/passwd")
+    with pytest.raises(MasonError, match="too many levels of symbolic links"):
+        resolve_in_root(str(root), "/c40/passwd")
