@@ -154,6 +154,9 @@ def _cache_entries(specs: Sequence[str], what: str) -> list[tuple[str, dict[str,
     for s in specs:
         attrs = parse_attrs(s, f"invalid {what} {s!r}") if "=" in s else {"type": "registry", "ref": s}
         t = attrs.pop("type", "registry")
+        if t == "local":
+            raise MasonError(f"{what} {s}: type=local cannot be used with --host yet (the daemon reaches the "
+                             "directory through the session's content store, which mason's client does not serve)")
         out.append((t, attrs))
     return out
 

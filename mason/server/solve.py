@@ -199,20 +199,81 @@ def _json_list(attrs: Mapping[str, str], key: str) -> list[str]:
     return v
 
 
-def cache_specs(entries: list[tuple[str, Mapping[str, str]]], direction: str) -> tuple[str, ...]:
-    """A SolveRequest's cache imports (``direction="from"``) or exports (``"to"``) as mason's
-    ``--cache-from``/``--cache-to`` values (parsed and checked by the driver, before any step
-    runs). ``type=local`` names a directory on the client, which only its session's content
-    store reaches."""
-    out: list[str] = []
-    for kind, attrs in entries:
-        if kind == "local":
-            raise MasonError(f"mason serve: --{'import' if direction == 'from' else 'export'}-cache type=local "
-                             "is not supported yet (it needs the client's content store)")
-        spec = ",".join([f"type={kind}"] + [f"{k}={v}" for k, v in sorted(attrs.items())])
-        if spec not in out:  # buildctl sends its imports both in the Solve and the bridge's Solve
-            out.append(spec)
-    return tuple(out)
+def _spec(kind: str, attrs: Mapping[str, str]) -> str:
+    return ",".join([f"type={kind}"] + [f"{k}={v}" for k, v in sorted(attrs.items())])
+
+
+class Caches:
+    """A SolveRequest's cache imports and exports as mason's ``--cache-from``/``--cache-to``
+    values (parsed and checked by the driver, before any step runs). ``type=local`` names a
+    directory on the client: an import is fetched from its session's content store into a layout
+    in ``work`` first, an export written to one and sent after the build (see
+    :mod:`mason.server.cachestore`)."""
+
+    def __init__(self, session: Session | None, work: Path, events: Callable[[Any], None]):
+        self.session, self.work, self.events = session, work, events
+        self.exports_local: list[tuple[str, str, str]] = []  # (client dir, staged layout, tag)
+
+    def _store(self, directory: str, flag: str) -> Any:
+        from mason.server.cachestore import ClientStore
+
+        if self.session is None:
+            raise MasonError(f"{flag} type=local needs the client's session (its content store)")
+        return ClientStore(self.session, directory)
+
+    def imports(self, entries: list[tuple[str, Mapping[str, str]]]) -> tuple[str, ...]:
+        from mason.server.cachestore import fetch_layout
+
+        out: list[str] = []
+        seen: set[str] = set()
+        for kind, attrs in entries:
+            attrs = dict(attrs)
+            if _spec(kind, attrs) in seen:  # buildctl sends its imports both in the Solve and the bridge's
+                continue
+            seen.add(_spec(kind, attrs))
+            if kind == "local":
+                src, digest = attrs.get("src", ""), attrs.get("digest", "")
+                if not src:
+                    raise MasonError("--import-cache type=local needs src=DIR")
+                if not digest:  # the client found no manifest for the tag (and said so): skipped, as buildkitd
+                    from mason.backends.solver.events import Warning as WarningEvent
+
+                    self.events(WarningEvent(f"--import-cache type=local,src={src}: no cache manifest "
+                                             f"(tag {attrs.get('tag', 'latest')!r}) in the client's directory; "
+                                             "skipped"))
+                    continue
+                layout = self.work / f"cache-import-{len(out)}"
+                fetch_layout(self._store(src, "--import-cache"), digest, layout)
+                attrs = {"src": str(layout)}
+            out.append(_spec(kind, attrs))
+        return tuple(out)
+
+    def exports(self, entries: list[tuple[str, Mapping[str, str]]]) -> tuple[str, ...]:
+        out: list[str] = []
+        for kind, attrs in entries:
+            attrs = dict(attrs)
+            if kind == "local":
+                if self.exports_local:
+                    raise MasonError("mason serve: one --export-cache type=local per build")
+                dest = attrs.pop("dest", "")
+                if not dest:
+                    raise MasonError("--export-cache type=local needs dest=DIR")
+                self._store(dest, "--export-cache")  # the client serves it: checked before the build
+                attrs.pop("reset", None)  # the client's own business (it prunes its store)
+                layout = self.work / "cache-export"
+                self.exports_local.append((dest, str(layout), attrs.get("tag", "latest")))
+                attrs["dest"] = str(layout)
+            out.append(_spec(kind, attrs))
+        return tuple(out)
+
+    def send(self) -> str | None:
+        """After the build: the staged export's blobs to the client; its ``cache.manifest``."""
+        from mason.server.cachestore import send_layout
+
+        manifest = None
+        for dest, layout, tag in self.exports_local:
+            manifest = send_layout(self._store(dest, "--export-cache"), Path(layout), tag)
+        return manifest
 
 
 class Build:
@@ -339,7 +400,6 @@ class Builds:
             print(f"Solve {request}", file=sys.stderr, flush=True)
         from mason.backends.solver.solver import LocalDir
 
-        cache_to = cache_specs([(e.Type, dict(e.Attrs)) for e in request.Cache.Exports], "to")
         exporters = [(e.Type, dict(e.Attrs)) for e in request.Exporters]
         if not exporters and request.Exporter:
             exporters = [(request.Exporter, dict(request.ExporterAttrs))]
@@ -355,6 +415,8 @@ class Builds:
             work = Path(tempfile.mkdtemp(prefix="build-", dir=self.state))
             stack.callback(shutil.rmtree, work, True)
             outputs, client_outputs = self._outputs(exporters, work, session)
+            caches = Caches(session, work, sink)
+            cache_to = caches.exports([(e.Type, dict(e.Attrs)) for e in request.Cache.Exports])
             allow = tuple(request.Entitlements)
             locals_ = {n: LocalDir(str(work), sync=build.syncer(n)) for n in ("context", "dockerfile")}
             call: FrontendCall | None = FrontendCall.of(request)
@@ -362,8 +424,8 @@ class Builds:
                 call = self._await_gateway(ref, token)  # buildctl's build function runs on the LLBBridge
             if call is None:
                 raise MasonError("mason serve: the build returned an empty result (nothing to export)")
-            cache_from = cache_specs([(e.Type, dict(e.Attrs)) for e in request.Cache.Imports]
-                                     + list(call.cache_imports), "from")
+            cache_from = caches.imports([(e.Type, dict(e.Attrs)) for e in request.Cache.Imports]
+                                        + list(call.cache_imports))
             if call.definition:
                 res = self._solve_definition(call, build, outputs, locals_, allow, sink, token, cache_from, cache_to)
             elif call.frontend == FRONTEND_DOCKERFILE:
@@ -381,7 +443,10 @@ class Builds:
                     session.send_dir(self.pb, str(root), entries, exporter_id=idx)
                 else:
                     session.send_file(self.pb, path, exporter_id=idx)
+            cache_manifest = caches.send()
         resp = self.pb.control.SolveResponse()
+        if cache_manifest:
+            resp.ExporterResponse["cache.manifest"] = cache_manifest
         if res.digest:
             resp.ExporterResponse["containerimage.digest"] = res.digest
         if res.names:
