@@ -398,7 +398,9 @@ class SSHOpt:
 @dataclass(frozen=True, slots=True)
 class Mount:
     """``input``: index into the op's inputs, -1 = scratch. ``output``: the op's output index
-    this mount produces, -1 = none."""
+    this mount produces, -1 = none. A secret or ssh mount never produces one: BuildKit's llb
+    leaves its ``output`` unset (0 on the wire) and its executor ignores the field, so
+    :attr:`has_output` is False for them whatever the field says."""
 
     input: int = -1
     selector: str = ""
@@ -412,6 +414,10 @@ class Mount:
     ssh: SSHOpt | None = None
     result_id: str = ""
     content_cache: MountContentCache = MountContentCache.DEFAULT
+
+    @property
+    def has_output(self) -> bool:
+        return self.output >= 0 and self.mount_type not in (MountType.SECRET, MountType.SSH)
 
 
 @dataclass(frozen=True, slots=True, eq=False, repr=False)
@@ -427,13 +433,13 @@ class ExecOp(Op):
     def num_outputs(self) -> int:
         n = 0
         for m in self.mounts:
-            if m.output >= 0:
+            if m.has_output:
                 n = max(n, m.output + 1)
         return n
 
     def mount_for_output(self, index: int) -> Mount | None:
         for m in self.mounts:
-            if m.output == index:
+            if m.output == index and m.has_output:
                 return m
         return None
 

@@ -163,7 +163,10 @@ def _mount(m: Mount, ins: list[str]) -> str:
         parts.append(f"sel={_j(m.selector)}")
     if m.readonly:
         parts.append("ro")
-    if m.output >= 0:
+    if mt in (MountType.SECRET, MountType.SSH):
+        if m.output not in (0, -1):  # 0 (unset, as BuildKit writes it) or -1: no output either way
+            parts.append(f"output={m.output}")
+    elif m.output >= 0:
         parts.append(f"→{m.output}")
     elif m.output != -1:
         parts.append(f"output={m.output}")

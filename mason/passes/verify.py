@@ -67,7 +67,10 @@ def _check_exec(op: ExecOp) -> None:
         if m.dest in dests:
             raise _fail(op, f"{f}.dest", "two mounts at the same destination")
         dests.add(m.dest)
-        if m.output >= 0 and (m.mount_type != MountType.BIND or m.readonly):
+        if m.mount_type in (MountType.SECRET, MountType.SSH):
+            if m.output not in (0, -1):  # unset (0, as BuildKit writes it) or -1: no output either way
+                raise _fail(op, f"{f}.output", f"{m.output}, but a {m.mount_type.name.lower()} mount has no output")
+        elif m.output >= 0 and (m.mount_type != MountType.BIND or m.readonly):
             raise _fail(op, f"{f}.output", f"{m.output}, but only writable bind mounts have outputs")
         need = {MountType.CACHE: ("cache", m.cache), MountType.SECRET: ("secret", m.secret),
                 MountType.SSH: ("ssh", m.ssh)}.get(m.mount_type)  # type: ignore[call-overload]
@@ -75,7 +78,8 @@ def _check_exec(op: ExecOp) -> None:
             raise _fail(op, f"{f}.{need[0]}", f"a {need[0]} mount without {need[0]} options")
     if "/" not in dests:
         raise _fail(op, "mounts", "no root mount at /")
-    _outputs_ok(op, "mounts[*].output", [m.output for m in op.mounts])
+    _outputs_ok(op, "mounts[*].output", [m.output for m in op.mounts
+                                         if m.mount_type not in (MountType.SECRET, MountType.SSH)])
 
 
 def _check_file(op: FileOp) -> None:

@@ -95,6 +95,12 @@ CASES: dict[str, Regression] = {
         lambda ops: [dict(o.source.attrs).get("local.followpaths") for o in ops
                      if o.source.identifier.startswith("local://")] == ['["a","c"]'],
         files={"a": "a\n", "b": "b\n", "c": "c\n"}),
+    # secret and ssh mounts: output unset (0) as llb leaves it; an ssh mount without id has none
+    "secret-ssh-mounts": Regression(
+        "FROM busybox\nRUN --mount=type=secret,id=s --mount=type=ssh --mount=type=ssh,id=k,target=/k "
+        "--mount=type=secret,id=e,env=E true\n",
+        lambda ops: [(m.mountType, m.output, m.SSHOpt.ID if m.mountType == 2 else m.secretOpt.ID)
+                     for e in _execs(ops) for m in e.mounts if m.dest != "/"] == [(1, 0, "s"), (2, 0, ""), (2, 0, "k")]),
 }
 
 

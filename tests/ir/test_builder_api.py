@@ -61,7 +61,9 @@ def test_mount_layout_outputs_and_inputs() -> None:
     op = e.exec_op
     assert isinstance(op, ExecOp)
     assert [(m.dest, m.input, m.output) for m in op.mounts] == [
-        ("/", 0, 0), ("/c", 0, -1), ("/m", 1, -1), ("/t", -1, -1), ("/z", 1, 1), ("/s2", -1, -1), ("/run/s", -1, -1)]
+        ("/", 0, 0), ("/c", 0, -1), ("/m", 1, -1), ("/t", -1, -1), ("/z", 1, 1), ("/s2", -1, 0), ("/run/s", -1, 0)]
+    # secret/ssh: output left unset (0) as llb does, and still no output of the op
+    assert op.num_outputs() == 2 and not op.mounts[-1].has_output and op.mount_for_output(0).dest == "/"
     assert [r.op for r in op.inputs] == [a.op, b.op]
     assert [(s.id, s.name, s.optional) for s in op.secret_env] == [("tok", "TOKEN", False)]
     assert op.meta.env[-1] == "SSH_AUTH_SOCK=/s2" and op.network == NetMode.HOST

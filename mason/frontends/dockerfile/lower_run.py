@@ -136,7 +136,7 @@ def _mounts(lw: "Lowerer", st: StageState, inst: Run, out: list[MountSpec]) -> N
         elif t is SshMount:
             target = m.target or f"/run/buildkit/ssh_agent.{ssh_n}"
             ssh_n += 1
-            out.append(ssh(target, id=m.effective_id, uid=int(m.uid or 0), gid=int(m.gid or 0),
+            out.append(ssh(target, id=m.id or "", uid=int(m.uid or 0), gid=int(m.gid or 0),
                            mode=int(m.effective_mode), optional=not m.required))
 
 

@@ -5,7 +5,8 @@
   ``SSH_AUTH_SOCK`` (the first ssh mount) when there is one and it is unset;
 * the root mount and every bind/cache/tmpfs mount are sorted by destination (stable), inputs
   numbered in that order; each writable root/bind mount gets the next output index (a bind made
-  with ``no_output=True`` none); secret and ssh mounts follow, in the order given;
+  with ``no_output=True`` none); secret and ssh mounts follow, in the order given, their
+  ``output`` unset (0) as llb leaves it (they never produce one, see ``Mount.has_output``);
 * ``removeMountStubsRecursive`` is always set.
 """
 
@@ -222,8 +223,8 @@ def build_exec(state: "State", cmd: str | Sequence[str], *, mounts: Sequence[Mou
         for s in tail:
             if s.env is not None and s.secret is not None:
                 secret_env.append(SecretEnv(s.secret.id, s.env, s.secret.optional))
-            if s.dest is not None:
-                out.append(s.to_mount(-1, -1))
+            if s.dest is not None:  # output unset (0), as llb leaves it: no output either way
+                out.append(s.to_mount(-1, 0))
                 if s.kind == "ssh" and ssh_dest is None:
                     ssh_dest = s.dest
     if ssh_dest is not None and "SSH_AUTH_SOCK" not in names:  # llb: the first agent socket
