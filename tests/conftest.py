@@ -8,3 +8,11 @@ pytest_plugins: list[str] = [
     "tests.fixtures.foreign",
     "tests.fixtures.debian",
 ]
+
+# The suite runs on a shared, loaded machine: Hypothesis must not turn slowness into failures
+# (its per-example deadline and its "input generation is slow" health check are timings, and
+# tests never assert a time). Tests that set their own settings inherit these.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("mason", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("mason")
