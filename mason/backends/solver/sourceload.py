@@ -31,7 +31,8 @@ def load_source(ctx: "SolveContext", op: SourceOp) -> SourceResult:
     if scheme == "docker-image":
         from mason.backends.sources.image import load_image
 
-        return load_image(c, ctx.registry, ident, attrs, _platform(op))  # made on a store miss
+        return load_image(c, ctx.registry, ident, attrs, _platform(op),  # made on a store miss
+                          cancel=ctx.token.is_set)
     if scheme == "local":
         from mason.backends.sources.local import load_local
 

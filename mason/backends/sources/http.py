@@ -15,8 +15,8 @@ variable ``MASON_HTTP_TIMEOUT`` sets them, in seconds); past that the download f
 line naming the timeout. The download runs on a thread of its own while the caller watches the
 build's cancel token: a cancelled build (Ctrl-C, SIGTERM, a failure elsewhere, a ``mason serve``
 client gone) shuts the download's sockets down at once, waits for the thread at most
-:data:`_CANCEL_GRACE` (a connect still in ``connect(2)`` has no socket to shut down: that thread
-is left to its connect timeout) and removes the partial body.
+:data:`~mason.backends.sources.cancel.CANCEL_GRACE` (a connect still in ``connect(2)`` has no
+socket to shut down: that thread is left to its connect timeout) and removes the partial body.
 """
 
 from __future__ import annotations
@@ -26,9 +26,7 @@ import hashlib
 import os
 import re
 import shutil
-import socket
 import tempfile
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import Message
@@ -38,7 +36,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from mason.backends.containerd.client import Client
-from mason.backends.solver.scheduler import Cancelled
+from mason.backends.sources.cancel import Streams, run_cancellable
 from mason.backends.sources.result import SourceResult
 from mason.backends.sources.unpack import reuse, write_snapshot
 from mason.ir.errors import MasonError
@@ -55,8 +53,6 @@ USER_AGENT = "mason"
 _CHUNK = 1 << 20
 DEFAULT_TIMEOUT = 60.0
 TIMEOUT_ENV = "MASON_HTTP_TIMEOUT"
-_CANCEL_GRACE = 0.5
-_POLL = 0.05
 
 __all__ = ["HttpOptions", "http_timeout", "load_http", "parse_http_attrs"]
 
@@ -183,72 +179,17 @@ def load_http(client: Client, url: str, attrs: Mapping[str, str] | None = None, 
             hc.close()
 
 
-class _Streams:
-    """The network streams a request opened (httpcore's ``trace`` extension reports each
-    connect and TLS start), so another thread can shut their sockets down."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._streams: list[object] = []
-        self._closed = False
-
-    def trace(self, event: str, info: Mapping[str, object]) -> None:
-        if event.endswith((".connect_tcp.complete", ".start_tls.complete")) and "return_value" in info:
-            with self._lock:
-                self._streams.append(info["return_value"])
-                closed = self._closed
-            if closed:  # connected just after the cancel
-                self.shutdown()
-
-    def shutdown(self) -> None:
-        with self._lock:
-            self._closed = True
-            streams = list(self._streams)
-        for st in streams:
-            get = getattr(st, "get_extra_info", None)
-            sock = get("socket") if get is not None else None
-            if isinstance(sock, socket.socket):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-
 def _download_cancellable(hc: httpx.Client, url: str, dest: Path, opts: HttpOptions, secs: float,
                           cancel: Callable[[], bool] | None) -> tuple[str, str, int | None]:
     """:func:`_download` on a thread of its own, stopped when ``cancel()`` turns true (or the
     caller is interrupted: a KeyboardInterrupt in the main thread)."""
-    streams = _Streams()
-    done = threading.Event()
-    box: dict[str, object] = {}
-
-    def work() -> None:
-        try:
-            box["result"] = _download(hc, url, dest, opts, secs, streams)
-        except BaseException as e:  # noqa: BLE001 - handed to the caller
-            box["error"] = e
-        finally:
-            done.set()
-
-    t = threading.Thread(target=work, name="mason-http", daemon=True)
-    t.start()
-    finished = False
-    try:
-        while not done.wait(_POLL):
-            if cancel is not None and cancel():
-                raise Cancelled(f"download of {redact_url(url)} cancelled")
-        finished = True
-    finally:
-        if not finished:
-            streams.shutdown()
-            done.wait(_CANCEL_GRACE)
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return box["result"]  # type: ignore[return-value]
+    streams = Streams()
+    return run_cancellable(lambda: _download(hc, url, dest, opts, secs, streams), cancel, streams,
+                           f"download of {redact_url(url)}", "mason-http")
 
 
 def _download(hc: httpx.Client, url: str, dest: Path, opts: HttpOptions, secs: float,
-              streams: _Streams | None = None) -> tuple[str, str, int | None]:
+              streams: Streams | None = None) -> tuple[str, str, int | None]:
     """Stream ``url`` into ``dest``; the body's digest, the file name and the mtime."""
     alg = (opts.checksum or "sha256:").split(":", 1)[0]
     h = hashlib.new(alg)

@@ -67,11 +67,15 @@ def parse_image_identifier(identifier: str) -> Reference:
 
 
 def load_image(client: Client, registry: Any, identifier: str, attrs: Mapping[str, str],
-               platform: PlatformSpec | None = None) -> SourceResult:
+               platform: PlatformSpec | None = None, *,
+               cancel: Callable[[], bool] | None = None) -> SourceResult:
     """Load ``docker-image://REF`` into snapshots. ``registry`` is a
     :class:`~mason.backends.sources.registry.RegistryClient`, or a function returning one (only
     used when the image store does not have the image, or with ``image.resolvemode=pull``: a
-    build from loaded images never imports the registry client)."""
+    build from loaded images never imports the registry client). ``cancel`` is polled while the
+    registry is asked: once it returns true, the pull's connections are shut down and
+    :class:`~mason.backends.solver.scheduler.Cancelled` is raised (a stalled registry does not
+    hold a cancelled build until its timeout)."""
     ref = parse_image_identifier(identifier)
     mode = attrs.get("image.resolvemode", "default") or "default"
     if mode not in RESOLVE_MODES:
@@ -97,14 +101,25 @@ def load_image(client: Client, registry: Any, identifier: str, attrs: Mapping[st
         raise MasonError(other or f"image {ref.familiar()} is not in mason's image store and no registry client "
                          "is set up")
     try:
-        root = registry.get_manifest(ref)
-        provider = _RegistryProvider(registry, ref, {root.digest: root.data})
-        return import_image(client, provider, root.descriptor, want, name=ref.familiar())
+        if cancel is None:
+            return _pull(client, registry, ref, want)
+        from mason.backends.sources.cancel import Streams, run_cancellable
+
+        streams = Streams()
+        watched = registry.watched(streams)
+        return run_cancellable(lambda: _pull(client, watched, ref, want), cancel, streams,
+                               f"pull of {ref.familiar()}", "mason-pull")
     except MasonError as e:
         if not other:
             raise
         # as the build driver's resolver says it: the platforms the store has, then the registry's answer
         raise MasonError(f"{other}; the registry: {e.message}", e.loc) from None
+
+
+def _pull(client: Client, registry: Any, ref: Reference, want: PlatformSpec) -> SourceResult:
+    root = registry.get_manifest(ref)
+    provider = _RegistryProvider(registry, ref, {root.digest: root.data})
+    return import_image(client, provider, root.descriptor, want, name=ref.familiar())
 
 
 # -- the image store ------------------------------------------------------------------------

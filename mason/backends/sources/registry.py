@@ -15,6 +15,7 @@ Every failure the user can cause or meet is a :class:`MasonError` with a one-lin
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -28,6 +29,7 @@ import httpx
 from mason.backends import oci
 from mason.backends.oci import Descriptor
 from mason.backends.sources.auth import Credentials, CredentialStore
+from mason.backends.sources.cancel import Streams
 from mason.backends.sources.registry_push import PushResult, RegistryPushMixin
 from mason.backends.sources.transport import Transport, error_detail, is_loopback, network_error
 from mason.ir.errors import MasonError
@@ -115,6 +117,13 @@ class RegistryClient(RegistryPushMixin):
 
     def close(self) -> None:
         self.transport.close()
+
+    def watched(self, streams: Streams) -> "RegistryClient":
+        """This client (the same connections and auth state) reporting every request's
+        connection to ``streams``, so a cancel can shut them down. Do not close it."""
+        c = copy.copy(self)
+        c.transport = self.transport.watched(streams)
+        return c
 
     # ---------------------------------------------------------------- pull
 

@@ -12,6 +12,7 @@ scheme rule, the auth handshake, and turning network failures into one-line erro
 
 from __future__ import annotations
 
+import copy
 import functools
 import ipaddress
 import json
@@ -23,6 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 import httpx
 
 from mason.backends.sources.auth import Challenge, Credentials, CredentialStore, parse_challenges, scoped_store
+from mason.backends.sources.cancel import Streams
 from mason.ir.errors import MasonError
 from mason.ir.reference import DEFAULT_DOMAIN, Reference
 
@@ -128,6 +130,21 @@ class Transport:
         self._registries: dict[str, _Registry] = {}
         self._token_client = httpx.Client(timeout=timeout, follow_redirects=True,
                                           headers={"User-Agent": USER_AGENT}, verify=_tls_context())
+        self._watch: Streams | None = None
+
+    def watched(self, streams: Streams) -> "Transport":
+        """This transport (the same pools, auth state and tokens) reporting the connections of
+        every request it sends to ``streams``, so a cancel can shut them down. Do not close it."""
+        t = copy.copy(self)
+        t._watch = streams
+        return t
+
+    def _ext(self) -> dict[str, Any] | None:
+        return {"trace": self._watch.trace} if self._watch is not None else None
+
+    def _watch_response(self, resp: httpx.Response) -> None:
+        if self._watch is not None:
+            self._watch.add_response(resp)
 
     def close(self) -> None:
         with self._lock:
@@ -171,8 +188,10 @@ class Transport:
     def _raw(self, reg: _Registry, method: str, url: str, headers: Mapping[str, str],
              content: Any = None, stream: bool = False) -> httpx.Response:
         try:
-            req = reg.client.build_request(method, reg.url(url), headers=dict(headers), content=content)
+            req = reg.client.build_request(method, reg.url(url), headers=dict(headers), content=content,
+                                           extensions=self._ext())
             resp = reg.client.send(req, stream=stream)
+            self._watch_response(resp)
         except httpx.HTTPError as e:
             raise network_error(reg.domain, e) from None
         return resp
@@ -208,7 +227,7 @@ class Transport:
                         "client_id": "mason", "scope": " ".join(scopes)}
                 if service:
                     form["service"] = service
-                resp = self._token_client.post(realm, data=form)
+                resp = self._token_client.post(realm, data=form, extensions=self._ext())
             else:
                 params: list[tuple[str, str]] = []
                 if service:
@@ -218,7 +237,7 @@ class Transport:
                 if creds is not None:
                     headers["Authorization"] = creds.basic_header()
                     params.append(("account", creds.username))
-                resp = self._token_client.get(realm, params=params, headers=headers)
+                resp = self._token_client.get(realm, params=params, headers=headers, extensions=self._ext())
         except httpx.HTTPError as e:
             raise MasonError(f"cannot get a token for registry {reg.domain} from {realm}: "
                              f"{network_error(realm, e).message}") from None
