@@ -1,10 +1,14 @@
-"""``type=local`` cache exports and imports through the client's session content store.
+"""``type=local`` cache exports and imports, and ``oci-layout://`` build contexts, through the
+client's session content store.
 
 buildctl serves each ``--export-cache type=local,dest=DIR`` and ``--import-cache
 type=local,src=DIR`` directory as a containerd ``Content`` service inside the session, chosen by
 the ``buildkit-attachable-store-id: local:DIR`` header; it resolves an import's tag to
 ``digest=`` itself and, after the Solve, tags the descriptor the daemon answers in
 ``ExporterResponse["cache.manifest"]`` in the export directory's ``index.json``.
+
+An ``oci-layout://STORE@DIGEST`` build context (buildctl ``--oci-layout STORE=DIR``, buildx
+``--build-context NAME=oci-layout://DIR``) is the store ``oci:STORE``, fetched the same way.
 
 mason's remote cache reads and writes OCI layouts, so the daemon stages each one in the build's
 work directory: an import fetches the manifest and everything it references into a layout
@@ -41,13 +45,15 @@ def _pb() -> Any:
 
 
 class ClientStore:
-    """One of the client's content stores (``local:DIR``) through its session."""
+    """One of the client's content stores through its session: ``local:DIR`` (a cache
+    directory) or ``oci:NAME`` (an OCI layout buildctl's ``--oci-layout NAME=DIR`` serves)."""
 
-    def __init__(self, session: Session, directory: str):
-        self.session, self.id = session, f"local:{directory}"
-        for m in ("Info", "Read", "Write"):
+    def __init__(self, session: Session, directory: str, *, store_id: str | None = None,
+                 methods: tuple[str, ...] = ("Info", "Read", "Write")):
+        self.session, self.id = session, store_id or f"local:{directory}"
+        for m in methods:
             if not session.supports(SERVICE + m):
-                raise MasonError(f"the client does not offer its content store for the cache directory {directory} "
+                raise MasonError(f"the client does not offer its content store for {directory} "
                                  f"(no {SERVICE + m} in its session)")
         self._md = [(STORE_HEADER, self.id)]
 

@@ -538,8 +538,7 @@ class Builds:
                 continue
             name = key[len("context:"):]
             if value.startswith("oci-layout://"):
-                raise MasonError(f"mason serve: context:{name}={value}: OCI layouts from the client's session "
-                                 "are not supported yet")
+                value = self._oci_layout(name, value, build, work / f"layout-{len(out)}")
             if value.startswith("local:"):
                 local = value[len("local:"):]
                 if not local:
@@ -551,6 +550,22 @@ class Builds:
                 value = str(ignore)
             out.append(f"{name}={value}")
         return tuple(out)
+
+    def _oci_layout(self, name: str, value: str, build: Build, dest: Path) -> str:
+        """``oci-layout://STORE[:TAG]@DIGEST`` (as buildx and buildctl send it: the client's
+        session serves the layout as content store ``oci:STORE``) fetched into ``dest``, as the
+        driver's ``oci-layout://DIR@DIGEST``."""
+        from mason.server.cachestore import ClientStore, fetch_layout
+
+        assert build.session is not None
+        ref, at, digest = value[len("oci-layout://"):].partition("@")
+        store = ref.rsplit(":", 1)[0] if ":" in ref else ref
+        if not at or not store or not digest.startswith("sha256:") or len(digest) != 71:
+            raise MasonError(f"mason serve: context:{name}={value}: expected oci-layout://STORE[:TAG]@sha256:DIGEST "
+                             "(the client resolves the tag)")
+        fetch_layout(ClientStore(build.session, value, store_id=f"oci:{store}", methods=("Info", "Read")), digest,
+                     dest)
+        return f"oci-layout://{dest}@{digest}"
 
     def _solve_definition(self, call: FrontendCall, build: Build, outputs: list[str], locals_: dict[str, Any],
                           allow: tuple[str, ...], sink: Any, token: Any, cache_from: tuple[str, ...],

@@ -280,3 +280,27 @@ def test_the_host_client_imports_only_what_it_needs(build_env, served, tmp_path)
     got = json.loads(p.stdout.strip().splitlines()[-1])
     assert got == {"rc": 0, "imported": []}, got
     assert out.is_file()
+
+
+def test_buildctl_oci_layout_context_on_mason_serve(served, tmp_path):
+    """buildctl's ``--oci-layout NAME=DIR --opt context:IMAGE=oci-layout://NAME@DIGEST``: the
+    daemon reads the layout from the client's session content store (``oci:NAME``); the image
+    name exists nowhere else."""
+    from tests.fixtures.registry import skopeo
+
+    layout = tmp_path / "layout"
+    skopeo("copy", "--src-tls-verify=false", f"docker://{served.env.base}", f"oci:{layout}:v1")
+    [desc] = json.loads((layout / "index.json").read_text())["manifests"]
+    nonce = uuid.uuid4().hex
+    ctx = write(tmp_path / "ctx", {"Dockerfile": f"FROM nowhere/from-layout:1\nRUN echo {nonce} > /n && ls /bin/sh\n"})
+    dest = tmp_path / "dest"
+    served.buildctl("build", "--frontend", "dockerfile.v0", "--local", f"context={ctx}", "--local",
+                    f"dockerfile={ctx}", "--oci-layout", f"src={layout}", "--opt",
+                    f"context:nowhere/from-layout:1=oci-layout://src@{desc['digest']}",
+                    "--output", f"type=local,dest={dest}")
+    assert (dest / "n").read_text() == nonce + "\n"
+    assert (dest / "bin").is_dir()  # the layout's filesystem
+    bad = served.buildctl("build", "--frontend", "dockerfile.v0", "--local", f"context={ctx}", "--local",
+                          f"dockerfile={ctx}", "--oci-layout", f"src={layout}", "--opt",
+                          "context:nowhere/from-layout:1=oci-layout://src@sha256:" + "0" * 64, check=False)
+    assert bad.returncode != 0 and "sha256:" + "0" * 64 in bad.stderr, bad.stderr
