@@ -288,6 +288,8 @@ class ManagedContainerd:
                 self.pid_file.unlink(missing_ok=True)
                 self._sweep_mounts()
                 return False
+            with contextlib.suppress(OSError):  # for the builds whose steps it kills
+                (self.dir / STOP_MARK).write_text(f"{time.time()}\n")
             if socket_answers(self.address):
                 with contextlib.suppress(MasonError):
                     _reap_tasks(self.address)
@@ -326,6 +328,18 @@ class ManagedContainerd:
             os.kill(pid, signal.SIGKILL)
         while _alive(pid):
             time.sleep(0.05)
+
+
+STOP_MARK = "stopped"  # under the daemon's dir: when `mason daemon stop` last stopped it
+
+
+def stopped_since(root: str | Path, since: float) -> bool:
+    """Whether ``mason daemon stop`` stopped the containerd of state root ``root`` at
+    ``since`` (a ``time.time()``) or later: a step's task killed then was killed by the stop."""
+    try:
+        return os.stat(Path(root).absolute() / "containerd" / STOP_MARK).st_mtime >= since - 1
+    except OSError:
+        return False
 
 
 def _alive(pid: int) -> bool:

@@ -33,6 +33,7 @@ import contextlib
 import os
 import shlex
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -205,6 +206,7 @@ def run_exec(ctx: "SolveContext", op: ExecOp, inputs: list[Result], key: str, n:
         sink = LineRedactor(ctx.secrets.redactor, emit)
         if ctx.token.is_set():
             raise Cancelled()
+        started = time.time()
         handle = ex.execute(proc, root_key, output=sink, parent=root_in.snapshot, rootfs_mounts=root_mounts)
         res = handle.result
         sink.flush()
@@ -213,7 +215,13 @@ def run_exec(ctx: "SolveContext", op: ExecOp, inputs: list[Result], key: str, n:
         valid = set(op.meta.valid_exit_codes) or {0}
         if res.exit_code not in valid:
             upper, _ = hm.upper_and_lowers(root_mounts)
-            raise _exit_error(op, name, res.exit_code, list(tail), memory=ctx.opts.memory, upper=upper)
+            stopped = False
+            if res.exit_code == 137:
+                from mason.backends.containerd.daemon import stopped_since
+
+                stopped = stopped_since(ctx.solver.root, started)
+            raise _exit_error(op, name, res.exit_code, list(tail), memory=ctx.opts.memory, upper=upper,
+                              daemon_stopped=stopped)
         _release(ctx, s)
         upper, _ = hm.upper_and_lowers(root_mounts)
         if upper:
@@ -448,10 +456,12 @@ class StepError(MasonError):
 
 
 def _exit_error(op: ExecOp, name: str, code: int, tail: list[bytes], memory: int | None = None,
-                upper: str | None = None) -> MasonError:
+                upper: str | None = None, daemon_stopped: bool = False) -> MasonError:
     what = name or describe_exec(op)
     msg = f"{what}: process \"{describe_exec(op)}\" did not complete successfully: exit code: {code}"
-    if code == 137 and memory is not None:  # SIGKILL: what the kernel's OOM killer sends in a cgroup
+    if daemon_stopped:  # `mason daemon stop` kills the tasks containerd runs before stopping it
+        msg += " (killed: `mason daemon stop` stopped containerd while the step ran)"
+    elif code == 137 and memory is not None:  # SIGKILL: what the kernel's OOM killer sends in a cgroup
         msg += f" (killed: it may have needed more than --memory {_size(memory)})"
     elif upper and (full := disk_full(upper)):
         msg += f" ({full})"
