@@ -101,6 +101,12 @@ CASES: dict[str, Regression] = {
         "--mount=type=secret,id=e,env=E true\n",
         lambda ops: [(m.mountType, m.output, m.SSHOpt.ID if m.mountType == 2 else m.secretOpt.ID)
                      for e in _execs(ops) for m in e.mounts if m.dest != "/"] == [(1, 0, "s"), (2, 0, ""), (2, 0, "k")]),
+    # ADD of a URL: the file is named from Go's url.Parse path (decoded), __unnamed__ when the URL
+    # has no file name or does not parse (a port that is not digits, a bad % escape)
+    "add-url-file-names": Regression(
+        "FROM busybox\nADD http://x/ /a/\nADD http://x:x2/f /b/\nADD http://x/a%zz /c/\nADD http://x/%C3%A9t%C3%A9%20b /d/\n",
+        lambda ops: [dict(o.source.attrs)["http.filename"] for o in ops if o.source.identifier.startswith("http")]
+        == ["__unnamed__", "__unnamed__", "__unnamed__", "\u00e9t\u00e9 b"]),
 }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from mason.frontends.dockerfile.instructions import Add, Copy, check_chmod
 from mason.frontends.dockerfile.lower_run import chomp
@@ -54,6 +54,27 @@ def _go_base(p: str) -> str:
         return "."
     p = p.rstrip("/")
     return p.rsplit("/", 1)[-1] if p else "/"
+
+
+_PCT = re.compile(r"%([0-9A-Fa-f]{2})")
+
+
+def _go_url_path(url: str) -> str:
+    """The decoded path of ``url`` as Go's ``url.Parse`` gives it; ValueError where Go's parse
+    fails (a control character, a ``%`` not followed by two hex digits, a port that is not
+    digits)."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise ValueError("control character in URL")
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    if ":" in host and not host.endswith("]"):
+        port = host.rpartition(":")[2]
+        if port and not (port.isascii() and port.isdigit()):
+            raise ValueError(f"invalid port {port!r}")
+    path = parts.path
+    if path.count("%") != len(_PCT.findall(path)):
+        raise ValueError("invalid URL escape")
+    return unquote_to_bytes(path).decode("utf-8", "surrogateescape")
 
 
 def git_source(lw: "Lowerer", st: StageState, src: str, keep_git_dir: bool,
@@ -125,7 +146,7 @@ def _lower(lw: "Lowerer", st: StageState, inst: Copy | Add, is_add: bool) -> Non
             if not is_add:
                 raise MasonError("source can't be a URL for COPY", loc)
             try:
-                name = _go_base(urlsplit(src).path)
+                name = _go_base(_go_url_path(src))
             except ValueError:  # BuildKit names an unparseable URL's file __unnamed__ too
                 name = "."
             if name in (".", "/"):
