@@ -107,6 +107,10 @@ CASES: dict[str, Regression] = {
         "FROM busybox\nADD http://x/ /a/\nADD http://x:x2/f /b/\nADD http://x/a%zz /c/\nADD http://x/%C3%A9t%C3%A9%20b /d/\n",
         lambda ops: [dict(o.source.attrs)["http.filename"] for o in ops if o.source.identifier.startswith("http")]
         == ["__unnamed__", "__unnamed__", "__unnamed__", "\u00e9t\u00e9 b"]),
+    # COPY/ADD --exclude patterns are not expanded (v0.32.2), as the UndefinedVar check assumes
+    "copy-exclude-not-expanded": Regression(
+        "FROM busybox\nARG E=*.log\nCOPY --exclude=$E --exclude=${E}x a /\n",
+        lambda ops: [tuple(c.exclude_patterns) for c in _copies(ops)] == [("$E", "${E}x")], files={"a": "a\n"}),
 }
 
 

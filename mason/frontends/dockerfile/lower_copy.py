@@ -115,7 +115,7 @@ def _lower(lw: "Lowerer", st: StageState, inst: Copy | Add, is_add: bool) -> Non
     chown = st.expand(inst.chown, loc) if inst.chown else ""
     chmod = st.expand(inst.chmod, loc) if inst.chmod else ""
     mode, mode_str = _mode(chmod, loc)
-    excludes = tuple(st.expand(e, loc) for e in inst.excludes)
+    excludes = tuple(inst.excludes)  # BuildKit v0.32.2 does not expand --exclude patterns
     checksum = st.expand(inst.checksum, loc) if is_add and inst.checksum else None
     keep_git = is_add and inst.keep_git_dir
     unpack = inst.unpack if is_add else False
