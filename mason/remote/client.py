@@ -161,19 +161,17 @@ def _cache_entries(specs: Sequence[str], what: str) -> list[tuple[str, dict[str,
     return out
 
 
-def _named_contexts(specs: Sequence[str]) -> tuple[dict[str, str], dict[str, str]]:
-    """``--build-context`` as buildx sends it: ``context:NAME`` frontend options, and the
-    directories the session serves under NAME (``local:NAME``)."""
+def _named_contexts(specs: Sequence[str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """``--build-context`` as buildx sends it: ``context:NAME`` frontend options, the
+    directories the session serves under NAME (``local:NAME``), and the OCI layouts it serves as
+    content stores (``oci:STORE`` for ``oci-layout://STORE@DIGEST``, resolved here)."""
     if not specs:
-        return {}, {}
+        return {}, {}, {}
     from mason.build_contexts import parse_build_contexts
 
-    for s in specs:
-        if s.partition("=")[2].startswith("oci-layout://"):
-            raise MasonError(f"--build-context {s}: oci-layout:// cannot be used with --host yet "
-                             "(it needs the session's content store)")
     named = parse_build_contexts(specs)
-    return {f"context:{k}": v for k, v in named.values.items()}, dict(named.dirs)
+    return ({f"context:{k}": v for k, v in named.values.items()}, dict(named.dirs),
+            {f"oci:{k}": v for k, v in named.layouts.items()})
 
 
 def _frontend_attrs(req: RemoteRequest, filename: str) -> dict[str, str]:
@@ -225,12 +223,12 @@ def build(req: RemoteRequest) -> RemoteResult:
         if not os.path.isfile(path):
             raise MasonError(f"cannot read the Dockerfile {req.dockerfile or path}: no such file")
         df_dir, filename = os.path.dirname(path), os.path.basename(path)
-    named_attrs, named_dirs = _named_contexts(req.build_contexts)
+    named_attrs, named_dirs, layouts = _named_contexts(req.build_contexts)
     secrets = Secrets([parse_secret(s) for s in req.secrets], dict(parse_ssh(s) for s in req.ssh))
     pb = buildkit.load()
     channel = _channel(req.host, req.tls)
     session = ClientSession(pb, {**named_dirs, "context": context, "dockerfile": df_dir}, secrets=secrets,
-                            outputs=local_outputs)
+                            outputs=local_outputs, stores=layouts)
     ref = uuid.uuid4().hex
     c = pb.control
     sreq = c.SolveRequest(Ref=ref, Frontend=FRONTEND, Session=session.id,

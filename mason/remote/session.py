@@ -55,6 +55,9 @@ FILESEND = "/moby.filesync.v1.FileSend/DiffCopy"
 SECRETS = "/moby.buildkit.secrets.v1.Secrets/GetSecret"
 SSH_CHECK = "/moby.sshforward.v1.SSH/CheckAgent"
 SSH_FORWARD = "/moby.sshforward.v1.SSH/ForwardAgent"
+CONTENT_INFO = "/containerd.services.content.v1.Content/Info"
+CONTENT_READ = "/containerd.services.content.v1.Content/Read"
+STORE_HEADER = "buildkit-attachable-store-id"
 AUTH_CREDENTIALS = "/moby.filesync.v1.Auth/Credentials"
 _SERVING = b"\x08\x01"  # grpc.health.v1.HealthCheckResponse{status: SERVING}
 
@@ -99,8 +102,9 @@ class ClientSession:
     """The services this client offers one build, served over the ``Control/Session`` stream."""
 
     def __init__(self, pb: Any, dirs: Mapping[str, str], *, secrets: Secrets | None = None,
-                 outputs: Mapping[int, Output] | None = None):
+                 outputs: Mapping[int, Output] | None = None, stores: Mapping[str, str] | None = None):
         self.pb = pb
+        self.stores = dict(stores or {})  # content store id (oci:NAME) -> OCI layout directory, read-only
         self.id = uuid.uuid4().hex
         self.shared_key = shared_key(dirs)
         self.dirs = dict(dirs)
@@ -127,6 +131,8 @@ class ClientSession:
             m.append(SECRETS)
         if self.secrets.ssh:
             m += [SSH_CHECK, SSH_FORWARD]
+        if self.stores:
+            m += [CONTENT_INFO, CONTENT_READ]
         return m
 
     def metadata(self) -> list[tuple[str, str]]:
@@ -280,6 +286,48 @@ class ClientSession:
             return a.CredentialsResponse(Secret=creds.identity_token).SerializeToString()
         return a.CredentialsResponse(Username=creds.username, Secret=creds.password).SerializeToString()
 
+    def _blob(self, digest: str, context: grpc.ServicerContext) -> str:
+        """The file of blob ``digest`` in the layout the call's store header names."""
+        import re
+
+        sid = next((v for k, v in context.invocation_metadata() if k == STORE_HEADER), "")
+        layout = self.stores.get(sid if isinstance(sid, str) else sid.decode())
+        if layout is None:
+            _abort(context, grpc.StatusCode.NOT_FOUND, f"unknown store {sid!r}")
+        if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"unsupported digest {digest!r}")
+        path = os.path.join(layout, "blobs", "sha256", digest[7:])
+        if not os.path.isfile(path):
+            _abort(context, grpc.StatusCode.NOT_FOUND, f"content {digest}: not found")
+        return path
+
+    def content_info(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        from mason.backends.containerd import _protos
+
+        c = _protos.load().content
+        digest = c.InfoRequest.FromString(request).digest
+        size = os.path.getsize(self._blob(digest, context))
+        return c.InfoResponse(info=c.Info(digest=digest, size=size)).SerializeToString()
+
+    def content_read(self, request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+        from mason.backends.containerd import _protos
+
+        c = _protos.load().content
+        req = c.ReadContentRequest.FromString(request)
+        path = self._blob(req.digest, context)
+        with open(path, "rb") as f:
+            f.seek(req.offset)
+            left = req.size if req.size > 0 else -1
+            offset = req.offset
+            while left != 0:
+                data = f.read(transfer.CHUNK if left < 0 else min(left, transfer.CHUNK))
+                if not data:
+                    break
+                yield c.ReadContentResponse(offset=offset, data=data).SerializeToString()
+                offset += len(data)
+                if left > 0:
+                    left -= len(data)
+
     def check_agent(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         s = self.pb.ssh
         sid = s.CheckAgentRequest.FromString(request).ID or "default"
@@ -349,4 +397,8 @@ class _Handlers(grpc.GenericRpcHandler):
             return grpc.unary_unary_rpc_method_handler(s.check_agent)
         if m == SSH_FORWARD:
             return grpc.stream_stream_rpc_method_handler(s.forward_agent)
+        if m == CONTENT_INFO and s.stores:
+            return grpc.unary_unary_rpc_method_handler(s.content_info)
+        if m == CONTENT_READ and s.stores:
+            return grpc.unary_stream_rpc_method_handler(s.content_read)
         return None

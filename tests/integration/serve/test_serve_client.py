@@ -202,8 +202,19 @@ def test_build_contexts_through_a_daemon(build_env, daemon, tmp_path):
         names = t.getnames()
         assert t.extractfile("extra/a.txt").read() == nonce.encode()  # type: ignore[union-attr]
     assert "extra/ignored.txt" not in names and "bin/busybox" in names, names
-    layout = build_env.cli("build", "--host", addr, "--build-context", f"x=oci-layout://{tmp_path}", ctx)
-    assert layout.returncode == 1 and "oci-layout:// cannot be used with --host" in layout.stderr, layout.stderr
+    # an OCI layout: the client serves it as the session's content store oci:NAME, as buildx does
+    from tests.fixtures.registry import skopeo
+
+    layout = tmp_path / "layout"
+    skopeo("copy", "--src-tls-verify=false", f"docker://{build_env.base}", f"oci:{layout}:v1")
+    lctx = write(tmp_path / "lctx", {"Dockerfile": f"FROM nowhere/layout:1\nRUN echo {nonce}-layout\n"})
+    q = build_env.cli("build", "--host", addr, "--progress=plain", "--build-context",
+                      f"nowhere/layout:1=oci-layout://{layout}:v1", "-o", f"type=tar,dest={tmp_path / 'l.tar'}", lctx)
+    assert q.returncode == 0 and f"{nonce}-layout" in q.stderr, q.stderr
+    with tarfile.open(tmp_path / "l.tar") as t:
+        assert "bin/busybox" in t.getnames()
+    missing = build_env.cli("build", "--host", addr, "--build-context", f"x=oci-layout://{tmp_path}/nope", ctx)
+    assert missing.returncode == 1 and "is not a directory" in missing.stderr, missing.stderr
 
 
 def test_buildctl_named_local_context_on_mason_serve(served, tmp_path):
