@@ -111,6 +111,13 @@ CASES: dict[str, Regression] = {
     "copy-exclude-not-expanded": Regression(
         "FROM busybox\nARG E=*.log\nCOPY --exclude=$E --exclude=${E}x a /\n",
         lambda ops: [tuple(c.exclude_patterns) for c in _copies(ops)] == [("$E", "${E}x")], files={"a": "a\n"}),
+    # RUN --mount from= names a stage by name only: a number is an image (v0.32.2), while
+    # COPY --from=0 is stage 0
+    "mount-from-number-is-an-image": Regression(
+        "FROM busybox AS a\nRUN echo > /a\nFROM busybox\nCOPY --from=0 /a /b\n"
+        "RUN --mount=from=0,target=/s --mount=type=cache,from=0,target=/c true\n",
+        lambda ops: sum(s.startswith("docker-image://docker.io/library/0:latest@") for s in _sources(ops)) == 1
+        and sum(o.WhichOneof("op") == "exec" for o in ops) == 2),
 }
 
 

@@ -41,9 +41,6 @@ KNOWN: list[tuple[str, str, str]] = [
     (r"(?m)^ONBUILD\s", r"^history\[\d+\]: ",
      "ONBUILD writes no history entry in BuildKit v0.32.2 (dispatchOnbuild only appends to OnBuild); "
      "mason adds an empty-layer 'ONBUILD …' entry (lower_config.py lower_onbuild)"),
-    (r"--mount=[^\n]*\bfrom=\d+\b", r"^only buildkit failed: .*docker\.io/library/\d+:latest",
-     "RUN --mount from=<number>: BuildKit takes the number as an image name (stage indexes are for "
-     "COPY --from only) and fails to pull it; mason mounts stage <number>"),
     (r"\A\s*FROM scratch\n(?:(?:ENV|ARG|LABEL)\b[^\n]*\n?)+\Z", r"^only mason failed: .*the last stage builds nothing",
      "a last stage of FROM scratch with only config instructions: BuildKit exports an image without layers, "
      "mason refuses it (mason/frontends/dockerfile/lower.py: a Graph output needs a ref)"),

@@ -247,14 +247,15 @@ class Lowerer:
             raise MasonError(e.message, loc) from None
 
     def resolve_from(self, name: str, st: StageState, loc: SourceLoc | None,
-                     paths: tuple[str, ...] | None = None) -> State | None:
-        """``COPY --from`` / ``--mount from``: a stage (by name or index), a named build context,
-        scratch, or an image. A stage must be defined before the one that uses it. ``paths``:
-        what a COPY reads (a named local context follows only those)."""
+                     paths: tuple[str, ...] | None = None, by_index: bool = True) -> State | None:
+        """``COPY --from`` / ``--mount from``: a stage (by name, or by index unless ``by_index``
+        is false: BuildKit v0.32.2 takes a mount's ``from=0`` for the image ``0``), a named build
+        context, scratch, or an image. A stage must be defined before the one that uses it.
+        ``paths``: what a COPY reads (a named local context follows only those)."""
         if not name:
             raise MasonError("--from needs a stage, an image or a build context", loc)
         i = self.by_name.get(name.lower())
-        if i is None and name.isascii() and name.isdigit():
+        if i is None and by_index and name.isascii() and name.isdigit():
             i = int(name)
             if i >= len(self.df.stages):
                 raise MasonError(f"invalid stage index {name}: the Dockerfile has "

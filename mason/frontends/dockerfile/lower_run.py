@@ -105,14 +105,14 @@ def _mounts(lw: "Lowerer", st: StageState, inst: Run, out: list[MountSpec]) -> N
         t = type(m)
         if t is BindMount:
             if m.from_:
-                src = lw.resolve_from(m.from_, st, loc)
+                src = lw.resolve_from(m.from_, st, loc, by_index=False)
             else:
                 src = lw.context_state(st, join_abs(m.source or ""))
             sel = join_abs(m.source or "")
             out.append(bind(src, _target(st, m.target, loc), selector="" if sel == "/" else sel,
                             readonly=not m.readwrite, no_output=True))
         elif t is CacheMount:
-            src = lw.resolve_from(m.from_, st, loc) if m.from_ else None
+            src = lw.resolve_from(m.from_, st, loc, by_index=False) if m.from_ else None
             cache_id = lw.options.cache_ns + "/" + (m.id or clean(m.target))
             sel = join_abs(m.source or "")
             if sel == "/":
