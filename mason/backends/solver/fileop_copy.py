@@ -9,6 +9,7 @@ import os
 import stat
 import tarfile
 import zlib
+from collections.abc import Generator
 
 from mason.backends.solver.fileop_match import wildcards
 from mason.backends.solver.fileop_modes import parse_mode_str
@@ -172,6 +173,25 @@ class _Copier:
         return False
 
     def copy(self, sfd: int, sname: str, rel: str, parent: _Dir, dname: str, overwrite: bool) -> None:
+        """Copy ``sname`` (below ``sfd``) to ``dname`` in ``parent``, a directory with all it
+        holds. Iterative: each directory is a suspended :meth:`_copy` on a stack (a tree deeper
+        than Python's recursion limit is a tree like any other)."""
+        stack = [self._copy(sfd, sname, rel, parent, dname, overwrite)]
+        try:
+            while stack:
+                try:
+                    child = next(stack[-1])
+                except StopIteration:
+                    stack.pop()
+                    continue
+                stack.append(self._copy(*child))
+        except BaseException:
+            for g in reversed(stack):  # their finally clauses close the source directories
+                g.close()
+            raise
+
+    def _copy(self, sfd: int, sname: str, rel: str, parent: _Dir, dname: str,
+              overwrite: bool) -> Generator[tuple[int, str, str, _Dir, str, bool], None, None]:
         st = os.stat(sname, dir_fd=sfd, follow_symlinks=False)
         include = True
         if rel:
@@ -189,7 +209,7 @@ class _Copier:
             sub = os.open(sname, READ_DIR_FLAGS, dir_fd=sfd)
             try:
                 for name in sorted(os.listdir(sub)):
-                    self.copy(sub, name, f"{rel}/{name}" if rel else name, node, name, True)
+                    yield (sub, name, f"{rel}/{name}" if rel else name, node, name, True)
             finally:
                 os.close(sub)
             if node.fd is not None:

@@ -303,3 +303,35 @@ def test_self_copy_through_links_from_hypothesis(world):
     assert open(f"{res}/d/etc/passwd").read() == "root:x:0:0::/:/bin/sh\n"
     assert os.readlink(f"{res}/d/hostlink") == os.readlink(f"{res}/etc/d") == "../../.."
     assert "d" not in os.listdir(f"{res}/d")
+
+
+def test_a_tree_deeper_than_the_recursion_limit_copies(tmp_path):
+    """Nested directories deeper than the recursion limit (a path well under PATH_MAX) are
+    copied whole, not a RecursionError."""
+    import sys
+
+    depth = sys.getrecursionlimit() + 200
+    src = tmp_path / "src"
+    src.mkdir()
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        for _ in range(depth):
+            os.mkdir("d", dir_fd=fd)
+            nfd = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+        with open("f", "w", opener=lambda p, f: os.open(p, f, dir_fd=fd)) as fh:
+            fh.write("deep")
+    finally:
+        os.close(fd)
+    res = run(tmp_path, [Copy(src="/d", dest="/x", create_dest_path=True)], src=src)
+    fd = os.open(res, os.O_RDONLY)
+    try:
+        for name in ["x"] + ["d"] * (depth - 1):
+            nfd = os.open(name, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+        with open("f", opener=lambda p, f: os.open(p, f, dir_fd=fd)) as fh:
+            assert fh.read() == "deep"
+    finally:
+        os.close(fd)
