@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import shutil
+import subprocess
 import tarfile
 import tempfile
 
@@ -324,14 +325,17 @@ def test_a_tree_deeper_than_the_recursion_limit_copies(tmp_path):
             fh.write("deep")
     finally:
         os.close(fd)
-    res = run(tmp_path, [Copy(src="/d", dest="/x", create_dest_path=True)], src=src)
-    fd = os.open(res, os.O_RDONLY)
     try:
-        for name in ["x"] + ["d"] * (depth - 1):
-            nfd = os.open(name, os.O_RDONLY, dir_fd=fd)
+        res = run(tmp_path, [Copy(src="/d", dest="/x", create_dest_path=True)], src=src)
+        fd = os.open(res, os.O_RDONLY)
+        try:
+            for name in ["x"] + ["d"] * (depth - 1):
+                nfd = os.open(name, os.O_RDONLY, dir_fd=fd)
+                os.close(fd)
+                fd = nfd
+            with open("f", opener=lambda p, f: os.open(p, f, dir_fd=fd)) as fh:
+                assert fh.read() == "deep"
+        finally:
             os.close(fd)
-            fd = nfd
-        with open("f", opener=lambda p, f: os.open(p, f, dir_fd=fd)) as fh:
-            assert fh.read() == "deep"
-    finally:
-        os.close(fd)
+    finally:  # GNU rm: shutil.rmtree (pytest's tmp_path clean-up) recurses too
+        subprocess.run(["rm", "-rf", "--", *map(str, tmp_path.iterdir())], check=True)
