@@ -314,18 +314,18 @@ def test_a_tree_deeper_than_the_recursion_limit_copies(tmp_path):
     depth = sys.getrecursionlimit() + 200
     src = tmp_path / "src"
     src.mkdir()
-    fd = os.open(src, os.O_RDONLY)
-    try:
-        for _ in range(depth):
-            os.mkdir("d", dir_fd=fd)
-            nfd = os.open("d", os.O_RDONLY, dir_fd=fd)
+    try:  # the tree is removed however the test ends, its making included
+        fd = os.open(src, os.O_RDONLY)
+        try:
+            for _ in range(depth):
+                os.mkdir("d", dir_fd=fd)
+                nfd = os.open("d", os.O_RDONLY, dir_fd=fd)
+                os.close(fd)
+                fd = nfd
+            with open("f", "w", opener=lambda p, f: os.open(p, f, dir_fd=fd)) as fh:
+                fh.write("deep")
+        finally:
             os.close(fd)
-            fd = nfd
-        with open("f", "w", opener=lambda p, f: os.open(p, f, dir_fd=fd)) as fh:
-            fh.write("deep")
-    finally:
-        os.close(fd)
-    try:
         res = run(tmp_path, [Copy(src="/d", dest="/x", create_dest_path=True)], src=src)
         fd = os.open(res, os.O_RDONLY)
         try:
