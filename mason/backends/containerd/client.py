@@ -249,7 +249,8 @@ class Client:
                    labels: Mapping[str, str] | None = None, ref: str | None = None) -> ContentInfo:
         """Write a blob to the content store through the Write stream and commit it with
         ``labels``. ``data`` is bytes or an iterable of chunks (then ``digest`` and ``size``
-        are needed, or the blob is buffered). Writing a blob that exists is a no-op."""
+        are needed, or the blob is buffered). Writing a blob that exists writes nothing; it only
+        joins the client's lease (and gets the labels it lacks)."""
         if not isinstance(data, (bytes, bytearray, memoryview)) and (digest is None or size is None):
             data = b"".join(data)
         if isinstance(data, (bytes, bytearray, memoryview)):
@@ -260,6 +261,13 @@ class Client:
         else:
             chunks = data
         assert digest is not None and size is not None
+        if self.lease_id:
+            # First into the lease, then looked at: a blob found to exist (held by another
+            # lease, or garbage GC has not collected yet) must not vanish before whatever the
+            # caller writes next (a manifest's labels, an image record) holds it — containerd's
+            # own Writer leases an existing blob the same way when the digest is expected.
+            with contextlib.suppress(NotFound):
+                self.add_lease_resource(self.lease_id, digest, "content")
         try:
             have = self.content_info(digest)
         except NotFound:

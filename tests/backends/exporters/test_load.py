@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from mason.backends import oci
-from mason.backends.containerd.client import UNCOMPRESSED
+from mason.backends.containerd.client import UNCOMPRESSED, Client
 from mason.backends.exporters.docker_tar import write_docker_archive
 from mason.backends.exporters.image import export_image, get_image, list_images, remove_image
 from mason.backends.exporters.load import load_archive
 from mason.ir.errors import MasonError
 from tests.backends.exporters.conftest import HELLO
+from tests.fixtures.images import build_busybox_index_layout
 from tests.fixtures.registry import skopeo
 
 pytestmark = pytest.mark.integration
@@ -66,6 +67,47 @@ def test_load_docker_archive_written_by_mason(containerd_env, chain, tmp_path: P
     assert [la["digest"] for la in m["layers"]] == [la.digest for la in img.layers]
     r = ctr(containerd_env, "run", "--rm", "docker.io/mason-test/redock:2", "mason-redock-run")
     assert (r.returncode, r.stdout.encode()) == (0, HELLO), r.stderr
+
+
+def test_blobs_the_store_has_already_survive_a_gc_during_the_load(containerd_env, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """What made test_load_of_a_multi_platform_archive_keeps_every_platform flaky: a build leaves
+    its platforms' configs and layers in the content store, held by its lease only; ``mason
+    load`` of the build's archive finds them there, and containerd's GC, scheduled when the
+    build's lease went, ran in the middle of the load. The load must hold every blob it found
+    until the image record does. Here GC runs for certain after every blob the load writes (a
+    lease deleted with sync is collected before the call returns): first as the build's lease
+    goes, then after each further write, then once the load is done."""
+    c = containerd_env.client
+    info = build_busybox_index_layout(tmp_path / "layout", tag="gc")  # linux/amd64 + linux/arm64
+    archive = tmp_path / "gc.tar"
+    skopeo("copy", "--all", f"oci:{info.layout}:gc", f"oci-archive:{archive}:mason-test/gc-load:1")
+    build = c.create_lease(expire=600)
+    for d in sorted({d for i in info.images for d in (i.config_digest, *i.layer_digests)}):
+        c.with_lease(build).write_blob((info.layout / "blobs" / "sha256" / d.split(":", 1)[1]).read_bytes())
+    write, leases = Client.write_blob, [build]
+
+    def write_then_collect(self: Client, *args, **kwargs):
+        out = write(self, *args, **kwargs)
+        c.delete_lease(leases.pop() if leases else c.create_lease(expire=600), sync=True)
+        return out
+
+    monkeypatch.setattr(Client, "write_blob", write_then_collect)
+    try:
+        loaded = load_archive(c, archive)
+    finally:
+        monkeypatch.undo()
+    assert [(i.name, i.digest) for i in loaded] == [("docker.io/mason-test/gc-load:1", info.index_digest)]
+    c.delete_lease(c.create_lease(expire=600), sync=True)
+    try:
+        index = json.loads(c.read_blob(info.index_digest))
+        assert len(index["manifests"]) == 2
+        for m in index["manifests"]:
+            manifest = json.loads(c.read_blob(m["digest"]))
+            for d in (manifest["config"], *manifest["layers"]):
+                assert c.content_info(d["digest"]).size == d["size"], d
+    finally:
+        remove_image(c, "mason-test/gc-load:1")
 
 
 def test_load_rejects_what_is_not_an_archive(containerd_env, tmp_path: Path) -> None:
