@@ -118,6 +118,20 @@ CASES: dict[str, Regression] = {
         "RUN --mount=from=0,target=/s --mount=type=cache,from=0,target=/c true\n",
         lambda ops: sum(s.startswith("docker-image://docker.io/library/0:latest@") for s in _sources(ops)) == 1
         and sum(o.WhichOneof("op") == "exec" for o in ops) == 2),
+    # COPY heredoc sources are every word that parses as one, an fd prefix too (3<<"TWO"); chomp
+    # and expand are the source word's (found on tests/frontends/dockerfile/test_syntax.py)
+    "copy-heredoc-with-fd": Regression(
+        "FROM busybox\nENV V=v\nCOPY <<-'ONE' 3<<\"TWO\" <<X /dest/\n\tfirst $V\n\tONE\nsecond $V\nTWO\n\t$V\nX\n",
+        lambda ops: sorted((a.mkfile.path, a.mkfile.data) for o in ops if o.WhichOneof("op") == "file"
+                           for a in o.file.actions if a.WhichOneof("action") == "mkfile")
+        == [("/ONE", b"first $V\n"), ("/TWO", b"second $V\n"), ("/X", b"\tv\n")]
+        and not any(s.startswith("local://") for s in _sources(ops))),
+    # ... and in the JSON form too, where the instruction has no heredoc body (an empty file)
+    "copy-heredoc-json-form": Regression(
+        'FROM busybox\nCOPY ["<<EOF", "/dest/"]\n',
+        lambda ops: [(a.mkfile.path, a.mkfile.data) for o in ops if o.WhichOneof("op") == "file"
+                     for a in o.file.actions if a.WhichOneof("action") == "mkfile"] == [("/EOF", b"")]
+        and not any(s.startswith("local://") for s in _sources(ops))),
 }
 
 

@@ -46,6 +46,7 @@ from mason.frontends.dockerfile.instructions_values import (
     suggest,
 )
 from mason.frontends.dockerfile.nodes import Heredoc, Node
+from mason.frontends.dockerfile.syntax_heredoc import HeredocError, parse_heredoc_word
 
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9\-_.]*$")
 # Stricter than BuildKit (which takes any word): a name must be usable, if not as $name then
@@ -164,15 +165,15 @@ def _parse_entrypoint(node: Node, ctx: Ctx) -> Entrypoint | None:
     return Entrypoint(_command(node), node.original, node.loc)
 
 
-def _heredoc_name(word: str) -> str | None:
-    if word[:2] != "<<":
+def _heredoc_word(word: str) -> Heredoc | None:
+    """BuildKit's ``MustParseHeredoc``: the heredoc ``word`` names (``[fd]<<[-]NAME``, quotes
+    removed), None if it is none or does not parse."""
+    if "<<" not in word:
         return None
-    name = word[2:]
-    if name[:1] == "-":
-        name = name[1:]
-    if len(name) >= 2 and name[0] == name[-1] and name[0] in "'\"":
-        name = name[1:-1]
-    return name or None
+    try:
+        return parse_heredoc_word(word)
+    except HeredocError:
+        return None
 
 
 def _bad_urls(node: Node, ctx: Ctx, sources: tuple[str, ...]) -> bool:
@@ -198,7 +199,7 @@ def _parse_copy(node: Node, ctx: Ctx, add: bool = False) -> Copy | Add | None:
     args = node.args
     if add and _bad_urls(node, ctx, args[:-1]):
         return None
-    if not node.flags and not node.heredocs and len(args) >= 2:  # the common case, fast
+    if not node.flags and len(args) >= 2 and not any("<<" in a for a in args):  # the common case, fast
         if add:
             return Add(args[:-1], args[-1], None, None, None, False, False, (), (), None,
                        False, None, node.original, node.loc)
@@ -223,18 +224,22 @@ def _parse_copy(node: Node, ctx: Ctx, add: bool = False) -> Copy | Add | None:
     dest = args[-1]
     sources = args[:-1]
     heredocs: tuple[Heredoc, ...] = ()
-    if node.heredocs:
+    if any("<<" in a for a in args):
+        # as BuildKit's parseSourcesAndDest: a source that parses as a heredoc (``3<<"TWO"``
+        # too, and in the JSON form) is one; its body is the one of that name (empty if the
+        # instruction has none), its chomp and expand the word's own
         by_name = {h.name: h for h in node.heredocs}
-        if _heredoc_name(dest) in by_name:
+        if _heredoc_word(dest) is not None:
             ctx.error(node, f"{instr} destination cannot be a heredoc", dest)
             return None
         paths, docs = [], []
         for s in sources:
-            h = by_name.get(_heredoc_name(s))  # type: ignore[arg-type]
+            h = _heredoc_word(s)
             if h is None:
                 paths.append(s)
             else:
-                docs.append(h)
+                body = by_name.get(h.name)
+                docs.append(Heredoc(h.name, body.content if body is not None else "", h.expand, h.chomp, h.fd))
         sources, heredocs = tuple(paths), tuple(docs)
     common = (sources, dest, flags.get("from") or None, flags.get("chown") or None, chmod,
               flags.get("link", False), flags.get("parents", False),

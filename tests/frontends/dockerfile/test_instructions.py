@@ -235,8 +235,10 @@ def test_copy_heredoc_sources():
     c = one(N("COPY <<EOF <<'END' file /dst/", ("<<EOF", "<<'END'", "file", "/dst/"),
               heredocs=(h1, h2)))
     assert c.sources == ("file",) and c.heredocs == (h1, h2) and c.dest == "/dst/"
-    c = one(N("COPY <<-EOF /dst", ("<<-EOF", "/dst"), heredocs=(h1,)))
-    assert c.sources == () and c.heredocs == (h1,)
+    # chomp, expand and fd are the source word's (as BuildKit), the body the heredoc's of that name
+    c = one(N("COPY <<-EOF 3<<\"END\" /dst", ("<<-EOF", '3<<"END"', "/dst"), heredocs=(h1, h2)))
+    assert c.sources == () and c.heredocs == (Heredoc("EOF", "hello\n", chomp=True),
+                                              Heredoc("END", "x\n", expand=False, fd=3))
 
 
 def test_add_every_flag():
