@@ -7,6 +7,7 @@ instead of passing vacuously."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -132,6 +133,14 @@ CASES: dict[str, Regression] = {
         lambda ops: [(a.mkfile.path, a.mkfile.data) for o in ops if o.WhichOneof("op") == "file"
                      for a in o.file.actions if a.WhichOneof("action") == "mkfile"] == [("/EOF", b"")]
         and not any(s.startswith("local://") for s in _sources(ops))),
+    # ADD of a git@ source names it in the context's local.followpaths (every non-http(s) source
+    # is followed), when the stage reads the context at all
+    "add-git-at-in-followpaths": Regression(
+        "FROM busybox\nADD git@github.com:moby/buildkit.git /src\nCOPY a /a\n",
+        lambda ops: [json.loads(o.source.attrs["local.followpaths"]) for o in ops
+                     if o.WhichOneof("op") == "source" and o.source.identifier.startswith("local://")]
+        == [["a", "git@github.com:moby/buildkit.git"]],
+        files={"a": "x\n"}),
 }
 
 

@@ -177,10 +177,14 @@ class Lowerer:
     def context_state(self, st: StageState, path: str) -> State:
         """The build context (one source for the whole build; its attrs are decided once every
         stage is lowered, see :meth:`_finish_context`)."""
-        self.ctx_paths.setdefault(st.index, set()).add(path)
+        self.context_path(st, path)
         if self._context is None:
             self._context = placeholder("local://" + self.options.context_name)
         return self._context
+
+    def context_path(self, st: StageState, path: str) -> None:
+        """Name ``path`` in the context's ``local.followpaths`` (if the stage is reached)."""
+        self.ctx_paths.setdefault(st.index, set()).add(path)
 
     def _finish_context(self, outputs: list[Output]) -> list[Output]:
         if self._context is None and not self.named:

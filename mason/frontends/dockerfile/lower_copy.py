@@ -140,6 +140,8 @@ def _lower(lw: "Lowerer", st: StageState, inst: Copy | Add, is_add: bool) -> Non
         if is_git_url(src):
             if not is_add:
                 raise MasonError("source can't be a git ref for COPY", loc)
+            if from_context and not is_http_url(src):  # BuildKit v0.32.2 follows every source
+                lw.context_path(st, join_abs(src))     # that is no http(s) URL, git@ ones too
             acts = acts.copy(git_source(lw, st, src, keep_git, checksum), "/", dest, owner=owner, mode=mode,
                              mode_str=mode_str, create_dest_path=True)
         elif is_http_url(src):
