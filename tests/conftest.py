@@ -7,6 +7,7 @@ pytest_plugins: list[str] = [
     "tests.fixtures.buildkitd",
     "tests.fixtures.foreign",
     "tests.fixtures.debian",
+    "tests.fixtures.deeptree",
 ]
 
 # The suite runs on a shared, loaded machine: Hypothesis must not turn slowness into failures

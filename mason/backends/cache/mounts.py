@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
-import shutil
 import stat
 import tarfile
 import tempfile
@@ -28,6 +27,7 @@ from typing import Any
 
 from mason.backends import oci
 from mason.backends.containerd.client import UNCOMPRESSED, Client
+from mason.backends.fstree import remove_tree, walk
 from mason.backends.sources.result import Layer
 from mason.ir.errors import MasonError
 
@@ -35,7 +35,7 @@ from mason.ir.errors import MasonError
 def content_size(path: str) -> int:
     """Bytes of the regular files under ``path`` (links not followed)."""
     total = 0
-    for top, _dirs, files in os.walk(path):
+    for top, _dirs, files in walk(path):
         for name in files:
             with contextlib.suppress(OSError):
                 st = os.lstat(os.path.join(top, name))
@@ -52,8 +52,15 @@ def _tar_dir(path: str, out: Any, source_date_epoch: int | None) -> None:
         return ti
 
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for name in sorted(os.listdir(path)):
-            tf.add(os.path.join(path, name), arcname=name, recursive=True, filter=clamp)
+        # tarfile's recursive add recurses in Python: the same order (depth first, names
+        # sorted) from a stack of our own, so a tree of any depth goes in
+        todo = sorted(os.listdir(path), reverse=True)
+        while todo:
+            arc = todo.pop()
+            full = os.path.join(path, arc)
+            tf.add(full, arcname=arc, recursive=False, filter=clamp)
+            if stat.S_ISDIR(os.lstat(full).st_mode):
+                todo.extend(f"{arc}/{n}" for n in sorted(os.listdir(full), reverse=True))
 
 
 def layer_of_dir(client: Client, path: str, *, source_date_epoch: int | None = None) -> Layer:
@@ -159,13 +166,13 @@ def restore_dir(chunks: Iterator[bytes], media_type: str, dest: str) -> None:
                     continue
                 tf.extract(m, dest, numeric_owner=True, filter=_member_filter)
     except MasonError:
-        shutil.rmtree(dest, ignore_errors=True)
+        remove_tree(dest, ignore_errors=True)
         raise
     except Exception as e:  # a crafted or truncated archive: tarfile, gzip, zstd and OS errors
-        shutil.rmtree(dest, ignore_errors=True)
+        remove_tree(dest, ignore_errors=True)
         raise MasonError(f"cannot unpack it: {e}") from None
     except BaseException:
-        shutil.rmtree(dest, ignore_errors=True)
+        remove_tree(dest, ignore_errors=True)
         raise
 
 

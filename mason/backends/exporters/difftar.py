@@ -143,6 +143,23 @@ class _DiffWriter:
         self.tar.addfile(ti)
 
     def walk(self, lower: str | None, upper: str, rel: str) -> None:
+        """Emit the changes below ``rel``: depth first, each directory a suspended
+        :meth:`_entries` on a stack of its own (a tree deeper than Python's recursion limit is
+        a tree like any other)."""
+        stack: list[tuple[Iterator, int | None]] = [(self._entries(lower, upper, rel), None)]
+        while stack:
+            entries, mark = stack[-1]
+            child = next(entries, None)
+            if child is None:
+                stack.pop()
+                if mark is not None:
+                    del self.pending[mark:]  # nothing below changed: the directory stays out
+                continue
+            stack.append(child)
+
+    def _entries(self, lower: str | None, upper: str, rel: str) -> Iterator[tuple[Iterator, int | None]]:
+        """Emit the entries of directory ``rel``; yield each subdirectory's own walk (with the
+        mark of its pending entry, if it is one) before going on."""
         up_dir = os.path.join(upper, rel)
         lo_dir = os.path.join(lower, rel) if lower is not None else None
         up_names = set(os.listdir(up_dir))
@@ -162,12 +179,11 @@ class _DiffWriter:
                 below = lower if lo_st is not None and stat.S_ISDIR(lo_st.st_mode) else None
                 if changed:
                     self.emit(entry, up_path, st)
-                    self.walk(below, upper, entry + "/")
+                    yield self._entries(below, upper, entry + "/"), None
                 else:
                     mark = len(self.pending)
                     self.pending.append((entry + "/", up_path, st))
-                    self.walk(below, upper, entry + "/")
-                    del self.pending[mark:]  # nothing below changed: the directory stays out
+                    yield self._entries(below, upper, entry + "/"), mark
             elif changed:
                 self.emit(entry, up_path, st)
 

@@ -15,6 +15,7 @@ import stat
 
 from mason.backends.containerd.client import Client
 from mason.backends.exporters.layer import viewed
+from mason.backends.fstree import remove_tree
 from mason.ir.errors import MasonError
 
 _CHUNK = 1 << 20
@@ -52,7 +53,7 @@ def _clear(dst: str, want_dir: bool) -> None:
         return
     if stat.S_ISDIR(st.st_mode):
         if not want_dir:
-            shutil.rmtree(dst)
+            remove_tree(dst)
     else:
         os.unlink(dst)
 
@@ -64,7 +65,9 @@ def copy_tree(src: str, dst: str, owner: Owner = None) -> None:
     os.makedirs(dst, exist_ok=True)
     dirs: list[tuple[str, os.stat_result]] = [(dst, os.lstat(src))]
 
-    def walk(s_dir: str, d_dir: str) -> None:
+    todo = [(src, dst)]  # directories still to copy: a stack, not recursion (any depth)
+    while todo:
+        s_dir, d_dir = todo.pop()
         for name in sorted(os.listdir(s_dir)):
             s, d = os.path.join(s_dir, name), os.path.join(d_dir, name)
             st = os.lstat(s)
@@ -74,7 +77,7 @@ def copy_tree(src: str, dst: str, owner: Owner = None) -> None:
                 if not os.path.isdir(d):
                     os.mkdir(d, 0o700)
                 _copy_xattrs(s, d)
-                walk(s, d)
+                todo.append((s, d))
                 dirs.append((d, st))
                 continue
             key = (st.st_dev, st.st_ino)
@@ -102,7 +105,6 @@ def copy_tree(src: str, dst: str, owner: Owner = None) -> None:
             if st.st_nlink > 1:
                 links[key] = d
 
-    walk(src, dst)
     for d, st in reversed(dirs):  # directory times last, after their contents changed
         _meta(d, st, owner)
 

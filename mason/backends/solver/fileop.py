@@ -30,11 +30,11 @@ The parts, each using only those below it: this module (the op, one action), :mo
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Sequence
 
+from mason.backends.fstree import remove_tree
 from mason.backends.solver import users
 from mason.backends.solver.fileop_copy import WFLAGS, copy_action, copy_tree, ts_of
 from mason.backends.solver.fileop_match import has_wildcard, match_regex, wildcards
@@ -159,7 +159,7 @@ def execute_fileop(op: FileOp, inputs: Sequence[str | None],
     finally:
         for d in owned:
             if d != dest_root:
-                shutil.rmtree(d, ignore_errors=True)
+                remove_tree(d, ignore_errors=True)
     return dest_root
 
 

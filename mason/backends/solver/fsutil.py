@@ -23,6 +23,7 @@ import stat
 import tarfile
 from collections import deque
 
+from mason.backends.fstree import remove_at
 from mason.ir.errors import MasonError
 
 __all__ = [
@@ -292,23 +293,9 @@ def remove_if_empty(root: str | int, path: str) -> bool:
 
 
 def remove_all_at(dir_fd: int, name: str) -> None:
-    """``rm -rf name`` relative to ``dir_fd``, never following a symlink."""
-    try:
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISDIR(st.st_mode):
-        os.unlink(name, dir_fd=dir_fd)
-        return
-    fd = os.open(name, READ_DIR_FLAGS, dir_fd=dir_fd)
-    try:
-        with os.scandir(fd) as it:
-            names = [e.name for e in it]
-        for child in names:
-            remove_all_at(fd, child)
-    finally:
-        os.close(fd)
-    os.rmdir(name, dir_fd=dir_fd)
+    """``rm -rf name`` relative to ``dir_fd``, never following a symlink, at any depth
+    (:func:`mason.backends.fstree.remove_at`)."""
+    remove_at(dir_fd, name)
 
 
 def chmod_at(dir_fd: int, name: str, mode: int) -> None:

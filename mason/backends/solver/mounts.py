@@ -181,9 +181,9 @@ class CacheMounts:
             return
         tmp = f"{path}.new-{os.getpid()}"
         if os.path.isdir(tmp):
-            import shutil
+            from mason.backends.fstree import remove_tree
 
-            shutil.rmtree(tmp)
+            remove_tree(tmp)
         if restore is not None and restore(tmp):
             pass
         elif seed is not None:

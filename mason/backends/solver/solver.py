@@ -33,12 +33,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from mason.backends.containerd.client import AlreadyExists, Client, Unavailable
 from mason.backends.containerd.exec import OWNER_LABEL, Executor, _owner_alive, reap_orphans, reap_owned
+from mason.backends.fstree import remove_tree
 from mason.backends.solver import cachekey
 from mason.backends.solver.context import CONTENT_RESOURCE, SNAPSHOT_RESOURCE, SolveContext
 from mason.backends.solver.events import EventSink, null_sink
@@ -134,7 +134,7 @@ class Solver:
             with contextlib.suppress(Exception):  # Network.close already turns failures into warnings
                 ctx.close_network()
             ctx.secrets.close()
-            shutil.rmtree(tmpdir, ignore_errors=True)
+            remove_tree(tmpdir, ignore_errors=True)
             with contextlib.suppress(MasonError):
                 self.client.delete_lease(lease)
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
-import stat
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from mason.backends.fstree import remove_tree
 from mason.ir.errors import MasonError
 
 __all__ = ["new_build_dir", "sweep_build_dirs"]
@@ -45,15 +44,9 @@ def _mounts_below(d: Path) -> list[str]:
 
 
 def _remove_same_fs(d: Path) -> None:
-    """``rm -r d`` that never descends into another filesystem (a mount it could not take off)."""
-    dev = os.lstat(d).st_dev
-    for dirpath, dirnames, _ in os.walk(d, topdown=True):
-        for name in list(dirnames):
-            p = os.path.join(dirpath, name)
-            st = os.lstat(p)
-            if stat.S_ISDIR(st.st_mode) and st.st_dev != dev:
-                raise OSError(f"{p} is another filesystem")
-    shutil.rmtree(d, ignore_errors=True)
+    """``rm -r d`` that never descends into another filesystem (a mount it could not take off:
+    an ``OSError`` before anything of that mount is touched); any depth."""
+    remove_tree(d, one_filesystem=True)
 
 
 def sweep_build_dirs(base: Path, alive: Callable[[str], bool], *, now: float | None = None) -> int:

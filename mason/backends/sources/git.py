@@ -38,7 +38,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -48,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mason.backends.containerd.client import Client
+from mason.backends.fstree import remove_tree
 from mason.backends.solver.scheduler import Cancelled
 from mason.backends.sources.local import copy_selection, scan_local
 from mason.backends.sources.result import SourceResult
@@ -323,7 +323,7 @@ def load_git(client: Client, url_identifier: str, attrs: Mapping[str, str] | Non
                               labels={"mason.source": f"git:{src.remote[:160]}#{src.ref[:40]}"})
         return SourceResult(snapshot=snap, digest=commit, cache_key_extra=commit)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work, ignore_errors=True)
 
 
 def _fetch(run: _Git, repo: Path, src: GitSource) -> str:
