@@ -16,12 +16,12 @@ import functools
 import hashlib
 import json
 import re
+import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-import grpc
 from google.protobuf import field_mask_pb2
 
 from mason.backends.containerd import _protos
@@ -56,6 +56,7 @@ from mason.backends.containerd.client_types import (
     timestamp_ns,
 )
 from mason.backends.containerd.daemon import NAMESPACE, socket_path
+from mason.backends.containerd.h2rpc import Channel, RpcError, Stub
 
 __all__ = ["Client", "connect", "SPEC_TYPE_URL", "RUNC_OPTIONS_TYPE_URL", "RUNTIME", "SNAPSHOTTER",
            "LAYER_MEDIA_TYPE", "LAYER_MEDIA_TYPE_UNCOMPRESSED", "GC_EXPIRE", "UNCOMPRESSED", "ContainerdError",
@@ -70,6 +71,13 @@ _NO_SPACE = re.compile(r"(?:write|open|mkdir|create) (\S+?):? no space left on d
 # -- client ---------------------------------------------------------------------------------
 
 
+def rpc_errors() -> tuple[type[Exception], ...]:
+    """The exceptions a failed call raises: h2rpc's, and grpc's once grpc is loaded."""
+    g = sys.modules.get("grpc")
+    return (RpcError, g.RpcError) if g is not None else (RpcError,)
+
+
+
 class Client:
     """A connection to one containerd, in one namespace, optionally inside one lease.
 
@@ -77,60 +85,65 @@ class Client:
     the channel (close the one you created)."""
 
     def __init__(self, address: str, namespace: str = NAMESPACE, *, lease: str | None = None,
-                 timeout: float | None = 60.0, _channel: grpc.Channel | None = None):
+                 timeout: float | None = 60.0, _channel: Channel | None = None):
         self.address = socket_path(address)
         self.namespace = namespace
         self.lease_id = lease
         self.timeout = timeout
         self.pb = _protos.load()
         if _channel is None:
-            _channel = grpc.insecure_channel(
-                f"unix://{self.address}",
-                options=[("grpc.max_receive_message_length", 64 << 20),
-                         ("grpc.max_send_message_length", 64 << 20)],
-            )
+            _channel = Channel(self.address, options=[("grpc.max_receive_message_length", 64 << 20),
+                                                      ("grpc.max_send_message_length", 64 << 20)])
         self.channel = _channel
         md = [("containerd-namespace", namespace)]
         if lease:
             md.append(("containerd-lease", lease))
         self._md = tuple(md)
 
-    # each service's stub is made on first use (its generated modules load then: _protos.Stubs)
+    # each service's stub is made on first use (its generated modules load then: _protos.Stubs).
+    # Unary and server-streaming calls go over mason's own HTTP/2 client (h2rpc: no grpc import
+    # for a rebuild whose steps are all cached); Content.Write and the tasks service (Wait is
+    # a future) use the generated stubs on the grpc channel.
+    def _stub(self, module: str, service: str):
+        mod = getattr(self.pb, module)
+        return Stub(self.channel, mod.DESCRIPTOR.services_by_name[service],
+                    lambda: getattr(getattr(self.pb, module + "_grpc"), service + "Stub")(self.channel.grpc()))
+
     @functools.cached_property
     def _namespaces(self):
-        return self.pb.namespaces_grpc.NamespacesStub(self.channel)
+        return self._stub("namespaces", "Namespaces")
 
     @functools.cached_property
     def _leases(self):
-        return self.pb.leases_grpc.LeasesStub(self.channel)
+        return self._stub("leases", "Leases")
 
     @functools.cached_property
     def _content(self):
-        return self.pb.content_grpc.ContentStub(self.channel)
+        return self._stub("content", "Content")
 
     @functools.cached_property
     def _snapshots(self):
-        return self.pb.snapshots_grpc.SnapshotsStub(self.channel)
+        return self._stub("snapshots", "Snapshots")
 
     @functools.cached_property
     def _diff(self):
-        return self.pb.diff_grpc.DiffStub(self.channel)
+        return self._stub("diff", "Diff")
 
     @functools.cached_property
     def _containers(self):
-        return self.pb.containers_grpc.ContainersStub(self.channel)
+        return self._stub("containers", "Containers")
 
     @functools.cached_property
     def _tasks(self):
-        return self.pb.tasks_grpc.TasksStub(self.channel)
+        return self.pb.tasks_grpc.TasksStub(self.channel.grpc())
 
     @functools.cached_property
     def _images(self):
-        return self.pb.images_grpc.ImagesStub(self.channel)
+        return self._stub("images", "Images")
 
     @functools.cached_property
     def _version(self):
-        return self.pb.version_grpc.VersionStub(self.channel)
+        return self._stub("version", "Version")
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -146,10 +159,16 @@ class Client:
     def wait_ready(self, timeout: float) -> None:
         """Wait until the channel is connected (after containerd came back: gRPC reconnects
         only after its back-off); :class:`Unavailable` if it is not within ``timeout``."""
-        try:
-            grpc.channel_ready_future(self.channel).result(timeout=timeout)
-        except grpc.FutureTimeoutError:
-            raise Unavailable(f"containerd at {self.address} is not answering (connect)") from None
+        deadline = time.monotonic() + timeout
+        if not self.channel.wait_ready(timeout):
+            raise Unavailable(f"containerd at {self.address} is not answering (connect)")
+        if self.channel.has_grpc():
+            import grpc
+
+            try:
+                grpc.channel_ready_future(self.channel.grpc()).result(timeout=max(0.1, deadline - time.monotonic()))
+            except grpc.FutureTimeoutError:
+                raise Unavailable(f"containerd at {self.address} is not answering (connect)") from None
 
     def __enter__(self) -> "Client":
         return self
@@ -161,13 +180,16 @@ class Client:
         t = self.timeout if timeout is True else timeout
         try:
             return method(request, metadata=self._md, timeout=t)
-        except grpc.RpcError as e:
+        except rpc_errors() as e:
             raise self._error(what, e) from None
 
-    def _error(self, what: str, e: grpc.RpcError) -> ContainerdError:
-        code = e.code() if hasattr(e, "code") else None
+    def _error(self, what: str, e: Exception) -> ContainerdError:
+        """A :class:`ContainerdError` of an h2rpc or grpc failure; its ``code`` is the status's
+        name (``"NOT_FOUND"``)."""
+        raw = e.code() if hasattr(e, "code") else None
+        code = raw if isinstance(raw, str) or raw is None else getattr(raw, "name", str(raw))
         details = e.details() if hasattr(e, "details") else str(e)
-        if code == grpc.StatusCode.UNAVAILABLE:
+        if code == "UNAVAILABLE":
             return Unavailable(f"containerd at {self.address} is not answering ({what}): {details}", code)
         cls = ERRORS.get(code, ContainerdError)
         if (full := _NO_SPACE.search(details or "")) is not None:  # the chain of wrappers says little more
@@ -294,7 +316,7 @@ class Client:
         try:
             for _ in self._content.Write(requests(), metadata=self._md, timeout=None):
                 pass
-        except grpc.RpcError as e:
+        except rpc_errors() as e:
             err = self._error(f"write blob {digest}", e)
             if isinstance(err, AlreadyExists):
                 return self.content_info(digest)
@@ -311,7 +333,7 @@ class Client:
         try:
             for r in self._content.Read(req, metadata=self._md, timeout=None):
                 yield r.data
-        except grpc.RpcError as e:
+        except rpc_errors() as e:
             raise self._error(f"read blob {digest}", e) from None
 
     def content_info(self, digest: str) -> ContentInfo:
@@ -349,7 +371,7 @@ class Client:
         try:
             for r in self._content.List(req, metadata=self._md, timeout=self.timeout):
                 out.extend(ContentInfo(i.digest, i.size, dict(i.labels), timestamp_ns(i.created_at)) for i in r.info)
-        except grpc.RpcError as e:
+        except rpc_errors() as e:
             raise self._error("list content", e) from None
         return out
 
@@ -412,7 +434,7 @@ class Client:
         try:
             for r in self._snapshots.List(req, metadata=self._md, timeout=self.timeout):
                 out.extend(snap_from_pb(self.pb, i) for i in r.info)
-        except grpc.RpcError as e:
+        except rpc_errors() as e:
             raise self._error("list snapshots", e) from None
         return out
 
@@ -492,6 +514,8 @@ class Client:
 
     def wait_task(self, container_id: str, timeout: float | None = None) -> int:
         """Block until the task exits; returns its exit status. Polls so Ctrl-C gets through."""
+        import grpc
+
         fut = self.wait_task_future(container_id)
         deadline = None if timeout is None else time.monotonic() + timeout
         try:

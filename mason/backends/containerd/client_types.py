@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-import grpc
 from google.protobuf import any_pb2
 
 from mason.backends.containerd import _protos
@@ -24,9 +23,9 @@ UNCOMPRESSED = "containerd.io/uncompressed"
 
 
 class ContainerdError(MasonError):
-    """A containerd call failed; ``code`` is the gRPC status code."""
+    """A containerd call failed; ``code`` is the gRPC status's name (``"NOT_FOUND"``)."""
 
-    def __init__(self, message: str, code: grpc.StatusCode | None = None):
+    def __init__(self, message: str, code: str | None = None):
         super().__init__(message)
         self.code = code
 
@@ -43,8 +42,8 @@ class Unavailable(ContainerdError):
     pass
 
 
-ERRORS = {grpc.StatusCode.NOT_FOUND: NotFound, grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
-           grpc.StatusCode.UNAVAILABLE: Unavailable}
+ERRORS: dict[str | None, type[ContainerdError]] = {"NOT_FOUND": NotFound, "ALREADY_EXISTS": AlreadyExists,
+                                                  "UNAVAILABLE": Unavailable}
 
 
 # -- values ---------------------------------------------------------------------------------
