@@ -10,8 +10,12 @@ never compresses —, a 4-byte big-endian length and the protobuf bytes; the sta
 ``grpc-status``/``grpc-message`` trailers) over HTTP/2 (RFC 9113) with HPACK header blocks
 (RFC 7541: mason sends literals without indexing; the server's blocks are decoded by the
 ``hpack`` package). One call at a time owns a connection: there is no multiplexing to get
-wrong. Idle connections are kept in a pool; a call that finds its pooled connection closed
-by the server before any answer (containerd restarted) is sent again once on a new one.
+wrong. Idle connections are kept in a pool, and a connection goes back to it only when its
+last call ended with a status (any other failure closes it). A call whose request could not
+be sent whole on a pooled connection (containerd restarted: the old socket is dead), or that
+the server's GOAWAY says it never saw, is sent again once on a new connection, the other idle
+ones dropped; one that failed after its request was sent is not (containerd may have acted
+on it): it is ``UNAVAILABLE``.
 Flow control: mason opens its receive windows to 2^31-1 and tops them up as it reads; what it
 sends respects the server's windows and frame size.
 """
@@ -60,7 +64,8 @@ class RpcError(Exception):
 
 
 class _Stale(Exception):
-    """The pooled connection was gone before the server answered anything: send again."""
+    """The call never reached the server (a dead pooled connection, or a GOAWAY before its
+    stream): send it again."""
 
 
 def _hpack_int(value: int, prefix: int, first: int = 0) -> bytes:
@@ -96,7 +101,7 @@ class _Conn:
     """One HTTP/2 connection; one call at a time."""
 
     def __init__(self, path: str, connect_timeout: float = 10.0):
-        from hpack import Decoder
+        import hpack  # here, not at import: a process that makes no call does not load it
 
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -106,16 +111,17 @@ class _Conn:
         except OSError:
             self.sock.close()
             raise
-        self.decoder = Decoder()
+        self.decoder = hpack.Decoder()
         self.buf = bytearray()
         self.next_id = 1
         self.send_window = 65535  # the connection's, for what we send
         self.peer_initial = 65535  # each new stream's
         self.stream_window = 0
         self.max_frame = 16384
-        self.unacked = 0  # read since the last window top-up
+        self.unacked = 0  # read on the connection since its last window top-up
+        self.stream_unacked = 0  # read on the current stream since its last top-up
         self.gone = False  # GOAWAY or EOF: no new call on it
-        self._heard = False  # a frame came since the last request was sent
+        self.reusable = False  # the last call ended with its status: the connection is in step
         settings = struct.pack(">HI", S_ENABLE_PUSH, 0) + struct.pack(">HI", S_INITIAL_WINDOW_SIZE, MAX_WINDOW)
         self.sock.sendall(PREFACE + self._frame(SETTINGS, 0, 0, settings)
                           + self._frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", MAX_WINDOW - 65535)))
@@ -178,33 +184,39 @@ class _Conn:
              timeout: float | None, fresh: bool) -> Iterator[bytes]:
         """Send one request message; yield each response message; raise :class:`RpcError` on a
         status other than OK (and :class:`_Stale` when a reused connection — not ``fresh`` —
-        died before the server answered anything)."""
+        died before the request was sent whole)."""
         sid = self.next_id
         self.next_id += 2
         self.stream_window = self.peer_initial
+        self.stream_unacked = 0
+        self.reusable = False
         headers = [(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "localhost"),
                    ("content-type", "application/grpc"), ("te", "trailers")]
         if timeout is not None:
             headers.append(("grpc-timeout", grpc_timeout(timeout)))
         headers += metadata
-        answered = False
+        import hpack
+
+        sent = False
         try:
             self.sock.settimeout(None if timeout is None else timeout + 5.0)
             self._send_headers(sid, encode_headers(headers))
-            self._send_data(sid, b"\x00" + struct.pack(">I", len(body)) + body)
-            yield from self._responses(sid)
-            answered = True
+            early = self._send_data(sid, b"\x00" + struct.pack(">I", len(body)) + body)
+            sent = True
+            yield from self._responses(sid, early)
         except (BrokenPipeError, ConnectionResetError, EOFError) as e:
             self.gone = True
-            if not fresh and not answered and not self._heard:
+            if not fresh and not sent:  # containerd cannot have acted on half a request
                 raise _Stale(str(e)) from None
             raise RpcError("UNAVAILABLE", f"connection to containerd lost: {e}") from None
         except socket.timeout:
             self.gone = True
             raise RpcError("DEADLINE_EXCEEDED", "containerd did not answer in time") from None
+        except (hpack.HPACKError, ValueError, IndexError, struct.error) as e:  # a frame we cannot read
+            self.gone = True
+            raise RpcError("INTERNAL", f"containerd sent what mason cannot read: {e}") from None
 
     def _send_headers(self, sid: int, block: bytes) -> None:
-        self._heard = False
         chunks = [block[i:i + self.max_frame] for i in range(0, len(block), self.max_frame)] or [b""]
         frames = b""
         for i, c in enumerate(chunks):
@@ -212,14 +224,26 @@ class _Conn:
             frames += self._frame(HEADERS if i == 0 else CONTINUATION, last, sid, c)
         self.sock.sendall(frames)
 
-    def _send_data(self, sid: int, data: bytes) -> None:
+    def _send_data(self, sid: int, data: bytes) -> list[tuple[str, str]] | None:
+        """Send the request message; the response headers if they came while it waited for a
+        window (a status that came then is raised)."""
         view = memoryview(data)
+        early = None
         while True:
             n = min(len(view), self.max_frame, self.send_window, self.stream_window)
             if n <= 0 and len(view):
                 kind, flags, stream, payload = self.read_frame()  # wait for a window update
-                self._heard = True
+                if kind in (HEADERS, CONTINUATION):  # decoded whosever it is: the HPACK table stays in step
+                    fields = self._block(flags, payload, stream)
+                    if stream == sid:
+                        if flags & END_STREAM or early is not None:  # the answer came before the request went
+                            self.gone = True  # (half-sent: nothing more goes on this connection)
+                            _check_status(fields)
+                            raise RpcError("INTERNAL", "containerd answered before the request was sent")
+                        early = fields
+                    continue
                 if stream == sid and kind == RST_STREAM:
+                    self.gone = True
                     raise self._reset(payload)
                 self._control(kind, flags, stream, payload, sid)
                 continue
@@ -229,7 +253,13 @@ class _Conn:
             self.stream_window -= n
             view = view[n:]
             if last:
-                return
+                return early
+
+    @staticmethod
+    def _check_http(fields: list[tuple[str, str]]) -> None:
+        status = dict(fields).get(":status", "")
+        if status != "200":
+            raise RpcError("UNKNOWN" if status != "503" else "UNAVAILABLE", f"HTTP status {status}")
 
     @staticmethod
     def _reset(payload: bytes) -> RpcError:
@@ -251,12 +281,13 @@ class _Conn:
             block += more
         return [(str(k), str(v)) for k, v in self.decoder.decode(bytes(block))]
 
-    def _responses(self, sid: int) -> Iterator[bytes]:
+    def _responses(self, sid: int, early: list[tuple[str, str]] | None) -> Iterator[bytes]:
         data = bytearray()
-        headers_seen = False
+        headers_seen = early is not None
+        if early is not None:
+            self._check_http(early)
         while True:
             kind, flags, stream, payload = self.read_frame()
-            self._heard = True
             if stream != sid or kind not in (DATA, HEADERS, RST_STREAM):
                 if kind in (HEADERS, CONTINUATION) and stream != sid:  # keep the HPACK table in step
                     self._block(flags, payload, stream)
@@ -264,18 +295,20 @@ class _Conn:
                 self._control(kind, flags, stream, payload, sid)
                 continue
             if kind == RST_STREAM:
+                self.reusable = True  # the stream is over; the connection is in step
                 raise self._reset(payload)
             if kind == HEADERS:
                 fields = self._block(flags, payload, sid)
                 if headers_seen or flags & END_STREAM:  # trailers (or a trailers-only answer)
+                    if not flags & END_STREAM:
+                        raise RpcError("INTERNAL", "containerd sent trailers that do not end the stream")
+                    self.reusable = True
                     _check_status(fields)
                     if data:
                         raise RpcError("INTERNAL", "containerd sent a partial message")
                     return
                 headers_seen = True
-                status = dict(fields).get(":status", "")
-                if status != "200":
-                    raise RpcError("UNKNOWN" if status != "503" else "UNAVAILABLE", f"HTTP status {status}")
+                self._check_http(fields)
                 continue
             # DATA
             body = payload
@@ -283,10 +316,11 @@ class _Conn:
                 body = payload[1:len(payload) - payload[0]]
             data += body
             self.unacked += len(payload)
-            if self.unacked >= _TOP_UP:
-                inc = struct.pack(">I", self.unacked)
-                self.sock.sendall(self._frame(WINDOW_UPDATE, 0, 0, inc) + self._frame(WINDOW_UPDATE, 0, sid, inc))
-                self.unacked = 0
+            self.stream_unacked += len(payload)
+            if self.unacked >= _TOP_UP or self.stream_unacked >= _TOP_UP:
+                self.sock.sendall(self._frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", self.unacked))
+                                  + self._frame(WINDOW_UPDATE, 0, sid, struct.pack(">I", self.stream_unacked)))
+                self.unacked = self.stream_unacked = 0
             while len(data) >= 5:
                 size = int.from_bytes(data[1:5], "big")
                 if len(data) < 5 + size:
@@ -346,7 +380,9 @@ class Channel:
             g.close()
 
     def wait_ready(self, timeout: float) -> bool:
-        """True once the socket takes a connection (within ``timeout`` seconds)."""
+        """True once the socket takes a connection (within ``timeout`` seconds). The idle
+        connections are dropped first: this is asked after containerd came back."""
+        self._drop_idle()
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -359,9 +395,15 @@ class Channel:
             self._put(conn)
             return True
 
-    def _take(self) -> tuple[_Conn, bool]:
+    def _drop_idle(self) -> None:
         with self._lock:
-            while self._idle:
+            idle, self._idle = self._idle, []
+        for c in idle:
+            c.close()
+
+    def _take(self, new: bool = False) -> tuple[_Conn, bool]:
+        with self._lock:
+            while self._idle and not new:
                 c = self._idle.pop()
                 if not c.gone:
                     return c, False
@@ -373,7 +415,7 @@ class Channel:
 
     def _put(self, conn: _Conn) -> None:
         with self._lock:
-            if not conn.gone and not self._closed and conn.next_id < (1 << 30):
+            if conn.reusable and not conn.gone and not self._closed and conn.next_id < (1 << 30):
                 self._idle.append(conn)
                 return
         conn.close()
@@ -383,27 +425,19 @@ class Channel:
         """The response messages of one call (a generator: the connection goes back to the pool
         when it is exhausted, and is closed if the caller stops early)."""
         for attempt in (0, 1):
-            conn, fresh = self._take()
-            done = False
+            conn, fresh = self._take(new=attempt == 1)
             sent_any = False
             try:
-                for msg in conn.call(path, metadata, body, timeout, fresh or attempt == 1):
+                for msg in conn.call(path, metadata, body, timeout, fresh):
                     sent_any = True
                     yield msg
-                done = True
             except _Stale:
                 if sent_any:
                     raise RpcError("UNAVAILABLE", "connection to containerd lost") from None
-                conn.close()
+                self._drop_idle()  # they went with the same containerd
                 continue
-            except RpcError:
-                done = True  # the call ended cleanly with a status: the connection is fine
-                raise
-            finally:
-                if done and not conn.gone:
-                    self._put(conn)
-                else:
-                    conn.close()
+            finally:  # back to the pool only when the call ended with its status
+                self._put(conn)
             return
         raise RpcError("UNAVAILABLE", f"containerd at {self.path} closed the connection")
 
