@@ -72,9 +72,11 @@ _NO_SPACE = re.compile(r"(?:write|open|mkdir|create) (\S+?):? no space left on d
 
 
 def rpc_errors() -> tuple[type[Exception], ...]:
-    """The exceptions a failed call raises: h2rpc's, and grpc's once grpc is loaded."""
-    g = sys.modules.get("grpc")
-    return (RpcError, g.RpcError) if g is not None else (RpcError,)
+    """The exceptions a failed call raises: h2rpc's, and grpc's once grpc is loaded. (Another
+    thread may be importing grpc: the module is then in sys.modules without its RpcError yet,
+    and no grpc call can have failed.)"""
+    g = getattr(sys.modules.get("grpc"), "RpcError", None)
+    return (RpcError, g) if g is not None else (RpcError,)
 
 
 

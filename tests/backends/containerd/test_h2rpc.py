@@ -206,3 +206,19 @@ def test_header_block_and_timeout_encoding() -> None:
     assert encode_headers([("k", long)]) == b"\x00\x01k\x7f\x49" + long.encode()
     assert grpc_timeout(60) == "60000m" and grpc_timeout(0.0001) == "1m"
     assert grpc_timeout(10**7) == "10000000S"
+
+
+def test_the_errors_caught_while_another_thread_imports_grpc(monkeypatch) -> None:
+    """grpc half imported (in sys.modules, no RpcError yet: another thread is importing it):
+    what a failed call is caught as is h2rpc's error alone, not an AttributeError."""
+    import types
+
+    from mason.backends.containerd.client import rpc_errors
+    from mason.backends.containerd.h2rpc import RpcError
+
+    monkeypatch.setitem(sys.modules, "grpc", types.ModuleType("grpc"))
+    assert rpc_errors() == (RpcError,)
+    fake = types.ModuleType("grpc")
+    fake.RpcError = type("RpcError", (Exception,), {})  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "grpc", fake)
+    assert rpc_errors() == (RpcError, fake.RpcError)  # type: ignore[attr-defined]
