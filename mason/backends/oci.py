@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from mason.ir.errors import MasonError
-from mason.ir.resolver import PlatformSpec
+from mason.ir.resolver import PlatformSpec, choose_platform
 
 # Media types (OCI image-spec and Docker's schema2).
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -111,6 +111,17 @@ class Descriptor:
         if self.platform is not None:
             out["platform"] = self.platform.to_json()
         return out
+
+
+def usable_manifests(descs: Iterable[Descriptor]) -> list[Descriptor]:
+    """An index's entries less its attestation manifests (BuildKit's provenance / SBOM)."""
+    return [d for d in descs if d.annotations.get("vnd.docker.reference.type") != "attestation-manifest"]
+
+
+def choose_manifest(descs: Iterable[Descriptor], want: PlatformSpec) -> Descriptor | None:
+    """The entry of an index for platform ``want`` (attestation manifests never; an entry
+    without a platform only when none matches); None when there is none."""
+    return choose_platform(usable_manifests(descs), want, lambda d: d.platform)
 
 
 def _blob_relpath(digest: str) -> Path:

@@ -318,10 +318,10 @@ def graph_recorder(graph: str | None, fmt: str | None, root: str | None, sink):
     if not graph or fmt is None:
         yield sink
         return
+    from mason.backends.containerd.daemon import state_root
     from mason.backends.dump.graph import GRAPH_FILE
     from mason.backends.solver.history import HistoryRecorder, load_build
     from mason.cli.history import write_graph
-    from mason.cli.logs import state_root
     from mason.ir.errors import MasonError
 
     rec = HistoryRecorder(state_root(root), forward=sink)

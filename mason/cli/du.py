@@ -40,14 +40,12 @@ def human_ago(t: float, now: float | None = None) -> str:
 
 def open_cache(containerd_address: str | None, root: str | None):
     """The client and result store ``--containerd-address`` / ``--root`` select."""
-    from pathlib import Path
-
     from mason.backends.containerd.client import connect
-    from mason.backends.containerd.daemon import default_root
+    from mason.backends.containerd.daemon import state_root
     from mason.backends.solver.store import ResultStore
 
     client = connect(containerd_address, root)
-    return client, ResultStore(Path(root) if root else default_root())
+    return client, ResultStore(state_root(root))
 
 
 def print_totals(records) -> None:

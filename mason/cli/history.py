@@ -13,8 +13,8 @@ from pathlib import Path
 
 import click
 
+from mason.backends.containerd.daemon import state_root
 from mason.cli.daemon import root_option
-from mason.cli.logs import state_root
 
 COLUMNS = ("BUILD ID", "CREATED", "STATUS", "TARGET", "TAGS", "STEPS", "DURATION")
 GRAPH_FORMATS = {".svg": "svg", ".dot": "dot", ".html": "html"}

@@ -10,14 +10,8 @@ from typing import IO
 
 import click
 
+from mason.backends.containerd.daemon import state_root
 from mason.cli.daemon import root_option
-
-
-def state_root(root: str | None) -> Path:
-    """``--root`` as given, else mason's default state directory (as every command uses)."""
-    from mason.backends.containerd.daemon import default_root
-
-    return Path(root) if root else default_root()
 
 
 def print_logs(root: str | Path, build: str | None = None, step: int | None = None,

@@ -43,10 +43,10 @@ def prune(containerd_address: str | None, root: str | None, all_: bool, keep_sto
     with client, store:
         report = run_prune(client, store, all=all_, keep_storage=limit, **policy)
     if all_:  # every cache: the lowering cache too (a cold build after prune --all lowers again)
-        from mason.backends.containerd.daemon import default_root
+        from mason.backends.containerd.daemon import state_root
         from mason.lowering_cache import clear
 
-        clear(root or default_root())
+        clear(state_root(root))
     if report.records:
         click.echo("Deleted build cache objects:")
         for r in report.records:

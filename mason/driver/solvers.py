@@ -14,10 +14,10 @@ class open_solver:  # noqa: N801 - used as a context manager, like open()
 
     def __init__(self, root: str | None = None, address: str | None = None):
         from mason.backends.containerd.client import Client
-        from mason.backends.containerd.daemon import ADDRESS_ENV, ManagedContainerd, default_root, resolve_address
+        from mason.backends.containerd.daemon import ADDRESS_ENV, ManagedContainerd, resolve_address, state_root
         from mason.backends.solver.solver import Solver
 
-        state = Path(root) if root else default_root()
+        state = state_root(root)
         explicit = address or os.environ.get(ADDRESS_ENV)
         addr = resolve_address(address, state)
         self.client = Client(addr)
@@ -71,8 +71,8 @@ class Given:
         self.solver, self.client = solver, solver.client
 
 
-
 def state_root(root: str | None) -> Path:
-    from mason.backends.containerd.daemon import default_root
+    """:func:`mason.backends.containerd.daemon.state_root` (imported when first used)."""
+    from mason.backends.containerd.daemon import state_root as resolve
 
-    return Path(root) if root else default_root()
+    return resolve(root)

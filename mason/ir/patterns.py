@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mason.ir.errors import MasonError, SourceLoc
+from mason.ir.golang import path_clean
 
 __all__ = [
     "MatchResult", "Pattern", "PatternMatcher", "clean_path", "filter_paths", "find_dockerignore",
@@ -39,28 +40,7 @@ _GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006
     "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 
 
-def clean_path(path: str) -> str:
-    """Go's ``filepath.Clean`` for ``/``-separated paths: one slash between elements, ``.``
-    elements dropped, ``..`` eating the element before it (or dropped right after the root),
-    no trailing slash; ``""`` becomes ``"."``."""
-    if not path:
-        return "."
-    rooted = path[0] == "/"
-    out: list[str] = []
-    for part in path.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if out and out[-1] != "..":
-                out.pop()
-            elif not rooted:
-                out.append("..")
-            continue
-        out.append(part)
-    cleaned = "/".join(out)
-    if rooted:
-        return "/" + cleaned
-    return cleaned or "."
+clean_path = path_clean  # Go's filepath.Clean for "/"-separated paths (= path.Clean)
 
 
 _NEEDS_CLEAN = re.compile(r"(?:^|/)\.\.?(?:/|$)|//|^/|/$").search

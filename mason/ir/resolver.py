@@ -23,10 +23,12 @@ import json
 import platform as _platform
 import threading
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol, runtime_checkable
+from typing import Any, Callable, Iterable, Mapping, Protocol, TypeVar, runtime_checkable
 
 from mason.ir.errors import MasonError
 from mason.ir.reference import Reference, parse_reference
+
+T = TypeVar("T")
 
 # uname -m / Go-ish spellings → OCI architecture (+ variant), like containerd's platforms.Normalize.
 _ARCH_ALIASES: dict[str, tuple[str, str]] = {
@@ -120,6 +122,19 @@ class PlatformSpec:
 
     def __str__(self) -> str:
         return f"{self.os}/{self.architecture}" + (f"/{self.variant}" if self.variant else "")
+
+
+def choose_platform(entries: Iterable[T], want: PlatformSpec,
+                    platform_of: Callable[[T], "PlatformSpec | None"]) -> T | None:
+    """The entry of a manifest list an image for ``want`` comes from, as containerd chooses:
+    the first whose platform matches, else the first that names no platform, else None. The one
+    implementation of that choice (registry, image store and the static resolver use it)."""
+    entries = list(entries)
+    for e in entries:
+        p = platform_of(e)
+        if p is not None and want.matches(p):
+            return e
+    return next((e for e in entries if platform_of(e) is None), None)
 
 
 def _normalize_variant(arch: str, variant: str) -> str:
@@ -229,9 +244,7 @@ class InMemoryResolver:
             raise MasonError(f"image not found: {r.familiar()}")
         key = keys[0]
         entries = self._images[key]
-        entry = next((e for e in entries if e.platform is not None and want.matches(e.platform)), None)
-        if entry is None:
-            entry = next((e for e in entries if e.platform is None), None)
+        entry = choose_platform(entries, want, lambda e: e.platform)
         if entry is None:
             have = ", ".join(str(e.platform) for e in entries)
             raise MasonError(f"image {r.familiar()} has no manifest for platform {want} (it has {have})")

@@ -149,12 +149,12 @@ class Daemon:
             raise
 
     def _builds(self, stubs: Any) -> None:
-        from mason.backends.containerd.daemon import default_root
+        from mason.backends.containerd.daemon import state_root
         from mason.server.gateway import Bridge
         from mason.server.session import Sessions
         from mason.server.solve import Builds
 
-        state = (Path(self.root) if self.root else default_root()) / "serve"
+        state = state_root(self.root) / "serve"
         state.mkdir(parents=True, exist_ok=True)
         os.chmod(state, 0o700)  # the clients' files
         sessions = Sessions(stubs)

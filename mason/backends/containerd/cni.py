@@ -15,8 +15,6 @@ paths and repeatable. Plugins are found on ``CNI_PATH`` (a ``:``-separated list 
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import json
 import os
 import re
@@ -25,6 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from mason.backends import libc
 
 DEFAULT_CNI_PATH = ("/usr/lib/cni", "/opt/cni/bin")  # Debian's containernetworking-plugins; upstream
 CNI_VERSION = "1.0.0"
@@ -156,9 +156,8 @@ def remove_netns(path: str | os.PathLike[str]) -> None:
     when no process is left in it). Fine if it is already gone or was never mounted."""
     path = os.fspath(path)
     if is_mountpoint(path):
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        if libc.umount2(path.encode(), _MNT_DETACH) != 0:
-            err = ctypes.get_errno()
+        err = libc.umount2(path, _MNT_DETACH)
+        if err:
             raise CniError(f"unmounting network namespace {path}: {os.strerror(err)}")
     _unlink(path)
 

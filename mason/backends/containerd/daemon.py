@@ -59,6 +59,12 @@ def default_root() -> Path:
     return Path(os.path.expanduser("~")) / ".local" / "share" / "mason"
 
 
+def state_root(root: str | os.PathLike[str] | None) -> Path:
+    """mason's state directory: ``--root`` as given, else :func:`default_root` (every command
+    and the driver resolve it here)."""
+    return Path(root) if root else default_root()
+
+
 def socket_path(address: str) -> str:
     """A containerd address (``/path`` or ``unix:///path``) as a filesystem path."""
     return address[len("unix://"):] if address.startswith("unix://") else address
@@ -96,7 +102,7 @@ class ManagedContainerd:
 
     @classmethod
     def at(cls, root: str | Path | None = None) -> "ManagedContainerd":
-        return cls(Path(root) if root is not None else default_root())
+        return cls(state_root(root))
 
     # -- layout ---------------------------------------------------------------------------
 

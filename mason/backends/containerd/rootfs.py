@@ -15,13 +15,12 @@ shortening tricks.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from mason.backends import libc
 from mason.backends.containerd.client import Mount
 from mason.ir.errors import MasonError
 
@@ -30,26 +29,13 @@ _MNT_DETACH = 0x2
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _FLAG_WORDS = {"ro": _MS_RDONLY, "rw": 0, "bind": _MS_BIND, "rbind": _MS_BIND | _MS_REC}
 
-_libc = None
-
-
-def _lib():
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        _libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
-        _libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
-    return _libc
-
-
 class RootfsError(MasonError):
     pass
 
 
 def _mount(source: str, target: str, fstype: str | None, flags: int, data: str) -> None:
-    if _lib().mount(source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
-                    data.encode() if data else None) != 0:
-        e = ctypes.get_errno()
+    e = libc.mount(source, target, fstype, flags, data)
+    if e:
         raise RootfsError(f"mounting {fstype or 'bind'} {source} on {target}: {os.strerror(e)}")
 
 
@@ -93,13 +79,11 @@ def unmount_rootfs(target: str | os.PathLike[str]) -> None:
     """Unmount ``target`` (lazily if something still holds it) and remove the directory.
     Fine if it is not mounted."""
     t = os.fspath(target)
-    lib = _lib()
-    while lib.umount2(t.encode(), 0) == 0:
+    while (e := libc.umount2(t)) == 0:
         pass  # something stacked: take it all off
-    e = ctypes.get_errno()
     if e == errno.EBUSY:
-        if lib.umount2(t.encode(), _MNT_DETACH) != 0:
-            e = ctypes.get_errno()
+        e = libc.umount2(t, _MNT_DETACH)
+        if e:
             raise RootfsError(f"unmounting {t}: {os.strerror(e)}")
     elif e not in (errno.EINVAL, errno.ENOENT):
         raise RootfsError(f"unmounting {t}: {os.strerror(e)}")

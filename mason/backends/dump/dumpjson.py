@@ -12,7 +12,7 @@ protobuf's JSON mapping (checked against ``buildctl debug dump-llb`` on generate
   ``secondaryInput`` and ``output``, which always print — so a root mount is ``{"dest":"/"}``
   while a file action shows ``"input":0``;
 * enums and 64-bit integers are JSON numbers, bytes are base64;
-* strings escape ``<``, ``>``, ``&``, U+2028 and U+2029 as ``\\u…``, as Go does.
+* strings escape as Go's ``encoding/json`` does (:func:`mason.ir.golang.go_json`).
 
 Deliberate differences, where buildctl v0.32.2 prints less than the op holds: a symlink file
 action prints its fields (buildctl prints ``"Action":{}``), an owner given by id prints
@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from typing import Any, Iterable
 
 from google.protobuf.descriptor import FieldDescriptor
 
 from mason.backends.dump.model import DumpedOp
+from mason.ir.golang import go_json
 
 # (message, field) pairs that print even when zero (the rest is omitempty).
 ALWAYS_PRINTED: frozenset[tuple[str, str]] = frozenset(
@@ -149,23 +149,6 @@ def record_to_go(rec: DumpedOp) -> dict:
         "Digest": rec.digest,
         "OpMetadata": message_to_go(rec.metadata) if rec.metadata is not None else {},
     }
-
-
-# ---- Go's encoding/json text ----
-
-# Python's encoder (in C) writes the same compact text as Go's but for a few escapes, patched
-# afterwards: these characters and backslashes only ever occur inside JSON strings.
-_GO_HTML = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
-_ESCAPE_RE = re.compile(r"\\(.)")
-_GO_SHORT = {"b": "\\u0008", "f": "\\u000c"}  # Go (before 1.22) has no \b, \f escapes
-
-
-def go_json(value: Any) -> str:
-    """Compact JSON text as Go's ``json.Marshal`` writes it (key order as given)."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":")).translate(_GO_HTML)
-    if "\\b" in text or "\\f" in text:
-        text = _ESCAPE_RE.sub(lambda m: _GO_SHORT.get(m.group(1), m.group(0)), text)
-    return text
 
 
 def dump_json(records: Iterable[DumpedOp], *, pretty: bool = False) -> str:

@@ -5,12 +5,11 @@ read-only), the way containerd's own ``mount.WithTempMount`` does."""
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
 
+from mason.backends import libc
 from mason.backends.containerd.client import Mount
 from mason.ir.errors import MasonError
 
@@ -27,25 +26,9 @@ _FLAGS = {"ro": MS_RDONLY, "nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_
           "bind": MS_BIND, "rbind": MS_BIND | MS_REC}
 _IGNORED = {"rw", "suid", "dev", "exec", "defaults"}
 
-_libc_handle: ctypes.CDLL | None = None
-
-
-def _libc() -> ctypes.CDLL:
-    """libc, loaded on the first mount: ``find_library`` runs ``ldconfig -p`` in a child process,
-    a cost no build that mounts nothing should pay (issue 17)."""
-    global _libc_handle
-    if _libc_handle is None:
-        lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        lib.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
-        lib.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
-        _libc_handle = lib
-    return _libc_handle
-
-
 def _sys_mount(source: str, target: str, fstype: str, flags: int, data: str) -> None:
-    if _libc().mount(source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
-                   data.encode() if data else None) != 0:
-        err = ctypes.get_errno()
+    err = libc.mount(source, target, fstype, flags, data)
+    if err:
         raise MasonError(f"cannot mount {fstype or 'bind'} {source} on {target}: {os.strerror(err)}")
 
 
@@ -67,9 +50,9 @@ def mount_one(m: Mount, target: str, *, readonly: bool = True) -> None:
 
 
 def unmount(target: str) -> None:
-    if _libc().umount2(target.encode(), 0) != 0:
-        if _libc().umount2(target.encode(), MNT_DETACH) != 0:
-            err = ctypes.get_errno()
+    if libc.umount2(target) != 0:
+        err = libc.umount2(target, MNT_DETACH)
+        if err:
             raise MasonError(f"cannot unmount {target}: {os.strerror(err)}")
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from mason.backends.solver.fileop_match import has_wildcard, match_regex  # Go's filepath.Match
+from mason.ir.golang import has_wildcard, match_regex  # Go's filepath.Match
 from mason.ir.ops import Copy
 from mason.ir.patterns import PatternMatcher, clean_path
 

@@ -4,78 +4,11 @@ root as fsutil's ResolveWildcards does (symlinks not followed below the literal 
 from __future__ import annotations
 
 import os
-import re
 import stat
 
 from mason.backends.solver.fsutil import READ_DIR_FLAGS, Root
-from mason.ir.patterns import clean_path
-
-
-def has_wildcard(s: str) -> bool:
-    i = 0
-    while i < len(s):
-        if s[i] == "\\":
-            i += 2
-            continue
-        if s[i] in "*?[":
-            return True
-        i += 1
-    return False
-
-
-def match_regex(pat: str) -> re.Pattern[str] | None:
-    """Go ``filepath.Match`` syntax as a regex; None for a malformed pattern (no match)."""
-    out, i, n = [], 0, len(pat)
-    while i < n:
-        c = pat[i]
-        i += 1
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "\\":
-            if i >= n:
-                return None
-            out.append(re.escape(pat[i]))
-            i += 1
-        elif c == "[":
-            cls = ["["]
-            if i < n and pat[i] == "^":
-                cls.append("^")
-                i += 1
-            first = True
-            while True:
-                if i >= n:
-                    return None
-                if pat[i] == "]" and not first:
-                    i += 1
-                    break
-                first = False
-                lo = pat[i]
-                if lo == "\\":
-                    i += 1
-                    if i >= n:
-                        return None
-                    lo = pat[i]
-                i += 1
-                if i < n and pat[i] == "-" and i + 1 < n and pat[i + 1] != "]":
-                    hi = pat[i + 1]
-                    if hi == "\\":
-                        i += 1
-                        if i + 1 >= n:
-                            return None
-                        hi = pat[i + 1]
-                    i += 2
-                    if hi < lo:
-                        return None
-                    cls.append(re.escape(lo) + "-" + re.escape(hi))
-                else:
-                    cls.append(re.escape(lo))
-            cls.append("]")
-            out.append("".join(cls))
-        else:
-            out.append(re.escape(c))
-    return re.compile("(?s)" + "".join(out))
+from mason.ir.golang import has_wildcard, match_regex
+from mason.ir.golang import path_clean as clean_path
 
 
 def wildcards(root: Root, path: str, follow: bool) -> list[str]:

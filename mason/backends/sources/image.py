@@ -302,8 +302,7 @@ def _parse(data: bytes, desc: oci.Descriptor, what: str) -> dict[str, Any]:
 
 
 def _usable(index: Mapping[str, Any]) -> list[oci.Descriptor]:
-    children = [oci.Descriptor.from_json(d) for d in index.get("manifests", [])]
-    return [d for d in children if d.annotations.get("vnd.docker.reference.type") != "attestation-manifest"]
+    return oci.usable_manifests(oci.Descriptor.from_json(d) for d in index.get("manifests", []))
 
 
 def index_platforms(index: Mapping[str, Any]) -> str:
@@ -315,13 +314,9 @@ def index_platforms(index: Mapping[str, Any]) -> str:
 def choose_manifest(index: Mapping[str, Any], want: PlatformSpec, what: str) -> oci.Descriptor:
     """The index entry for platform ``want`` (attestation manifests never; an entry without a
     platform only when none matches)."""
-    usable = _usable(index)
-    for d in usable:
-        if d.platform is not None and want.matches(d.platform):
-            return d
-    for d in usable:
-        if d.platform is None:
-            return d
+    chosen = oci.choose_manifest((oci.Descriptor.from_json(d) for d in index.get("manifests", [])), want)
+    if chosen is not None:
+        return chosen
     raise _NoPlatform(what, want, index_platforms(index), index=True)
 
 

@@ -9,14 +9,13 @@ lazily if something still holds it busy — and removes the directory.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from mason.backends import libc
 from mason.backends.containerd.client import Client, Mount
 from mason.ir.errors import MasonError
 
@@ -43,22 +42,9 @@ _FLAGS = {
     "defaults": (0, 0),
 }
 
-_libc = None
-
-
-def _lib():
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        _libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
-        _libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
-    return _libc
-
-
 def _sys_mount(source: str, target: str, fstype: str, flags: int, data: str) -> None:
-    if _lib().mount(source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
-                    data.encode() if data else None) != 0:
-        e = ctypes.get_errno()
+    e = libc.mount(source, target, fstype, flags, data)
+    if e:
         raise MasonError(f"cannot mount {fstype or 'bind'} {source} on {target}: {os.strerror(e)}"
                          + (" (mounting snapshots needs root)" if e == errno.EPERM else ""))
 
@@ -118,15 +104,14 @@ def _mount_long_overlay(source: str, target: str, flags: int, data: list[str]) -
 
 def unmount(target: str | os.PathLike[str]) -> None:
     """Unmount everything stacked on ``target``; fall back to a lazy unmount when busy."""
-    t = os.fspath(target).encode()
-    lib = _lib()
+    t = os.fspath(target)
     for _ in range(8):
-        if lib.umount2(t, 0) == 0:
+        e = libc.umount2(t)
+        if e == 0:
             continue
-        e = ctypes.get_errno()
         if e == errno.EINVAL:  # not (or no longer) a mount point
             return
-        if e == errno.EBUSY and lib.umount2(t, MNT_DETACH) == 0:
+        if e == errno.EBUSY and libc.umount2(t, MNT_DETACH) == 0:
             continue
         raise MasonError(f"cannot unmount {target}: {os.strerror(e)}")
 

@@ -201,15 +201,10 @@ class RegistryClient(RegistryPushMixin):
     @staticmethod
     def _choose(r: Reference, index: Manifest, want: PlatformSpec) -> Descriptor:
         children = index.children()
-        usable = [d for d in children
-                  if d.annotations.get("vnd.docker.reference.type") != "attestation-manifest"]
-        for d in usable:
-            if d.platform is not None and want.matches(d.platform):
-                return d
-        for d in usable:
-            if d.platform is None:
-                return d
-        have = ", ".join(sorted({str(d.platform) for d in usable if d.platform})) or "none"
+        chosen = oci.choose_manifest(children, want)
+        if chosen is not None:
+            return chosen
+        have = ", ".join(sorted({str(d.platform) for d in oci.usable_manifests(children) if d.platform})) or "none"
         raise MasonError(f"image {r.familiar()} has no manifest for platform {want} (it has {have})")
 
     def fetch_blob(self, ref: str | Reference, desc: Descriptor, dest: BlobDest,

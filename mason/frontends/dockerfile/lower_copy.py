@@ -21,6 +21,7 @@ from mason.frontends.dockerfile.lower_util import clean, join_abs, normalize_pat
 from mason.frontends.dockerfile.shell import ShellLex
 from mason.ir.builder import FileActions, State, git, http, merge, mkfile, scratch
 from mason.ir.errors import MasonError, SourceLoc
+from mason.ir.golang import has_wildcard
 
 if TYPE_CHECKING:  # pragma: no cover
     from mason.frontends.dockerfile.lower import Lowerer
@@ -169,7 +170,7 @@ def _lower(lw: "Lowerer", st: StageState, inst: Copy | Add, is_add: bool) -> Non
                 path = parent
                 includes = (join_abs(pattern).lstrip("/"),)
                 # a path without wildcards must exist (BuildKit names it from the source's root)
-                required = () if _has_wildcards(src) else (join_abs(src),)
+                required = () if has_wildcard(src) else (join_abs(src),)
             if from_context:
                 from_state = lw.context_state(st, join_abs(src))
             else:
@@ -204,19 +205,6 @@ def _lower(lw: "Lowerer", st: StageState, inst: Copy | Add, is_add: bool) -> Non
     layer = scratch(platform=st.platform).file(acts, description=st.metadata(inst.original), loc=loc)
     merge_md = st.metadata("LINK " + inst.original, history=history, step=False)
     st.fs = merge([st.fs, layer], description=merge_md, loc=loc)
-
-
-def _has_wildcards(pattern: str) -> bool:
-    """Whether a path pattern has ``*``, ``?`` or ``[`` that is not escaped by a backslash."""
-    i = 0
-    while i < len(pattern):
-        if pattern[i] == "\\":
-            i += 2
-            continue
-        if pattern[i] in "*?[":
-            return True
-        i += 1
-    return False
 
 
 def _chown_names(spec: str) -> list[str]:

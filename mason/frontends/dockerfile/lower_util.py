@@ -5,9 +5,7 @@ it, and LLB path normalization (``llb``'s ``normalizePath``).
 
 from __future__ import annotations
 
-import posixpath
-
-from mason.ir.golang import go_json, go_quote, go_quote_rune
+from mason.ir.golang import go_json, go_quote, go_quote_rune, path_clean
 
 __all__ = [
     "go_quote", "go_quote_rune", "go_list_q", "go_list_v", "go_duration", "go_json",
@@ -65,14 +63,7 @@ def go_duration(ns: int) -> str:
     return "-" + out if neg else out
 
 
-def clean(p: str) -> str:
-    """Go's ``path.Clean``."""
-    if not p:
-        return "."
-    out = posixpath.normpath(p)
-    if out.startswith("//"):  # POSIX keeps a leading "//"; Go does not
-        out = "/" + out.lstrip("/")
-    return out
+clean = path_clean  # Go's path.Clean
 
 
 def join_abs(*parts: str) -> str:

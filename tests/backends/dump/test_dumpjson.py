@@ -11,6 +11,7 @@ import pytest
 
 from mason.backends.dump import dump_definition
 from mason.backends.dump.dumpjson import go_json
+from mason.ir import golang
 from mason.ir.llb_pb import pb
 from tests.backends.dump.llbdata import CORPUS, build_definition, corpus_names, digests_of
 
@@ -153,7 +154,20 @@ def test_config_op_and_metadata_fields() -> None:
     assert list(lines[1]["OpMetadata"]["description"]) == ["a", "b"]
 
 
-def test_go_string_escaping() -> None:
-    assert go_json({"s": "a<b>&c\u2028"}) == '{"s":"a\\u003cb\\u003e\\u0026c\\u2028"}'
-    assert go_json(["\b\f\n\t\"\\b", "é"]) == '["\\u0008\\u000c\\n\\t\\"\\\\b","é"]'
+def test_go_string_escaping_is_buildctls() -> None:
+    """Strings with every class of escape, inside the op and inside a followpaths attribute
+    (JSON in JSON): byte for byte what buildctl v0.32.2 (Go 1.27: ``\\b``, ``\\f`` short, other
+    controls ``\\u00XX``, ``<>&`` and U+2028/9 escaped) prints."""
+    text = "a\bb\fc\n\t\r\x01\x1f\x7f<>&\u2028\u2029\"\\é"
+    src = P.Op(source=P.SourceOp(identifier="local://context",
+                                 attrs={"local.followpaths": golang.go_json([text, "x"])}))
+    ex = P.Op(inputs=[P.Input(digest="#0")],
+              exec=P.ExecOp(meta=P.Meta(args=["/bin/echo", text], cwd="/"), mounts=[P.Mount(input=0, dest="/")]))
+    md = P.OpMetadata(description={"llb.customname": text})
+    lines = _same_as_buildctl(build_definition([src, ex], {1: md}))
+    assert lines[1]["Op"]["Op"]["exec"]["meta"]["args"][1] == text
+    assert go_json is golang.go_json
+
+
+def test_go_json_literals() -> None:
     assert go_json({"n": None, "t": True, "i": -1, "l": []}) == '{"n":null,"t":true,"i":-1,"l":[]}'

@@ -55,8 +55,9 @@ def test_loading_the_exporters_looks_up_no_library():
         "import mason.backends.exporters.export\n"
         "from mason.backends.exporters import _mount\n"
         "before = list(calls)\n"
-        "lib = _mount._libc()\n"
-        "print(before, calls, _mount._libc() is lib)\n")
+        "from mason.backends import libc\n"
+        "lib = libc.libc()\n"
+        "print(before, calls, libc.libc() is lib, _mount.libc is libc)\n")
     p = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.split() == ["[]", "['c']", "True"], p.stdout
+    assert p.stdout.split() == ["[]", "['c']", "True", "True"], p.stdout

@@ -382,3 +382,26 @@ def test_push_scope_token(fake):
         assert c.blob_exists(f"{fake.host}/test/app:v1", oci.sha256_digest(LAYER))
         assert not c.blob_exists(f"{fake.host}/test/app:v1", "sha256:" + "e" * 64)
     assert [t["query"]["scope"] for t in fake.token_requests] == [["repository:test/app:pull,push"]]
+
+
+def test_registry_and_image_store_choose_the_same_manifest():
+    """One choice of an index entry (mason.ir.resolver.choose_platform via oci.choose_manifest)
+    for the registry client and the image store: matching platform first (arm64/v8 = arm64),
+    an entry without a platform as the fallback, attestation manifests never."""
+    from mason.backends.sources.image import choose_manifest
+    from mason.backends.sources.registry import Manifest
+    from mason.ir.reference import parse_reference
+
+    def desc(n: int, plat: str | None, **kw) -> dict:
+        return Descriptor(oci.OCI_MANIFEST, "sha256:" + str(n) * 64, 1,
+                          platform=PlatformSpec.parse(plat) if plat else None, **kw).to_json()
+
+    att = {"vnd.docker.reference.type": "attestation-manifest"}
+    idx = {"manifests": [desc(1, "linux/amd64"), desc(2, "linux/arm64/v8"), desc(3, None, annotations=att),
+                         desc(4, None), desc(5, None)]}
+    m = Manifest(Descriptor(oci.OCI_INDEX, "sha256:" + "9" * 64, 1), b"", idx)
+    r = parse_reference("busybox")
+    for want, digit in (("linux/arm64", 2), ("linux/amd64", 1), ("linux/s390x", 4)):
+        plat = PlatformSpec.parse(want)
+        assert RegistryClient._choose(r, m, plat).digest == "sha256:" + str(digit) * 64
+        assert choose_manifest(idx, plat, "busybox").digest == "sha256:" + str(digit) * 64
