@@ -141,6 +141,13 @@ CASES: dict[str, Regression] = {
                      if o.WhichOneof("op") == "source" and o.source.identifier.startswith("local://")]
         == [["a", "git@github.com:moby/buildkit.git"]],
         files={"a": "x\n"}),
+    # a RUN --mount=type=tmpfs in a reached stage is a use of the whole context: no followpaths
+    # for the context another stage copies from
+    "tmpfs-mount-whole-context": Regression(
+        "FROM busybox AS b\nCOPY a /a\nFROM busybox\nRUN --mount=type=tmpfs,target=/s true\nCOPY --from=b /a /a\n",
+        lambda ops: [dict(o.source.attrs) for o in ops if o.WhichOneof("op") == "source"
+                     and o.source.identifier.startswith("local://")] == [{"local.sharedkeyhint": "context"}],
+        files={"a": "x\n"}),
 }
 
 

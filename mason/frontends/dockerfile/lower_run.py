@@ -123,6 +123,9 @@ def _mounts(lw: "Lowerer", st: StageState, inst: Run, out: list[MountSpec]) -> N
             out.append(cache(_target(st, m.target, loc), id=cache_id, sharing=str(m.sharing),
                              source=src, selector=sel, readonly=bool(m.readonly)))
         elif t is TmpfsMount:
+            # BuildKit v0.32.2 counts a tmpfs mount (it has no from=) as one of the whole context:
+            # the context then has no local.followpaths, though nothing mounts it
+            lw.context_path(st, "/")
             out.append(tmpfs(_target(st, m.target, loc), size=int(m.size or 0)))
         elif t is SecretMount:
             sid = m.effective_id
