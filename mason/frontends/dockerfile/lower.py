@@ -147,9 +147,10 @@ class Lowerer:
         ba = self.options.build_args
         for inst in self.df.meta_args:
             for key, default in inst.args:
-                value = self.expand_meta(default, inst.loc) if default is not None else None
-                if key in ba:
-                    value = ba[key]
+                if key in ba:  # a build arg given: the default is not expanded (v0.32.2)
+                    value: str | None = ba[key]
+                else:
+                    value = self.expand_meta(default, inst.loc) if default is not None else None
                 if value is None and self.meta.get(key) is not None:
                     continue  # re-declaring an automatic arg keeps its value
                 self.meta[key] = value
@@ -326,6 +327,7 @@ class Lowerer:
             st.fs = parent.fs
             st.set_env(dict(parent.env))
             st.img_env = dict(parent.img_env)
+            st.build_args = list(parent.build_args)  # v0.32.2: the RUN history keeps showing them
             st.cwd, st.workdir, st.user, st.shell = (parent.cwd, parent.workdir, parent.user,
                                                      parent.shell)
             st.root_config = parent.root_config

@@ -65,17 +65,19 @@ NON_ENV_ARGS = frozenset(("BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAG
 
 
 def lower_arg(lw: "Lowerer", st: StageState, inst: Arg) -> None:
+    # as v0.32.2's dispatchArg: the value is the build arg, else the expanded default (a build
+    # arg given leaves the default unexpanded), else the global or automatic (platform) ARG's;
+    # the history text shows that value (build args are no secrets: BuildKit writes them too)
     commit = []
     for key, default in inst.args:
         if "$" in key:
             key = st.expand(key, inst.loc)
-        value = st.expand(default, inst.loc) if default is not None else None
-        commit.append(key if value is None else f"{key}={value}")
         v = lw.build_arg(key)
-        if v is None:
-            v = value
-        if v is None:
+        if v is None and default is not None:
+            v = st.expand(default, inst.loc)
+        elif v is None:
             v = lw.meta_value(key)
+        commit.append(key if v is None else f"{key}={v}")
         if v is not None and key not in NON_ENV_ARGS:
             st.add_env(key, v)
         st.build_args.append((key, v))
@@ -214,7 +216,8 @@ def lower_healthcheck(lw: "Lowerer", st: StageState, inst: Healthcheck) -> None:
 def lower_onbuild(lw: "Lowerer", st: StageState, inst: Onbuild) -> None:
     expr = inst.expression
     st.onbuild.append(expr)
-    st.emit_config([change_append("OnBuild", [expr])], "ONBUILD " + expr, inst.loc)
+    # v0.32.2's dispatchOnbuild only appends the trigger: no history entry
+    st.emit_config([change_append("OnBuild", [expr])], "", inst.loc)
 
 
 def lower_maintainer(lw: "Lowerer", st: StageState, inst: Maintainer) -> None:

@@ -42,8 +42,12 @@ def chomp(data: str) -> str:
 
 def run_command_string(args: list[str], build_args: list[tuple[str, str | None]],
                        env: dict[str, str]) -> str:
-    """BuildKit's ``runCommandString``: ``|N K=V … args`` (the stage's declared ARGs)."""
-    parts = [f"{k}={env[k] if k in env else (v or '')}" for k, v in build_args]
+    """BuildKit's ``runCommandString``: ``|N K=V … args`` (the stage's declared ARGs, each once,
+    where it was first declared, with its value now: the environment's, else the ARG's)."""
+    shown: dict[str, str] = {}
+    for k, v in build_args:
+        shown[k] = env[k] if k in env else (v or "")
+    parts = [f"{k}={v}" for k, v in shown.items()]
     if parts:
         parts.insert(0, f"|{len(parts)}")
     return " ".join(parts + list(args))
